@@ -1,0 +1,119 @@
+// The bus API: every state change of a message, each one statement and its bus_events row in
+// the same transaction. A Bus wraps one connection and is used by one thread at a time; the
+// connection must outlive it. Methods without a transaction argument commit their own;
+// the overloads taking one let a caller combine steps atomically (hand-off = publish + complete).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+#include <pqxx/transaction_base>
+
+#include "cogo/bus/message.h"
+
+namespace cogo::bus {
+
+struct BusLimits {
+  size_t max_payload_bytes = 1 << 20;
+  size_t max_batch = 10000;
+};
+
+// Why a message was refused before anything was written. `reason` is machine-readable
+// (empty_service, empty_role, empty_tenant, negative_shard, invalid_json, payload_not_object,
+// payload_too_large, bad_max_attempts, batch_too_large); `detail` is for people.
+struct Rejection {
+  std::string reason;
+  std::string detail;
+};
+
+class InvalidMessage : public std::invalid_argument {
+ public:
+  explicit InvalidMessage(Rejection rejection);
+  [[nodiscard]] const Rejection& rejection() const { return rejection_; }
+
+ private:
+  Rejection rejection_;
+};
+
+[[nodiscard]] std::optional<Rejection> Validate(const PublishRequest& request,
+                                                const BusLimits& limits);
+
+struct ClaimRequest {
+  std::string owner;  // lease owner; a registered worker's id clears its idle flag on success
+  std::string service;
+  std::string role;
+  std::vector<int> shards{0};
+  int limit = 1;
+  int64_t lease_ms = 30000;
+};
+
+struct ReclaimCounts {
+  int64_t requeued = 0;
+  int64_t dead_lettered = 0;
+};
+
+struct WorkerInfo {
+  std::string worker_id;
+  std::string service;
+  std::string role;
+  std::vector<int> shards;
+  std::string host;
+  int pid = 0;
+};
+
+class Bus {
+ public:
+  explicit Bus(pqxx::connection& conn, BusLimits limits = {});
+
+  // Publishing. Throws InvalidMessage (nothing written) when a request fails Validate.
+  Published Publish(const PublishRequest& request);
+  Published Publish(pqxx::transaction_base& txn, const PublishRequest& request);
+  std::vector<Published> PublishBatch(const std::vector<PublishRequest>& requests);
+  std::vector<Published> PublishBatch(pqxx::transaction_base& txn,
+                                      const std::vector<PublishRequest>& requests);
+
+  // Claims up to `limit` due messages of the route, highest priority first, oldest first.
+  std::vector<ClaimedMessage> Claim(const ClaimRequest& request);
+
+  // Completion and failure check the lease: false / lease_lost when it no longer matches.
+  [[nodiscard]] bool Complete(const Completion& completion);
+  [[nodiscard]] bool Complete(pqxx::transaction_base& txn, const Completion& completion);
+  // One transaction for many completions; result[i] says whether completions[i] held its lease.
+  [[nodiscard]] std::vector<bool> CompleteBatch(const std::vector<Completion>& completions);
+  [[nodiscard]] FailOutcome Fail(const Failure& failure);
+  [[nodiscard]] FailOutcome Fail(pqxx::transaction_base& txn, const Failure& failure);
+
+  // Extends the leases `owner` still holds; returns the ids it extended (the others are lost).
+  std::vector<int64_t> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,
+                                 int64_t lease_ms);
+  // Gives a running message back to the queue without counting the attempt.
+  [[nodiscard]] bool Release(const Lease& lease);
+
+  // Operator actions.
+  [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);
+  ReclaimCounts Reclaim(int limit);
+  [[nodiscard]] bool Retry(int64_t id);  // a dead, failed or cancelled message, queued afresh
+  int64_t RequeueDead(const std::string& service, const std::string& role);  // "" = any
+
+  // Worker registry (bus_workers) and the idle protocol behind wake-ups.
+  void RegisterWorker(const WorkerInfo& info);
+  void TouchWorker(const std::string& worker_id);
+  void UnregisterWorker(const std::string& worker_id);
+  // Marks the worker idle, then waits until every producer that may have missed the flag has
+  // committed; a claim after this sees their messages (see sql/001_bus.sql).
+  void MarkIdle(const std::string& worker_id, const std::string& service,
+                const std::string& role);
+
+  [[nodiscard]] const BusLimits& limits() const { return limits_; }
+  [[nodiscard]] pqxx::connection& connection() { return conn_; }
+
+ private:
+  pqxx::connection& conn_;
+  BusLimits limits_;
+};
+
+}  // namespace cogo::bus

@@ -1,0 +1,78 @@
+// Value types of the bus: what a producer publishes, what a consumer claims, and the lease that
+// proves a consumer still owns a running message. Plain data; no thread-safety concerns.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cogo::bus {
+
+// A message's route. Workers subscribe to (service, role, shard set); tenant travels with it.
+struct Route {
+  std::string service;
+  std::string role;
+  int shard = 0;
+};
+
+struct PublishRequest {
+  std::string service;
+  std::string role;
+  int shard = 0;
+  std::string tenant;
+  std::string payload_json;     // must be a JSON object or array
+  int priority = 0;             // higher is claimed first
+  int max_attempts = 5;         // claims before a retryable failure becomes a dead letter
+  std::string idempotency_key;  // empty: none; else a repeat returns the first message
+  std::string correlation_id;   // empty: none; ties the message to a workflow run or request
+  int64_t delay_ms = 0;         // not claimable before now() + delay
+};
+
+struct Published {
+  int64_t id = 0;
+  bool created = false;  // false: an earlier message with the same idempotency key
+};
+
+// Proof of ownership of a running message: the claimer and which claim of the message it was.
+// A reclaimed and re-claimed message has a higher attempt, so a stale lease never matches.
+struct Lease {
+  int64_t message_id = 0;
+  std::string owner;
+  int attempt = 0;
+};
+
+struct ClaimedMessage {
+  Lease lease;
+  Route route;
+  std::string tenant;
+  std::string payload_json;
+  int priority = 0;
+  int max_attempts = 0;
+  std::string correlation_id;
+  double created_at_epoch = 0;  // seconds, database clock
+  double claimed_at_epoch = 0;  // seconds, database clock
+};
+
+// What a consumer reports when it is done with a message.
+struct Completion {
+  Lease lease;
+  std::string result_json;  // empty: no result document
+  std::string snippet;      // short human-readable summary
+  std::string url;          // where a larger result lives, if anywhere
+};
+
+enum class FailureKind { retryable, permanent };
+
+struct Failure {
+  Lease lease;
+  std::string error;
+  FailureKind kind = FailureKind::retryable;
+  int64_t retry_delay_ms = 0;  // used when the message is requeued
+};
+
+// Where a failure left the message.
+enum class FailOutcome { requeued, dead_lettered, failed, lease_lost };
+
+[[nodiscard]] const char* FailOutcomeName(FailOutcome outcome);
+
+}  // namespace cogo::bus

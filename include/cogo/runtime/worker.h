@@ -1,0 +1,103 @@
+// Worker: consumes one route with a handler. A claimer thread claims in batches up to free
+// capacity, `concurrency` handler threads run the handler, and a flusher thread commits
+// outcomes in batches, heartbeats leases and keeps the registry row fresh. Each thread has its
+// own connection. Public methods are thread-safe. Drain() is the graceful stop: no new claims,
+// running handlers get the grace period, everything not finished is released to the queue.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "cogo/bus/message.h"
+#include "cogo/policy/backoff.h"
+
+namespace cogo::wake {
+class WakeHub;
+}
+namespace cogo::metrics {
+class BusMetrics;
+}
+
+namespace cogo::runtime {
+
+struct WorkerOptions {
+  std::string database_url;
+  std::string service;
+  std::string role;
+  std::vector<int> shards{0};
+  int concurrency = 4;                          // handler threads
+  int batch_size = 32;                          // most messages one claim takes
+  std::chrono::milliseconds lease{30000};       // lease length; heartbeats renew it
+  std::chrono::milliseconds heartbeat{10000};   // how often leases and last_seen are renewed
+  std::chrono::milliseconds poll{1000};         // claim at least this often when idle
+  std::chrono::milliseconds drain_grace{30000};  // how long running handlers may finish
+  policy::BackoffParams retry_backoff;          // delay before a retryable failure is retried
+  std::string worker_id;                        // empty: host-pid-route-random
+};
+
+struct HandlerContext {
+  const bus::ClaimedMessage& message;
+  std::stop_token stop;  // requested when the lease is lost or the drain grace ran out
+};
+
+struct HandlerResult {
+  enum class Kind { complete, retry, fail };
+  Kind kind = Kind::complete;
+  std::string result_json;  // complete: the result document (may be empty)
+  std::string snippet;      // complete: a short summary
+  std::string url;          // complete: where a larger result lives
+  std::string error;        // retry / fail: why
+
+  static HandlerResult Complete(std::string result_json = {}, std::string snippet = {},
+                                std::string url = {});
+  static HandlerResult Retry(std::string error);  // transient: requeue with backoff
+  static HandlerResult Fail(std::string error);   // permanent: fail now, never retried
+};
+
+// A handler that throws fails the message as retryable, unless it throws PermanentError.
+struct PermanentError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+using Handler = std::function<HandlerResult(HandlerContext&)>;
+
+struct WorkerStats {
+  uint64_t claimed = 0;
+  uint64_t completed = 0;
+  uint64_t retried = 0;
+  uint64_t failed = 0;  // permanent failures and dead letters
+  uint64_t released = 0;
+  uint64_t lease_lost = 0;
+};
+
+class Worker {
+ public:
+  // `wake` may be null (poll only); `metrics` may be null. Both must outlive the worker.
+  Worker(WorkerOptions options, Handler handler, wake::WakeHub* wake,
+         std::shared_ptr<spdlog::logger> logger, metrics::BusMetrics* metrics = nullptr);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void Start();
+  // Graceful stop; blocks until every claimed message is completed, failed or released.
+  void Drain();
+
+  [[nodiscard]] const std::string& id() const;
+  [[nodiscard]] WorkerStats stats() const;
+  // Empty while healthy; else the first fatal error (the worker stopped claiming).
+  [[nodiscard]] std::string fatal_error() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cogo::runtime

@@ -1,0 +1,92 @@
+// WakeHub: the process's one LISTEN connection. It turns bus notifications into calls of the
+// callbacks subscribed to the notified route, and reconnects with backoff when the connection
+// drops (waking every subscriber then, since notifications may have been missed). Workers never
+// depend on it for correctness: they also poll. Thread-safe; callbacks run on the hub's thread
+// and must return quickly (signal a condition variable, no database work).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+namespace cogo::wake {
+
+struct WakeHubOptions {
+  std::string database_url;
+  std::chrono::milliseconds max_wait{200};          // bound on one wait, so stop is noticed
+  std::chrono::milliseconds reconnect_initial{100};  // backoff after a dropped connection...
+  std::chrono::milliseconds reconnect_max{5000};     // ...doubling up to this
+};
+
+inline constexpr const char* kBusChannel = "cogo_bus";
+
+class WakeHub {
+ public:
+  using Callback = std::function<void()>;
+
+  // Unsubscribes when destroyed; must not outlive the hub.
+  class Subscription {
+   public:
+    Subscription() = default;
+    Subscription(WakeHub* hub, uint64_t id) : hub_(hub), id_(id) {}
+    Subscription(Subscription&& other) noexcept;
+    Subscription& operator=(Subscription&& other) noexcept;
+    ~Subscription();
+
+   private:
+    WakeHub* hub_ = nullptr;
+    uint64_t id_ = 0;
+  };
+
+  WakeHub(WakeHubOptions options, std::shared_ptr<spdlog::logger> logger);
+  ~WakeHub();
+  WakeHub(const WakeHub&) = delete;
+  WakeHub& operator=(const WakeHub&) = delete;
+
+  void Start();
+  void Stop();
+
+  [[nodiscard]] Subscription Subscribe(std::string service, std::string role,
+                                       std::vector<int> shards, Callback callback);
+
+  // Observability (and tests): the LISTEN backend's pid, 0 while disconnected.
+  [[nodiscard]] int backend_pid() const { return backend_pid_.load(); }
+  [[nodiscard]] uint64_t connects() const { return connects_.load(); }
+  [[nodiscard]] uint64_t notifications() const { return notifications_.load(); }
+
+  // Called by the LISTEN receiver with a notification's payload ("service/role/shard").
+  void Dispatch(const std::string& payload);
+
+ private:
+  struct Subscriber {
+    std::string service;
+    std::string role;
+    std::vector<int> shards;
+    Callback callback;
+  };
+
+  void Run(std::stop_token stop);
+  void WakeAll();
+  void Unsubscribe(uint64_t id);
+
+  WakeHubOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::mutex mu_;
+  std::map<uint64_t, Subscriber> subscribers_;
+  uint64_t next_id_ = 1;
+  std::atomic<int> backend_pid_{0};
+  std::atomic<uint64_t> connects_{0};
+  std::atomic<uint64_t> notifications_{0};
+  std::jthread thread_;
+};
+
+}  // namespace cogo::wake

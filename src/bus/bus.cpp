@@ -1,0 +1,318 @@
+#include "cogo/bus/bus.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include "bus/statements.h"
+#include "cogo/db/connection.h"
+
+namespace cogo::bus {
+namespace {
+
+using nlohmann::json;
+
+std::string Quote(const std::string& text) { return json(text).dump(); }
+
+// Null for the empty string: optional text columns stay NULL rather than ''.
+std::string QuoteOrNull(const std::string& text) { return text.empty() ? "null" : Quote(text); }
+
+// The publish statement's input. Payloads were validated and go in verbatim, unparsed.
+std::string PublishInput(const std::vector<PublishRequest>& requests) {
+  std::string out = "[";
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const PublishRequest& r = requests[i];
+    if (i > 0) out += ',';
+    out += "{\"ord\":" + std::to_string(i);
+    out += ",\"service\":" + Quote(r.service);
+    out += ",\"role\":" + Quote(r.role);
+    out += ",\"shard\":" + std::to_string(r.shard);
+    out += ",\"tenant\":" + Quote(r.tenant);
+    out += ",\"payload\":" + r.payload_json;
+    out += ",\"priority\":" + std::to_string(r.priority);
+    out += ",\"max_attempts\":" + std::to_string(r.max_attempts);
+    out += ",\"idempotency_key\":" + QuoteOrNull(r.idempotency_key);
+    out += ",\"correlation_id\":" + QuoteOrNull(r.correlation_id);
+    out += ",\"delay_ms\":" + std::to_string(r.delay_ms);
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
+std::string CompleteInput(const std::vector<Completion>& completions) {
+  json input = json::array();
+  for (const Completion& c : completions) {
+    json row = {{"id", c.lease.message_id},
+                {"owner", c.lease.owner},
+                {"attempt", c.lease.attempt},
+                {"snippet", c.snippet.empty() ? json() : json(c.snippet)},
+                {"url", c.url.empty() ? json() : json(c.url)}};
+    row["result"] = c.result_json.empty() ? json() : json::parse(c.result_json);
+    input.push_back(std::move(row));
+  }
+  return input.dump();
+}
+
+bool IsEmptyOrBlank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c) != 0; });
+}
+
+template <typename Fn>
+auto InOwnTransaction(pqxx::connection& conn, Fn&& fn) {
+  pqxx::work txn(conn);
+  auto result = fn(txn);
+  txn.commit();
+  return result;
+}
+
+}  // namespace
+
+const char* FailOutcomeName(FailOutcome outcome) {
+  switch (outcome) {
+    case FailOutcome::requeued: return "requeued";
+    case FailOutcome::dead_lettered: return "dead_lettered";
+    case FailOutcome::failed: return "failed";
+    case FailOutcome::lease_lost: return "lease_lost";
+  }
+  return "unknown";
+}
+
+InvalidMessage::InvalidMessage(Rejection rejection)
+    : std::invalid_argument(rejection.reason + ": " + rejection.detail),
+      rejection_(std::move(rejection)) {}
+
+std::optional<Rejection> Validate(const PublishRequest& request, const BusLimits& limits) {
+  if (IsEmptyOrBlank(request.service)) return Rejection{"empty_service", "service is empty"};
+  if (IsEmptyOrBlank(request.role)) return Rejection{"empty_role", "role is empty"};
+  if (IsEmptyOrBlank(request.tenant)) return Rejection{"empty_tenant", "tenant is empty"};
+  if (request.shard < 0) return Rejection{"negative_shard", "shard must be >= 0"};
+  if (request.max_attempts < 1) {
+    return Rejection{"bad_max_attempts", "max_attempts must be >= 1"};
+  }
+  if (request.payload_json.size() > limits.max_payload_bytes) {
+    return Rejection{"payload_too_large", "payload is " + std::to_string(request.payload_json.size()) +
+                                              " bytes; the limit is " +
+                                              std::to_string(limits.max_payload_bytes)};
+  }
+  if (!json::accept(request.payload_json)) {
+    return Rejection{"invalid_json", "payload is not valid JSON"};
+  }
+  const auto first = request.payload_json.find_first_not_of(" \t\r\n");
+  if (request.payload_json[first] != '{') {
+    return Rejection{"payload_not_object", "payload must be a JSON object"};
+  }
+  return std::nullopt;
+}
+
+Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits) {
+  // Statements are registered here and prepared by the server on first use.
+  conn_.prepare(sql::kPublishName, sql::kPublish);
+  conn_.prepare(sql::kFindByKeyName, sql::kFindByKey);
+  conn_.prepare(sql::kClaimName, sql::kClaim);
+  conn_.prepare(sql::kCompleteName, sql::kComplete);
+  conn_.prepare(sql::kFailName, sql::kFail);
+  conn_.prepare(sql::kHeartbeatName, sql::kHeartbeat);
+  conn_.prepare(sql::kReleaseName, sql::kRelease);
+  conn_.prepare(sql::kCancelName, sql::kCancel);
+  conn_.prepare(sql::kReclaimName, sql::kReclaim);
+  conn_.prepare(sql::kRetryName, sql::kRetry);
+  conn_.prepare(sql::kRegisterWorkerName, sql::kRegisterWorker);
+  conn_.prepare(sql::kTouchWorkerName, sql::kTouchWorker);
+  conn_.prepare(sql::kUnregisterWorkerName, sql::kUnregisterWorker);
+  conn_.prepare(sql::kMarkIdleName, sql::kMarkIdle);
+  conn_.prepare(sql::kIdleBarrierName, sql::kIdleBarrier);
+}
+
+Published Bus::Publish(const PublishRequest& request) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Publish(txn, request); });
+}
+
+Published Bus::Publish(pqxx::transaction_base& txn, const PublishRequest& request) {
+  return PublishBatch(txn, std::vector<PublishRequest>{request}).front();
+}
+
+std::vector<Published> Bus::PublishBatch(const std::vector<PublishRequest>& requests) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return PublishBatch(txn, requests); });
+}
+
+std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
+                                         const std::vector<PublishRequest>& requests) {
+  if (requests.size() > limits_.max_batch) {
+    throw InvalidMessage({"batch_too_large", std::to_string(requests.size()) +
+                                                 " messages; the limit is " +
+                                                 std::to_string(limits_.max_batch)});
+  }
+  for (const PublishRequest& r : requests) {
+    if (auto rejection = Validate(r, limits_)) throw InvalidMessage(std::move(*rejection));
+  }
+  std::vector<Published> out(requests.size());
+  if (requests.empty()) return out;
+
+  bool all_created = true;
+  for (const auto& row : txn.exec_prepared(sql::kPublishName, PublishInput(requests))) {
+    auto& published = out.at(row[0].as<size_t>());
+    published.id = row[1].as<int64_t>();
+    published.created = row[2].as<bool>();
+    all_created = all_created && published.created;
+  }
+  if (all_created) return out;
+
+  // Some keys were taken: report the messages that hold them.
+  json lookup = json::array();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (out[i].created) continue;
+    lookup.push_back({{"ord", i},
+                      {"service", requests[i].service},
+                      {"role", requests[i].role},
+                      {"tenant", requests[i].tenant},
+                      {"idempotency_key", requests[i].idempotency_key}});
+  }
+  for (const auto& row : txn.exec_prepared(sql::kFindByKeyName, lookup.dump())) {
+    out.at(row[0].as<size_t>()).id = row[1].as<int64_t>();
+  }
+  return out;
+}
+
+std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
+  pqxx::work txn(conn_);
+  const pqxx::result rows =
+      txn.exec_prepared(sql::kClaimName, request.service, request.role,
+                        db::IntArrayLiteral(request.shards), request.limit, request.owner,
+                        request.lease_ms);
+  txn.commit();
+  std::vector<ClaimedMessage> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    ClaimedMessage m;
+    m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>()};
+    m.route = {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<int>()};
+    m.tenant = row[4].as<std::string>();
+    m.payload_json = row[5].as<std::string>();
+    m.priority = row[6].as<int>();
+    m.max_attempts = row[8].as<int>();
+    m.correlation_id = row[9].as<std::string>();
+    m.created_at_epoch = row[10].as<double>();
+    m.claimed_at_epoch = row[11].as<double>();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool Bus::Complete(const Completion& completion) {
+  return CompleteBatch({completion}).front();
+}
+
+bool Bus::Complete(pqxx::transaction_base& txn, const Completion& completion) {
+  return !txn.exec_prepared(sql::kCompleteName, CompleteInput({completion})).empty();
+}
+
+std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions) {
+  std::vector<bool> held(completions.size(), false);
+  if (completions.empty()) return held;
+  pqxx::work txn(conn_);
+  const pqxx::result rows = txn.exec_prepared(sql::kCompleteName, CompleteInput(completions));
+  txn.commit();
+  std::vector<int64_t> done;
+  done.reserve(rows.size());
+  for (const auto& row : rows) done.push_back(row[0].as<int64_t>());
+  std::sort(done.begin(), done.end());
+  for (size_t i = 0; i < completions.size(); ++i) {
+    held[i] = std::binary_search(done.begin(), done.end(), completions[i].lease.message_id);
+  }
+  return held;
+}
+
+FailOutcome Bus::Fail(const Failure& failure) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Fail(txn, failure); });
+}
+
+FailOutcome Bus::Fail(pqxx::transaction_base& txn, const Failure& failure) {
+  const pqxx::result rows = txn.exec_prepared(
+      sql::kFailName, failure.lease.message_id, failure.lease.owner, failure.lease.attempt,
+      failure.error, failure.kind == FailureKind::retryable, failure.retry_delay_ms);
+  if (rows.empty()) return FailOutcome::lease_lost;
+  const std::string status = rows[0][0].as<std::string>();
+  if (status == "queued") return FailOutcome::requeued;
+  if (status == "dead") return FailOutcome::dead_lettered;
+  return FailOutcome::failed;
+}
+
+std::vector<int64_t> Bus::Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,
+                                    int64_t lease_ms) {
+  std::vector<int64_t> extended;
+  if (ids.empty()) return extended;
+  pqxx::work txn(conn_);
+  const pqxx::result rows =
+      txn.exec_prepared(sql::kHeartbeatName, owner, db::IntArrayLiteral(ids), lease_ms);
+  txn.commit();
+  extended.reserve(rows.size());
+  for (const auto& row : rows) extended.push_back(row[0].as<int64_t>());
+  return extended;
+}
+
+bool Bus::Release(const Lease& lease) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.attempt)
+                .empty();
+  });
+}
+
+bool Bus::Cancel(int64_t id, const std::string& reason) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return !txn.exec_prepared(sql::kCancelName, id, reason).empty();
+  });
+}
+
+ReclaimCounts Bus::Reclaim(int limit) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    const pqxx::result rows = txn.exec_prepared(sql::kReclaimName, limit);
+    return ReclaimCounts{rows[0][0].as<int64_t>(), rows[0][1].as<int64_t>()};
+  });
+}
+
+bool Bus::Retry(int64_t id) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return !txn.exec_prepared(sql::kRetryName, id, "", "", "{dead,failed,cancelled}").empty();
+  });
+}
+
+int64_t Bus::RequeueDead(const std::string& service, const std::string& role) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return static_cast<int64_t>(
+        txn.exec_prepared(sql::kRetryName, nullptr, service, role, "{dead}").size());
+  });
+}
+
+void Bus::RegisterWorker(const WorkerInfo& info) {
+  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return txn.exec_prepared(sql::kRegisterWorkerName, info.worker_id, info.service, info.role,
+                             db::IntArrayLiteral(info.shards), info.host, info.pid);
+  });
+}
+
+void Bus::TouchWorker(const std::string& worker_id) {
+  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return txn.exec_prepared(sql::kTouchWorkerName, worker_id);
+  });
+}
+
+void Bus::UnregisterWorker(const std::string& worker_id) {
+  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return txn.exec_prepared(sql::kUnregisterWorkerName, worker_id);
+  });
+}
+
+void Bus::MarkIdle(const std::string& worker_id, const std::string& service,
+                   const std::string& role) {
+  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return txn.exec_prepared(sql::kMarkIdleName, worker_id);
+  });
+  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+    return txn.exec_prepared(sql::kIdleBarrierName, service, role);
+  });
+}
+
+}  // namespace cogo::bus

@@ -1,0 +1,214 @@
+// Every SQL statement of the bus, named once. The names double as prepared-statement names.
+// Each state change and its bus_events row are one statement, so they commit together.
+#pragma once
+
+namespace cogo::bus::sql {
+
+// $1: jsonb array of {ord, service, role, shard, tenant, payload, priority, max_attempts,
+// idempotency_key, correlation_id, delay_ms}. Ids are drawn before the insert so each input row
+// knows its own id, whether or not ON CONFLICT skipped it.
+inline constexpr const char* kPublishName = "cogo_publish";
+inline constexpr const char* kPublish = R"SQL(
+WITH input AS MATERIALIZED (
+  SELECT nextval('agent_messages_id_seq') AS new_id, x.*
+  FROM jsonb_to_recordset($1::jsonb) AS x(ord int, service text, role text, shard int, tenant text,
+       payload jsonb, priority smallint, max_attempts int, idempotency_key text,
+       correlation_id text, delay_ms bigint)),
+inserted AS (
+  INSERT INTO agent_messages (id, service, role, shard, tenant, payload, priority, max_attempts,
+                              idempotency_key, correlation_id, retry_at)
+  OVERRIDING SYSTEM VALUE
+  SELECT new_id, service, role, shard, tenant, payload, priority, max_attempts, idempotency_key,
+         correlation_id, CASE WHEN delay_ms > 0 THEN now() + delay_ms * interval '1 millisecond' END
+  FROM input ORDER BY ord
+  ON CONFLICT (service, role, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id)
+SELECT input.ord, input.new_id, inserted.id IS NOT NULL AS created
+FROM input LEFT JOIN inserted ON inserted.id = input.new_id
+ORDER BY input.ord)SQL";
+
+// The messages an idempotency key already names (run after a publish skipped some rows).
+inline constexpr const char* kFindByKeyName = "cogo_find_by_key";
+inline constexpr const char* kFindByKey = R"SQL(
+SELECT x.ord, m.id
+FROM jsonb_to_recordset($1::jsonb) AS x(ord int, service text, role text, tenant text,
+                                        idempotency_key text)
+JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant = x.tenant
+                     AND m.idempotency_key = x.idempotency_key)SQL";
+
+// $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
+inline constexpr const char* kClaimName = "cogo_claim";
+inline constexpr const char* kClaim = R"SQL(
+WITH picked AS (
+  SELECT id FROM agent_messages
+  WHERE status = 'queued' AND service = $1 AND role = $2 AND shard = ANY ($3::int[])
+    AND (retry_at IS NULL OR retry_at <= now())
+  ORDER BY priority DESC, id
+  LIMIT $4
+  FOR UPDATE SKIP LOCKED),
+claimed AS (
+  UPDATE agent_messages m
+  SET status = 'running', attempts = m.attempts + 1, lease_owner = $5,
+      lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now()
+  FROM picked WHERE m.id = picked.id
+  RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
+            m.max_attempts, m.correlation_id, m.created_at),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, 'claimed', service, role, tenant,
+         jsonb_build_object('owner', $5::text, 'attempt', attempts)
+  FROM claimed),
+busy AS (
+  UPDATE bus_workers SET idle = false, last_seen = now()
+  WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed))
+SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_attempts,
+       coalesce(correlation_id, ''), extract(epoch FROM created_at)::float8,
+       extract(epoch FROM now())::float8
+FROM claimed ORDER BY priority DESC, id)SQL";
+
+// $1: jsonb array of {id, owner, attempt, result, snippet, url}.
+inline constexpr const char* kCompleteName = "cogo_complete";
+inline constexpr const char* kComplete = R"SQL(
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(id bigint, owner text, attempt int, result jsonb, snippet text, url text)),
+done AS (
+  UPDATE agent_messages m
+  SET status = 'done', result = input.result, result_snippet = input.snippet,
+      result_url = input.url, lease_owner = NULL, lease_expires_at = NULL, finished_at = now()
+  FROM input
+  WHERE m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
+    AND m.attempts = input.attempt
+  RETURNING m.id, m.service, m.role, m.tenant, m.attempts, input.owner),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, 'completed', service, role, tenant,
+         jsonb_build_object('owner', owner, 'attempt', attempts)
+  FROM done)
+SELECT id FROM done)SQL";
+
+// $1 id, $2 owner, $3 attempt, $4 error, $5 retryable, $6 retry delay ms.
+inline constexpr const char* kFailName = "cogo_fail";
+inline constexpr const char* kFail = R"SQL(
+WITH failed AS (
+  UPDATE agent_messages m
+  SET status = CASE WHEN NOT $5 THEN 'failed'
+                    WHEN m.attempts >= m.max_attempts THEN 'dead' ELSE 'queued' END,
+      retry_at = CASE WHEN $5 AND m.attempts < m.max_attempts
+                      THEN now() + $6 * interval '1 millisecond' ELSE m.retry_at END,
+      finished_at = CASE WHEN NOT $5 OR m.attempts >= m.max_attempts THEN now() END,
+      last_error = $4, last_error_at = now(), lease_owner = NULL, lease_expires_at = NULL
+  WHERE m.id = $1 AND m.status = 'running' AND m.lease_owner = $2 AND m.attempts = $3
+  RETURNING m.id, m.status, m.service, m.role, m.tenant, m.attempts, m.retry_at),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, CASE status WHEN 'queued' THEN 'retry_scheduled'
+                         WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
+         service, role, tenant,
+         jsonb_strip_nulls(jsonb_build_object('error', $4::text, 'attempt', attempts,
+                                              'retry_at', CASE WHEN status = 'queued' THEN retry_at END)))
+  FROM failed)
+SELECT status FROM failed)SQL";
+
+// $1 owner, $2 ids bigint[], $3 lease ms.
+inline constexpr const char* kHeartbeatName = "cogo_heartbeat";
+inline constexpr const char* kHeartbeat = R"SQL(
+UPDATE agent_messages SET lease_expires_at = now() + $3 * interval '1 millisecond'
+WHERE id = ANY ($2::bigint[]) AND status = 'running' AND lease_owner = $1
+RETURNING id)SQL";
+
+// $1 id, $2 owner, $3 attempt.
+inline constexpr const char* kReleaseName = "cogo_release";
+inline constexpr const char* kRelease = R"SQL(
+WITH released AS (
+  UPDATE agent_messages
+  SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
+  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+  RETURNING id, service, role, tenant)
+INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+SELECT id, 'released', service, role, tenant, jsonb_build_object('owner', $2::text, 'attempt', $3::int)
+FROM released
+RETURNING message_id)SQL";
+
+// $1 id, $2 reason.
+inline constexpr const char* kCancelName = "cogo_cancel";
+inline constexpr const char* kCancel = R"SQL(
+WITH cancelled AS (
+  UPDATE agent_messages
+  SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now(),
+      last_error = $2, last_error_at = now()
+  WHERE id = $1 AND status IN ('queued', 'running')
+  RETURNING id, service, role, tenant)
+INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+SELECT id, 'cancelled', service, role, tenant, jsonb_build_object('reason', $2::text)
+FROM cancelled
+RETURNING message_id)SQL";
+
+// $1 limit. SKIP LOCKED lets several reclaimers run at once without touching the same row.
+inline constexpr const char* kReclaimName = "cogo_reclaim";
+inline constexpr const char* kReclaim = R"SQL(
+WITH expired AS (
+  SELECT id, lease_owner AS owner FROM agent_messages
+  WHERE status = 'running' AND lease_expires_at < now()
+  ORDER BY lease_expires_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED),
+moved AS (
+  UPDATE agent_messages m
+  SET status = CASE WHEN m.attempts >= m.max_attempts THEN 'dead' ELSE 'queued' END,
+      finished_at = CASE WHEN m.attempts >= m.max_attempts THEN now() END,
+      last_error = 'lease expired', last_error_at = now(),
+      lease_owner = NULL, lease_expires_at = NULL
+  FROM expired WHERE m.id = expired.id
+  RETURNING m.id, m.status, m.service, m.role, m.tenant, m.attempts, expired.owner),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, CASE WHEN status = 'dead' THEN 'dead_lettered' ELSE 'reclaimed' END,
+         service, role, tenant,
+         jsonb_build_object('reason', 'lease_expired', 'owner', owner, 'attempt', attempts)
+  FROM moved)
+SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'dead')
+FROM moved)SQL";
+
+// $1 id (NULL: every dead letter of the route), $2 service or '', $3 role or '',
+// $4 statuses that may be retried.
+inline constexpr const char* kRetryName = "cogo_retry";
+inline constexpr const char* kRetry = R"SQL(
+WITH retried AS (
+  UPDATE agent_messages
+  SET status = 'queued', attempts = 0, retry_at = NULL, finished_at = NULL,
+      lease_owner = NULL, lease_expires_at = NULL
+  WHERE status = ANY ($4::text[])
+    AND ($1::bigint IS NULL OR id = $1::bigint)
+    AND ($2 = '' OR service = $2) AND ($3 = '' OR role = $3)
+  RETURNING id, service, role, tenant)
+INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+SELECT id, 'retried', service, role, tenant, jsonb_build_object('by', 'operator')
+FROM retried
+RETURNING message_id)SQL";
+
+inline constexpr const char* kRegisterWorkerName = "cogo_register_worker";
+inline constexpr const char* kRegisterWorker = R"SQL(
+INSERT INTO bus_workers (worker_id, service, role, shards, host, pid)
+VALUES ($1, $2, $3, $4::int[], $5, $6)
+ON CONFLICT (worker_id) DO UPDATE
+SET service = EXCLUDED.service, role = EXCLUDED.role, shards = EXCLUDED.shards,
+    host = EXCLUDED.host, pid = EXCLUDED.pid, last_seen = now(), idle = false)SQL";
+
+inline constexpr const char* kTouchWorkerName = "cogo_touch_worker";
+inline constexpr const char* kTouchWorker =
+    "UPDATE bus_workers SET last_seen = now() WHERE worker_id = $1";
+
+inline constexpr const char* kUnregisterWorkerName = "cogo_unregister_worker";
+inline constexpr const char* kUnregisterWorker = "DELETE FROM bus_workers WHERE worker_id = $1";
+
+inline constexpr const char* kMarkIdleName = "cogo_mark_idle";
+inline constexpr const char* kMarkIdle =
+    "UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1";
+
+// Waits for every producer holding the route's shared wake lock (see sql/001_bus.sql).
+inline constexpr const char* kIdleBarrierName = "cogo_idle_barrier";
+inline constexpr const char* kIdleBarrier =
+    "SELECT pg_advisory_xact_lock(1668245295, cogo_route_lock_key($1, $2))";
+
+}  // namespace cogo::bus::sql

@@ -1,0 +1,466 @@
+#include "cogo/runtime/worker.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <pqxx/nontransaction>
+
+#include "cogo/bus/bus.h"
+#include "cogo/db/connection.h"
+#include "cogo/metrics/bus_metrics.h"
+#include "cogo/wake/wake_hub.h"
+
+namespace cogo::runtime {
+
+HandlerResult HandlerResult::Complete(std::string result_json, std::string snippet,
+                                      std::string url) {
+  HandlerResult r;
+  r.kind = Kind::complete;
+  r.result_json = std::move(result_json);
+  r.snippet = std::move(snippet);
+  r.url = std::move(url);
+  return r;
+}
+
+HandlerResult HandlerResult::Retry(std::string error) {
+  HandlerResult r;
+  r.kind = Kind::retry;
+  r.error = std::move(error);
+  return r;
+}
+
+HandlerResult HandlerResult::Fail(std::string error) {
+  HandlerResult r;
+  r.kind = Kind::fail;
+  r.error = std::move(error);
+  return r;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string DefaultWorkerId(const WorkerOptions& o) {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  return fmt::format("{}-{}-{}.{}-{:04x}", host, getpid(), o.service, o.role, rd() & 0xffff);
+}
+
+std::string Hostname() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// Sleeps for `duration` unless stop is requested first.
+void SleepUnlessStopped(std::stop_token stop, std::chrono::milliseconds duration) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu);
+  cv.wait_for(lock, stop, duration, [] { return false; });
+}
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, Handler handler, wake::WakeHub* wake,
+       std::shared_ptr<spdlog::logger> logger, metrics::BusMetrics* metrics)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        wake_(wake),
+        logger_(std::move(logger)),
+        id_(options_.worker_id.empty() ? DefaultWorkerId(options_) : options_.worker_id),
+        capacity_(options_.concurrency + options_.batch_size) {
+    if (metrics != nullptr) route_metrics_ = metrics->ForRoute(options_.service, options_.role);
+  }
+
+  void Start() {
+    if (wake_ != nullptr) {
+      subscription_ = wake_->Subscribe(options_.service, options_.role, options_.shards, [this] {
+        {
+          std::lock_guard lock(mu_);
+          wake_pending_ = true;
+        }
+        cv_claim_.notify_one();
+      });
+    }
+    flusher_ = std::jthread([this](std::stop_token stop) { FlushLoop(stop); });
+    for (int i = 0; i < options_.concurrency; ++i) {
+      handlers_.emplace_back([this] { HandlerLoop(); });
+    }
+    claimer_ = std::jthread([this](std::stop_token stop) { ClaimLoop(stop); });
+  }
+
+  void Drain() {
+    {
+      std::lock_guard lock(mu_);
+      if (drained_) return;
+      drained_ = true;
+      claiming_ = false;
+    }
+    cv_claim_.notify_all();
+    if (claimer_.joinable()) {
+      claimer_.request_stop();
+      claimer_.join();
+    }
+    subscription_ = {};
+    {
+      // Messages no handler started go back to the queue at once.
+      std::unique_lock lock(mu_);
+      for (auto& job : ready_) outcomes_.push_back(Outcome::Release(job->message.lease));
+      ready_.clear();
+      cv_flush_.notify_one();
+      if (!cv_idle_.wait_for(lock, options_.drain_grace, [&] { return running_ == 0; })) {
+        logger_->warn("drain grace of {} ms ran out with {} handlers running; releasing them",
+                      options_.drain_grace.count(), running_);
+        for (auto& [id, job] : in_flight_) {
+          if (job->state != Job::State::running) continue;
+          job->stop.request_stop();
+          job->state = Job::State::abandoned;
+          outcomes_.push_back(Outcome::Release(job->message.lease));
+        }
+      }
+      stop_handlers_ = true;
+    }
+    cv_jobs_.notify_all();
+    cv_flush_.notify_one();
+    for (auto& t : handlers_) t.join();
+    handlers_.clear();
+    {
+      std::lock_guard lock(mu_);
+      stop_flusher_ = true;
+    }
+    cv_flush_.notify_one();
+    if (flusher_.joinable()) flusher_.join();
+  }
+
+  const std::string& id() const { return id_; }
+
+  WorkerStats stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
+
+  std::string fatal_error() const {
+    std::lock_guard lock(mu_);
+    return fatal_error_;
+  }
+
+ private:
+  struct Job {
+    enum class State { ready, running, finished, abandoned };
+    bus::ClaimedMessage message;
+    std::stop_source stop;
+    State state = State::ready;
+  };
+
+  struct Outcome {
+    enum class Kind { complete, fail, release };
+    Kind kind;
+    bus::Completion completion;
+    bus::Failure failure;
+
+    static Outcome Release(const bus::Lease& lease) {
+      Outcome o{Kind::release, {}, {}};
+      o.completion.lease = lease;
+      return o;
+    }
+    [[nodiscard]] const bus::Lease& lease() const {
+      return kind == Kind::fail ? failure.lease : completion.lease;
+    }
+  };
+
+  int FreeCapacity() const { return capacity_ - static_cast<int>(in_flight_.size()); }
+
+  // Owns a connection and reconnects after transient failures; a non-transient failure is
+  // fatal for the loop (recorded, reported through fatal_error()).
+  template <typename Body>
+  void RunWithReconnect(std::stop_token stop, const char* loop, Body&& body) {
+    auto backoff = std::chrono::milliseconds(100);
+    while (!stop.stop_requested()) {
+      try {
+        body();
+        return;
+      } catch (const std::exception& e) {
+        if (!db::IsTransient(e)) {
+          logger_->error("{} loop stopped: {}", loop, e.what());
+          std::lock_guard lock(mu_);
+          if (fatal_error_.empty()) fatal_error_ = std::string(loop) + ": " + e.what();
+          claiming_ = false;
+          return;
+        }
+        logger_->warn("{} loop lost the database ({}); reconnecting in {} ms", loop, e.what(),
+                      backoff.count());
+        SleepUnlessStopped(stop, backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+    }
+  }
+
+  void ClaimLoop(std::stop_token stop) {
+    RunWithReconnect(stop, "claim", [&] {
+      auto conn = db::Connect(options_.database_url, "cogo-claim:" + options_.service + "/" +
+                                                         options_.role);
+      // A lost claim commit only puts the message back in the queue (the worker's later
+      // completion then fails its lease check), so claims need not wait for the WAL flush.
+      pqxx::nontransaction(*conn).exec("SET synchronous_commit = off");
+      bus::Bus bus(*conn);
+      bus.RegisterWorker({id_, options_.service, options_.role, options_.shards, Hostname(),
+                          static_cast<int>(getpid())});
+      bool idle = false;
+      while (true) {
+        int want = 0;
+        {
+          std::unique_lock lock(mu_);
+          cv_claim_.wait(lock, [&] { return !claiming_ || FreeCapacity() > 0; });
+          if (!claiming_) return;
+          want = std::min(options_.batch_size, FreeCapacity());
+          wake_pending_ = false;
+        }
+        auto claimed = bus.Claim({id_, options_.service, options_.role, options_.shards, want,
+                                  options_.lease.count()});
+        if (!claimed.empty()) {
+          idle = false;  // the claim statement cleared the registry flag too
+          Enqueue(std::move(claimed));
+          continue;
+        }
+        if (!idle) {
+          // Announce idleness, then look once more: a producer that missed the flag has
+          // committed by the time MarkIdle returns.
+          bus.MarkIdle(id_, options_.service, options_.role);
+          idle = true;
+          continue;
+        }
+        std::unique_lock lock(mu_);
+        cv_claim_.wait_for(lock, options_.poll, [&] { return !claiming_ || wake_pending_; });
+      }
+    });
+  }
+
+  void Enqueue(std::vector<bus::ClaimedMessage> claimed) {
+    {
+      std::lock_guard lock(mu_);
+      for (auto& m : claimed) {
+        metrics::Observe(route_metrics_.queue_wait_seconds,
+                         m.claimed_at_epoch - m.created_at_epoch);
+        auto job = std::make_shared<Job>();
+        job->message = std::move(m);
+        in_flight_[job->message.lease.message_id] = job;
+        ready_.push_back(std::move(job));
+      }
+      stats_.claimed += claimed.size();
+    }
+    metrics::Increment(route_metrics_.claimed, static_cast<double>(claimed.size()));
+    cv_jobs_.notify_all();
+  }
+
+  void HandlerLoop() {
+    std::mt19937_64 rng(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    while (true) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_jobs_.wait(lock, [&] { return stop_handlers_ || !ready_.empty(); });
+        if (ready_.empty()) return;
+        job = std::move(ready_.front());
+        ready_.pop_front();
+        job->state = Job::State::running;
+        ++running_;
+      }
+      const auto started = Clock::now();
+      HandlerContext context{job->message, job->stop.get_token()};
+      HandlerResult result;
+      try {
+        result = handler_(context);
+      } catch (const PermanentError& e) {
+        result = HandlerResult::Fail(e.what());
+      } catch (const std::exception& e) {
+        result = HandlerResult::Retry(e.what());
+      } catch (...) {
+        result = HandlerResult::Retry("handler threw a non-standard exception");
+      }
+      metrics::Observe(route_metrics_.handler_seconds,
+                       std::chrono::duration<double>(Clock::now() - started).count());
+
+      Outcome outcome{Outcome::Kind::complete, {}, {}};
+      const bus::Lease& lease = job->message.lease;
+      if (result.kind == HandlerResult::Kind::complete) {
+        outcome.completion = {lease, std::move(result.result_json), std::move(result.snippet),
+                              std::move(result.url)};
+      } else {
+        outcome.kind = Outcome::Kind::fail;
+        const bool retry = result.kind == HandlerResult::Kind::retry;
+        const auto delay = policy::NextBackoff(lease.attempt, options_.retry_backoff, unit(rng));
+        outcome.failure = {lease, std::move(result.error),
+                           retry ? bus::FailureKind::retryable : bus::FailureKind::permanent,
+                           delay.count()};
+      }
+      {
+        std::lock_guard lock(mu_);
+        --running_;
+        // An abandoned job was already released; its late outcome would only fail the lease.
+        if (job->state != Job::State::abandoned) outcomes_.push_back(std::move(outcome));
+        job->state = Job::State::finished;
+      }
+      cv_flush_.notify_one();
+      cv_idle_.notify_all();
+    }
+  }
+
+  void FlushLoop(std::stop_token stop) {
+    RunWithReconnect(stop, "flush", [&] {
+      auto conn = db::Connect(options_.database_url, "cogo-flush:" + options_.service + "/" +
+                                                         options_.role);
+      bus::Bus bus(*conn);
+      auto next_heartbeat = Clock::now() + options_.heartbeat;
+      std::vector<Outcome> batch;
+      while (true) {
+        bool finish = false;
+        if (batch.empty()) {  // a batch left from a failed attempt is retried first
+          std::unique_lock lock(mu_);
+          cv_flush_.wait_until(lock, next_heartbeat,
+                               [&] { return stop_flusher_ || !outcomes_.empty(); });
+          batch.swap(outcomes_);
+          finish = stop_flusher_ && batch.empty();
+        }
+        if (finish) {
+          bus.UnregisterWorker(id_);
+          return;
+        }
+        if (!batch.empty()) {
+          Flush(bus, batch);
+          batch.clear();
+        }
+        if (Clock::now() >= next_heartbeat) {
+          Heartbeat(bus);
+          next_heartbeat = Clock::now() + options_.heartbeat;
+        }
+      }
+    });
+  }
+
+  void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
+    std::vector<bus::Completion> completions;
+    for (const auto& o : batch) {
+      if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
+    }
+    WorkerStats delta;
+    const std::vector<bool> held = bus.CompleteBatch(completions);
+    for (bool h : held) ++(h ? delta.completed : delta.lease_lost);
+    for (const auto& o : batch) {
+      if (o.kind == Outcome::Kind::fail) {
+        switch (bus.Fail(o.failure)) {
+          case bus::FailOutcome::requeued: ++delta.retried; break;
+          case bus::FailOutcome::dead_lettered:
+          case bus::FailOutcome::failed: ++delta.failed; break;
+          case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
+        }
+        logger_->warn("message {} attempt {} failed: {}", o.failure.lease.message_id,
+                      o.failure.lease.attempt, o.failure.error);
+      } else if (o.kind == Outcome::Kind::release) {
+        ++(bus.Release(o.lease()) ? delta.released : delta.lease_lost);
+      }
+    }
+    if (delta.lease_lost > 0) {
+      logger_->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
+                    delta.lease_lost);
+    }
+    metrics::Increment(route_metrics_.completed, static_cast<double>(delta.completed));
+    metrics::Increment(route_metrics_.retried, static_cast<double>(delta.retried));
+    metrics::Increment(route_metrics_.failed, static_cast<double>(delta.failed));
+    metrics::Increment(route_metrics_.released, static_cast<double>(delta.released));
+    metrics::Increment(route_metrics_.lease_lost, static_cast<double>(delta.lease_lost));
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& o : batch) {
+        auto it = in_flight_.find(o.lease().message_id);
+        if (it != in_flight_.end() && it->second->message.lease.attempt == o.lease().attempt) {
+          in_flight_.erase(it);
+        }
+      }
+      stats_.completed += delta.completed;
+      stats_.retried += delta.retried;
+      stats_.failed += delta.failed;
+      stats_.released += delta.released;
+      stats_.lease_lost += delta.lease_lost;
+    }
+    cv_claim_.notify_one();
+  }
+
+  void Heartbeat(bus::Bus& bus) {
+    std::vector<int64_t> ids;
+    {
+      std::lock_guard lock(mu_);
+      ids.reserve(in_flight_.size());
+      for (const auto& [id, job] : in_flight_) ids.push_back(id);
+    }
+    bus.TouchWorker(id_);
+    if (ids.empty()) return;
+    std::vector<int64_t> extended = bus.Heartbeat(id_, ids, options_.lease.count());
+    if (extended.size() == ids.size()) return;
+    std::sort(extended.begin(), extended.end());
+    std::lock_guard lock(mu_);
+    for (int64_t id : ids) {
+      if (std::binary_search(extended.begin(), extended.end(), id)) continue;
+      auto it = in_flight_.find(id);
+      if (it == in_flight_.end()) continue;
+      // Reclaimed or cancelled under us: tell the handler to stop; its outcome will be refused.
+      logger_->warn("lost the lease of message {}; stopping its handler", id);
+      it->second->stop.request_stop();
+    }
+  }
+
+  const WorkerOptions options_;
+  const Handler handler_;
+  wake::WakeHub* const wake_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  const std::string id_;
+  const int capacity_;  // running + waiting + awaiting flush
+  metrics::BusMetrics::Route route_metrics_{};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_claim_;
+  std::condition_variable cv_jobs_;
+  std::condition_variable cv_flush_;
+  std::condition_variable cv_idle_;
+  std::deque<std::shared_ptr<Job>> ready_;
+  std::unordered_map<int64_t, std::shared_ptr<Job>> in_flight_;
+  std::vector<Outcome> outcomes_;
+  int running_ = 0;
+  bool wake_pending_ = false;
+  bool claiming_ = true;
+  bool stop_handlers_ = false;
+  bool stop_flusher_ = false;
+  bool drained_ = false;
+  WorkerStats stats_;
+  std::string fatal_error_;
+
+  wake::WakeHub::Subscription subscription_;
+  std::jthread flusher_;
+  std::vector<std::jthread> handlers_;
+  std::jthread claimer_;
+};
+
+Worker::Worker(WorkerOptions options, Handler handler, wake::WakeHub* wake,
+               std::shared_ptr<spdlog::logger> logger, metrics::BusMetrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), wake,
+                                   std::move(logger), metrics)) {}
+
+Worker::~Worker() { impl_->Drain(); }
+
+void Worker::Start() { impl_->Start(); }
+void Worker::Drain() { impl_->Drain(); }
+const std::string& Worker::id() const { return impl_->id(); }
+WorkerStats Worker::stats() const { return impl_->stats(); }
+std::string Worker::fatal_error() const { return impl_->fatal_error(); }
+
+}  // namespace cogo::runtime

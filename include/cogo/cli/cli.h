@@ -1,0 +1,10 @@
+// The `cogo` operator command line: migrate, publish, status, inspect, wait, retry,
+// requeue-dead, cancel, reclaim, workers. Output is JSON on stdout; errors go to stderr with a
+// non-zero exit (2 for bad input, 1 for everything else).
+#pragma once
+
+namespace cogo::cli {
+
+int Run(int argc, char** argv);
+
+}  // namespace cogo::cli

@@ -106,7 +106,7 @@ events AS (
                          WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
          service, role, tenant,
          jsonb_strip_nulls(jsonb_build_object('error', $4::text, 'attempt', attempts,
-                                              'retry_at', CASE WHEN status = 'queued' THEN retry_at END)))
+                                              'retry_at', CASE WHEN status = 'queued' THEN retry_at END))
   FROM failed)
 SELECT status FROM failed)SQL";
 

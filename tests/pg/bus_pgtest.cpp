@@ -1,0 +1,339 @@
+// Every bus operation and state transition against a real PostgreSQL, legal and illegal.
+#include <thread>
+
+#include <pqxx/nontransaction>
+#include <pqxx/transaction>
+
+#include "pg_fixture.h"
+
+namespace cogo::testing {
+namespace {
+
+using bus::FailOutcome;
+using bus::FailureKind;
+
+bus::ClaimRequest ClaimOn(const std::string& owner, int limit = 1, int64_t lease_ms = 30000) {
+  bus::ClaimRequest r;
+  r.owner = owner;
+  r.service = "test";
+  r.role = "echo";
+  r.limit = limit;
+  r.lease_ms = lease_ms;
+  return r;
+}
+
+std::string Status(int64_t id) {
+  return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id));
+}
+
+TEST_F(BusTest, PublishClaimCompleteWritesTrail) {
+  const auto published = bus_->Publish(Message(R"({"q":"hello"})"));
+  ASSERT_TRUE(published.created);
+  EXPECT_EQ(Status(published.id), "queued");
+
+  auto claimed = bus_->Claim(ClaimOn("w1"));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].lease.message_id, published.id);
+  EXPECT_EQ(claimed[0].lease.attempt, 1);
+  EXPECT_EQ(claimed[0].tenant, "tenant-a");
+  EXPECT_EQ(claimed[0].payload_json, R"({"q": "hello"})");
+  EXPECT_EQ(Status(published.id), "running");
+
+  ASSERT_TRUE(bus_->Complete({claimed[0].lease, R"({"answer":42})", "42", "s3://x"}));
+  EXPECT_EQ(Status(published.id), "done");
+  EXPECT_EQ(ScalarText("SELECT result->>'answer' || result_snippet || result_url FROM agent_messages"),
+            "4242s3://x");
+  EXPECT_EQ(Trail(published.id), "claimed completed");
+  EXPECT_EQ(ScalarText("SELECT count(*) FROM agent_messages WHERE finished_at IS NOT NULL "
+                       "AND lease_owner IS NULL"),
+            "1");
+}
+
+TEST_F(BusTest, IdempotencyKeyReturnsTheFirstMessage) {
+  auto request = Message();
+  request.idempotency_key = "req-1";
+  const auto first = bus_->Publish(request);
+  const auto second = bus_->Publish(request);
+  EXPECT_TRUE(first.created);
+  EXPECT_FALSE(second.created);
+  EXPECT_EQ(first.id, second.id);
+
+  // Inside one batch too, and next to new keys.
+  auto other = Message();
+  other.idempotency_key = "req-2";
+  const auto batch = bus_->PublishBatch({other, request, other});
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_TRUE(batch[0].created);
+  EXPECT_FALSE(batch[1].created);
+  EXPECT_EQ(batch[1].id, first.id);
+  EXPECT_FALSE(batch[2].created);
+  EXPECT_EQ(batch[2].id, batch[0].id);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 2);
+
+  // The key is scoped to the route and tenant.
+  auto elsewhere = request;
+  elsewhere.tenant = "tenant-b";
+  EXPECT_TRUE(bus_->Publish(elsewhere).created);
+}
+
+TEST_F(BusTest, BatchPublishKeepsOrder) {
+  std::vector<bus::PublishRequest> requests;
+  for (int i = 0; i < 500; ++i) requests.push_back(Message(R"({"i":)" + std::to_string(i) + "}"));
+  const auto published = bus_->PublishBatch(requests);
+  ASSERT_EQ(published.size(), requests.size());
+  for (size_t i = 0; i < published.size(); ++i) {
+    ASSERT_TRUE(published[i].created);
+    EXPECT_EQ(ScalarText("SELECT payload->>'i' FROM agent_messages WHERE id = " +
+                         std::to_string(published[i].id)),
+              std::to_string(i));
+    if (i > 20) break;  // spot-check the mapping; the count below covers the rest
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(DISTINCT payload->>'i') FROM agent_messages"), 500);
+}
+
+struct BadInputCase {
+  std::string name;
+  std::function<void(bus::PublishRequest&)> mutate;
+  std::string reason;
+};
+
+TEST_F(BusTest, BadInputIsRejectedAndWritesNothing) {
+  const std::vector<BadInputCase> cases = {
+      {"invalid json", [](auto& r) { r.payload_json = "{not json"; }, "invalid_json"},
+      {"truncated json", [](auto& r) { r.payload_json = R"({"a":)"; }, "invalid_json"},
+      {"empty payload", [](auto& r) { r.payload_json = ""; }, "invalid_json"},
+      {"array payload", [](auto& r) { r.payload_json = "[1,2]"; }, "payload_not_object"},
+      {"scalar payload", [](auto& r) { r.payload_json = "42"; }, "payload_not_object"},
+      {"empty service", [](auto& r) { r.service = ""; }, "empty_service"},
+      {"blank role", [](auto& r) { r.role = "  "; }, "empty_role"},
+      {"empty tenant", [](auto& r) { r.tenant = ""; }, "empty_tenant"},
+      {"negative shard", [](auto& r) { r.shard = -1; }, "negative_shard"},
+      {"zero attempts", [](auto& r) { r.max_attempts = 0; }, "bad_max_attempts"},
+      {"oversize", [](auto& r) { r.payload_json = R"({"x":")" + std::string(1 << 20, 'a') + "\"}"; },
+       "payload_too_large"},
+  };
+  for (const auto& c : cases) {
+    auto request = Message();
+    c.mutate(request);
+    try {
+      (void)bus_->Publish(request);
+      ADD_FAILURE() << c.name << ": accepted";
+    } catch (const bus::InvalidMessage& e) {
+      EXPECT_EQ(e.rejection().reason, c.reason) << c.name;
+    }
+    // One bad message spoils its whole batch: nothing of it is written.
+    EXPECT_THROW((void)bus_->PublishBatch({Message(), request}), bus::InvalidMessage) << c.name;
+  }
+  EXPECT_THROW((void)bus_->PublishBatch(std::vector<bus::PublishRequest>(10001, Message())),
+               bus::InvalidMessage);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events"), 0);
+}
+
+TEST_F(BusTest, ClaimTakesPriorityThenAgeAndSkipsDelayedAndOtherRoutes) {
+  auto low = Message(R"({"p":"low"})");
+  auto high = Message(R"({"p":"high"})");
+  high.priority = 5;
+  auto delayed = Message(R"({"p":"delayed"})");
+  delayed.priority = 9;
+  delayed.delay_ms = 300;
+  auto other_shard = Message(R"({"p":"shard1"})");
+  other_shard.shard = 1;
+  const auto ids = bus_->PublishBatch({low, high, delayed, other_shard,
+                                       Message("{}", "test", "other"), Message("{}", "x", "echo")});
+  auto claimed = bus_->Claim(ClaimOn("w", 10));
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].lease.message_id, ids[1].id);  // high first
+  EXPECT_EQ(claimed[1].lease.message_id, ids[0].id);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  claimed = bus_->Claim(ClaimOn("w", 10));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].lease.message_id, ids[2].id);
+
+  auto shard_claim = ClaimOn("w", 10);
+  shard_claim.shards = {1, 2};
+  claimed = bus_->Claim(shard_claim);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].route.shard, 1);
+}
+
+TEST_F(BusTest, ConcurrentClaimersNeverShareAMessage) {
+  std::vector<bus::PublishRequest> requests(400, Message());
+  (void)bus_->PublishBatch(requests);
+  std::vector<std::vector<int64_t>> seen(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t, &seen] {
+      pqxx::connection conn(DatabaseUrl());
+      bus::Bus bus(conn);
+      while (true) {
+        auto claimed = bus.Claim(ClaimOn("w" + std::to_string(t), 7));
+        if (claimed.empty()) break;
+        for (auto& m : claimed) seen[t].push_back(m.lease.message_id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<int64_t> all;
+  for (auto& s : seen) all.insert(all.end(), s.begin(), s.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all.size(), 400u);
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
+}
+
+TEST_F(BusTest, OnlyTheLeaseHolderMayFinishAMessage) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto lease = bus_->Claim(ClaimOn("owner")).at(0).lease;
+
+  bus::Lease stranger = lease;
+  stranger.owner = "stranger";
+  EXPECT_FALSE(bus_->Complete({stranger, "", "", ""}));
+  EXPECT_EQ(bus_->Fail({stranger, "x", FailureKind::permanent, 0}), FailOutcome::lease_lost);
+  EXPECT_FALSE(bus_->Release(stranger));
+  bus::Lease stale = lease;
+  stale.attempt = 0;
+  EXPECT_FALSE(bus_->Complete({stale, "", "", ""}));
+  EXPECT_EQ(Status(id), "running");
+
+  ASSERT_TRUE(bus_->Complete({lease, "", "", ""}));
+  EXPECT_FALSE(bus_->Complete({lease, "", "", ""})) << "double completion";
+  EXPECT_EQ(bus_->Fail({lease, "late", FailureKind::retryable, 0}), FailOutcome::lease_lost);
+  EXPECT_EQ(Trail(id), "claimed completed");
+}
+
+TEST_F(BusTest, RetryableFailureRequeuesWithBackoffThenDeadLetters) {
+  auto request = Message();
+  request.max_attempts = 2;
+  const auto id = bus_->Publish(request).id;
+
+  auto lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(bus_->Fail({lease, "boom 1", FailureKind::retryable, 200}), FailOutcome::requeued);
+  EXPECT_EQ(Status(id), "queued");
+  EXPECT_EQ(ScalarText("SELECT last_error FROM agent_messages"), "boom 1");
+  EXPECT_TRUE(Scalar<bool>("SELECT retry_at > now() + interval '100 ms' AND last_error_at IS NOT NULL "
+                           "FROM agent_messages"));
+  EXPECT_TRUE(bus_->Claim(ClaimOn("w")).empty()) << "not before retry_at";
+
+  ASSERT_TRUE(WaitFor([&] { return Scalar<bool>("SELECT retry_at <= now() FROM agent_messages"); }));
+  lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(lease.attempt, 2);
+  EXPECT_EQ(bus_->Fail({lease, "boom 2", FailureKind::retryable, 200}), FailOutcome::dead_lettered);
+  EXPECT_EQ(Status(id), "dead");
+  EXPECT_EQ(Trail(id), "claimed retry_scheduled claimed dead_lettered");
+}
+
+TEST_F(BusTest, PermanentFailureFailsAtOnce) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(bus_->Fail({lease, "model_not_allowed", FailureKind::permanent, 0}), FailOutcome::failed);
+  EXPECT_EQ(Status(id), "failed");
+  EXPECT_EQ(Trail(id), "claimed failed");
+  EXPECT_EQ(ScalarText("SELECT detail->>'error' FROM bus_events WHERE event = 'failed'"),
+            "model_not_allowed");
+}
+
+TEST_F(BusTest, ReclaimRequeuesExpiredLeasesAndFencesTheOldOwner) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto old_lease = bus_->Claim(ClaimOn("slow", 1, 50)).at(0).lease;
+  EXPECT_EQ(bus_->Reclaim(100).requeued, 0) << "lease not yet expired";
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+
+  EXPECT_FALSE(bus_->Heartbeat("slow", {id}, 30000).empty())
+      << "an expired but unreclaimed lease can still be renewed";
+  // Renewed: expire it again, for real this time.
+  pqxx::nontransaction(*conn_).exec("UPDATE agent_messages SET lease_expires_at = now() - interval '1 s'");
+  const auto counts = bus_->Reclaim(100);
+  EXPECT_EQ(counts.requeued, 1);
+  EXPECT_EQ(Status(id), "queued");
+  EXPECT_TRUE(bus_->Heartbeat("slow", {id}, 30000).empty());
+
+  EXPECT_FALSE(bus_->Complete({old_lease, "", "", ""})) << "complete after reclaim";
+  EXPECT_EQ(bus_->Fail({old_lease, "x", FailureKind::retryable, 0}), FailOutcome::lease_lost)
+      << "fail after reclaim";
+
+  const auto new_lease = bus_->Claim(ClaimOn("fast")).at(0).lease;
+  EXPECT_EQ(new_lease.attempt, 2);
+  EXPECT_FALSE(bus_->Complete({old_lease, "", "", ""})) << "old owner, re-claimed message";
+  EXPECT_TRUE(bus_->Complete({new_lease, "", "", ""}));
+  EXPECT_EQ(Trail(id), "claimed reclaimed claimed completed");
+}
+
+TEST_F(BusTest, ReclaimDeadLettersAtMaxAttempts) {
+  auto request = Message();
+  request.max_attempts = 1;
+  const auto id = bus_->Publish(request).id;
+  (void)bus_->Claim(ClaimOn("w", 1, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto counts = bus_->Reclaim(100);
+  EXPECT_EQ(counts.dead_lettered, 1);
+  EXPECT_EQ(Status(id), "dead");
+  EXPECT_EQ(Trail(id), "claimed dead_lettered");
+}
+
+TEST_F(BusTest, ReleaseGivesBackWithoutCountingAnAttempt) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+  ASSERT_TRUE(bus_->Release(lease));
+  EXPECT_EQ(Status(id), "queued");
+  EXPECT_EQ(Scalar<int>("SELECT attempts FROM agent_messages"), 0);
+  EXPECT_FALSE(bus_->Release(lease)) << "released twice";
+  EXPECT_EQ(bus_->Claim(ClaimOn("w")).at(0).lease.attempt, 1);
+  EXPECT_EQ(Trail(id), "claimed released claimed");
+}
+
+TEST_F(BusTest, CancelStopsQueuedAndRunningMessages) {
+  const auto queued = bus_->Publish(Message()).id;
+  ASSERT_TRUE(bus_->Cancel(queued, "user asked"));
+  EXPECT_EQ(Status(queued), "cancelled");
+  EXPECT_FALSE(bus_->Cancel(queued, "again"));
+  EXPECT_TRUE(bus_->Claim(ClaimOn("w")).empty());
+
+  const auto running = bus_->Publish(Message()).id;
+  const auto lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+  ASSERT_TRUE(bus_->Cancel(running, "user asked"));
+  EXPECT_FALSE(bus_->Complete({lease, "", "", ""})) << "complete after cancel";
+  EXPECT_EQ(Trail(running), "claimed cancelled");
+}
+
+TEST_F(BusTest, OperatorRetryAndBulkRequeueOfDeadLetters) {
+  auto request = Message();
+  request.max_attempts = 1;
+  const auto ids = bus_->PublishBatch({request, request, request});
+  for (int i = 0; i < 3; ++i) {
+    const auto lease = bus_->Claim(ClaimOn("w")).at(0).lease;
+    (void)bus_->Fail({lease, "boom", FailureKind::retryable, 0});
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'dead'"), 3);
+  EXPECT_FALSE(bus_->Retry(999999));
+  ASSERT_TRUE(bus_->Retry(ids[0].id));
+  EXPECT_EQ(Status(ids[0].id), "queued");
+  EXPECT_FALSE(bus_->Retry(ids[0].id)) << "a queued message is not retried";
+  EXPECT_EQ(bus_->RequeueDead("other", ""), 0);
+  EXPECT_EQ(bus_->RequeueDead("test", "echo"), 2);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'queued' AND attempts = 0"), 3);
+  EXPECT_EQ(Trail(ids[1].id), "claimed dead_lettered retried");
+}
+
+TEST_F(BusTest, PublishAndCompleteShareTheCallersTransaction) {
+  const auto lease = (bus_->Publish(Message()), bus_->Claim(ClaimOn("w")).at(0).lease);
+  {
+    pqxx::work txn(*conn_);
+    (void)bus_->Publish(txn, Message("{}", "next", "step"));
+    ASSERT_TRUE(bus_->Complete(txn, {lease, "", "", ""}));
+    // No commit: both roll back together.
+  }
+  EXPECT_EQ(Status(lease.message_id), "running");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE service = 'next'"), 0);
+  {
+    pqxx::work txn(*conn_);
+    (void)bus_->Publish(txn, Message("{}", "next", "step"));
+    ASSERT_TRUE(bus_->Complete(txn, {lease, "", "", ""}));
+    txn.commit();
+  }
+  EXPECT_EQ(Status(lease.message_id), "done");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE service = 'next'"), 1);
+}
+
+}  // namespace
+}  // namespace cogo::testing

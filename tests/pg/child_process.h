@@ -1,0 +1,45 @@
+// A child process for end-to-end tests: spawned with arguments and extra environment, its
+// output appended to a log file, signalled and reaped. Not thread-safe; one owner.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cogo::testing {
+
+class ChildProcess {
+ public:
+  // Runs `binary` (a name in the build's binary directory) with `args`; stdout and stderr go
+  // to `log_path`. COGO_DATABASE_URL is set to the test database.
+  ChildProcess(const std::string& binary, const std::vector<std::string>& args,
+               const std::string& log_path);
+  ~ChildProcess();  // SIGKILLs and reaps a child still running
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  void Signal(int signal);
+  // The exit status (WEXITSTATUS, or 128 + signal) once the child ended within `timeout`.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  [[nodiscard]] pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+// Runs a command to completion and returns {exit status, stdout+stderr}.
+struct RunResult {
+  int status;
+  std::string output;
+};
+RunResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
+                     const std::string& stdin_text = {});
+
+[[nodiscard]] std::string BinaryPath(const std::string& name);
+[[nodiscard]] std::string ScratchFile(const std::string& name);  // unique path under TMPDIR
+
+}  // namespace cogo::testing

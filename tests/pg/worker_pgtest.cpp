@@ -1,0 +1,213 @@
+// The worker runtime and wake-ups against a real PostgreSQL: NOTIFY wakes an idle worker, the
+// poll fallback delivers everything without notifications, the LISTEN connection comes back
+// after pg_terminate_backend, handler outcomes map to bus outcomes, and drain is graceful.
+#include <atomic>
+#include <thread>
+
+#include <pqxx/nontransaction>
+
+#include "cogo/log/logging.h"
+#include "cogo/runtime/worker.h"
+#include "cogo/wake/wake_hub.h"
+#include "pg_fixture.h"
+
+namespace cogo::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using runtime::HandlerContext;
+using runtime::HandlerResult;
+
+runtime::WorkerOptions Options(std::chrono::milliseconds poll) {
+  runtime::WorkerOptions o;
+  o.database_url = DatabaseUrl();
+  o.service = "test";
+  o.role = "echo";
+  o.concurrency = 2;
+  o.batch_size = 8;
+  o.poll = poll;
+  o.heartbeat = 200ms;
+  o.drain_grace = 5s;
+  o.retry_backoff = {10ms, 50ms, 2.0, 0.0};
+  return o;
+}
+
+int64_t CountStatus(const std::string& status) {
+  return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = '" + status + "'");
+}
+
+bool WorkerIdle(const std::string& id) {
+  return Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE idle AND worker_id = '" + id + "'") == 1;
+}
+
+class WorkerTest : public BusTest {
+ protected:
+  std::shared_ptr<spdlog::logger> logger_ = log::Get("test");
+};
+
+TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         &hub, logger_);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
+  const auto published_at = std::chrono::steady_clock::now();
+  (void)bus_->Publish(Message());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
+  EXPECT_GE(hub.notifications(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }));
+  worker.Drain();
+}
+
+TEST_F(WorkerTest, NoNotifyWhileNoWorkerIsIdle) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  auto sub = hub.Subscribe("test", "echo", {0}, [] {});
+  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
+  bus_->RegisterWorker({"busy-worker", "test", "echo", {0}, "host", 1});
+  (void)bus_->PublishBatch({Message(), Message()});
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(hub.notifications(), 0u) << "a busy route must not pay for NOTIFY";
+
+  bus_->MarkIdle("busy-worker", "test", "echo");
+  (void)bus_->Publish(Message());
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 1; }, 5s));
+  // A requeue that is due now wakes too.
+  const auto lease = bus_->Claim({"busy-worker", "test", "echo", {0}, 1, 30000}).at(0).lease;
+  bus_->MarkIdle("busy-worker", "test", "echo");
+  ASSERT_TRUE(bus_->Release(lease));
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 2; }, 5s));
+}
+
+TEST_F(WorkerTest, PollFallbackDeliversEverythingWithoutNotifications) {
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(50ms), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         nullptr, logger_);
+  worker.Start();
+  for (int i = 0; i < 5; ++i) {
+    (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(40, Message()));
+    std::this_thread::sleep_for(30ms);
+  }
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 200; }));
+  EXPECT_EQ(calls.load(), 200);
+  worker.Drain();
+  EXPECT_EQ(worker.stats().completed, 200u);
+}
+
+TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
+  wake::WakeHub hub({DatabaseUrl(), 200ms, 50ms, 500ms}, logger_);
+  hub.Start();
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         &hub, logger_);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0 && WorkerIdle(worker.id()); }, 10s));
+  const int first_pid = hub.backend_pid();
+  EXPECT_TRUE(Scalar<bool>("SELECT pg_terminate_backend(" + std::to_string(first_pid) + ")"));
+  ASSERT_TRUE(WaitFor([&] { return hub.connects() >= 2 && hub.backend_pid() != 0; }, 10s));
+  EXPECT_NE(hub.backend_pid(), first_pid);
+  ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
+
+  const auto published_at = std::chrono::steady_clock::now();
+  (void)bus_->Publish(Message());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "woken by NOTIFY again";
+  worker.Drain();
+}
+
+TEST_F(WorkerTest, HandlerOutcomesMapToBusOutcomes) {
+  runtime::Worker worker(Options(50ms), [](HandlerContext& c) -> HandlerResult {
+    const std::string& p = c.message.payload_json;
+    if (p.find("retry") != std::string::npos) return HandlerResult::Retry("transient");
+    if (p.find("fail") != std::string::npos) return HandlerResult::Fail("permanent");
+    if (p.find("throw_permanent") != std::string::npos) throw runtime::PermanentError("bad input");
+    if (p.find("throw") != std::string::npos) throw std::runtime_error("exploded");
+    return HandlerResult::Complete(R"({"ok":true})", "ok");
+  }, nullptr, logger_);
+  auto retry = Message(R"({"k":"retry"})");
+  retry.max_attempts = 3;
+  auto thrown = Message(R"({"k":"throw"})");
+  thrown.max_attempts = 2;
+  const auto ids = bus_->PublishBatch({Message(R"({"k":"ok"})"), retry, Message(R"({"k":"fail"})"),
+                                       Message(R"({"k":"throw_permanent"})"), thrown});
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("queued") + CountStatus("running") == 0; }, 20s));
+  worker.Drain();
+  EXPECT_EQ(Trail(ids[0].id), "claimed completed");
+  EXPECT_EQ(Trail(ids[1].id), "claimed retry_scheduled claimed retry_scheduled claimed dead_lettered");
+  EXPECT_EQ(Trail(ids[2].id), "claimed failed");
+  EXPECT_EQ(Trail(ids[3].id), "claimed failed");
+  EXPECT_EQ(Trail(ids[4].id), "claimed retry_scheduled claimed dead_lettered");
+  EXPECT_EQ(ScalarText("SELECT last_error FROM agent_messages WHERE id = " + std::to_string(ids[4].id)),
+            "exploded");
+  const auto stats = worker.stats();
+  EXPECT_EQ(stats.completed, 1u);
+  EXPECT_EQ(stats.retried, 3u);
+  EXPECT_EQ(stats.failed, 4u);
+}
+
+TEST_F(WorkerTest, DrainFinishesRunningWorkAndReleasesTheRest) {
+  std::atomic<int> started{0};
+  auto options = Options(50ms);
+  options.concurrency = 1;
+  options.batch_size = 4;
+  runtime::Worker worker(options, [&](HandlerContext&) {
+    ++started;
+    std::this_thread::sleep_for(400ms);
+    return HandlerResult::Complete();
+  }, nullptr, logger_);
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(4, Message()));
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return started.load() == 1; }));
+  worker.Drain();
+  EXPECT_EQ(started.load(), 1) << "nothing new starts once draining";
+  EXPECT_EQ(CountStatus("done"), 1);
+  EXPECT_EQ(CountStatus("queued"), 3);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'queued' AND attempts = 0"), 3)
+      << "released messages keep their attempt budget";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers"), 0) << "unregistered";
+}
+
+TEST_F(WorkerTest, DrainGraceRunsOutStopsAndReleasesTheHandler) {
+  auto options = Options(50ms);
+  options.drain_grace = 100ms;
+  std::atomic<bool> saw_stop{false};
+  runtime::Worker worker(options, [&](HandlerContext& c) {
+    while (!c.stop.stop_requested()) std::this_thread::sleep_for(5ms);
+    saw_stop = true;
+    return HandlerResult::Complete();
+  }, nullptr, logger_);
+  const auto id = bus_->Publish(Message()).id;
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("running") == 1; }));
+  worker.Drain();
+  EXPECT_TRUE(saw_stop.load());
+  EXPECT_EQ(CountStatus("queued"), 1) << "released, not completed";
+  EXPECT_EQ(Trail(id), "claimed released");
+}
+
+TEST_F(WorkerTest, LostLeaseStopsTheHandlerAndItsOutcomeIsRefused) {
+  auto options = Options(50ms);
+  options.lease = 30000ms;
+  options.heartbeat = 100ms;
+  std::atomic<bool> saw_stop{false};
+  runtime::Worker worker(options, [&](HandlerContext& c) {
+    while (!c.stop.stop_requested()) std::this_thread::sleep_for(5ms);
+    saw_stop = true;
+    return HandlerResult::Complete();
+  }, nullptr, logger_);
+  const auto id = bus_->Publish(Message()).id;
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("running") == 1; }));
+  ASSERT_TRUE(bus_->Cancel(id, "operator"));
+  ASSERT_TRUE(WaitFor([&] { return saw_stop.load(); }, 10s)) << "heartbeat noticed the lost lease";
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }, 10s));
+  worker.Drain();
+  EXPECT_EQ(Trail(id), "claimed cancelled");
+}
+
+}  // namespace
+}  // namespace cogo::testing

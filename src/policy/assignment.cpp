@@ -59,9 +59,9 @@ class FieldReader {
     const json* value = Member(object, key, path);
     if (value == nullptr) return 0;
     if (!value->is_number_integer()) {
-      Fail(path, Code::wrong_type, std::string("expected an integer, got ") +
-                                       (value->is_number_float() ? "a fractional number"
-                                                                 : value->type_name()));
+      Fail(path, Code::wrong_type,
+           std::string("expected an integer, got ") +
+               (value->is_number_float() ? "a fractional number" : value->type_name()));
       return 0;
     }
     // Above INT64_MAX nlohmann stores an unsigned; compare before converting.
@@ -119,7 +119,8 @@ AssignmentResult FromEnvelopeValue(const json& envelope) {
     out.budget.max_tokens = read.Integer(*budget, "maxTokens", "budget.maxTokens", 1,
                                          std::numeric_limits<int64_t>::max());
   }
-  out.ttl = std::chrono::milliseconds(read.Integer(envelope, "ttl_ms", "ttl_ms", 1, kMaxTtl.count()));
+  out.ttl =
+      std::chrono::milliseconds(read.Integer(envelope, "ttl_ms", "ttl_ms", 1, kMaxTtl.count()));
   // Optional fields: absent and null both mean "not given" (JSON producers often emit null).
   if (!read.failed() && HasValue(envelope, "issued_at")) {
     const int64_t ms = read.Integer(envelope, "issued_at", "issued_at", 0, kMaxIssuedAtMs);
@@ -170,8 +171,7 @@ AssignmentResult ParseAssignment(std::string_view payload_json) {
   }
   const auto it = payload->find("__assignment");
   if (it == payload->end()) {
-    return AssignmentError{"__assignment", Code::missing_assignment,
-                           "payload has no __assignment"};
+    return AssignmentError{"__assignment", Code::missing_assignment, "payload has no __assignment"};
   }
   return FromEnvelopeValue(*it);
 }

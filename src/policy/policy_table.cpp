@@ -54,7 +54,8 @@ void CheckKeys(const json& object, const std::string& path,
     }
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       std::string names;
-      for (const std::string_view name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
+      for (const std::string_view name : allowed)
+        names += (names.empty() ? "" : ", ") + std::string(name);
       Fail(Join(path, key), "unknown key (allowed: " + names + ")");
     }
   }
@@ -113,14 +114,16 @@ std::vector<std::string> ReadNameList(const json& value, const std::string& path
 void ReadBackoff(const json& value, const std::string& path, BackoffParams& backoff) {
   CheckKeys(RequireObject(value, path), path, {"base_ms", "cap_ms", "multiplier", "jitter"});
   if (value.contains("base_ms")) {
-    backoff.base = milliseconds(ReadInteger(value["base_ms"], Join(path, "base_ms"), 0, kMaxBackoffMs));
+    backoff.base =
+        milliseconds(ReadInteger(value["base_ms"], Join(path, "base_ms"), 0, kMaxBackoffMs));
   }
   if (value.contains("cap_ms")) {
-    backoff.cap = milliseconds(ReadInteger(value["cap_ms"], Join(path, "cap_ms"), 0, kMaxBackoffMs));
+    backoff.cap =
+        milliseconds(ReadInteger(value["cap_ms"], Join(path, "cap_ms"), 0, kMaxBackoffMs));
   }
   if (value.contains("multiplier")) {
-    backoff.multiplier =
-        ReadNumber(value["multiplier"], Join(path, "multiplier"), 1.0, Lower::inclusive, kMaxMultiplier);
+    backoff.multiplier = ReadNumber(value["multiplier"], Join(path, "multiplier"), 1.0,
+                                    Lower::inclusive, kMaxMultiplier);
   }
   if (value.contains("jitter")) {
     backoff.jitter = ReadNumber(value["jitter"], Join(path, "jitter"), 0.0, Lower::inclusive, 1.0);
@@ -142,20 +145,24 @@ PolicyRule ReadRule(const json& value, const std::string& path, PolicyRule base)
     rule.allowed_versions = ReadNameList(value["allowed_versions"], at("allowed_versions"));
   }
   if (value.contains("max_cost_usd")) {
-    rule.max_cost_usd = ReadNumber(value["max_cost_usd"], at("max_cost_usd"), 0.0, Lower::exclusive);
+    rule.max_cost_usd =
+        ReadNumber(value["max_cost_usd"], at("max_cost_usd"), 0.0, Lower::exclusive);
   }
   if (value.contains("max_tokens")) {
-    rule.max_tokens = ReadInteger(value["max_tokens"], at("max_tokens"), 1,
-                                  std::numeric_limits<int64_t>::max());
+    rule.max_tokens =
+        ReadInteger(value["max_tokens"], at("max_tokens"), 1, std::numeric_limits<int64_t>::max());
   }
   if (value.contains("default_ttl_ms")) {
-    rule.default_ttl = milliseconds(ReadInteger(value["default_ttl_ms"], at("default_ttl_ms"), 1, kMaxTtl.count()));
+    rule.default_ttl = milliseconds(
+        ReadInteger(value["default_ttl_ms"], at("default_ttl_ms"), 1, kMaxTtl.count()));
   }
   if (value.contains("max_ttl_ms")) {
-    rule.max_ttl = milliseconds(ReadInteger(value["max_ttl_ms"], at("max_ttl_ms"), 1, kMaxTtl.count()));
+    rule.max_ttl =
+        milliseconds(ReadInteger(value["max_ttl_ms"], at("max_ttl_ms"), 1, kMaxTtl.count()));
   }
   if (value.contains("max_attempts")) {
-    rule.max_attempts = static_cast<int>(ReadInteger(value["max_attempts"], at("max_attempts"), 1, kMaxAttemptsLimit));
+    rule.max_attempts = static_cast<int>(
+        ReadInteger(value["max_attempts"], at("max_attempts"), 1, kMaxAttemptsLimit));
   }
   if (value.contains("backoff")) ReadBackoff(value["backoff"], at("backoff"), rule.backoff);
   // Checked after merging, so an agent rule cannot lower max_ttl under the default's default_ttl.
@@ -212,9 +219,11 @@ PriceTable ReadPrices(const json& root) {
     if (model.empty()) Fail(path, "model name must not be empty");
     CheckKeys(RequireObject(value, path), path, {"usd_per_1k_input", "usd_per_1k_output"});
     RequireKeys(value, path, {"usd_per_1k_input", "usd_per_1k_output"});
-    prices.emplace(model, ModelPrice{
-        ReadNumber(value["usd_per_1k_input"], Join(path, "usd_per_1k_input"), 0.0, Lower::inclusive),
-        ReadNumber(value["usd_per_1k_output"], Join(path, "usd_per_1k_output"), 0.0, Lower::inclusive)});
+    prices.emplace(
+        model, ModelPrice{ReadNumber(value["usd_per_1k_input"], Join(path, "usd_per_1k_input"), 0.0,
+                                     Lower::inclusive),
+                          ReadNumber(value["usd_per_1k_output"], Join(path, "usd_per_1k_output"),
+                                     0.0, Lower::inclusive)});
   }
   return prices;
 }
@@ -254,14 +263,15 @@ class DuplicateKeyFinder {
 }  // namespace
 
 bool PolicyRule::AllowsModel(std::string_view model) const {
-  return std::any_of(allowed_models.begin(), allowed_models.end(),
-                     [&](const std::string& allowed) { return allowed == "*" || allowed == model; });
+  return std::any_of(allowed_models.begin(), allowed_models.end(), [&](const std::string& allowed) {
+    return allowed == "*" || allowed == model;
+  });
 }
 
 bool PolicyRule::AllowsVersion(std::string_view version) const {
-  return std::any_of(allowed_versions.begin(), allowed_versions.end(), [&](const std::string& allowed) {
-    return allowed == "*" || allowed == version;
-  });
+  return std::any_of(
+      allowed_versions.begin(), allowed_versions.end(),
+      [&](const std::string& allowed) { return allowed == "*" || allowed == version; });
 }
 
 std::string PolicyConfigError::ToString() const {
@@ -317,8 +327,8 @@ PolicyTableResult ParsePolicyTable(std::string_view config_json) {
     const json& tenants = RequireObject(root["tenants"], "tenants");
     CheckKeys(tenants, "tenants", {"default_daily_cap_usd", "daily_cap_usd"});
     RequireKeys(tenants, "tenants", {"default_daily_cap_usd"});
-    table.default_daily_cap_usd_ = ReadNumber(tenants["default_daily_cap_usd"],
-                                              "tenants.default_daily_cap_usd", 0.0, Lower::inclusive);
+    table.default_daily_cap_usd_ = ReadNumber(
+        tenants["default_daily_cap_usd"], "tenants.default_daily_cap_usd", 0.0, Lower::inclusive);
     if (tenants.contains("daily_cap_usd")) {
       const json& caps = RequireObject(tenants["daily_cap_usd"], "tenants.daily_cap_usd");
       for (const auto& [tenant, cap] : caps.items()) {

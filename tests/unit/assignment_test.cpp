@@ -108,9 +108,9 @@ TEST(Assignment, ReportsEachMalformedFieldPrecisely) {
       envelope[pointer] = c.value;
     }
     for (const bool whole_payload : {false, true}) {
-      const AssignmentResult result =
-          whole_payload ? ParseAssignment(json{{"__assignment", envelope}}.dump())
-                        : ParseAssignmentEnvelope(envelope.dump());
+      const AssignmentResult result = whole_payload
+                                          ? ParseAssignment(json{{"__assignment", envelope}}.dump())
+                                          : ParseAssignmentEnvelope(envelope.dump());
       ASSERT_FALSE(result.ok()) << c.name;
       EXPECT_EQ(result.error().field, c.field) << c.name;
       EXPECT_EQ(result.error().code, c.code)

@@ -66,12 +66,15 @@ TEST(UsageMeter, CrossesEachCapExactlyPastTheBoundary) {
   const MeterCase cases[] = {
       {"tokens up to and past the cap",
        {1.0, 100},
-       {{{30, 30, 0.0}, V::within}, {{20, 20, 0.0}, V::within},  // exactly 100: within
-        {{0, 1, 0.0}, V::tokens_exceeded}, {{0, 0, 0.0}, V::tokens_exceeded}}},  // sticky
+       {{{30, 30, 0.0}, V::within},
+        {{20, 20, 0.0}, V::within},  // exactly 100: within
+        {{0, 1, 0.0}, V::tokens_exceeded},
+        {{0, 0, 0.0}, V::tokens_exceeded}}},  // sticky
       {"one report lands past the cap", {1.0, 100}, {{{101, 0, 0.0}, V::tokens_exceeded}}},
       {"cost up to and past the cap",
        {1.0, 1000000},
-       {{{0, 0, 0.4}, V::within}, {{0, 0, 0.6}, V::within},  // exactly 1.0: within
+       {{{0, 0, 0.4}, V::within},
+        {{0, 0, 0.6}, V::within},  // exactly 1.0: within
         {{0, 0, 0.000001}, V::cost_exceeded}}},
       {"float noise at the cap is within",
        {0.3, 1000},
@@ -82,7 +85,9 @@ TEST(UsageMeter, CrossesEachCapExactlyPastTheBoundary) {
        {{{11, 0, 0.5}, V::tokens_exceeded}, {{0, 0, 0.6}, V::cost_exceeded}}},
       {"negative reports refund nothing",
        {1.0, 100},
-       {{{100, 0, 1.0}, V::within}, {{-50, -50, -1.0}, V::within}, {{1, 0, 0.0}, V::tokens_exceeded}}},
+       {{{100, 0, 1.0}, V::within},
+        {{-50, -50, -1.0}, V::within},
+        {{1, 0, 0.0}, V::tokens_exceeded}}},
       {"NaN cost fails closed", {1.0, 100}, {{{1, 1, kNaN}, V::cost_exceeded}}},
   };
   for (const auto& c : cases) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -88,7 +89,7 @@ class PolicyTable {
 // Either a loaded table or the first problem found in the config.
 class [[nodiscard]] PolicyTableResult {
  public:
-  PolicyTableResult(PolicyTable table) : value_(std::move(table)) {}         // NOLINT
+  PolicyTableResult(PolicyTable table) : value_(std::move(table)) {}        // NOLINT
   PolicyTableResult(PolicyConfigError error) : value_(std::move(error)) {}  // NOLINT
 
   [[nodiscard]] bool ok() const { return value_.index() == 0; }

@@ -275,9 +275,11 @@ std::string OpenAICompatibleProvider::PostWithRetries(const std::string& path,
     const milliseconds delay =
         from_retry_after ? std::min(*failure.retry_after, options_.retry_max_delay)
                          : policy::NextBackoff(attempt, backoff, JitterSample());
-    if (delay >= Remaining(control.deadline)) {
-      throw ProviderError(failure.kind, message + " (no time left to retry before the deadline)",
-                          failure.http_status, attempt);
+    if (const milliseconds left = Remaining(control.deadline); delay >= left) {
+      throw ProviderError(
+          failure.kind,
+          left > milliseconds(0) ? message + " (no time left to retry before the deadline)" : message,
+          failure.http_status, attempt);
     }
     if (options_.on_retry) {
       options_.on_retry(RetryNotice{attempt, failure.kind, failure.http_status, delay,

@@ -40,6 +40,17 @@ TEST(OfflineProvider, ChatIsDeterministicAndLabelled) {
             first.content);  // the digest covers the model
 }
 
+// Pinned so a change to the hashing (which would change every stored dev fixture) is noticed.
+TEST(OfflineProvider, OutputIsStableAcrossBuilds) {
+  DeterministicOfflineProvider provider(OfflineProviderOptions{4, {}});
+  EXPECT_EQ(provider.Chat(Ask("hello")).content,
+            "[offline-deterministic] reply to: hello (digest cfa32ce6e50234ec)");
+  const std::vector<float> vector = provider.EmbedText("hello world");
+  const float expected[] = {0.989297f, 0.140878f, -0.0305435f, -0.0226476f};
+  ASSERT_EQ(vector.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(vector[i], expected[i], 1e-5) << i;
+}
+
 TEST(OfflineProvider, MaxTokensTruncatesWithLengthReason) {
   DeterministicOfflineProvider provider;
   ChatRequest request = Ask("one two three four five");

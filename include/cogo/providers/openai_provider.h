@@ -37,7 +37,9 @@ struct OpenAIProviderOptions {
   std::chrono::milliseconds retry_max_delay{20'000};  // caps backoff and Retry-After alike
   std::string ca_cert_path;          // empty: the system trust store (https only)
   Pricer pricer;                     // empty: Usage::cost_usd stays 0
-  std::function<void(const RetryNotice&)> on_retry;  // empty: silent
+  // Called on the calling thread before each retry wait; must be thread-safe when the
+  // provider is shared between threads. Empty: silent.
+  std::function<void(const RetryNotice&)> on_retry;
 };
 
 class OpenAICompatibleProvider final : public ModelProvider {

@@ -36,6 +36,7 @@ std::string PublishInput(const std::vector<PublishRequest>& requests) {
     out += ",\"idempotency_key\":" + QuoteOrNull(r.idempotency_key);
     out += ",\"correlation_id\":" + QuoteOrNull(r.correlation_id);
     out += ",\"delay_ms\":" + std::to_string(r.delay_ms);
+    out += ",\"parent_id\":" + (r.parent_id > 0 ? std::to_string(r.parent_id) : std::string("null"));
     out += '}';
   }
   out += ']';
@@ -124,6 +125,8 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kUnregisterWorkerName, sql::kUnregisterWorker);
   conn_.prepare(sql::kMarkIdleName, sql::kMarkIdle);
   conn_.prepare(sql::kIdleBarrierName, sql::kIdleBarrier);
+  conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
+  conn_.prepare(sql::kRecordUsageName, sql::kRecordUsage);
 }
 
 Published Bus::Publish(const PublishRequest& request) {
@@ -210,11 +213,14 @@ bool Bus::Complete(pqxx::transaction_base& txn, const Completion& completion) {
 }
 
 std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions) {
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return CompleteBatch(txn, completions); });
+}
+
+std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
+                                     const std::vector<Completion>& completions) {
   std::vector<bool> held(completions.size(), false);
   if (completions.empty()) return held;
-  pqxx::work txn(conn_);
   const pqxx::result rows = txn.exec_prepared(sql::kCompleteName, CompleteInput(completions));
-  txn.commit();
   std::vector<int64_t> done;
   done.reserve(rows.size());
   for (const auto& row : rows) done.push_back(row[0].as<int64_t>());
@@ -254,10 +260,42 @@ std::vector<int64_t> Bus::Heartbeat(const std::string& owner, const std::vector<
 }
 
 bool Bus::Release(const Lease& lease) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
-    return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.attempt)
-                .empty();
-  });
+  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Release(txn, lease); });
+}
+
+bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
+  return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.attempt).empty();
+}
+
+void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events) {
+  if (events.empty()) return;
+  json input = json::array();
+  for (const AuditEvent& e : events) {
+    input.push_back({{"message_id", e.message_id},
+                     {"event", e.event},
+                     {"detail", e.detail_json.empty() ? json() : json::parse(e.detail_json)}});
+  }
+  txn.exec_prepared(sql::kAddEventsName, input.dump());
+}
+
+void Bus::RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records) {
+  if (records.empty()) return;
+  json input = json::array();
+  for (const UsageRecord& r : records) {
+    input.push_back({{"message_id", r.lease.message_id},
+                     {"attempt", r.lease.attempt},
+                     {"tenant", r.tenant},
+                     {"service", r.route.service},
+                     {"role", r.route.role},
+                     {"agent_id", r.agent_id.empty() ? json() : json(r.agent_id)},
+                     {"version", r.version.empty() ? json() : json(r.version)},
+                     {"model", r.model.empty() ? json() : json(r.model)},
+                     {"input_tokens", r.usage.input_tokens},
+                     {"output_tokens", r.usage.output_tokens},
+                     {"cost_usd", r.usage.cost_usd},
+                     {"outcome", r.outcome}});
+  }
+  txn.exec_prepared(sql::kRecordUsageName, input.dump());
 }
 
 bool Bus::Cancel(int64_t id, const std::string& reason) {

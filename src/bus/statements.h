@@ -13,13 +13,14 @@ WITH input AS MATERIALIZED (
   SELECT nextval('agent_messages_id_seq') AS new_id, x.*
   FROM jsonb_to_recordset($1::jsonb) AS x(ord int, service text, role text, shard int, tenant text,
        payload jsonb, priority smallint, max_attempts int, idempotency_key text,
-       correlation_id text, delay_ms bigint)),
+       correlation_id text, delay_ms bigint, parent_id bigint)),
 inserted AS (
   INSERT INTO agent_messages (id, service, role, shard, tenant, payload, priority, max_attempts,
-                              idempotency_key, correlation_id, retry_at)
+                              idempotency_key, correlation_id, retry_at, parent_id)
   OVERRIDING SYSTEM VALUE
   SELECT new_id, service, role, shard, tenant, payload, priority, max_attempts, idempotency_key,
-         correlation_id, CASE WHEN delay_ms > 0 THEN now() + delay_ms * interval '1 millisecond' END
+         correlation_id, CASE WHEN delay_ms > 0 THEN now() + delay_ms * interval '1 millisecond' END,
+         parent_id
   FROM input ORDER BY ord
   ON CONFLICT (service, role, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id)
@@ -205,6 +206,25 @@ inline constexpr const char* kUnregisterWorker = "DELETE FROM bus_workers WHERE 
 inline constexpr const char* kMarkIdleName = "cogo_mark_idle";
 inline constexpr const char* kMarkIdle =
     "UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1";
+
+// $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.
+inline constexpr const char* kAddEventsName = "cogo_add_events";
+inline constexpr const char* kAddEvents = R"SQL(
+INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+SELECT m.id, x.event, m.service, m.role, m.tenant, x.detail
+FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, event text, detail jsonb)
+JOIN agent_messages m ON m.id = x.message_id)SQL";
+
+// $1: jsonb array of usage records (see UsageRecord).
+inline constexpr const char* kRecordUsageName = "cogo_record_usage";
+inline constexpr const char* kRecordUsage = R"SQL(
+INSERT INTO message_usage (message_id, attempt, tenant, service, role, agent_id, version, model,
+                           input_tokens, output_tokens, cost_usd, outcome)
+SELECT message_id, attempt, tenant, service, role, agent_id, version, model, input_tokens,
+       output_tokens, cost_usd, outcome
+FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, attempt int, tenant text,
+     service text, role text, agent_id text, version text, model text, input_tokens bigint,
+     output_tokens bigint, cost_usd numeric, outcome text))SQL";
 
 // Waits for every producer holding the route's shared wake lock (see sql/001_bus.sql).
 inline constexpr const char* kIdleBarrierName = "cogo_idle_barrier";

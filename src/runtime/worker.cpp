@@ -9,11 +9,14 @@
 #include <thread>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
+#include <pqxx/transaction>
 
 #include "cogo/bus/bus.h"
 #include "cogo/db/connection.h"
 #include "cogo/metrics/bus_metrics.h"
+#include "cogo/policy/admit.h"
 #include "cogo/wake/wake_hub.h"
 
 namespace cogo::runtime {
@@ -28,10 +31,12 @@ HandlerResult HandlerResult::Complete(std::string result_json, std::string snipp
   return r;
 }
 
-HandlerResult HandlerResult::Retry(std::string error) {
+HandlerResult HandlerResult::Retry(std::string error,
+                                   std::optional<std::chrono::milliseconds> delay) {
   HandlerResult r;
   r.kind = Kind::retry;
   r.error = std::move(error);
+  r.retry_delay = delay;
   return r;
 }
 
@@ -42,9 +47,54 @@ HandlerResult HandlerResult::Fail(std::string error) {
   return r;
 }
 
+UsageGuard::UsageGuard(std::optional<policy::Budget> budget, std::stop_source stop)
+    : stop_(std::move(stop)) {
+  if (budget) meter_.emplace(*budget);
+}
+
+policy::MeterVerdict UsageGuard::Report(const policy::Usage& usage) {
+  std::lock_guard lock(mu_);
+  reported_ = true;
+  if (!meter_) {
+    unmetered_ += usage;
+    return policy::MeterVerdict::within;
+  }
+  const auto verdict = meter_->Add(usage);
+  if (verdict != policy::MeterVerdict::within) stop_.request_stop();
+  return verdict;
+}
+
+policy::Usage UsageGuard::total() const {
+  std::lock_guard lock(mu_);
+  return meter_ ? meter_->total() : unmetered_;
+}
+
+policy::MeterVerdict UsageGuard::verdict() const {
+  std::lock_guard lock(mu_);
+  return meter_ ? meter_->verdict() : policy::MeterVerdict::within;
+}
+
+bool UsageGuard::reported() const {
+  std::lock_guard lock(mu_);
+  return reported_;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+policy::TimePoint FromEpochSeconds(double seconds) {
+  return policy::TimePoint(std::chrono::duration_cast<SystemClock::duration>(
+      std::chrono::duration<double>(seconds)));
+}
+
+// A guard's verdict as a permanent failure with a machine-readable reason first.
+HandlerResult Violation(const std::string& reason, const std::string& detail) {
+  HandlerResult r = HandlerResult::Fail(reason + ": " + detail);
+  r.events.push_back({0, "policy_violation", nlohmann::json{{"reason", reason}, {"detail", detail}}.dump()});
+  return r;
+}
 
 std::string DefaultWorkerId(const WorkerOptions& o) {
   char host[256] = {};
@@ -160,16 +210,21 @@ class Worker::Impl {
     bus::ClaimedMessage message;
     std::stop_source stop;
     State state = State::ready;
+    std::optional<policy::TimePoint> deadline;  // set when the handler starts
   };
 
   struct Outcome {
     enum class Kind { complete, fail, release };
-    Kind kind;
+    Kind kind = Kind::complete;
     bus::Completion completion;
     bus::Failure failure;
+    std::vector<bus::PublishRequest> publish;
+    std::vector<bus::AuditEvent> events;
+    std::optional<bus::UsageRecord> usage;
 
     static Outcome Release(const bus::Lease& lease) {
-      Outcome o{Kind::release, {}, {}};
+      Outcome o;
+      o.kind = Kind::release;
       o.completion.lease = lease;
       return o;
     }
@@ -277,33 +332,9 @@ class Worker::Impl {
         ++running_;
       }
       const auto started = Clock::now();
-      HandlerContext context{job->message, job->stop.get_token()};
-      HandlerResult result;
-      try {
-        result = handler_(context);
-      } catch (const PermanentError& e) {
-        result = HandlerResult::Fail(e.what());
-      } catch (const std::exception& e) {
-        result = HandlerResult::Retry(e.what());
-      } catch (...) {
-        result = HandlerResult::Retry("handler threw a non-standard exception");
-      }
+      Outcome outcome = RunGuarded(*job, rng, unit);
       metrics::Observe(route_metrics_.handler_seconds,
                        std::chrono::duration<double>(Clock::now() - started).count());
-
-      Outcome outcome{Outcome::Kind::complete, {}, {}};
-      const bus::Lease& lease = job->message.lease;
-      if (result.kind == HandlerResult::Kind::complete) {
-        outcome.completion = {lease, std::move(result.result_json), std::move(result.snippet),
-                              std::move(result.url)};
-      } else {
-        outcome.kind = Outcome::Kind::fail;
-        const bool retry = result.kind == HandlerResult::Kind::retry;
-        const auto delay = policy::NextBackoff(lease.attempt, options_.retry_backoff, unit(rng));
-        outcome.failure = {lease, std::move(result.error),
-                           retry ? bus::FailureKind::retryable : bus::FailureKind::permanent,
-                           delay.count()};
-      }
       {
         std::lock_guard lock(mu_);
         --running_;
@@ -316,6 +347,143 @@ class Worker::Impl {
     }
   }
 
+  // The guards around one handler call: the assignment is checked before the handler runs and
+  // judged again after it returns (deadline, budget); the result becomes an Outcome.
+  Outcome RunGuarded(Job& job, std::mt19937_64& rng, std::uniform_real_distribution<double>& unit) {
+    const bus::ClaimedMessage& m = job.message;
+    std::optional<policy::AssignmentEnvelope> assignment;
+    std::optional<HandlerResult> verdict;
+    if (m.payload_json.find("\"__assignment\"") != std::string::npos || options_.require_assignment) {
+      auto parsed = policy::ParseAssignment(m.payload_json);
+      if (parsed.ok()) {
+        assignment = parsed.envelope();
+      } else if (parsed.error().code != policy::AssignmentErrorCode::missing_assignment) {
+        verdict = Violation("assignment_invalid", parsed.error().ToString());
+      } else if (options_.require_assignment) {
+        verdict = Violation("assignment_missing", "the payload has no __assignment");
+      }
+    }
+    std::optional<policy::TimePoint> deadline;
+    if (assignment && !verdict) {
+      const auto& served = options_.served_models;
+      deadline = policy::Deadline(*assignment, {FromEpochSeconds(m.created_at_epoch), std::nullopt});
+      if (!served.empty() && std::find(served.begin(), served.end(), assignment->model) == served.end()) {
+        verdict = Violation("model_not_served", "this worker does not serve model " + assignment->model);
+      } else if (SystemClock::now() >= *deadline) {
+        verdict = Violation("ttl_exceeded", "the assignment's TTL ran out before the work started");
+      }
+    }
+    if (deadline) {
+      {
+        std::lock_guard lock(mu_);
+        job.deadline = deadline;
+        deadline_added_ = true;
+      }
+      cv_flush_.notify_one();  // the flusher's watchdog re-plans its wake-up
+    }
+    UsageGuard usage(assignment ? std::optional<policy::Budget>(assignment->budget) : std::nullopt,
+                     job.stop);
+    if (!verdict) {
+      HandlerContext context{m, job.stop.get_token(), assignment ? &*assignment : nullptr, deadline, usage};
+      try {
+        verdict = handler_(context);
+      } catch (const PermanentError& e) {
+        verdict = HandlerResult::Fail(e.what());
+      } catch (const std::exception& e) {
+        verdict = HandlerResult::Retry(e.what());
+      } catch (...) {
+        verdict = HandlerResult::Retry("handler threw a non-standard exception");
+      }
+      // The guards outrank what the handler says.
+      if (usage.verdict() != policy::MeterVerdict::within) {
+        const auto spent = usage.total();
+        verdict = Violation("budget_exceeded",
+                            fmt::format("{} ({} tokens, {:.6f} USD spent)",
+                                        policy::VerdictName(usage.verdict()),
+                                        spent.total_tokens(), spent.cost_usd));
+      } else if (deadline && SystemClock::now() > *deadline) {
+        verdict = Violation("ttl_exceeded", "the handler ran past the assignment's TTL");
+      }
+    }
+    return ToOutcome(m, std::move(*verdict), assignment, usage, rng, unit);
+  }
+
+  Outcome ToOutcome(const bus::ClaimedMessage& m, HandlerResult result,
+                    const std::optional<policy::AssignmentEnvelope>& assignment,
+                    const UsageGuard& usage, std::mt19937_64& rng,
+                    std::uniform_real_distribution<double>& unit) {
+    // A follow-up or event that cannot be written would fail the whole flush: judge it here.
+    if (result.kind == HandlerResult::Kind::complete) {
+      for (const auto& follow_up : result.publish) {
+        if (auto rejection = bus::Validate(follow_up, {})) {
+          result = HandlerResult::Fail("invalid_follow_up: " + rejection->reason + ": " + rejection->detail);
+          break;
+        }
+      }
+    }
+    if ((!result.result_json.empty() && !nlohmann::json::accept(result.result_json)) ||
+        std::any_of(result.events.begin(), result.events.end(), [](const bus::AuditEvent& e) {
+          return e.event.empty() || (!e.detail_json.empty() && !nlohmann::json::accept(e.detail_json));
+        })) {
+      result = HandlerResult::Fail("invalid_handler_result: result or event detail is not JSON");
+    }
+
+    Outcome outcome;
+    const bus::Lease& lease = m.lease;
+    for (auto& e : result.events) {
+      if (e.message_id == 0) e.message_id = lease.message_id;
+    }
+    outcome.events = std::move(result.events);
+    if (result.kind == HandlerResult::Kind::complete) {
+      outcome.completion = {lease, std::move(result.result_json), std::move(result.snippet),
+                            std::move(result.url)};
+      outcome.publish = std::move(result.publish);
+      for (auto& follow_up : outcome.publish) follow_up.parent_id = lease.message_id;
+    } else {
+      outcome.kind = Outcome::Kind::fail;
+      const bool retry = result.kind == HandlerResult::Kind::retry;
+      const auto delay = result.retry_delay.value_or(
+          policy::NextBackoff(lease.attempt, options_.retry_backoff, unit(rng)));
+      outcome.failure = {lease, std::move(result.error),
+                         retry ? bus::FailureKind::retryable : bus::FailureKind::permanent,
+                         delay.count()};
+    }
+    if (usage.reported()) {
+      const std::string outcome_name =
+          outcome.kind == Outcome::Kind::complete
+              ? "completed"
+              : outcome.failure.error.substr(0, outcome.failure.error.find(':'));
+      outcome.usage = bus::UsageRecord{lease,
+                                       m.tenant,
+                                       m.route,
+                                       assignment ? assignment->agent_id : "",
+                                       assignment ? assignment->version : "",
+                                       assignment ? assignment->model : "",
+                                       usage.total(),
+                                       outcome_name};
+    }
+    return outcome;
+  }
+
+  // Requests the stop of handlers whose deadline passed; returns when the next one is due.
+  Clock::time_point EnforceDeadlines() {
+    const auto system_now = SystemClock::now();
+    const auto steady_now = Clock::now();
+    auto next = Clock::time_point::max();
+    std::lock_guard lock(mu_);
+    for (auto& [id, job] : in_flight_) {
+      if (job->state != Job::State::running || !job->deadline || job->stop.stop_requested()) continue;
+      if (*job->deadline <= system_now) {
+        logger_->warn("message {} ran past its deadline; stopping its handler", id);
+        job->stop.request_stop();
+      } else {
+        next = std::min(next, steady_now + std::chrono::duration_cast<Clock::duration>(
+                                               *job->deadline - system_now));
+      }
+    }
+    return next;
+  }
+
   void FlushLoop(std::stop_token stop) {
     RunWithReconnect(stop, "flush", [&] {
       auto conn = db::Connect(options_.database_url, "cogo-flush:" + options_.service + "/" +
@@ -326,9 +494,11 @@ class Worker::Impl {
       while (true) {
         bool finish = false;
         if (batch.empty()) {  // a batch left from a failed attempt is retried first
+          const auto wake_at = std::min(next_heartbeat, EnforceDeadlines());
           std::unique_lock lock(mu_);
-          cv_flush_.wait_until(lock, next_heartbeat,
-                               [&] { return stop_flusher_ || !outcomes_.empty(); });
+          cv_flush_.wait_until(lock, wake_at,
+                               [&] { return stop_flusher_ || !outcomes_.empty() || deadline_added_; });
+          deadline_added_ = false;
           batch.swap(outcomes_);
           finish = stop_flusher_ && batch.empty();
         }
@@ -348,28 +518,51 @@ class Worker::Impl {
     });
   }
 
+  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
+    std::vector<const Outcome*> completing;
     std::vector<bus::Completion> completions;
     for (const auto& o : batch) {
-      if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
+      if (o.kind != Outcome::Kind::complete) continue;
+      completing.push_back(&o);
+      completions.push_back(o.completion);
     }
     WorkerStats delta;
-    const std::vector<bool> held = bus.CompleteBatch(completions);
-    for (bool h : held) ++(h ? delta.completed : delta.lease_lost);
+    std::vector<bus::PublishRequest> follow_ups;
+    std::vector<bus::AuditEvent> events;
+    std::vector<bus::UsageRecord> usage;
+    // Only an outcome whose lease held may leave anything behind.
+    auto keep = [&](const Outcome& o) {
+      follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
+      events.insert(events.end(), o.events.begin(), o.events.end());
+      if (o.usage) usage.push_back(*o.usage);
+    };
+    pqxx::work txn(bus.connection(), "flush");
+    const std::vector<bool> held = bus.CompleteBatch(txn, completions);
+    for (size_t i = 0; i < held.size(); ++i) {
+      ++(held[i] ? delta.completed : delta.lease_lost);
+      if (held[i]) keep(*completing[i]);
+    }
     for (const auto& o : batch) {
       if (o.kind == Outcome::Kind::fail) {
-        switch (bus.Fail(o.failure)) {
+        const auto result = bus.Fail(txn, o.failure);
+        switch (result) {
           case bus::FailOutcome::requeued: ++delta.retried; break;
           case bus::FailOutcome::dead_lettered:
           case bus::FailOutcome::failed: ++delta.failed; break;
           case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
         }
-        logger_->warn("message {} attempt {} failed: {}", o.failure.lease.message_id,
-                      o.failure.lease.attempt, o.failure.error);
+        if (result != bus::FailOutcome::lease_lost) keep(o);
+        logger_->warn("message {} attempt {} failed ({}): {}", o.failure.lease.message_id,
+                      o.failure.lease.attempt, bus::FailOutcomeName(result), o.failure.error);
       } else if (o.kind == Outcome::Kind::release) {
-        ++(bus.Release(o.lease()) ? delta.released : delta.lease_lost);
+        ++(bus.Release(txn, o.lease()) ? delta.released : delta.lease_lost);
       }
     }
+    if (!follow_ups.empty()) (void)bus.PublishBatch(txn, follow_ups);
+    bus.AddEvents(txn, events);
+    bus.RecordUsage(txn, usage);
+    txn.commit();
     if (delta.lease_lost > 0) {
       logger_->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
                     delta.lease_lost);
@@ -441,6 +634,7 @@ class Worker::Impl {
   bool stop_handlers_ = false;
   bool stop_flusher_ = false;
   bool drained_ = false;
+  bool deadline_added_ = false;
   WorkerStats stats_;
   std::string fatal_error_;
 

@@ -84,6 +84,8 @@ class Bus {
   [[nodiscard]] bool Complete(pqxx::transaction_base& txn, const Completion& completion);
   // One transaction for many completions; result[i] says whether completions[i] held its lease.
   [[nodiscard]] std::vector<bool> CompleteBatch(const std::vector<Completion>& completions);
+  [[nodiscard]] std::vector<bool> CompleteBatch(pqxx::transaction_base& txn,
+                                                const std::vector<Completion>& completions);
   [[nodiscard]] FailOutcome Fail(const Failure& failure);
   [[nodiscard]] FailOutcome Fail(pqxx::transaction_base& txn, const Failure& failure);
 
@@ -92,6 +94,11 @@ class Bus {
                                  int64_t lease_ms);
   // Gives a running message back to the queue without counting the attempt.
   [[nodiscard]] bool Release(const Lease& lease);
+  [[nodiscard]] bool Release(pqxx::transaction_base& txn, const Lease& lease);
+
+  // Domain events on a message's trail, and per-attempt usage, in the caller's transaction.
+  void AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events);
+  void RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records);
 
   // Operator actions.
   [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);

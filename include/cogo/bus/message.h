@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "cogo/policy/usage.h"
+
 namespace cogo::bus {
 
 // A message's route. Workers subscribe to (service, role, shard set); tenant travels with it.
@@ -26,6 +28,8 @@ struct PublishRequest {
   std::string idempotency_key;  // empty: none; else a repeat returns the first message
   std::string correlation_id;   // empty: none; ties the message to a workflow run or request
   int64_t delay_ms = 0;         // not claimable before now() + delay
+  int64_t parent_id = 0;        // 0: none; else the message this one continues (its trail
+                                // then records the child's enqueue and outcome)
 };
 
 struct Published {
@@ -68,6 +72,25 @@ struct Failure {
   std::string error;
   FailureKind kind = FailureKind::retryable;
   int64_t retry_delay_ms = 0;  // used when the message is requeued
+};
+
+// A domain event for a message's trail, beside the bus's own lifecycle events.
+struct AuditEvent {
+  int64_t message_id = 0;   // 0 in a HandlerResult: the handled message
+  std::string event;        // e.g. execute_retry
+  std::string detail_json;  // a JSON object, or empty
+};
+
+// Tokens and cost one attempt of a message spent, and who spent them.
+struct UsageRecord {
+  Lease lease;
+  std::string tenant;
+  Route route;
+  std::string agent_id;
+  std::string version;
+  std::string model;
+  policy::Usage usage;
+  std::string outcome;  // completed, failed, budget_exceeded, ...
 };
 
 // Where a failure left the message.

@@ -9,14 +9,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stop_token>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <spdlog/logger.h>
 
 #include "cogo/bus/message.h"
+#include "cogo/policy/assignment.h"
 #include "cogo/policy/backoff.h"
+#include "cogo/policy/metering.h"
 
 namespace cogo::wake {
 class WakeHub;
@@ -40,11 +45,41 @@ struct WorkerOptions {
   std::chrono::milliseconds drain_grace{30000};  // how long running handlers may finish
   policy::BackoffParams retry_backoff;          // delay before a retryable failure is retried
   std::string worker_id;                        // empty: host-pid-route-random
+  // Guards. A message whose payload carries `__assignment` always has it enforced: invalid ->
+  // assignment_invalid, a model outside `served_models` (when not empty) -> model_not_served,
+  // past its TTL -> ttl_exceeded, over budget -> budget_exceeded; all permanent failures.
+  std::vector<std::string> served_models;  // empty: any model
+  bool require_assignment = false;         // true: a payload without one is assignment_missing
+};
+
+// Meters what one message's handler spends against its assignment's budget. Crossing a limit
+// requests the handler's stop token; the message then fails with budget_exceeded and the usage
+// actually spent is recorded. Thread-safe: a handler may report from several threads.
+class UsageGuard {
+ public:
+  UsageGuard(std::optional<policy::Budget> budget, std::stop_source stop);
+  // Adds a report (tokens, and cost already priced); returns the verdict on the new total.
+  policy::MeterVerdict Report(const policy::Usage& usage);
+  [[nodiscard]] policy::Usage total() const;
+  [[nodiscard]] policy::MeterVerdict verdict() const;
+  [[nodiscard]] bool reported() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<policy::UsageMeter> meter_;  // absent: no budget, usage is only recorded
+  policy::Usage unmetered_;
+  bool reported_ = false;
+  std::stop_source stop_;
 };
 
 struct HandlerContext {
   const bus::ClaimedMessage& message;
-  std::stop_token stop;  // requested when the lease is lost or the drain grace ran out
+  // Requested when the lease is lost, the deadline passes, the budget is exceeded or the
+  // drain grace ran out: long work checks it (or hands it to a provider call).
+  std::stop_token stop;
+  const policy::AssignmentEnvelope* assignment;  // null when the payload carries none
+  std::optional<policy::TimePoint> deadline;     // from the assignment's TTL
+  UsageGuard& usage;
 };
 
 struct HandlerResult {
@@ -54,10 +89,16 @@ struct HandlerResult {
   std::string snippet;      // complete: a short summary
   std::string url;          // complete: where a larger result lives
   std::string error;        // retry / fail: why
+  std::optional<std::chrono::milliseconds> retry_delay;  // retry: overrides the worker's backoff
+  // Published in the same transaction that records the outcome (only if the lease still
+  // holds), each as a child of this message: a hand-off can be neither lost nor doubled.
+  std::vector<bus::PublishRequest> publish;
+  std::vector<bus::AuditEvent> events;  // written on this message's trail in that transaction
 
   static HandlerResult Complete(std::string result_json = {}, std::string snippet = {},
                                 std::string url = {});
-  static HandlerResult Retry(std::string error);  // transient: requeue with backoff
+  static HandlerResult Retry(std::string error,  // transient: requeue with backoff
+                             std::optional<std::chrono::milliseconds> delay = std::nullopt);
   static HandlerResult Fail(std::string error);   // permanent: fail now, never retried
 };
 

@@ -102,6 +102,19 @@ if ((fsync_test)); then
   fdatasync_ops=${fdatasync_ops:-null}
 fi
 
+# CPU pressure (share of wall time some task waited for a CPU, from /proc/pressure/cpu): the
+# machine may be shared, and this says how much of each phase others took.
+psi_now() { awk '/^some/ {sub("total=", "", $5); print $5}' /proc/pressure/cpu 2>/dev/null || true; }
+now_us() { echo $(($(date +%s%N) / 1000)); }
+psi_mark() { psi0=$(psi_now) t0_us=$(now_us); }
+psi_pct() { # percent since psi_mark, or null when the kernel has no PSI
+  local p1; p1=$(psi_now)
+  if [ -n "$p1" ] && [ -n "$psi0" ]; then
+    awk -v a="$psi0" -v b="$p1" -v t="$(($(now_us) - t0_us))" 'BEGIN {printf "%.0f", 100 * (b - a) / t}'
+  else echo null; fi
+}
+psi_ref=null psi_peer=null
+
 # --- 1. the reference
 ref_dir=$repo/bench/reference
 declare -A tps lat failed left
@@ -124,6 +137,7 @@ queued_left() { psql_q -Atc "SELECT count(*) FROM ref_queue WHERE status = 'queu
 
 ref_names=(insert insert_notify claim_complete mixed)
 if ((do_reference)); then
+  psi_mark
   log "reference: insert";          fresh_table 0;          pgb insert -f "$ref_dir/insert.sql"
   log "reference: insert + notify"; fresh_table 0;          pgb insert_notify -f "$ref_dir/insert_notify.sql"
   log "reference: claim+complete";  fresh_table "$prefill"; pgb claim_complete -f "$ref_dir/claim_complete.sql"
@@ -134,6 +148,7 @@ if ((do_reference)); then
   for n in claim_complete mixed; do
     ((${left[$n]} > 0)) || die "the queue ran dry during $n: raise --prefill"
   done
+  psi_ref=$(psi_pct)
 fi
 msgs() { # messages/s from TPS: a mixed transaction is half a message (one insert + one claim)
   if [ "$1" = mixed ]; then awk -v t="${tps[$1]}" 'BEGIN {printf "%.0f", t / 2}'
@@ -151,9 +166,11 @@ if ((do_peers)); then
   (cd "$npm_dir" && npm install --no-audit --no-fund --omit=dev --no-package-lock --loglevel=error >/dev/null) \
     || die "npm install failed"
   log "peer: graphile-worker ($jobs jobs, $runs runs per mode and configuration)"
+  psi_mark
   node "$npm_dir/bench.js" --url "$url" --pgbench "$pg_bin/pgbench" --jobs "$jobs" --runs "$runs" \
     --producers "$clients" --pgbench-threads "$threads" --concurrency "$concurrency" \
     --configs "$peer_configs" >"$scratch/peer.json" || peer_status=$?
+  psi_peer=$(psi_pct)
   [ -s "$scratch/peer.json" ] || die "the graphile-worker bench failed"
   peer_json=$(cat "$scratch/peer.json")
 fi
@@ -164,6 +181,7 @@ echo "machine: $(nproc) cores ($cpu_model), $((mem_kb / 1024)) MiB RAM; PostgreS
 echo "durability: fsync=${conf[fsync]} synchronous_commit=${conf[synchronous_commit]}" \
      "wal_sync_method=${conf[wal_sync_method]} full_page_writes=${conf[full_page_writes]}" \
      "shared_buffers=${conf[shared_buffers]}"
+echo "cpu pressure (some, share of wall time): reference ${psi_ref}%, peer ${psi_peer}% (null: not measured); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$fdatasync_ops" = null ] || echo "pg_test_fsync: fdatasync, one 8kB write: $fdatasync_ops ops/s"
 if ((do_reference)); then
   echo
@@ -201,7 +219,8 @@ mkdir -p "$(dirname "$json_out")"
 cat >"$json_out" <<JSON
 {
   "generated_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-  "machine": {"nproc": $(nproc), "cpu": "$cpu_model", "mem_mib": $((mem_kb / 1024)), "kernel": "$(uname -r)"},
+  "machine": {"nproc": $(nproc), "cpu": "$cpu_model", "mem_mib": $((mem_kb / 1024)), "kernel": "$(uname -r)",
+              "cpu_pressure_pct": {"reference": $psi_ref, "peer": $psi_peer}},
   "postgres": {"version": "$pg_version", "fsync": "${conf[fsync]}", "synchronous_commit": "${conf[synchronous_commit]}",
                "wal_sync_method": "${conf[wal_sync_method]}", "full_page_writes": "${conf[full_page_writes]}",
                "shared_buffers": "${conf[shared_buffers]}", "max_wal_size": "${conf[max_wal_size]}",

@@ -102,15 +102,16 @@ if ((fsync_test)); then
   fdatasync_ops=${fdatasync_ops:-null}
 fi
 
-# CPU pressure (share of wall time some task waited for a CPU, from /proc/pressure/cpu): the
-# machine may be shared, and this says how much of each phase others took.
-psi_now() { awk '/^some/ {sub("total=", "", $5); print $5}' /proc/pressure/cpu 2>/dev/null || true; }
+# CPU and I/O pressure ("some": share of wall time some task waited for a CPU / for I/O, from
+# /proc/pressure): the machine may be shared, and this says how much of each phase others took.
+psi_now() { awk '/^some/ {sub("total=", "", $5); printf "%s ", $5}' /proc/pressure/cpu /proc/pressure/io 2>/dev/null || true; }
 now_us() { echo $(($(date +%s%N) / 1000)); }
 psi_mark() { psi0=$(psi_now) t0_us=$(now_us); }
-psi_pct() { # percent since psi_mark, or null when the kernel has no PSI
+psi_pct() { # {"cpu": %, "io": %} since psi_mark, or null when the kernel has no PSI
   local p1; p1=$(psi_now)
   if [ -n "$p1" ] && [ -n "$psi0" ]; then
-    awk -v a="$psi0" -v b="$p1" -v t="$(($(now_us) - t0_us))" 'BEGIN {printf "%.0f", 100 * (b - a) / t}'
+    awk -v a="$psi0" -v b="$p1" -v t="$(($(now_us) - t0_us))" 'BEGIN {split(a, x, " "); split(b, y, " ");
+      printf "{\"cpu\": %.0f, \"io\": %.0f}", 100 * (y[1] - x[1]) / t, 100 * (y[2] - x[2]) / t}'
   else echo null; fi
 }
 psi_ref=null psi_peer=null
@@ -181,7 +182,8 @@ echo "machine: $(nproc) cores ($cpu_model), $((mem_kb / 1024)) MiB RAM; PostgreS
 echo "durability: fsync=${conf[fsync]} synchronous_commit=${conf[synchronous_commit]}" \
      "wal_sync_method=${conf[wal_sync_method]} full_page_writes=${conf[full_page_writes]}" \
      "shared_buffers=${conf[shared_buffers]}"
-echo "cpu pressure (some, share of wall time): reference ${psi_ref}%, peer ${psi_peer}% (null: not measured); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "pressure (% of wall time some task waited; null: not measured): reference $psi_ref, peer $psi_peer;" \
+     "load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$fdatasync_ops" = null ] || echo "pg_test_fsync: fdatasync, one 8kB write: $fdatasync_ops ops/s"
 if ((do_reference)); then
   echo
@@ -220,7 +222,7 @@ cat >"$json_out" <<JSON
 {
   "generated_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "machine": {"nproc": $(nproc), "cpu": "$cpu_model", "mem_mib": $((mem_kb / 1024)), "kernel": "$(uname -r)",
-              "cpu_pressure_pct": {"reference": $psi_ref, "peer": $psi_peer}},
+              "pressure_pct": {"reference": $psi_ref, "peer": $psi_peer}},
   "postgres": {"version": "$pg_version", "fsync": "${conf[fsync]}", "synchronous_commit": "${conf[synchronous_commit]}",
                "wal_sync_method": "${conf[wal_sync_method]}", "full_page_writes": "${conf[full_page_writes]}",
                "shared_buffers": "${conf[shared_buffers]}", "max_wal_size": "${conf[max_wal_size]}",

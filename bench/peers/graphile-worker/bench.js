@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+// graphile-worker as a comparison peer for the cogo bus benchmark.
+//
+//   node bench.js --url URL --pgbench PATH [--jobs 20000] [--runs 3] [--producers 8]
+//                 [--concurrency 24] [--configs batched,default] [--modes drain,e2e]
+//
+// drain: --jobs no-op jobs enqueued first in one graphile_worker.add_jobs call, then a worker
+//        pool started and timed until every job has run and been deleted (completed).
+// e2e:   the worker pool is started first; --producers pgbench clients each add one job per
+//        transaction with graphile_worker.add_job (add_job.sql); timed from the first insert
+//        until every job has run and been completed.
+// Every run checks exactly-once: the handler counts calls per payload number and per job id;
+// each of 1..jobs must have run once, no job twice, and the jobs table must end empty.
+// Prints one JSON document on stdout; progress goes to stderr.
+"use strict";
+
+const { spawn } = require("node:child_process");
+const path = require("node:path");
+const { run, runMigrations, Logger } = require("graphile-worker");
+const { Client } = require("pg");
+
+function parseArgs(argv) {
+  const opts = {
+    url: process.env.DATABASE_URL,
+    pgbench: "pgbench",
+    jobs: 20000,
+    runs: 3,
+    producers: 8,
+    pgbenchThreads: 2,
+    concurrency: 24,
+    configs: "batched,default",
+    modes: "drain,e2e",
+    timeoutS: 600,
+  };
+  for (let i = 2; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, "").replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in opts)) throw new Error(`unknown option ${argv[i]}`);
+    const v = argv[i + 1];
+    opts[key] = typeof opts[key] === "number" ? Number(v) : v;
+  }
+  if (!opts.url) throw new Error("--url (or DATABASE_URL) is required");
+  return opts;
+}
+
+// Worker configurations. "default" is graphile-worker's defaults apart from concurrency;
+// "batched" adds the batching its performance guide recommends for high throughput
+// (a local queue of locked jobs and batched completions).
+function workerConfig(name, concurrency) {
+  const base = { concurrency, maxPoolSize: Math.max(10, concurrency + 2) };
+  if (name === "default") return { ...base, preset: { worker: {} } };
+  if (name === "batched")
+    return {
+      ...base,
+      preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    };
+  throw new Error(`unknown config ${name}`);
+}
+
+const quietLogger = new Logger(() => (level, message) => {
+  if (level === "error" || level === "warning") process.stderr.write(`graphile-worker ${level}: ${message}\n`);
+});
+
+const log = (m) => process.stderr.write(`graphile-worker bench: ${m}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+class Tally {
+  constructor(n) {
+    this.n = n;
+    this.byNumber = new Uint32Array(n + 1);
+    this.byJobId = new Map();
+    this.calls = 0;
+    this.bad = 0; // payload numbers outside 1..n
+    this.done = null;
+    this.onAll = new Promise((r) => (this.done = r));
+  }
+  record(payload, jobId) {
+    this.calls++;
+    const i = payload && payload.i;
+    if (Number.isInteger(i) && i >= 1 && i <= this.n) this.byNumber[i]++;
+    else this.bad++;
+    this.byJobId.set(jobId, (this.byJobId.get(jobId) || 0) + 1);
+    if (this.calls === this.n) this.done();
+  }
+  verify(remainingRows) {
+    let missing = 0, twice = 0;
+    for (let i = 1; i <= this.n; i++) {
+      if (this.byNumber[i] === 0) missing++;
+      else if (this.byNumber[i] > 1) twice++;
+    }
+    let idTwice = 0;
+    for (const c of this.byJobId.values()) if (c > 1) idTwice++;
+    const ok = missing === 0 && twice === 0 && idTwice === 0 && this.bad === 0 &&
+      this.calls === this.n && remainingRows === 0;
+    return { ok, handler_calls: this.calls, distinct_jobs: this.byJobId.size, missing,
+             ran_twice: twice + idTwice, unknown: this.bad, rows_left: remainingRows };
+  }
+}
+
+async function withClient(url, fn) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try { return await fn(c); } finally { await c.end(); }
+}
+
+async function countJobs(c) {
+  const r = await c.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs");
+  return r.rows[0].n;
+}
+
+async function reset(url) {
+  await withClient(url, async (c) => {
+    await c.query("TRUNCATE graphile_worker._private_jobs");
+    await c.query("CREATE SEQUENCE IF NOT EXISTS cogo_bench_seq");
+    await c.query("ALTER SEQUENCE cogo_bench_seq RESTART WITH 1");
+    await c.query("VACUUM ANALYZE graphile_worker._private_jobs");
+    await c.query("CHECKPOINT");
+  });
+}
+
+async function startRunner(opts, config, tally) {
+  return run({
+    connectionString: opts.url,
+    ...workerConfig(config, opts.concurrency),
+    noHandleSignals: true,
+    logger: quietLogger,
+    taskList: { noop: async (payload, helpers) => { tally.record(payload, helpers.job.id); } },
+  });
+}
+
+// Waits for every handler call, then for the completions to reach the table.
+async function waitDone(opts, tally, poller) {
+  const deadline = Date.now() + opts.timeoutS * 1000;
+  const timeout = sleep(opts.timeoutS * 1000).then(() => "timeout");
+  if ((await Promise.race([tally.onAll.then(() => "ok"), timeout])) === "timeout") return false;
+  while (Date.now() < deadline) {
+    if ((await countJobs(poller)) === 0) return true;
+    await sleep(5);
+  }
+  return false;
+}
+
+function runPgbench(opts) {
+  const perClient = Math.ceil(opts.jobs / opts.producers);
+  if (perClient * opts.producers !== opts.jobs) throw new Error("--jobs must divide by --producers");
+  const u = new URL(opts.url);
+  const args = ["-n", "-h", u.hostname, "-p", u.port || "5432", "-U", decodeURIComponent(u.username || "postgres"),
+    "-c", String(opts.producers), "-j", String(opts.pgbenchThreads), "-t", String(perClient), "-M", "prepared",
+    "-f", path.join(__dirname, "add_job.sql"), u.pathname.replace(/^\//, "")];
+  return new Promise((resolve, reject) => {
+    const p = spawn(opts.pgbench, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    p.on("error", reject);
+    p.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`pgbench exited ${code}: ${err}`));
+      const m = out.match(/tps = ([\d.]+) \(without initial connection time\)/);
+      resolve({ tps: m ? Number(m[1]) : null });
+    });
+  });
+}
+
+async function oneRun(opts, mode, config) {
+  await reset(opts.url);
+  const tally = new Tally(opts.jobs);
+  const poller = new Client({ connectionString: opts.url });
+  await poller.connect();
+  let runner, t0, producer = null;
+  try {
+    if (mode === "drain") {
+      await poller.query(
+        `SELECT graphile_worker.add_jobs(array(
+           SELECT ('noop', json_build_object('i', g), null, null, null, null, null, null)::graphile_worker.job_spec
+           FROM generate_series(1, $1::int) AS g))`, [opts.jobs]);
+      await poller.query("VACUUM ANALYZE graphile_worker._private_jobs");
+      await poller.query("CHECKPOINT");
+      t0 = process.hrtime.bigint();
+      runner = await startRunner(opts, config, tally);
+      if (!(await waitDone(opts, tally, poller))) throw new Error("timed out");
+    } else {
+      runner = await startRunner(opts, config, tally);
+      await sleep(200); // let the pool connect and LISTEN before producing
+      t0 = process.hrtime.bigint();
+      const pgb = runPgbench(opts);
+      if (!(await waitDone(opts, tally, poller))) throw new Error("timed out");
+      producer = await pgb;
+    }
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    await runner.stop();
+    runner = null;
+    await sleep(100); // a late duplicate would show up here
+    const check = tally.verify(await countJobs(poller));
+    const r = { mode, config, seconds: +seconds.toFixed(3), jobs_per_s: Math.round(opts.jobs / seconds), ...check };
+    if (producer) r.producer_tps = producer.tps;
+    return r;
+  } finally {
+    if (runner) await runner.stop().catch(() => {});
+    await poller.end();
+  }
+}
+
+async function main() {
+  const opts = parseArgs(process.argv);
+  await runMigrations({ connectionString: opts.url, logger: quietLogger });
+  const version = JSON.parse(require("node:fs").readFileSync(
+    path.join(path.dirname(require.resolve("graphile-worker")), "..", "package.json"), "utf8")).version;
+  const results = [];
+  let allOk = true;
+  for (const mode of opts.modes.split(",")) {
+    for (const config of opts.configs.split(",")) {
+      const runs = [];
+      for (let i = 1; i <= opts.runs; i++) {
+        const r = await oneRun(opts, mode, config);
+        log(`${mode} ${config} run ${i}: ${r.jobs_per_s} jobs/s in ${r.seconds}s, exactly-once ${r.ok ? "ok" : "FAILED " + JSON.stringify(r)}`);
+        allOk = allOk && r.ok;
+        runs.push(r);
+      }
+      results.push({ mode, config, median_jobs_per_s: Math.round(median(runs.map((r) => r.jobs_per_s))),
+                     exactly_once: runs.every((r) => r.ok), runs });
+    }
+  }
+  process.stdout.write(JSON.stringify({ peer: "graphile-worker", version, node: process.version,
+    jobs: opts.jobs, concurrency: opts.concurrency, producers: opts.producers,
+    configs: Object.fromEntries(opts.configs.split(",").map((c) => [c, workerConfig(c, opts.concurrency)])),
+    results }, null, 2) + "\n");
+  process.exit(allOk ? 0 : 3);
+}
+
+main().catch((e) => { process.stderr.write(`graphile-worker bench: ${e.stack || e}\n`); process.exit(1); });

@@ -125,6 +125,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kUnregisterWorkerName, sql::kUnregisterWorker);
   conn_.prepare(sql::kMarkIdleName, sql::kMarkIdle);
   conn_.prepare(sql::kIdleBarrierName, sql::kIdleBarrier);
+  conn_.prepare(sql::kLockLeasesName, sql::kLockLeases);
   conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
   conn_.prepare(sql::kRecordUsageName, sql::kRecordUsage);
 }
@@ -265,6 +266,24 @@ bool Bus::Release(const Lease& lease) {
 
 bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
   return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.attempt).empty();
+}
+
+std::vector<bool> Bus::LockLeases(pqxx::transaction_base& txn, const std::vector<Lease>& leases) {
+  std::vector<bool> held(leases.size(), false);
+  if (leases.empty()) return held;
+  json input = json::array();
+  for (const Lease& l : leases) {
+    input.push_back({{"id", l.message_id}, {"owner", l.owner}, {"attempt", l.attempt}});
+  }
+  std::vector<int64_t> locked;
+  for (const auto& row : txn.exec_prepared(sql::kLockLeasesName, input.dump())) {
+    locked.push_back(row[0].as<int64_t>());
+  }
+  std::sort(locked.begin(), locked.end());
+  for (size_t i = 0; i < leases.size(); ++i) {
+    held[i] = std::binary_search(locked.begin(), locked.end(), leases[i].message_id);
+  }
+  return held;
 }
 
 void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events) {

@@ -207,6 +207,17 @@ inline constexpr const char* kMarkIdleName = "cogo_mark_idle";
 inline constexpr const char* kMarkIdle =
     "UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1";
 
+// $1: jsonb array of {id, owner, attempt}. Locks the rows whose lease still holds, in id order,
+// so everything else a flush writes about them in this transaction stands or falls with them.
+inline constexpr const char* kLockLeasesName = "cogo_lock_leases";
+inline constexpr const char* kLockLeases = R"SQL(
+SELECT m.id
+FROM agent_messages m
+JOIN jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, attempt int) ON m.id = x.id
+WHERE m.status = 'running' AND m.lease_owner = x.owner AND m.attempts = x.attempt
+ORDER BY m.id
+FOR UPDATE OF m)SQL";
+
 // $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.
 inline constexpr const char* kAddEventsName = "cogo_add_events";
 inline constexpr const char* kAddEvents = R"SQL(

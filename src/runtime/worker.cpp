@@ -518,49 +518,51 @@ class Worker::Impl {
     });
   }
 
-  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction.
+  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
+  // rows whose lease still holds are locked first, so the trail reads cause before effect:
+  // domain events, then children (execute_enqueued), then the outcome itself.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
-    std::vector<const Outcome*> completing;
-    std::vector<bus::Completion> completions;
-    for (const auto& o : batch) {
-      if (o.kind != Outcome::Kind::complete) continue;
-      completing.push_back(&o);
-      completions.push_back(o.completion);
-    }
+    std::vector<bus::Lease> leases;
+    leases.reserve(batch.size());
+    for (const auto& o : batch) leases.push_back(o.lease());
+    pqxx::work txn(bus.connection(), "flush");
+    const std::vector<bool> held = bus.LockLeases(txn, leases);
+
     WorkerStats delta;
     std::vector<bus::PublishRequest> follow_ups;
     std::vector<bus::AuditEvent> events;
     std::vector<bus::UsageRecord> usage;
-    // Only an outcome whose lease held may leave anything behind.
-    auto keep = [&](const Outcome& o) {
+    std::vector<bus::Completion> completions;
+    std::vector<const Outcome*> failures;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Outcome& o = batch[i];
+      if (!held[i]) {
+        ++delta.lease_lost;  // reclaimed or cancelled meanwhile: leave nothing behind
+        continue;
+      }
       follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
       events.insert(events.end(), o.events.begin(), o.events.end());
       if (o.usage) usage.push_back(*o.usage);
-    };
-    pqxx::work txn(bus.connection(), "flush");
-    const std::vector<bool> held = bus.CompleteBatch(txn, completions);
-    for (size_t i = 0; i < held.size(); ++i) {
-      ++(held[i] ? delta.completed : delta.lease_lost);
-      if (held[i]) keep(*completing[i]);
-    }
-    for (const auto& o : batch) {
-      if (o.kind == Outcome::Kind::fail) {
-        const auto result = bus.Fail(txn, o.failure);
-        switch (result) {
-          case bus::FailOutcome::requeued: ++delta.retried; break;
-          case bus::FailOutcome::dead_lettered:
-          case bus::FailOutcome::failed: ++delta.failed; break;
-          case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
-        }
-        if (result != bus::FailOutcome::lease_lost) keep(o);
-        logger_->warn("message {} attempt {} failed ({}): {}", o.failure.lease.message_id,
-                      o.failure.lease.attempt, bus::FailOutcomeName(result), o.failure.error);
-      } else if (o.kind == Outcome::Kind::release) {
+      if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
+      if (o.kind == Outcome::Kind::fail) failures.push_back(&o);
+      if (o.kind == Outcome::Kind::release) {
         ++(bus.Release(txn, o.lease()) ? delta.released : delta.lease_lost);
       }
     }
-    if (!follow_ups.empty()) (void)bus.PublishBatch(txn, follow_ups);
     bus.AddEvents(txn, events);
+    if (!follow_ups.empty()) (void)bus.PublishBatch(txn, follow_ups);
+    for (bool h : bus.CompleteBatch(txn, completions)) ++(h ? delta.completed : delta.lease_lost);
+    for (const Outcome* o : failures) {
+      const auto result = bus.Fail(txn, o->failure);
+      switch (result) {
+        case bus::FailOutcome::requeued: ++delta.retried; break;
+        case bus::FailOutcome::dead_lettered:
+        case bus::FailOutcome::failed: ++delta.failed; break;
+        case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
+      }
+      logger_->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
+                    o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
+    }
     bus.RecordUsage(txn, usage);
     txn.commit();
     if (delta.lease_lost > 0) {

@@ -96,6 +96,11 @@ class Bus {
   [[nodiscard]] bool Release(const Lease& lease);
   [[nodiscard]] bool Release(pqxx::transaction_base& txn, const Lease& lease);
 
+  // Locks the messages whose lease still holds until the transaction ends; result[i] says
+  // whether leases[i] held. What the caller then writes about them cannot be orphaned.
+  [[nodiscard]] std::vector<bool> LockLeases(pqxx::transaction_base& txn,
+                                             const std::vector<Lease>& leases);
+
   // Domain events on a message's trail, and per-attempt usage, in the caller's transaction.
   void AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events);
   void RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records);

@@ -112,6 +112,7 @@ int Run(int argc, char** argv) {
   app.allow_config_extras(false);
   runtime::AddCommonOptions(app, common);
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand (inherited by each)
 
   std::string sql_dir;
   auto* migrate = app.add_subcommand("migrate", "apply the schema migrations in sql/");

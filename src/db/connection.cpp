@@ -25,4 +25,8 @@ bool IsTransient(const std::exception& error) {
   return false;
 }
 
+bool IsInDoubt(const std::exception& error) {
+  return dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr;
+}
+
 }  // namespace cogo::db

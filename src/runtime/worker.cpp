@@ -236,16 +236,19 @@ class Worker::Impl {
   int FreeCapacity() const { return capacity_ - static_cast<int>(in_flight_.size()); }
 
   // Owns a connection and reconnects after transient failures; a non-transient failure is
-  // fatal for the loop (recorded, reported through fatal_error()).
+  // fatal for the loop (recorded, reported through fatal_error()). Both loops may retry after
+  // a commit in doubt: a claim that did commit only leaves leases that expire and are
+  // reclaimed; a flush that did commit finds its leases gone on the retry and writes nothing.
   template <typename Body>
   void RunWithReconnect(std::stop_token stop, const char* loop, Body&& body) {
     auto backoff = std::chrono::milliseconds(100);
+    bool reconnecting = false;
     while (!stop.stop_requested()) {
       try {
-        body();
+        body(reconnecting);
         return;
       } catch (const std::exception& e) {
-        if (!db::IsTransient(e)) {
+        if (!db::IsTransient(e) && !db::IsInDoubt(e)) {
           logger_->error("{} loop stopped: {}", loop, e.what());
           std::lock_guard lock(mu_);
           if (fatal_error_.empty()) fatal_error_ = std::string(loop) + ": " + e.what();
@@ -256,14 +259,16 @@ class Worker::Impl {
                       backoff.count());
         SleepUnlessStopped(stop, backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        reconnecting = true;
       }
     }
   }
 
   void ClaimLoop(std::stop_token stop) {
-    RunWithReconnect(stop, "claim", [&] {
+    RunWithReconnect(stop, "claim", [&](bool reconnected) {
       auto conn = db::Connect(options_.database_url, "cogo-claim:" + options_.service + "/" +
                                                          options_.role);
+      if (reconnected) logger_->info("claim loop reconnected");
       // A lost claim commit only puts the message back in the queue (the worker's later
       // completion then fails its lease check), so claims need not wait for the WAL flush.
       pqxx::nontransaction(*conn).exec("SET synchronous_commit = off");
@@ -485,12 +490,15 @@ class Worker::Impl {
   }
 
   void FlushLoop(std::stop_token stop) {
-    RunWithReconnect(stop, "flush", [&] {
+    RunWithReconnect(stop, "flush", [&](bool reconnected) {
       auto conn = db::Connect(options_.database_url, "cogo-flush:" + options_.service + "/" +
                                                          options_.role);
+      if (reconnected) {
+        logger_->info("flush loop reconnected; retrying {} unflushed outcomes", unflushed_.size());
+      }
       bus::Bus bus(*conn);
       auto next_heartbeat = Clock::now() + options_.heartbeat;
-      std::vector<Outcome> batch;
+      std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first
       while (true) {
         bool finish = false;
         if (batch.empty()) {  // a batch left from a failed attempt is retried first
@@ -630,6 +638,7 @@ class Worker::Impl {
   std::deque<std::shared_ptr<Job>> ready_;
   std::unordered_map<int64_t, std::shared_ptr<Job>> in_flight_;
   std::vector<Outcome> outcomes_;
+  std::vector<Outcome> unflushed_;  // the flusher's batch in progress (flusher thread only)
   int running_ = 0;
   bool wake_pending_ = false;
   bool claiming_ = true;

@@ -20,6 +20,10 @@ namespace cogo::db {
 // (the transaction may have committed: retrying could double a write) and for everything else.
 [[nodiscard]] bool IsTransient(const std::exception& error);
 
+// True when a commit's outcome is unknown (the connection broke during COMMIT). Only callers
+// whose retry is harmless after a commit that did happen may treat it as transient.
+[[nodiscard]] bool IsInDoubt(const std::exception& error);
+
 // Formats integers as a PostgreSQL array literal, e.g. {1,2,3}.
 template <typename Range>
 [[nodiscard]] std::string IntArrayLiteral(const Range& values) {

@@ -1,0 +1,134 @@
+// The migrator against a real PostgreSQL: concurrent migrators on a fresh database apply each
+// migration once; an edited or missing landed migration stops it; a failing one rolls back.
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <pqxx/nontransaction>
+
+#include "child_process.h"
+#include "cogo/db/migrator.h"
+#include "pg_fixture.h"
+
+namespace cogo::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh, empty database for one test, dropped afterwards.
+class MigratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(DatabaseUrl().empty());
+    const auto slash = DatabaseUrl().rfind('/');
+    admin_url_ = DatabaseUrl().substr(0, slash) + "/postgres";
+    name_ = "cogo_migrate_" + std::to_string(getpid());
+    pqxx::connection admin(admin_url_);
+    pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + name_);
+    pqxx::nontransaction(admin).exec("CREATE DATABASE " + name_);
+    url_ = DatabaseUrl().substr(0, slash) + "/" + name_;
+    dir_ = ScratchFile("sql");
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    pqxx::connection admin(admin_url_);
+    pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+    fs::remove_all(dir_);
+  }
+  void CopyMigrations() {
+    for (const auto& entry : fs::directory_iterator(db::DefaultSqlDir())) {
+      fs::copy_file(entry.path(), dir_ / entry.path().filename());
+    }
+  }
+  int64_t Recorded() {
+    pqxx::connection conn(url_);
+    return pqxx::nontransaction(conn).exec("SELECT count(*) FROM schema_migrations")[0][0].as<int64_t>();
+  }
+  std::string admin_url_, name_, url_;
+  fs::path dir_;
+};
+
+TEST_F(MigratorTest, ConcurrentMigratorsApplyEachMigrationOnce) {
+  const auto migrations = db::LoadMigrations(db::DefaultSqlDir());
+  ASSERT_GE(migrations.size(), 2u);
+  std::vector<size_t> applied(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < applied.size(); ++i) {
+    threads.emplace_back([&, i] {
+      pqxx::connection conn(url_);
+      applied[i] = db::Migrate(conn, migrations).applied.size();
+    });
+  }
+  for (auto& t : threads) t.join();
+  size_t total = 0;
+  for (size_t n : applied) total += n;
+  EXPECT_EQ(total, migrations.size());
+  EXPECT_EQ(Recorded(), static_cast<int64_t>(migrations.size()));
+  pqxx::connection conn(url_);
+  EXPECT_TRUE(db::MigrationsCurrent(conn, migrations));
+}
+
+TEST_F(MigratorTest, EditedLandedMigrationIsRefused) {
+  CopyMigrations();
+  {
+    pqxx::connection conn(url_);
+    (void)db::Migrate(conn, db::LoadMigrations(dir_));
+  }
+  std::ofstream(dir_ / "001_bus.sql", std::ios::app) << "\n-- an innocent edit\n";
+  pqxx::connection conn(url_);
+  const auto edited = db::LoadMigrations(dir_);
+  EXPECT_FALSE(db::MigrationsCurrent(conn, edited));
+  try {
+    (void)db::Migrate(conn, edited);
+    FAIL() << "an edited migration was accepted";
+  } catch (const db::MigrationError& e) {
+    EXPECT_NE(std::string(e.what()).find("001_bus.sql changed"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(MigratorTest, MissingLandedMigrationIsRefused) {
+  CopyMigrations();
+  {
+    pqxx::connection conn(url_);
+    (void)db::Migrate(conn, db::LoadMigrations(dir_));
+  }
+  fs::remove(dir_ / "002_execution.sql");
+  pqxx::connection conn(url_);
+  EXPECT_THROW((void)db::Migrate(conn, db::LoadMigrations(dir_)), db::MigrationError);
+}
+
+TEST_F(MigratorTest, FailingMigrationRollsBackAndIsNotRecorded) {
+  CopyMigrations();
+  std::ofstream(dir_ / "900_broken.sql") << "CREATE TABLE half_done (id int);\nSELECT nonsense FROM nowhere;\n";
+  pqxx::connection conn(url_);
+  EXPECT_ANY_THROW((void)db::Migrate(conn, db::LoadMigrations(dir_)));
+  EXPECT_EQ(Recorded(), static_cast<int64_t>(db::LoadMigrations(db::DefaultSqlDir()).size()));
+  EXPECT_EQ(pqxx::nontransaction(conn).exec("SELECT to_regclass('half_done') IS NULL")[0][0].as<bool>(), true);
+}
+
+TEST_F(MigratorTest, BadFileNamesAndDuplicateVersionsAreRefused) {
+  std::ofstream(dir_ / "1_short.sql") << "SELECT 1;";
+  EXPECT_THROW((void)db::LoadMigrations(dir_), db::MigrationError);
+  fs::remove(dir_ / "1_short.sql");
+  std::ofstream(dir_ / "005_a.sql") << "SELECT 1;";
+  std::ofstream(dir_ / "005_b.sql") << "SELECT 1;";
+  EXPECT_THROW((void)db::LoadMigrations(dir_), db::MigrationError);
+  EXPECT_THROW((void)db::LoadMigrations(dir_ / "absent"), db::MigrationError);
+}
+
+TEST_F(MigratorTest, CliMigrateIsIdempotentAndExplainsRefusals) {
+  auto first = RunCommand("cogo", {"migrate", "--database-url", url_});
+  EXPECT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(first.output.find("001_bus.sql"), std::string::npos);
+  auto second = RunCommand("cogo", {"migrate", "--database-url", url_});
+  EXPECT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("\"applied\": []"), std::string::npos) << second.output;
+  CopyMigrations();
+  std::ofstream(dir_ / "002_execution.sql", std::ios::app) << "-- edited\n";
+  auto refused = RunCommand("cogo", {"migrate", "--database-url", url_, "--sql-dir", dir_.string()});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.output.find("changed after it was applied"), std::string::npos) << refused.output;
+}
+
+}  // namespace
+}  // namespace cogo::testing

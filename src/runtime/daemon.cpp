@@ -85,7 +85,8 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
       ->check(CLI::Range(0, 3600000))
       ->capture_default_str();
   bool print_config = false;
-  app.add_flag("--print-config", print_config, "print the effective configuration and exit");
+  app.add_flag("--print-config", print_config, "print the effective configuration and exit")
+      ->configurable(false);
   if (spec.add_options) spec.add_options(app);
   try {
     app.parse(argc, argv);

@@ -70,6 +70,14 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - origin).count();
 }
 
+// The 1-minute load average: the machine is shared, so each run records how busy it was.
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double load = -1;
+  in >> load;
+  return load;
+}
+
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 double Median(std::vector<double> v) {
@@ -201,6 +209,9 @@ class Fleet {
 
   ~Fleet() { Drain(); }
 
+  // Wake-up notifications the hub received (0 without a hub).
+  [[nodiscard]] uint64_t notifications() const { return hub_ ? hub_->notifications() : 0; }
+
   void Start() {
     if (hub_) {
       hub_->Start();
@@ -309,6 +320,7 @@ json Drain(const Config& cfg) {
     const double publish_s = PublishAll(cfg, n);
     CallLog log(static_cast<size_t>(n));
     Fleet fleet(cfg, true, log);
+    const double load = LoadAverage();
     const auto start = Clock::now();
     fleet.Start();
     fleet.WaitCompleted(static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
@@ -323,10 +335,11 @@ json Drain(const Config& cfg) {
                     {"msg_per_s", rate},
                     {"publish_seconds", publish_s},
                     {"publish_msg_per_s", static_cast<double>(n) / publish_s},
+                    {"loadavg_1m", load},
                     {"exactly_once", true}});
     fmt::print("drain   run {}: {} msgs in {:.3f} s = {:>8.0f} msg/s  (publish {:.0f} msg/s; "
-               "exactly-once ok)  [{}]\n",
-               run, n, seconds, rate, static_cast<double>(n) / publish_s, ConfigText(cfg));
+               "exactly-once ok; load {:.1f})  [{}]\n",
+               run, n, seconds, rate, static_cast<double>(n) / publish_s, load, ConfigText(cfg));
     std::fflush(stdout);
   }
   const double median = Median(rates);
@@ -371,6 +384,7 @@ json EndToEnd(const Config& cfg) {
       });
     }
     ready.arrive_and_wait();
+    const double load = LoadAverage();
     const int64_t start_ns = NowNs();
     const auto start = Clock::now();
     go.count_down();
@@ -388,6 +402,7 @@ json EndToEnd(const Config& cfg) {
       if (!e.empty()) throw BenchFailure("producer failed: " + e);
     }
     const double publish_s = static_cast<double>(last_publish_ns.load() - start_ns) / 1e9;
+    const uint64_t notifications = fleet.notifications();
     fleet.DrainAndCheck(static_cast<uint64_t>(n));
     CheckCalls(log);
     VerifyDatabase(cfg, n);
@@ -398,11 +413,13 @@ json EndToEnd(const Config& cfg) {
                     {"msg_per_s", rate},
                     {"publish_seconds", publish_s},
                     {"publish_msg_per_s", static_cast<double>(n) / publish_s},
+                    {"notifications", notifications},
+                    {"loadavg_1m", load},
                     {"exactly_once", true}});
-    fmt::print("e2e     run {}: {} msgs in {:.3f} s = {:>8.0f} msg/s  (producers alone {:.0f} "
-               "msg/s; exactly-once ok)  [{} producers, {}]\n",
-               run, n, seconds, rate, static_cast<double>(n) / publish_s, cfg.producers,
-               ConfigText(cfg));
+    fmt::print("e2e     run {}: {} msgs in {:.3f} s = {:>8.0f} msg/s  (producers done at {:.0f} "
+               "msg/s; {} NOTIFYs; exactly-once ok; load {:.1f})  [{} producers, {}]\n",
+               run, n, seconds, rate, static_cast<double>(n) / publish_s,
+               notifications, load, cfg.producers, ConfigText(cfg));
     std::fflush(stdout);
   }
   const double median = Median(rates);
@@ -421,6 +438,7 @@ json LatencyRun(const Config& cfg, bool notify) {
   std::this_thread::sleep_for(std::chrono::milliseconds(std::max(300, 2 * cfg.poll_ms)));
 
   std::vector<int64_t> commit_ns(static_cast<size_t>(n) + 1, 0);
+  const double load = LoadAverage();
   {
     auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench-producer");
     cogo::bus::Bus bus(*conn);
@@ -435,6 +453,7 @@ json LatencyRun(const Config& cfg, bool notify) {
     }
   }
   fleet.WaitCompleted(static_cast<uint64_t>(n), Clock::now() + std::chrono::seconds(cfg.timeout_s));
+  const uint64_t notifications = fleet.notifications();
   fleet.DrainAndCheck(static_cast<uint64_t>(n));
   CheckCalls(log);
   VerifyDatabase(cfg, n);
@@ -458,11 +477,13 @@ json LatencyRun(const Config& cfg, bool notify) {
               {"max_ms", ms.back()},
               {"min_ms", ms.front()},
               {"started_before_commit_returned", before_commit_return},
+              {"notifications", notifications},
+              {"loadavg_1m", load},
               {"exactly_once", true}};
   fmt::print("latency {:<6}: {} msgs at {}/s: p50 {:.2f} ms  p90 {:.2f} ms  p99 {:.2f} ms  max "
-             "{:.2f} ms  (poll {} ms; exactly-once ok)  [{}]\n",
+             "{:.2f} ms  (poll {} ms; {} NOTIFYs; exactly-once ok; load {:.1f})  [{}]\n",
              notify ? "notify" : "poll", n, cfg.rate, Percentile(ms, 50), Percentile(ms, 90),
-             Percentile(ms, 99), ms.back(), cfg.poll_ms, ConfigText(cfg));
+             Percentile(ms, 99), ms.back(), cfg.poll_ms, notifications, load, ConfigText(cfg));
   std::fflush(stdout);
   return out;
 }
@@ -532,6 +553,39 @@ json Machine(const Config& cfg) {
           {"wal_sync_method", row[4].as<std::string>()}};
 }
 
+std::string RunRates(const json& mode) {
+  std::string out;
+  for (const auto& r : mode["runs"]) {
+    out += fmt::format("{}{:.0f}", out.empty() ? "" : ", ", r["msg_per_s"].get<double>());
+  }
+  return out;
+}
+
+void PrintSummary(const json& results) {
+  fmt::print("\n{:<16} {:<40} {}\n", "mode", "configuration", "result");
+  for (const char* name : {"drain", "e2e"}) {
+    if (!results.contains(name)) continue;
+    const auto& m = results[name];
+    const auto& c = m["config"];
+    fmt::print("{:<16} {:<40} {:.0f} msg/s median (runs: {})\n", name,
+               fmt::format("workers={} concurrency={} batch={}", c["workers"].get<int>(),
+                           c["concurrency"].get<int>(), c["batch_size"].get<int>()),
+               m["median_msg_per_s"].get<double>(), RunRates(m));
+  }
+  if (results.contains("latency")) {
+    const auto& c = results["latency"]["config"];
+    for (const char* name : {"notify", "poll"}) {
+      const auto& l = results["latency"][name];
+      fmt::print("{:<16} {:<40} p50 {:.2f} / p90 {:.2f} / p99 {:.2f} / max {:.2f} ms\n",
+                 fmt::format("latency {}", name),
+                 fmt::format("workers={} concurrency={} poll={}ms", c["workers"].get<int>(),
+                             c["concurrency"].get<int>(), l["poll_ms"].get<int>()),
+                 l["p50_ms"].get<double>(), l["p90_ms"].get<double>(), l["p99_ms"].get<double>(),
+                 l["max_ms"].get<double>());
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -584,6 +638,7 @@ int main(int argc, char** argv) {
     if (*e2e || *all) results["e2e"] = EndToEnd(cfg);
     if (*latency || *all) results["latency"] = Latency(cfg);
     if (*sql) results["sql"] = Sql(cfg);
+    PrintSummary(results);
   } catch (const std::exception& e) {
     fmt::print(stderr, "cogo-bench: FAILED: {}\n", e.what());
     return 1;

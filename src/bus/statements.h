@@ -38,20 +38,27 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
                      AND m.idempotency_key = x.idempotency_key)SQL";
 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
+// One index scan per shard, each already in claim order, so LIMIT stops it early (with
+// `shard = ANY` the planner read every queued row of the route and sorted them). The update
+// finds its rows by primary key (a join with `picked` could hash a scan of the whole table).
 inline constexpr const char* kClaimName = "cogo_claim";
 inline constexpr const char* kClaim = R"SQL(
 WITH picked AS (
-  SELECT id FROM agent_messages
-  WHERE status = 'queued' AND service = $1 AND role = $2 AND shard = ANY ($3::int[])
-    AND (retry_at IS NULL OR retry_at <= now())
-  ORDER BY priority DESC, id
-  LIMIT $4
-  FOR UPDATE SKIP LOCKED),
+  SELECT q.id FROM unnest($3::int[]) AS s(shard)
+  CROSS JOIN LATERAL (
+    SELECT id, priority FROM agent_messages
+    WHERE status = 'queued' AND service = $1 AND role = $2 AND shard = s.shard
+      AND (retry_at IS NULL OR retry_at <= now())
+    ORDER BY priority DESC, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED) q
+  ORDER BY q.priority DESC, q.id
+  LIMIT $4),
 claimed AS (
   UPDATE agent_messages m
   SET status = 'running', attempts = m.attempts + 1, lease_owner = $5,
       lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now()
-  FROM picked WHERE m.id = picked.id
+  WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
             m.max_attempts, m.correlation_id, m.created_at),
 events AS (
@@ -67,10 +74,11 @@ SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_
        extract(epoch FROM now())::float8
 FROM claimed ORDER BY priority DESC, id)SQL";
 
-// $1: jsonb array of {id, owner, attempt, result, snippet, url}.
+// $1: jsonb array of {id, owner, attempt, result, snippet, url}. `id = ANY` keeps the update
+// on primary-key lookups; joined with the input alone, it hashed a scan of every running row.
 inline constexpr const char* kCompleteName = "cogo_complete";
 inline constexpr const char* kComplete = R"SQL(
-WITH input AS (
+WITH input AS MATERIALIZED (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(id bigint, owner text, attempt int, result jsonb, snippet text, url text)),
 done AS (
@@ -78,7 +86,8 @@ done AS (
   SET status = 'done', result = input.result, result_snippet = input.snippet,
       result_url = input.url, lease_owner = NULL, lease_expires_at = NULL, finished_at = now()
   FROM input
-  WHERE m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
+  WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+    AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
     AND m.attempts = input.attempt
   RETURNING m.id, m.service, m.role, m.tenant, m.attempts, input.owner),
 events AS (

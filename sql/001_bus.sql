@@ -34,9 +34,9 @@ CREATE INDEX agent_messages_queued ON agent_messages (service, role, shard, prio
 -- The reclaimer scans running rows by lease expiry.
 CREATE INDEX agent_messages_running_lease ON agent_messages (lease_expires_at)
   WHERE status = 'running';
--- Retention walks finished rows by age.
-CREATE INDEX agent_messages_finished ON agent_messages (finished_at)
-  WHERE finished_at IS NOT NULL;
+-- Retention walks finished rows by age. Rows finish roughly in insertion order, so a BRIN
+-- index serves that walk at a fraction of a B-tree's cost on every completion.
+CREATE INDEX agent_messages_finished ON agent_messages USING brin (finished_at);
 -- A repeated publish with the same key returns the first message.
 CREATE UNIQUE INDEX agent_messages_idempotency ON agent_messages (service, role, tenant, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
@@ -54,7 +54,7 @@ CREATE TABLE bus_events (
   detail     jsonb
 );
 CREATE INDEX bus_events_message ON bus_events (message_id, id);
-CREATE INDEX bus_events_at ON bus_events (at);
+CREATE INDEX bus_events_at ON bus_events USING brin (at);  -- append-only: BRIN is enough
 
 CREATE TABLE bus_workers (
   worker_id  text PRIMARY KEY,
@@ -70,8 +70,10 @@ CREATE TABLE bus_workers (
 CREATE INDEX bus_workers_idle ON bus_workers (service, role) WHERE idle;
 
 -- Wake-ups. A NOTIFY serialises every committing transaction that sends one, so the bus sends
--- one only when a live worker of the route is idle. Busy workers never need one: they claim
--- again as soon as they have room. The lost-wake-up race (a producer checks before a worker's
+-- one only when a live worker of the route is idle, and clears the idle flags it acts on: one
+-- NOTIFY per idle period, not one per message. Busy workers never need one: they claim again
+-- as soon as they have room; a woken worker that finds nothing marks itself idle again. The
+-- lost-wake-up race (a producer checks before a worker's
 -- idle flag commits, and commits after the worker's re-check) is closed by a lock: producers
 -- hold a shared per-route advisory lock until they commit, and a worker going idle takes it
 -- exclusively once, after committing its flag and before its re-check, so every producer that
@@ -82,11 +84,17 @@ CREATE FUNCTION cogo_route_lock_key(service text, role text) RETURNS integer
 
 CREATE FUNCTION cogo_wake_route(p_service text, p_role text, p_shard integer) RETURNS void
   LANGUAGE plpgsql AS $$
+DECLARE
+  any_woken boolean;
 BEGIN
   PERFORM pg_advisory_xact_lock_shared(1668245295, cogo_route_lock_key(p_service, p_role));
-  IF EXISTS (SELECT 1 FROM bus_workers w
-             WHERE w.idle AND w.service = p_service AND w.role = p_role
-               AND p_shard = ANY (w.shards) AND w.last_seen > now() - interval '2 minutes') THEN
+  WITH woken AS (
+    UPDATE bus_workers w SET idle = false
+    WHERE w.idle AND w.service = p_service AND w.role = p_role
+      AND p_shard = ANY (w.shards) AND w.last_seen > now() - interval '2 minutes'
+    RETURNING 1)
+  SELECT count(*) > 0 INTO any_woken FROM woken;
+  IF any_woken THEN
     PERFORM pg_notify('cogo_bus', p_service || '/' || p_role || '/' || p_shard);
   END IF;
 END $$;

@@ -220,10 +220,12 @@ inline constexpr const char* kMarkIdle =
 // so everything else a flush writes about them in this transaction stands or falls with them.
 inline constexpr const char* kLockLeasesName = "cogo_lock_leases";
 inline constexpr const char* kLockLeases = R"SQL(
+WITH input AS MATERIALIZED (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, attempt int))
 SELECT m.id
-FROM agent_messages m
-JOIN jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, attempt int) ON m.id = x.id
-WHERE m.status = 'running' AND m.lease_owner = x.owner AND m.attempts = x.attempt
+FROM agent_messages m JOIN input ON m.id = input.id
+WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+  AND m.status = 'running' AND m.lease_owner = input.owner AND m.attempts = input.attempt
 ORDER BY m.id
 FOR UPDATE OF m)SQL";
 

@@ -301,6 +301,10 @@ class Worker::Impl {
         }
         std::unique_lock lock(mu_);
         cv_claim_.wait_for(lock, options_.poll, [&] { return !claiming_ || wake_pending_; });
+        // The producer that woke us cleared our flag (and the hub wakes everyone after a LISTEN
+        // outage): if the next claim finds nothing, announce idleness again. A poll timeout
+        // leaves the flag as it was.
+        if (wake_pending_) idle = false;
       }
     });
   }

@@ -75,8 +75,10 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   const std::vector<int64_t> malformed = {
       id(WithTtl("abc")), id(WithTtl(1.5)), id(WithTtl(-1)), id(WithTtl(0)), id(WithTtl(1e30)),
       id(WithTtl(nullptr)), id(WithTtl(json::array({1}))), id(R"({"__assignment":"x"})"),
-      id(R"({"__assignment":[1]})"), id(R"({"no":"assignment"})"), id("[1,2]"),
-      id(WithTtl(1, 1e30)), id(WithTtl(1, -5))};
+      id(R"({"__assignment":[1]})"), id(R"({"no":"assignment"})")};
+  // A malformed issued_at is ignored: created_at + 1 ms has passed.
+  const int64_t huge_issued = id(WithTtl(1, 1e30));
+  const int64_t negative_issued = id(WithTtl(1, -5));
   // A running message past its TTL belongs to its worker's guard, not to the reclaimer.
   const int64_t running = bus_->Publish(Message(WithTtl(1), "test", "slow")).id;
   ASSERT_EQ(bus_->Claim({"w", "test", "slow", {0}, 1, 60000}).size(), 1u);
@@ -87,10 +89,9 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   const int64_t child = bus_->Publish(child_request).id;
   std::this_thread::sleep_for(20ms);
 
-  // WithTtl(1, 1e30) and WithTtl(1, -5): the issued_at is ignored, created_at + 1 ms has passed.
   EXPECT_EQ(ops::ExpireQueuedTtl(*conn_, 100), 5);
   EXPECT_EQ(ops::ExpireQueuedTtl(*conn_, 100), 0) << "each row ends once";
-  for (int64_t ended : {expired_issued, expired_created, child, malformed[11], malformed[12]}) {
+  for (int64_t ended : {expired_issued, expired_created, child, huge_issued, negative_issued}) {
     SCOPED_TRACE(ended);
     EXPECT_EQ(Status(ended), "failed");
     EXPECT_EQ(Trail(ended).substr(Trail(ended).rfind(' ') + 1), "ttl_expired");
@@ -100,7 +101,7 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   }
   EXPECT_EQ(Trail(expired_issued), "ttl_expired");
   for (int64_t kept : {fresh, bad_issued_fresh}) EXPECT_EQ(Status(kept), "queued");
-  for (size_t i = 0; i + 2 < malformed.size(); ++i) EXPECT_EQ(Status(malformed[i]), "queued") << i;
+  for (size_t i = 0; i < malformed.size(); ++i) EXPECT_EQ(Status(malformed[i]), "queued") << i;
   EXPECT_EQ(Status(running), "running");
   EXPECT_EQ(Trail(parent), "execute_enqueued execute_failed");
 }

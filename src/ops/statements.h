@@ -5,7 +5,8 @@
 namespace cogo::ops::sql {
 
 // $1 limit. Queued messages whose assignment TTL already passed (sql/003) end as failed with
-// ttl_expired, so they never run late. SKIP LOCKED: several reclaimers (and claimers) never
+// ttl_expired, so they never run late; an execute message also gets execute_failed on its trail
+// (a hand-off's parent hears of it through the 002 trigger). SKIP LOCKED: several reclaimers (and claimers) never
 // wait on each other; the outer status check makes a row that changed meanwhile a no-op.
 inline constexpr const char* kExpireTtlName = "cogo_expire_ttl";
 inline constexpr const char* kExpireTtl = R"SQL(
@@ -25,9 +26,12 @@ ended AS (
   RETURNING m.id, m.service, m.role, m.tenant, m.attempts, expired.deadline),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-  SELECT id, 'ttl_expired', service, role, tenant,
-         jsonb_build_object('reason', 'ttl_expired', 'deadline', deadline, 'attempts', attempts)
-  FROM ended)
+  SELECT e.id, x.event, e.service, e.role, e.tenant,
+         jsonb_build_object('reason', 'ttl_expired', 'deadline', e.deadline, 'attempts', e.attempts)
+  FROM ended e
+  CROSS JOIN LATERAL (VALUES (1, 'ttl_expired'), (2, 'execute_failed')) AS x(ord, event)
+  WHERE x.ord = 1 OR e.role = 'execute'
+  ORDER BY e.id, x.ord)
 SELECT count(*) FROM ended)SQL";
 
 // $1 statuses text[], $2 age ms, $3 limit. Only final rows, locked first so a concurrent

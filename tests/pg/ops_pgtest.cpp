@@ -87,9 +87,11 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   auto child_request = Message(WithTtl(60000, now - 120000), "gateway", "chat");
   child_request.parent_id = parent;
   const int64_t child = bus_->Publish(child_request).id;
+  // An execute message that waited past its TTL.
+  const int64_t late_execute = bus_->Publish(Message(WithTtl(1), "orchestrator", "execute")).id;
   std::this_thread::sleep_for(20ms);
 
-  EXPECT_EQ(ops::ExpireQueuedTtl(*conn_, 100), 5);
+  EXPECT_EQ(ops::ExpireQueuedTtl(*conn_, 100), 6);
   EXPECT_EQ(ops::ExpireQueuedTtl(*conn_, 100), 0) << "each row ends once";
   for (int64_t ended : {expired_issued, expired_created, child, huge_issued, negative_issued}) {
     SCOPED_TRACE(ended);
@@ -104,6 +106,8 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   for (size_t i = 0; i < malformed.size(); ++i) EXPECT_EQ(Status(malformed[i]), "queued") << i;
   EXPECT_EQ(Status(running), "running");
   EXPECT_EQ(Trail(parent), "execute_enqueued execute_failed");
+  EXPECT_EQ(Trail(late_execute), "ttl_expired execute_failed");
+  EXPECT_EQ(Status(late_execute), "failed");
 }
 
 TEST_F(BusTest, SeveralReclaimersEndEachExpiredRowExactlyOnce) {

@@ -324,5 +324,43 @@ TEST_F(ExecutorTest, SeveralExecutorProcessesHandEachMessageOffExactlyOnce) {
       << "more than one executor took part";
 }
 
+TEST_F(ExecutorTest, ExecutorKilledMidStreamLeavesEveryMessageHandedOffExactlyOnce) {
+  constexpr int kMessages = 2000;
+  const auto request = Execute(Payload([](json& a) {
+    a["budget"]["maxCostUsd"] = 0.001;
+    a["ttl_ms"] = 600000;
+  }));
+  for (int i = 0; i < kMessages / 500; ++i) {
+    (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(500, request));
+  }
+  const auto policy_file = ScratchFile("policy.json");
+  std::ofstream(policy_file) << kPolicy;
+  const auto log = ScratchFile("executor-kill.log");
+  const std::vector<std::string> args = {"--policy", policy_file, "--poll-ms", "100",
+                                         "--lease-ms", "500", "--heartbeat-ms", "100"};
+  auto done = [] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'done'");
+  };
+  {
+    ChildProcess victim("cogo-executor-dispatcher", args, log);
+    ASSERT_TRUE(WaitFor([&] { return done() >= 200; }, 60s)) << "see " << log;
+    victim.Signal(SIGKILL);
+    EXPECT_EQ(victim.Wait(10s), 128 + SIGKILL);
+  }
+  ASSERT_LT(done(), kMessages) << "killed too late to mean anything";
+  std::this_thread::sleep_for(600ms);  // the victim's leases run out
+  (void)bus_->Reclaim(kMessages);
+  {
+    ChildProcess survivor("cogo-executor-dispatcher", args, log);
+    ASSERT_TRUE(WaitFor([&] { return done() == kMessages; }, 120s)) << "see " << log;
+    survivor.Signal(SIGTERM);
+    EXPECT_EQ(survivor.Wait(30s), 0);
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"), kMessages);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM (SELECT parent_id FROM agent_messages "
+                            "WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) <> 1) x"),
+            0);
+}
+
 }  // namespace
 }  // namespace cogo::testing

@@ -13,6 +13,8 @@
 #include "cogo/bus/inspect.h"
 #include "cogo/db/connection.h"
 #include "cogo/db/migrator.h"
+#include "cogo/ops/reclaimer.h"
+#include "cogo/ops/retention.h"
 #include "cogo/runtime/daemon.h"
 
 namespace cogo::cli {
@@ -152,8 +154,19 @@ int Run(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel a queued or running message");
   cancel->add_option("id", id)->required();
   cancel->add_option("--reason", reason)->capture_default_str();
-  auto* reclaim = app.add_subcommand("reclaim", "requeue running messages whose lease expired");
-  reclaim->add_option("--limit", reclaim_limit)->capture_default_str();
+  bool expire_ttl = true;
+  auto* reclaim = app.add_subcommand(
+      "reclaim", "requeue running messages whose lease expired, end queued ones past their TTL");
+  reclaim->add_option("--limit", reclaim_limit, "rows per batch (batches repeat until done)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  reclaim->add_option("--expire-ttl", expire_ttl, "end queued messages past their assignment TTL")
+      ->capture_default_str();
+  ops::RetentionOptions retention;
+  bool dry_run = false;
+  auto* prune = app.add_subcommand("prune", "delete final messages, events and usage past their ages");
+  ops::AddRetentionOptions(*prune, retention, false);
+  prune->add_flag("--dry-run", dry_run, "count what would be deleted, delete nothing");
 
   try {
     app.parse(argc, argv);
@@ -181,8 +194,20 @@ int Run(int argc, char** argv) {
       return 0;
     }
     if (*reclaim) {
-      const auto counts = bus.Reclaim(reclaim_limit);
-      std::cout << json{{"requeued", counts.requeued}, {"dead_lettered", counts.dead_lettered}}.dump()
+      const auto r = ops::ReclaimPass(*conn, {reclaim_limit, {}, expire_ttl});
+      std::cout << json{{"requeued", r.requeued},
+                        {"dead_lettered", r.dead_lettered},
+                        {"ttl_expired", r.ttl_expired}}
+                       .dump()
+                << "\n";
+      return 0;
+    }
+    if (*prune) {
+      const auto c = dry_run ? ops::CountPrunable(*conn, retention) : ops::Prune(*conn, retention);
+      std::cout << json{{dry_run ? "would_delete" : "deleted",
+                         {{"finished", c.finished}, {"dead", c.dead}, {"events", c.events},
+                          {"usage", c.usage}}}}
+                       .dump()
                 << "\n";
       return 0;
     }

@@ -362,7 +362,8 @@ class Worker::Impl {
     const bus::ClaimedMessage& m = job.message;
     std::optional<policy::AssignmentEnvelope> assignment;
     std::optional<HandlerResult> verdict;
-    if (m.payload_json.find("\"__assignment\"") != std::string::npos || options_.require_assignment) {
+    if (options_.enforce_assignment &&
+        (m.payload_json.find("\"__assignment\"") != std::string::npos || options_.require_assignment)) {
       auto parsed = policy::ParseAssignment(m.payload_json);
       if (parsed.ok()) {
         assignment = parsed.envelope();

@@ -1,6 +1,6 @@
 // The `cogo` operator command line: migrate, publish, status, inspect, wait, retry,
-// requeue-dead, cancel, reclaim, workers. Output is JSON on stdout; errors go to stderr with a
-// non-zero exit (2 for bad input, 1 for everything else).
+// requeue-dead, cancel, reclaim (leases and TTL expiry), prune [--dry-run], workers. Output is
+// JSON on stdout; errors go to stderr with a non-zero exit (2 for bad input, 1 otherwise).
 #pragma once
 
 namespace cogo::cli {

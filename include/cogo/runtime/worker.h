@@ -50,6 +50,9 @@ struct WorkerOptions {
   // past its TTL -> ttl_exceeded, over budget -> budget_exceeded; all permanent failures.
   std::vector<std::string> served_models;  // empty: any model
   bool require_assignment = false;         // true: a payload without one is assignment_missing
+  // false: the handler judges `__assignment` itself and none of the guards above run (the
+  // executor, whose admission check reports ttl_expired etc. with its own audit events).
+  bool enforce_assignment = true;
 };
 
 // Meters what one message's handler spends against its assignment's budget. Crossing a limit

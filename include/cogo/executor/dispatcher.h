@@ -1,0 +1,83 @@
+// The executor dispatcher: judges each `orchestrator/execute` message against the policy table
+// and the tenant's daily spend, then hands the work to its target route (same payload, tenant,
+// shard and correlation id) in the transaction that completes the execute message, or fails it
+// with a named reason. The decisions are pure functions below (time passed in); the handler from
+// MakeExecutorHandler adds the one database read (the tenant's spend) on a connection per
+// handler thread, never shared across threads. Thread-safe: the handler may run on any number
+// of threads at once; the policy table is immutable.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <pqxx/connection>
+#include <spdlog/logger.h>
+
+#include "cogo/bus/message.h"
+#include "cogo/policy/admit.h"
+#include "cogo/policy/policy_table.h"
+#include "cogo/runtime/worker.h"
+
+namespace cogo::executor {
+
+inline constexpr const char* kService = "orchestrator";
+inline constexpr const char* kRole = "execute";
+
+// The envelope of an execute message and the policy rule that governs it.
+struct ExecuteRequest {
+  policy::AssignmentEnvelope envelope;  // target always set
+  const policy::PolicyRule* rule = nullptr;  // owned by the table passed to Prepare
+};
+
+// Parses the assignment (a target is required) and picks its rule. An unusable envelope is a
+// permanent failure, returned ready to hand back to the runtime: `assignment_invalid: ...`.
+[[nodiscard]] std::variant<ExecuteRequest, runtime::HandlerResult> Prepare(
+    const bus::ClaimedMessage& message, const policy::PolicyTable& table);
+
+// What the tenant has committed today, as read from the database (see TenantCommitted).
+struct TenantCommitment {
+  double spent_today_usd = 0.0;  // message_usage since the start of the UTC day
+  double reserved_usd = 0.0;     // maxCostUsd of handed-off work not yet finished
+};
+
+// The admission verdict as a handler result. Admitted: complete with the hand-off to the target
+// route (max_attempts from the rule, idempotency key "execute:<id>"). Rejected: a permanent
+// failure "<reason>: <detail>" with `policy_violation` and `execute_failed` events.
+[[nodiscard]] runtime::HandlerResult Decide(const bus::ClaimedMessage& message,
+                                            const ExecuteRequest& request,
+                                            const TenantCommitment& committed, double daily_cap_usd,
+                                            policy::TimePoint now);
+
+// A transient failure (the spend could not be read): retry after the rule's backoff with an
+// `execute_retry` event; on the message's last attempt (its bus max_attempts) the bus
+// dead-letters it, and the event is `execute_failed` with reason attempts_exhausted.
+[[nodiscard]] runtime::HandlerResult TransientFailure(const bus::ClaimedMessage& message,
+                                                      const policy::PolicyRule& rule,
+                                                      std::string_view error,
+                                                      policy::TimePoint now, double unit_sample);
+
+// Reads the tenant's commitment in one statement against the database clock. Throws on
+// database errors.
+[[nodiscard]] TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tenant);
+
+// Loads a policy table file; throws std::runtime_error naming the file and the problem.
+[[nodiscard]] std::shared_ptr<const policy::PolicyTable> LoadPolicyFile(const std::string& path);
+
+struct ExecutorOptions {
+  std::string database_url;                         // for the spend reads
+  std::shared_ptr<const policy::PolicyTable> policy;  // required
+};
+
+// The handler for a Worker on (orchestrator, execute). It owns one connection per handler
+// thread (opened on first use, reopened after a failure), released when the handler is
+// destroyed.
+[[nodiscard]] runtime::Handler MakeExecutorHandler(ExecutorOptions options,
+                                                   std::shared_ptr<spdlog::logger> logger);
+
+// Worker options for the executor route: service/role set, runtime assignment guards off
+// (admission is the executor's job; the target worker enforces the guards while running).
+void ConfigureExecutorWorker(runtime::WorkerOptions& options);
+
+}  // namespace cogo::executor

@@ -1,0 +1,18 @@
+// Durations as operators write them in flags and config ("90s", "15m", "36h", "7d", "250ms",
+// a bare number is milliseconds). Pure functions: thread-safe.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cogo::ops {
+
+// nullopt for anything else: empty, negative, a fraction, an unknown unit, overflow.
+[[nodiscard]] std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// The shortest exact form: 604800000 ms -> "7d", 90000 -> "90s", 1500 -> "1500ms".
+[[nodiscard]] std::string FormatDuration(std::chrono::milliseconds duration);
+
+}  // namespace cogo::ops

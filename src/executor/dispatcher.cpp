@@ -1,0 +1,224 @@
+#include "cogo/executor/dispatcher.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/nontransaction>
+
+#include "cogo/db/connection.h"
+#include "executor/statements.h"
+
+namespace cogo::executor {
+namespace {
+
+using nlohmann::json;
+using runtime::HandlerResult;
+
+policy::TimePoint FromEpochSeconds(double seconds) {
+  return policy::TimePoint(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+      std::chrono::duration<double>(seconds)));
+}
+
+int64_t EpochMs(policy::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// A permanent refusal: reason first in last_error, and both audit events on the trail.
+HandlerResult Refuse(std::string_view reason, const std::string& detail, const std::string& rule) {
+  HandlerResult r = HandlerResult::Fail(std::string(reason) + ": " + detail);
+  json event = {{"reason", reason}, {"detail", detail}};
+  if (!rule.empty()) event["rule"] = rule;
+  r.events.push_back({0, "policy_violation", event.dump()});
+  r.events.push_back({0, "execute_failed", event.dump()});
+  return r;
+}
+
+// One line, no trailing newline (libpq messages end with one).
+std::string OneLine(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+std::variant<ExecuteRequest, HandlerResult> Prepare(const bus::ClaimedMessage& message,
+                                                    const policy::PolicyTable& table) {
+  auto parsed = policy::ParseAssignment(message.payload_json);
+  if (!parsed.ok()) return Refuse("assignment_invalid", parsed.error().ToString(), "");
+  if (!parsed.envelope().target) {
+    return Refuse("assignment_invalid", "target: missing: the executor needs a target route", "");
+  }
+  ExecuteRequest request{parsed.envelope(), nullptr};
+  request.rule = &table.Lookup(request.envelope);
+  return request;
+}
+
+HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& request,
+                     const TenantCommitment& committed, double daily_cap_usd,
+                     policy::TimePoint now) {
+  const policy::AssignmentEnvelope& envelope = request.envelope;
+  const policy::PolicyRule& rule = *request.rule;
+  const policy::MessageTimes times{FromEpochSeconds(message.created_at_epoch), std::nullopt};
+  const policy::TenantSpend spend{committed.spent_today_usd + committed.reserved_usd, daily_cap_usd};
+  const policy::Decision decision = policy::Admit(envelope, rule, times, spend, now);
+  if (!decision.admitted()) return Refuse(policy::ReasonName(*decision.reject), decision.detail, rule.name);
+
+  bus::PublishRequest hand_off;
+  hand_off.service = envelope.target->service;
+  hand_off.role = envelope.target->role;
+  hand_off.shard = message.route.shard;
+  hand_off.tenant = message.tenant;
+  hand_off.payload_json = message.payload_json;
+  hand_off.priority = message.priority;
+  hand_off.max_attempts = rule.max_attempts;
+  hand_off.idempotency_key = "execute:" + std::to_string(message.lease.message_id);
+  hand_off.correlation_id = message.correlation_id;
+
+  HandlerResult r = HandlerResult::Complete(
+      json{{"target", envelope.target->Route()},
+           {"shard", message.route.shard},
+           {"rule", rule.name},
+           {"deadline_ms", EpochMs(decision.deadline)},
+           {"tenant_spent_today_usd", committed.spent_today_usd},
+           {"tenant_reserved_usd", committed.reserved_usd},
+           {"tenant_daily_cap_usd", daily_cap_usd}}
+          .dump(),
+      "handed off to " + envelope.target->Route());
+  r.publish.push_back(std::move(hand_off));
+  return r;
+}
+
+HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy::PolicyRule& rule,
+                               std::string_view error, policy::TimePoint now, double unit_sample) {
+  // The bus row's max_attempts decides when the bus dead-letters; judge with it so the audit
+  // event agrees with what the bus does. The rule contributes the backoff schedule.
+  policy::PolicyRule schedule = rule;
+  schedule.max_attempts = std::max(1, message.max_attempts);
+  const int attempt = message.lease.attempt;
+  const policy::RetryDecision d =
+      policy::RetryAt(attempt, policy::ErrorClass::transient, schedule, now, unit_sample);
+  const std::string text = OneLine(error);
+  if (d.action == policy::RetryAction::retry) {
+    HandlerResult r = HandlerResult::Retry(text, d.delay);
+    r.events.push_back({0, "execute_retry",
+                        json{{"error", text},
+                             {"attempt", attempt},
+                             {"max_attempts", schedule.max_attempts},
+                             {"delay_ms", d.delay.count()}}
+                            .dump()});
+    return r;
+  }
+  HandlerResult r = HandlerResult::Retry(text, std::chrono::milliseconds(0));
+  r.events.push_back({0, "execute_failed",
+                      json{{"reason", "attempts_exhausted"}, {"error", text}, {"attempt", attempt}}
+                          .dump()});
+  return r;
+}
+
+TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tenant) {
+  conn.prepare(sql::kTenantCommittedName, sql::kTenantCommitted);
+  pqxx::nontransaction txn(conn);
+  const auto row = txn.exec_prepared1(sql::kTenantCommittedName, tenant);
+  return {row[0].as<double>(), row[1].as<double>()};
+}
+
+std::shared_ptr<const policy::PolicyTable> LoadPolicyFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read policy file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto result = policy::ParsePolicyTable(text.str());
+  if (!result.ok()) throw std::runtime_error(path + ": " + result.error().ToString());
+  return std::make_shared<const policy::PolicyTable>(std::move(result).table());
+}
+
+namespace {
+
+// The handler's state: the policy and one connection (and jitter source) per handler thread.
+class Dispatcher {
+ public:
+  Dispatcher(ExecutorOptions options, std::shared_ptr<spdlog::logger> logger)
+      : options_(std::move(options)), logger_(std::move(logger)) {
+    if (!options_.policy) throw std::invalid_argument("executor: no policy table");
+  }
+
+  HandlerResult Handle(runtime::HandlerContext& ctx) {
+    const bus::ClaimedMessage& m = ctx.message;
+    auto prepared = Prepare(m, *options_.policy);
+    if (auto* refused = std::get_if<HandlerResult>(&prepared)) {
+      logger_->warn("execute {} refused: {}", m.lease.message_id, refused->error);
+      return std::move(*refused);
+    }
+    const auto& request = std::get<ExecuteRequest>(prepared);
+    ThreadState& state = ForThisThread();
+    TenantCommitment committed;
+    try {
+      if (!state.conn) state.conn = db::Connect(options_.database_url, "cogo-executor-spend");
+      committed = TenantCommitted(*state.conn, m.tenant);
+    } catch (const std::exception& e) {
+      state.conn.reset();  // reconnect on the next message
+      auto result = TransientFailure(m, *request.rule,
+                                     std::string("tenant_spend_unavailable: ") + e.what(),
+                                     std::chrono::system_clock::now(), state.unit(state.rng));
+      logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error);
+      return result;
+    }
+    auto result = Decide(m, request, committed, options_.policy->DailyCapUsd(m.tenant),
+                         std::chrono::system_clock::now());
+    if (result.kind == HandlerResult::Kind::complete) {
+      logger_->debug("execute {} handed off to {} under {}", m.lease.message_id,
+                     request.envelope.target->Route(), request.rule->name);
+    } else {
+      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error);
+    }
+    return result;
+  }
+
+ private:
+  struct ThreadState {
+    std::unique_ptr<pqxx::connection> conn;
+    std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> unit{0.0, 1.0};
+  };
+
+  // Each handler thread gets its own entry; only that thread touches it after creation.
+  ThreadState& ForThisThread() {
+    std::lock_guard lock(mu_);
+    auto& slot = threads_[std::this_thread::get_id()];
+    if (!slot) slot = std::make_unique<ThreadState>();
+    return *slot;
+  }
+
+  const ExecutorOptions options_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  std::mutex mu_;
+  std::map<std::thread::id, std::unique_ptr<ThreadState>> threads_;
+};
+
+}  // namespace
+
+runtime::Handler MakeExecutorHandler(ExecutorOptions options,
+                                     std::shared_ptr<spdlog::logger> logger) {
+  auto dispatcher = std::make_shared<Dispatcher>(std::move(options), std::move(logger));
+  return [dispatcher](runtime::HandlerContext& ctx) { return dispatcher->Handle(ctx); };
+}
+
+void ConfigureExecutorWorker(runtime::WorkerOptions& options) {
+  options.service = kService;
+  options.role = kRole;
+  options.enforce_assignment = false;
+  options.require_assignment = false;
+  options.served_models.clear();
+}
+
+}  // namespace cogo::executor

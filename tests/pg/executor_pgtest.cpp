@@ -1,0 +1,366 @@
+// The executor against a real PostgreSQL: admitted work is handed off once and its outcome lands
+// on the execute message's trail; refusals fail once with their reason; a target handler that
+// overspends is stopped; a transient failure follows the rule's backoff to a dead letter; the
+// tenant cap counts spend and work in flight; several executor processes hand off exactly once.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/nontransaction>
+
+#include "child_process.h"
+#include "cogo/executor/dispatcher.h"
+#include "cogo/log/logging.h"
+#include "cogo/runtime/worker.h"
+#include "pg_fixture.h"
+
+namespace cogo::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using runtime::HandlerContext;
+using runtime::HandlerResult;
+
+constexpr const char* kPolicy = R"({
+  "default": {
+    "allowed_models": ["offline-deterministic"], "allowed_versions": ["1.0.0"],
+    "max_cost_usd": 1.0, "max_tokens": 10000, "default_ttl_ms": 60000, "max_ttl_ms": 600000,
+    "max_attempts": 3, "backoff": {"base_ms": 50, "cap_ms": 400, "multiplier": 2.0, "jitter": 0.0}},
+  "routes": {"gateway/chat": {"max_attempts": 2}},
+  "prices": {"offline-deterministic": {"usd_per_1k_input": 0, "usd_per_1k_output": 0}},
+  "tenants": {"default_daily_cap_usd": 10.0, "daily_cap_usd": {"capped": 1.0}}
+})";
+
+std::shared_ptr<const policy::PolicyTable> Policy() {
+  auto r = policy::ParsePolicyTable(kPolicy);
+  if (!r.ok()) throw std::runtime_error(r.error().ToString());
+  return std::make_shared<const policy::PolicyTable>(std::move(r).table());
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json Payload(const std::function<void(json&)>& edit = {}) {
+  json a = {{"agent_id", "agent-x"}, {"version", "1.0.0"}, {"model", "offline-deterministic"},
+            {"budget", {{"maxCostUsd", 0.5}, {"maxTokens", 1000}}}, {"ttl_ms", 60000},
+            {"issued_at", NowMs()}, {"target", {{"service", "gateway"}, {"role", "chat"}}}};
+  if (edit) edit(a);
+  return {{"__assignment", a}, {"intent", "chat"}, {"input", {{"q", "hi"}}}};
+}
+
+bus::PublishRequest Execute(const json& payload, const std::string& tenant = "tenant-a") {
+  bus::PublishRequest r = Message(payload.dump(), executor::kService, executor::kRole);
+  r.tenant = tenant;
+  r.correlation_id = "req-1";
+  r.max_attempts = 3;
+  return r;
+}
+
+std::string Status(int64_t id) {
+  return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id));
+}
+
+bool Final(int64_t id) {
+  const auto s = Status(id);
+  return s != "queued" && s != "running";
+}
+
+int64_t Children(int64_t id) {
+  return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id = " + std::to_string(id));
+}
+
+int64_t ChildOf(int64_t id) {
+  return Scalar<int64_t>("SELECT id FROM agent_messages WHERE parent_id = " + std::to_string(id));
+}
+
+class ExecutorTest : public BusTest {
+ protected:
+  std::shared_ptr<spdlog::logger> logger_ = log::Get("test");
+
+  runtime::WorkerOptions Base() const {
+    runtime::WorkerOptions o;
+    o.database_url = DatabaseUrl();
+    o.concurrency = 2;
+    o.batch_size = 8;
+    o.poll = 50ms;
+    o.heartbeat = 200ms;
+    o.drain_grace = 5s;
+    return o;
+  }
+
+  std::unique_ptr<runtime::Worker> StartExecutor() {
+    runtime::WorkerOptions o = Base();
+    executor::ConfigureExecutorWorker(o);
+    auto w = std::make_unique<runtime::Worker>(
+        o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, logger_), nullptr, logger_);
+    w->Start();
+    return w;
+  }
+
+  // A worker on gateway/chat with the runtime's guards on (it serves the offline model).
+  std::unique_ptr<runtime::Worker> StartTarget(runtime::Handler handler) {
+    runtime::WorkerOptions o = Base();
+    o.service = "gateway";
+    o.role = "chat";
+    o.served_models = {"offline-deterministic"};
+    auto w = std::make_unique<runtime::Worker>(o, std::move(handler), nullptr, logger_);
+    w->Start();
+    return w;
+  }
+};
+
+TEST_F(ExecutorTest, WithinBudgetHandsOffOnceAndTheTrailShowsTheWholeRequest) {
+  const auto id = bus_->Publish(Execute(Payload())).id;
+  auto executor = StartExecutor();
+  auto target = StartTarget([](HandlerContext& ctx) {
+    (void)ctx.usage.Report({120, 30, 0.0});
+    return HandlerResult::Complete(R"({"answer":"hello"})", "answered");
+  });
+  ASSERT_TRUE(WaitFor([&] { return Trail(id).find("execute_done") != std::string::npos; }, 20s))
+      << Trail(id);
+  EXPECT_EQ(Trail(id), "claimed completed execute_enqueued execute_done");
+  EXPECT_EQ(Children(id), 1);
+  const int64_t child = ChildOf(id);
+  EXPECT_EQ(Trail(child), "claimed completed");
+  EXPECT_TRUE(Scalar<bool>(
+      "SELECT c.payload = p.payload AND c.tenant = p.tenant AND c.shard = p.shard "
+      "AND c.correlation_id = 'req-1' AND c.service = 'gateway' AND c.role = 'chat' "
+      "AND c.max_attempts = 2 AND c.idempotency_key = 'execute:' || p.id "
+      "FROM agent_messages c JOIN agent_messages p ON p.id = c.parent_id"));
+  EXPECT_EQ(ScalarText("SELECT result->>'rule' FROM agent_messages WHERE id = " + std::to_string(id)),
+            "route:gateway/chat");
+  EXPECT_EQ(ScalarText("SELECT outcome || ' ' || input_tokens || ' ' || output_tokens || ' ' || agent_id "
+                       "FROM message_usage WHERE message_id = " + std::to_string(child)),
+            "completed 120 30 agent-x");
+  target->Drain();
+  executor->Drain();
+}
+
+TEST_F(ExecutorTest, PolicyViolationsFailOnceWithTheirReasonAndAreNeverRetried) {
+  // The capped tenant (1.00 USD a day) already spent 0.80 today.
+  pqxx::nontransaction(*conn_).exec(
+      "INSERT INTO message_usage (message_id, attempt, tenant, service, role, cost_usd, outcome) "
+      "VALUES (999999, 1, 'capped', 'gateway', 'chat', 0.8, 'completed')");
+  struct Case {
+    const char* reason;
+    std::function<void(json&)> edit;
+    std::string tenant = "tenant-a";
+  };
+  const std::vector<Case> cases = {
+      {"budget_over_cap", [](json& a) { a["budget"]["maxCostUsd"] = 5.0; }},
+      {"ttl_expired", [](json& a) { a["issued_at"] = NowMs() - 120000; }},
+      {"model_not_allowed", [](json& a) { a["model"] = "gpt-4o"; }},
+      {"version_not_allowed", [](json& a) { a["version"] = "9.9.9"; }},
+      {"tenant_budget_exhausted", [](json&) {}, "capped"},
+      {"assignment_invalid", [](json& a) { a.erase("target"); }},
+  };
+  std::vector<int64_t> ids;
+  for (const auto& c : cases) ids.push_back(bus_->Publish(Execute(Payload(c.edit), c.tenant)).id);
+  auto executor = StartExecutor();
+  ASSERT_TRUE(WaitFor([&] {
+    return std::all_of(ids.begin(), ids.end(), [](int64_t id) { return Final(id); });
+  }, 20s));
+  std::this_thread::sleep_for(300ms);  // time for a wrongful retry to show
+  executor->Drain();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].reason);
+    const auto id = std::to_string(ids[i]);
+    EXPECT_EQ(Status(ids[i]), "failed");
+    EXPECT_EQ(Scalar<int>("SELECT attempts FROM agent_messages WHERE id = " + id), 1);
+    EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + id),
+              cases[i].reason);
+    EXPECT_EQ(Trail(ids[i]), "claimed failed policy_violation execute_failed");
+    EXPECT_EQ(ScalarText("SELECT detail->>'reason' FROM bus_events WHERE event = 'execute_failed' "
+                         "AND message_id = " + id),
+              cases[i].reason);
+    EXPECT_EQ(Children(ids[i]), 0);
+  }
+}
+
+TEST_F(ExecutorTest, TenantCapCountsWorkHandedOffButNotFinished) {
+  auto executor = StartExecutor();  // no target worker: hand-offs stay queued
+  auto budget = [](double usd) { return [usd](json& a) { a["budget"]["maxCostUsd"] = usd; }; };
+  const auto first = bus_->Publish(Execute(Payload(budget(0.6)), "capped")).id;
+  ASSERT_TRUE(WaitFor([&] { return Final(first); }));
+  EXPECT_EQ(Status(first), "done");
+  const auto second = bus_->Publish(Execute(Payload(budget(0.6)), "capped")).id;
+  ASSERT_TRUE(WaitFor([&] { return Final(second); }));
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " +
+                       std::to_string(second)),
+            "tenant_budget_exhausted");
+  const auto third = bus_->Publish(Execute(Payload(budget(0.4)), "capped")).id;  // 0.6 + 0.4 = cap
+  ASSERT_TRUE(WaitFor([&] { return Final(third); }));
+  EXPECT_EQ(Status(third), "done");
+  executor->Drain();
+}
+
+TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceeded) {
+  const auto id = bus_->Publish(Execute(Payload())).id;  // maxTokens 1000
+  auto executor = StartExecutor();
+  std::atomic<int> reports{0};
+  auto target = StartTarget([&](HandlerContext& ctx) {
+    while (!ctx.stop.stop_requested()) {
+      (void)ctx.usage.Report({100, 100, 0.0});
+      ++reports;
+      std::this_thread::sleep_for(5ms);
+    }
+    return HandlerResult::Complete();  // the guard outranks this
+  });
+  ASSERT_TRUE(WaitFor([&] { return Trail(id).find("execute_failed") != std::string::npos; }, 20s))
+      << Trail(id);
+  EXPECT_EQ(Trail(id), "claimed completed execute_enqueued execute_failed");
+  const int64_t child = ChildOf(id);
+  EXPECT_EQ(Status(child), "failed");
+  EXPECT_EQ(Trail(child), "claimed failed policy_violation");
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " +
+                       std::to_string(child)),
+            "budget_exceeded");
+  EXPECT_EQ(reports.load(), 6) << "stopped by the report that crossed 1000 tokens";
+  EXPECT_EQ(ScalarText("SELECT outcome || ' ' || (input_tokens + output_tokens) FROM message_usage "
+                       "WHERE message_id = " + std::to_string(child)),
+            "budget_exceeded 1200");
+  target->Drain();
+  executor->Drain();
+}
+
+// Hides message_usage so the executor's spend read fails (a real database error), and puts it
+// back whatever happens.
+class HiddenUsageTable {
+ public:
+  explicit HiddenUsageTable(pqxx::connection& conn) : conn_(conn) {
+    pqxx::nontransaction(conn_).exec("ALTER TABLE message_usage RENAME TO message_usage_hidden");
+  }
+  ~HiddenUsageTable() {
+    pqxx::nontransaction(conn_).exec("ALTER TABLE message_usage_hidden RENAME TO message_usage");
+  }
+
+ private:
+  pqxx::connection& conn_;
+};
+
+TEST_F(ExecutorTest, TransientFailureRetriesWithTheRuleBackoffThenDeadLetters) {
+  const auto id = bus_->Publish(Execute(Payload())).id;  // max_attempts 3
+  {
+    HiddenUsageTable hidden(*conn_);
+    auto executor = StartExecutor();
+    ASSERT_TRUE(WaitFor([&] { return Final(id); }, 20s));
+    executor->Drain();
+  }
+  EXPECT_EQ(Status(id), "dead");
+  EXPECT_EQ(Trail(id),
+            "claimed retry_scheduled execute_retry claimed retry_scheduled execute_retry "
+            "claimed dead_lettered execute_failed");
+  const auto sid = std::to_string(id);
+  EXPECT_EQ(ScalarText("SELECT string_agg(detail->>'delay_ms', ' ' ORDER BY id) FROM bus_events "
+                       "WHERE event = 'execute_retry' AND message_id = " + sid),
+            "50 100");
+  EXPECT_EQ(ScalarText("SELECT detail->>'reason' FROM bus_events WHERE event = 'execute_failed' "
+                       "AND message_id = " + sid),
+            "attempts_exhausted");
+  // The bus scheduled each retry that far ahead, and the next claim waited for it.
+  EXPECT_EQ(ScalarText("SELECT string_agg(round(extract(epoch FROM (detail->>'retry_at')::timestamptz - at) "
+                       "* 1000)::text, ' ' ORDER BY id) FROM bus_events "
+                       "WHERE event = 'retry_scheduled' AND message_id = " + sid),
+            "50 100");
+  EXPECT_TRUE(Scalar<bool>(
+      "SELECT bool_and(c.at >= (r.detail->>'retry_at')::timestamptz) FROM bus_events r "
+      "JOIN LATERAL (SELECT at FROM bus_events c WHERE c.message_id = r.message_id AND c.id > r.id "
+      "AND c.event = 'claimed' ORDER BY c.id LIMIT 1) c ON true "
+      "WHERE r.event = 'retry_scheduled' AND r.message_id = " + sid));
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + sid),
+            "tenant_spend_unavailable");
+  EXPECT_EQ(Children(id), 0);
+}
+
+TEST_F(ExecutorTest, SeveralExecutorProcessesHandEachMessageOffExactlyOnce) {
+  constexpr int kMessages = 300;
+  // 300 x 0.01 USD stays under the tenant's 10 USD cap while every hand-off is in flight.
+  const auto request = Execute(Payload([](json& a) {
+    a["budget"]["maxCostUsd"] = 0.01;
+    a["ttl_ms"] = 600000;
+  }));
+  const auto policy_file = ScratchFile("policy.json");
+  std::ofstream(policy_file) << kPolicy;
+  const auto log = ScratchFile("executors.log");
+  {
+    std::vector<std::unique_ptr<ChildProcess>> executors;
+    for (int i = 0; i < 3; ++i) {
+      executors.push_back(std::make_unique<ChildProcess>(
+          "cogo-executor-dispatcher",
+          std::vector<std::string>{"--policy", policy_file, "--poll-ms", "100", "--concurrency",
+                                   "3", "--batch-size", "4"},
+          log));
+    }
+    // Publish once all three wait idle, so they compete from the first message.
+    ASSERT_TRUE(WaitFor([] {
+      return Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE idle AND role = 'execute'") == 3;
+    }, 30s)) << "see " << log;
+    (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(kMessages, request));
+    ASSERT_TRUE(WaitFor([] {
+      return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' "
+                             "AND status = 'done'") == kMessages;
+    }, 120s)) << "see " << log;
+    for (auto& e : executors) e->Signal(SIGTERM);
+    for (auto& e : executors) EXPECT_EQ(e->Wait(30s), 0) << "see " << log;
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"), kMessages);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM (SELECT parent_id FROM agent_messages "
+                            "WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) <> 1) x"),
+            0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'execute_enqueued'"),
+            kMessages);
+  EXPECT_GT(Scalar<int64_t>("SELECT count(DISTINCT detail->>'owner') FROM bus_events "
+                            "WHERE event = 'claimed'"),
+            1)
+      << "more than one executor took part";
+}
+
+TEST_F(ExecutorTest, ExecutorKilledMidStreamLeavesEveryMessageHandedOffExactlyOnce) {
+  constexpr int kMessages = 2000;
+  const auto request = Execute(Payload([](json& a) {
+    a["budget"]["maxCostUsd"] = 0.001;
+    a["ttl_ms"] = 600000;
+  }));
+  for (int i = 0; i < kMessages / 500; ++i) {
+    (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(500, request));
+  }
+  const auto policy_file = ScratchFile("policy.json");
+  std::ofstream(policy_file) << kPolicy;
+  const auto log = ScratchFile("executor-kill.log");
+  const std::vector<std::string> args = {"--policy", policy_file, "--poll-ms", "100",
+                                         "--lease-ms", "500", "--heartbeat-ms", "100"};
+  auto done = [] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'done'");
+  };
+  {
+    ChildProcess victim("cogo-executor-dispatcher", args, log);
+    ASSERT_TRUE(WaitFor([&] { return done() >= 200; }, 60s)) << "see " << log;
+    victim.Signal(SIGKILL);
+    EXPECT_EQ(victim.Wait(10s), 128 + SIGKILL);
+  }
+  ASSERT_LT(done(), kMessages) << "killed too late to mean anything";
+  std::this_thread::sleep_for(600ms);  // the victim's leases run out
+  (void)bus_->Reclaim(kMessages);
+  {
+    ChildProcess survivor("cogo-executor-dispatcher", args, log);
+    ASSERT_TRUE(WaitFor([&] { return done() == kMessages; }, 120s)) << "see " << log;
+    survivor.Signal(SIGTERM);
+    EXPECT_EQ(survivor.Wait(30s), 0);
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"), kMessages);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM (SELECT parent_id FROM agent_messages "
+                            "WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) <> 1) x"),
+            0);
+}
+
+}  // namespace
+}  // namespace cogo::testing

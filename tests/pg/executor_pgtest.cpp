@@ -127,7 +127,7 @@ TEST_F(ExecutorTest, WithinBudgetHandsOffOnceAndTheTrailShowsTheWholeRequest) {
   });
   ASSERT_TRUE(WaitFor([&] { return Trail(id).find("execute_done") != std::string::npos; }, 20s))
       << Trail(id);
-  EXPECT_EQ(Trail(id), "claimed completed execute_enqueued execute_done");
+  EXPECT_EQ(Trail(id), "claimed execute_enqueued completed execute_done");
   EXPECT_EQ(Children(id), 1);
   const int64_t child = ChildOf(id);
   EXPECT_EQ(Trail(child), "claimed completed");
@@ -178,7 +178,7 @@ TEST_F(ExecutorTest, PolicyViolationsFailOnceWithTheirReasonAndAreNeverRetried) 
     EXPECT_EQ(Scalar<int>("SELECT attempts FROM agent_messages WHERE id = " + id), 1);
     EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + id),
               cases[i].reason);
-    EXPECT_EQ(Trail(ids[i]), "claimed failed policy_violation execute_failed");
+    EXPECT_EQ(Trail(ids[i]), "claimed policy_violation execute_failed failed");
     EXPECT_EQ(ScalarText("SELECT detail->>'reason' FROM bus_events WHERE event = 'execute_failed' "
                          "AND message_id = " + id),
               cases[i].reason);
@@ -217,10 +217,10 @@ TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceede
   });
   ASSERT_TRUE(WaitFor([&] { return Trail(id).find("execute_failed") != std::string::npos; }, 20s))
       << Trail(id);
-  EXPECT_EQ(Trail(id), "claimed completed execute_enqueued execute_failed");
+  EXPECT_EQ(Trail(id), "claimed execute_enqueued completed execute_failed");
   const int64_t child = ChildOf(id);
   EXPECT_EQ(Status(child), "failed");
-  EXPECT_EQ(Trail(child), "claimed failed policy_violation");
+  EXPECT_EQ(Trail(child), "claimed policy_violation failed");
   EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " +
                        std::to_string(child)),
             "budget_exceeded");
@@ -257,8 +257,8 @@ TEST_F(ExecutorTest, TransientFailureRetriesWithTheRuleBackoffThenDeadLetters) {
   }
   EXPECT_EQ(Status(id), "dead");
   EXPECT_EQ(Trail(id),
-            "claimed retry_scheduled execute_retry claimed retry_scheduled execute_retry "
-            "claimed dead_lettered execute_failed");
+            "claimed execute_retry retry_scheduled claimed execute_retry retry_scheduled "
+            "claimed execute_failed dead_lettered");
   const auto sid = std::to_string(id);
   EXPECT_EQ(ScalarText("SELECT string_agg(detail->>'delay_ms', ' ' ORDER BY id) FROM bus_events "
                        "WHERE event = 'execute_retry' AND message_id = " + sid),

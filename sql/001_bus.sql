@@ -43,8 +43,10 @@ CREATE UNIQUE INDEX agent_messages_idempotency ON agent_messages (service, role,
 CREATE INDEX agent_messages_correlation ON agent_messages (correlation_id)
   WHERE correlation_id IS NOT NULL;
 
+-- Append-only; read by message (the trail) and pruned by age. No primary-key index: nothing
+-- looks an event up by id, and two index inserts per message are saved on the hot path.
 CREATE TABLE bus_events (
-  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id         bigint GENERATED ALWAYS AS IDENTITY,
   message_id bigint      NOT NULL,
   event      text        NOT NULL,
   service    text        NOT NULL,

@@ -537,9 +537,16 @@ class Worker::Impl {
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
     std::vector<bus::Lease> leases;
     leases.reserve(batch.size());
-    for (const auto& o : batch) leases.push_back(o.lease());
+    bool extras = false;
+    for (const auto& o : batch) {
+      leases.push_back(o.lease());
+      extras = extras || !o.publish.empty() || !o.events.empty() || o.usage.has_value();
+    }
     pqxx::work txn(bus.connection(), "flush");
-    const std::vector<bool> held = bus.LockLeases(txn, leases);
+    // Plain outcomes need no lock: the complete/fail/release statements check the lease
+    // themselves. Only what rides along (children, events, usage) must wait for that verdict.
+    const std::vector<bool> held =
+        extras ? bus.LockLeases(txn, leases) : std::vector<bool>(batch.size(), true);
 
     WorkerStats delta;
     std::vector<bus::PublishRequest> follow_ups;

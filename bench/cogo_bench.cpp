@@ -49,8 +49,8 @@ struct Config {
   std::string database_url;
   int messages = 20000;
   int runs = 3;
-  int workers = 1;
-  int concurrency = 2;
+  int workers = 2;
+  int concurrency = 4;
   int batch_size = 256;
   int publish_chunk = 5000;
   int producers = 8;

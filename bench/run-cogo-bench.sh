@@ -4,11 +4,11 @@
 # synchronous_commit on) in a scratch directory on a free port, migrates it, runs cogo-bench
 # drain, e2e and latency, prints a table, and removes the cluster on exit.
 #   bench/run-cogo-bench.sh [cogo-bench options...]   e.g. --runs 5 --json results.json
-# Environment: COGO_BUILD_DIR (default build), COGO_JOBS (default nproc).
+# Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build_dir=${COGO_BUILD_DIR:-$repo/build}
+build_dir=${COGO_BENCH_BUILD_DIR:-$repo/build-release}  # Release, apart from the test build
 jobs=${COGO_JOBS:-$(nproc)}
 
 log() { printf 'run-cogo-bench: %s\n' "$*" >&2; }
@@ -27,4 +27,8 @@ export COGO_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/cogo"
 log "cluster on port $port ($scratch)"
 "$build_dir/cogo" migrate >/dev/null
 
-"$build_dir/bench/cogo-bench" all "$@"
+# A leading mode (drain, e2e, latency, sql, all) selects what runs; default: all.
+case "${1:-}" in
+  drain|e2e|latency|sql|all) "$build_dir/bench/cogo-bench" "$@" ;;
+  *) "$build_dir/bench/cogo-bench" all "$@" ;;
+esac

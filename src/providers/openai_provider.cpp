@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "cogo/policy/backoff.h"
+#include "cogo/runtime/sleep.h"
 
 namespace cogo::providers {
 namespace {
@@ -116,15 +117,6 @@ ProviderErrorKind KindForStatus(int status) {
   if (status >= 500) return ProviderErrorKind::kServerError;
   if (status >= 400) return ProviderErrorKind::kClientError;
   return ProviderErrorKind::kBadResponse;  // 1xx/3xx: we asked for neither
-}
-
-// Waits `delay` unless `stop` fires first; false when it did.
-bool InterruptibleSleep(milliseconds delay, const std::stop_token& stop) {
-  std::mutex mutex;
-  std::condition_variable_any wake;
-  std::unique_lock lock(mutex);
-  wake.wait_for(lock, stop, delay, [] { return false; });
-  return !stop.stop_requested();
 }
 
 double JitterSample() {
@@ -285,7 +277,7 @@ std::string OpenAICompatibleProvider::PostWithRetries(const std::string& path,
       options_.on_retry(RetryNotice{attempt, failure.kind, failure.http_status, delay,
                                     from_retry_after});
     }
-    if (!InterruptibleSleep(delay, control.stop)) {
+    if (!runtime::SleepFor(control.stop, delay)) {
       throw ProviderError(ProviderErrorKind::kCancelled,
                           "POST " + full_path + ": cancelled while waiting to retry", 0, attempt);
     }

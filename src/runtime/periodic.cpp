@@ -6,14 +6,6 @@
 
 namespace cogo::runtime {
 
-bool SleepFor(std::stop_token stop, std::chrono::milliseconds duration) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  cv.wait_for(lock, stop, duration, [] { return false; });
-  return !stop.stop_requested();
-}
-
 PeriodicTask::PeriodicTask(PeriodicOptions options, PeriodicBody body,
                            std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)), body_(std::move(body)), logger_(std::move(logger)) {}

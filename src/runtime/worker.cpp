@@ -17,6 +17,7 @@
 #include "cogo/db/connection.h"
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/policy/admit.h"
+#include "cogo/runtime/sleep.h"
 #include "cogo/wake/wake_hub.h"
 
 namespace cogo::runtime {
@@ -96,25 +97,15 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
   return r;
 }
 
-std::string DefaultWorkerId(const WorkerOptions& o) {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  std::random_device rd;
-  return fmt::format("{}-{}-{}.{}-{:04x}", host, getpid(), o.service, o.role, rd() & 0xffff);
-}
-
 std::string Hostname() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   return host;
 }
 
-// Sleeps for `duration` unless stop is requested first.
-void SleepUnlessStopped(std::stop_token stop, std::chrono::milliseconds duration) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  cv.wait_for(lock, stop, duration, [] { return false; });
+std::string DefaultWorkerId(const WorkerOptions& o) {
+  std::random_device rd;
+  return fmt::format("{}-{}-{}.{}-{:04x}", Hostname(), getpid(), o.service, o.role, rd() & 0xffff);
 }
 
 }  // namespace
@@ -257,7 +248,7 @@ class Worker::Impl {
         }
         logger_->warn("{} loop lost the database ({}); reconnecting in {} ms", loop, e.what(),
                       backoff.count());
-        SleepUnlessStopped(stop, backoff);
+        (void)SleepFor(stop, backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
         reconnecting = true;
       }

@@ -6,6 +6,7 @@
 #include <pqxx/notification>
 
 #include "cogo/db/connection.h"
+#include "cogo/runtime/sleep.h"
 
 namespace cogo::wake {
 namespace {
@@ -21,14 +22,6 @@ class Receiver final : public pqxx::notification_receiver {
  private:
   WakeHub& hub_;
 };
-
-// Sleeps for `duration` unless stop is requested first.
-void InterruptibleSleep(std::stop_token stop, std::chrono::milliseconds duration) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  cv.wait_for(lock, stop, duration, [] { return false; });
-}
 
 }  // namespace
 
@@ -130,7 +123,7 @@ void WakeHub::Run(std::stop_token stop) {
       backend_pid_ = 0;
       logger_->warn("LISTEN connection lost: {}; reconnecting in {} ms", e.what(), backoff.count());
       WakeAll();
-      InterruptibleSleep(stop, backoff);
+      (void)runtime::SleepFor(stop, backoff);
       backoff = std::min(backoff * 2, options_.reconnect_max);
     }
   }

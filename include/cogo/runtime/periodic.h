@@ -6,6 +6,8 @@
 // runs on the task's one thread and must return promptly once its stop token is requested.
 #pragma once
 
+#include "cogo/runtime/sleep.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -57,7 +59,5 @@ class PeriodicTask final : public Component {
   std::jthread thread_;
 };
 
-// Sleeps for `duration` unless stop is requested first; returns false when stopped.
-bool SleepFor(std::stop_token stop, std::chrono::milliseconds duration);
 
 }  // namespace cogo::runtime

@@ -22,7 +22,7 @@ struct PublishRequest {
   std::string role;
   int shard = 0;
   std::string tenant;
-  std::string payload_json;     // must be a JSON object or array
+  std::string payload_json;     // a JSON object (Validate refuses anything else)
   int priority = 0;             // higher is claimed first
   int max_attempts = 5;         // claims before a retryable failure becomes a dead letter
   std::string idempotency_key;  // empty: none; else a repeat returns the first message

@@ -1,4 +1,4 @@
-// The `cogo` operator command line: migrate, publish, status, inspect, wait, retry,
+// The `cogo` operator command line: migrate, publish, status, inspect, wait, retry, token,
 // requeue-dead, cancel, reclaim, workers. Output is JSON on stdout; errors go to stderr with a
 // non-zero exit (2 for bad input, 1 for everything else).
 #pragma once

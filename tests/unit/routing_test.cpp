@@ -186,7 +186,9 @@ TEST(RequestView, SummarizeTableOfCases) {
     const auto s = Summarize(c.nodes);
     EXPECT_EQ(s.status, c.status) << c.name;
     EXPECT_EQ(s.result_from, c.result_from) << c.name;
-    if (s.status == std::string("failed")) EXPECT_FALSE(s.error.empty()) << c.name;
+    if (s.status == std::string("failed")) {
+      EXPECT_FALSE(s.error.empty()) << c.name;
+    }
   }
 }
 

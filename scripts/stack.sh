@@ -44,7 +44,9 @@ stack_pid() {
 stack_start() {
   local name=$1; shift
   if stack_pid "$name" >/dev/null; then log "$name already running (pid $(stack_pid "$name"))"; return 0; fi
-  (cd "$repo" && nohup "$build_dir/$name" "$@" >>"$run_dir/logs/$name.log" 2>&1 </dev/null & echo $! >"$run_dir/pids/$name.pid")
+  # exec: the PID recorded is the daemon's own, and no shell lingers holding our stdout.
+  (cd "$repo" && exec "$build_dir/$name" "$@") >>"$run_dir/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$run_dir/pids/$name.pid"
   log "started $name (pid $(cat "$run_dir/pids/$name.pid"), log $run_dir/logs/$name.log)"
 }
 
@@ -89,7 +91,9 @@ stack_up() {
   fi
 
   # What a user does: get a token, POST, then poll the status URL.
-  local token response id view status i
+  local token response id view status i polls=600
+  # Without the executor the request cannot finish: show how far it got after a short wait.
+  [ -x "$build_dir/cogo-executor-dispatcher" ] || polls=50
   token=$("$build_dir/cogo" token --role authenticated --tenant "$stack_tenant") || die "cannot mint a token"
   log "POST /functions/v1/orchestrator-chat as tenant $stack_tenant"
   response=$(curl -sS -X POST "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat" \
@@ -99,7 +103,7 @@ stack_up() {
   echo "$response"
   id=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') \
     || die "the edge did not accept the request: $response"
-  for i in $(seq 1 600); do
+  for i in $(seq 1 "$polls"); do
     view=$(curl -sS "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat/$id" \
       -H "Authorization: Bearer $token" -H "apikey: $COGO_PUBLISHABLE_KEY")
     status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')

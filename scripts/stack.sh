@@ -1,46 +1,145 @@
 # shellcheck shell=bash
-# Sourced by cogo-dev: start and stop the local stack. Daemons run in the background with their
-# logs and PID files under $run_dir; `cogo-dev down` stops them.
+# Sourced by cogo-dev: start and stop the local stack.
+#   stack_up URL   migrate URL, start every daemon built so far (logs in $run_dir/logs, PID files
+#                  in $run_dir/pids), wait for /readyz, mint a development JWT, send a sample
+#                  request with curl as a user would, poll until it is final, print the result
+#                  and its trail, and leave the stack running.
+#   stack_down     stop what stack_up started (SIGTERM, then wait for the drain).
+# Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781). Development secrets are
+# generated once into $run_dir/dev.env (mode 600) unless COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY
+# are already set. Uses $repo, $build_dir, $run_dir, log and die from cogo-dev.
 
-# start_daemon NAME ARGS...: start build/NAME unless it is already running.
-start_daemon() {
-  local name=$1; shift
-  local pid_file="$run_dir/$name.pid"
-  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    log "$name already running (pid $(cat "$pid_file"))"
-    return
+edge_port=${COGO_EDGE_PORT:-8780}
+brain_port=${COGO_BRAIN_PORT:-8781}
+stack_tenant=${COGO_DEMO_TENANT:-demo}
+
+# The development secrets: from the environment, else made once and kept in $run_dir/dev.env.
+stack_secrets() {
+  local env_file="$run_dir/dev.env"
+  if [ ! -f "$env_file" ]; then
+    (umask 077
+     printf 'COGO_JWT_SECRET=%s\nCOGO_PUBLISHABLE_KEY=pk_dev_%s\n' \
+       "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+       "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$env_file")
   fi
-  COGO_DATABASE_URL=$url nohup "$build_dir/$name" "$@" >>"$run_dir/$name.log" 2>&1 &
-  echo $! >"$pid_file"
-  log "started $name (pid $!, log $run_dir/$name.log)"
+  local saved_secret=${COGO_JWT_SECRET:-} saved_key=${COGO_PUBLISHABLE_KEY:-}
+  # shellcheck disable=SC1090
+  source "$env_file"
+  export COGO_JWT_SECRET=${saved_secret:-$COGO_JWT_SECRET}
+  export COGO_PUBLISHABLE_KEY=${saved_key:-$COGO_PUBLISHABLE_KEY}
+}
+
+# stack_pid NAME: the PID in NAME's PID file when that process still runs our binary.
+stack_pid() {
+  local pidfile="$run_dir/pids/$1.pid" pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "/$1" \
+    && { echo "$pid"; return 0; }
+  rm -f "$pidfile"
+  return 1
+}
+
+# stack_start NAME ARGS...: start $build_dir/NAME unless it already runs.
+stack_start() {
+  local name=$1; shift
+  if stack_pid "$name" >/dev/null; then log "$name already running (pid $(stack_pid "$name"))"; return 0; fi
+  # exec: the PID recorded is the daemon's own, and no shell lingers holding our stdout.
+  (cd "$repo" && exec "$build_dir/$name" "$@") >>"$run_dir/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$run_dir/pids/$name.pid"
+  log "started $name (pid $(cat "$run_dir/pids/$name.pid"), log $run_dir/logs/$name.log)"
+}
+
+# stack_wait_ready NAME PORT: until GET /readyz answers 200 (30 s).
+stack_wait_ready() {
+  local name=$1 port=$2 i
+  for i in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    stack_pid "$name" >/dev/null || { tail -20 "$run_dir/logs/$name.log" >&2; die "$name exited"; }
+    sleep 0.1
+  done
+  tail -20 "$run_dir/logs/$name.log" >&2
+  die "$name not ready on port $port"
 }
 
 stack_up() {
-  url=$1
-  mkdir -p "$run_dir"
+  local url=$1
+  mkdir -p "$run_dir/logs" "$run_dir/pids"
   export COGO_DATABASE_URL=$url
-  "$build_dir/cogo" migrate >/dev/null
-  start_daemon cogo-test-worker --service demo --role echo --shards 0 --concurrency 4
-  local id
-  id=$("$build_dir/cogo" publish --service demo --role echo --tenant demo-tenant \
-         '{"hello":"cogo"}' | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
-  log "published message $id to demo/echo; waiting for the result"
-  "$build_dir/cogo" wait "$id" --timeout 30
-  log "stack is up: COGO_DATABASE_URL=$url (stop it with scripts/cogo-dev down)"
+  export COGO_POLICY=${COGO_POLICY:-$repo/config/policy.example.json}
+  export COGO_ROUTING=${COGO_ROUTING:-$repo/config/routing.example.json}
+  stack_secrets
+  "$build_dir/cogo" migrate >/dev/null || die "migration failed"
+  log "migrated $url"
+
+  stack_start cogo-orchestrator-brain --port "$brain_port"
+  stack_start cogo-gateway-chat
+  local optional
+  for optional in cogo-executor-dispatcher cogo-bus-reclaimer cogo-bus-retention; do
+    if [ -x "$build_dir/$optional" ]; then
+      stack_start "$optional"
+    else
+      log "$optional is not built: skipped"
+    fi
+  done
+  stack_start cogo-edge --port "$edge_port"
+  stack_wait_ready cogo-orchestrator-brain "$brain_port"
+  stack_wait_ready cogo-edge "$edge_port"
+  log "edge ready on http://127.0.0.1:$edge_port, brain on http://127.0.0.1:$brain_port"
+  if [ ! -x "$build_dir/cogo-executor-dispatcher" ]; then
+    log "WARNING: cogo-executor-dispatcher is not built: the request will wait at orchestrator/execute"
+  fi
+
+  # What a user does: get a token, POST, then poll the status URL.
+  local token response id view status i polls=600
+  # Without the executor the request cannot finish: show how far it got after a short wait.
+  [ -x "$build_dir/cogo-executor-dispatcher" ] || polls=50
+  token=$("$build_dir/cogo" token --role authenticated --tenant "$stack_tenant") || die "cannot mint a token"
+  log "POST /functions/v1/orchestrator-chat as tenant $stack_tenant"
+  response=$(curl -sS -X POST "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat" \
+    -H "Authorization: Bearer $token" -H "apikey: $COGO_PUBLISHABLE_KEY" \
+    -H 'Content-Type: application/json' \
+    -d "{\"tenant\":\"$stack_tenant\",\"intent\":\"chat\",\"payload\":{\"message\":\"Hello, cogo! What can you do?\"}}")
+  echo "$response"
+  id=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') \
+    || die "the edge did not accept the request: $response"
+  for i in $(seq 1 "$polls"); do
+    view=$(curl -sS "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat/$id" \
+      -H "Authorization: Bearer $token" -H "apikey: $COGO_PUBLISHABLE_KEY")
+    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    case $status in done|failed) break ;; esac
+    sleep 0.1
+  done
+  printf '%s' "$view" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print("request %s: %s" % (v["id"], v["status"]))
+if v.get("result") is not None:
+    print("result (from %s):" % v["result_from"]["route"])
+    print(json.dumps(v["result"], indent=2))
+if v.get("error"):
+    print("error: " + v["error"])
+print("trail:")
+for e in v["trail"]:
+    d = e.get("detail") or {}
+    extra = " ".join("%s=%s" % (k, d[k]) for k in ("child_id", "target", "model", "status", "error") if k in d)
+    print("  %-5s %-22s %-18s %s" % (e["message_id"], e["route"], e["event"], extra))
+'
+  log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
 }
 
 stack_down() {
-  local pid_file name pid
-  for pid_file in "$run_dir"/*.pid; do
-    [ -e "$pid_file" ] || continue
-    name=$(basename "$pid_file" .pid)
-    pid=$(cat "$pid_file")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && { log "$name did not drain in 10 s; killing"; kill -KILL "$pid"; }
+  local pidfile name pid i
+  [ -d "$run_dir/pids" ] || return 0
+  for pidfile in "$run_dir"/pids/*.pid; do
+    [ -e "$pidfile" ] || continue
+    name=$(basename "$pidfile" .pid)
+    if pid=$(stack_pid "$name"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && log "$name (pid $pid) still draining after 30 s"
       log "stopped $name"
     fi
-    rm -f "$pid_file"
+    rm -f "$pidfile"
   done
 }

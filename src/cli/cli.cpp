@@ -5,6 +5,7 @@
 #include <pqxx/transaction>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "cogo/bus/inspect.h"
 #include "cogo/db/connection.h"
 #include "cogo/db/migrator.h"
+#include "cogo/edge/jwt.h"
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/daemon.h"
@@ -168,6 +170,18 @@ int Run(int argc, char** argv) {
   ops::AddRetentionOptions(*prune, retention, false);
   prune->add_flag("--dry-run", dry_run, "count what would be deleted, delete nothing");
 
+  std::string token_role = "authenticated";
+  std::string token_tenant;
+  std::string token_sub = "dev";
+  int token_ttl_s = 3600;
+  auto* token = app.add_subcommand(
+      "token", "mint a development HS256 JWT for cogo-edge (secret from COGO_JWT_SECRET)");
+  token->alias("mint-jwt");
+  token->add_option("--role", token_role, "anon, authenticated or service_role")->capture_default_str();
+  token->add_option("--tenant", token_tenant, "tenant claim (optional for service_role)");
+  token->add_option("--sub", token_sub)->capture_default_str();
+  token->add_option("--ttl", token_ttl_s, "seconds")->check(CLI::Range(1, 31 * 24 * 3600))->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -175,6 +189,19 @@ int Run(int argc, char** argv) {
   }
 
   try {
+    if (*token) {
+      const char* secret = std::getenv("COGO_JWT_SECRET");
+      if (secret == nullptr || *secret == '\0') throw BadInput("COGO_JWT_SECRET is not set");
+      if (token_tenant.empty() && token_role != "service_role") throw BadInput("--tenant is required");
+      try {
+        std::cout << edge::MintDevToken(secret, token_role, token_tenant, token_sub,
+                                        std::chrono::seconds(token_ttl_s))
+                  << "\n";
+      } catch (const std::invalid_argument& e) {
+        throw BadInput(e.what());
+      }
+      return 0;
+    }
     if (*migrate) return Migrate(common, sql_dir);
     if (*publish) return Publish(common, request);
     if (*inspect) return Inspect(common, id);

@@ -51,7 +51,7 @@ void BusTest::SetUp() {
       << "COGO_TEST_DATABASE_URL is not set: run the tests with `scripts/cogo-dev test`";
   conn_ = db::Connect(DatabaseUrl(), "cogo-test");
   pqxx::nontransaction(*conn_).exec(
-      "TRUNCATE agent_messages, bus_events, bus_workers, message_usage RESTART IDENTITY");
+      "TRUNCATE agent_messages, bus_events, bus_workers, message_usage, decisions RESTART IDENTITY");
   bus_ = std::make_unique<bus::Bus>(*conn_);
 }
 

@@ -1,4 +1,4 @@
-// The `cogo` operator command line: migrate, publish, status, inspect, wait, retry,
+// The `cogo` operator command line: migrate, publish, status, inspect, wait, retry, token,
 // requeue-dead, cancel, reclaim (leases and TTL expiry), prune [--dry-run], workers. Output is
 // JSON on stdout; errors go to stderr with a non-zero exit (2 for bad input, 1 otherwise).
 #pragma once

@@ -1,0 +1,70 @@
+// Edge ingress validation: the body of `POST /functions/v1/orchestrator-chat` checked before
+// anything is written — size cap, JSON nesting cap (scanned before parsing, so a hostile body
+// cannot exhaust the parser's stack), required fields and their types, no unknown fields — and
+// the stable tenant -> shard hash. Pure functions of their arguments: thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace cogo::edge {
+
+struct IngressLimits {
+  size_t max_body_bytes = 64 * 1024;  // larger bodies: 413 body_too_large
+  int max_depth = 16;                 // deeper nesting ({ or [): 400 too_deep
+  size_t max_tenant_bytes = 128;      // tenant: [A-Za-z0-9._-]{1,128}
+  size_t max_intent_bytes = 64;       // intent: [a-z0-9._-]{1,64}
+};
+
+// A validated request: `payload_json` is the request's payload object, compact.
+struct IngressRequest {
+  std::string tenant;
+  std::string intent;
+  std::string payload_json;
+};
+
+// A refusal a client can cause: HTTP status, machine-readable code and a human sentence that
+// never echoes request content back. Codes: body_too_large (413), unsupported_media_type (415),
+// malformed_json, too_deep, not_an_object, missing_field, wrong_type, invalid_field,
+// unknown_field (400).
+struct Rejection {
+  int status = 400;
+  std::string error;
+  std::string message;
+};
+
+class [[nodiscard]] IngressResult {
+ public:
+  IngressResult(IngressRequest request) : value_(std::move(request)) {}  // NOLINT
+  IngressResult(Rejection rejection) : value_(std::move(rejection)) {}   // NOLINT
+  [[nodiscard]] bool ok() const { return value_.index() == 0; }
+  [[nodiscard]] const IngressRequest& request() const { return std::get<0>(value_); }
+  [[nodiscard]] const Rejection& rejection() const { return std::get<1>(value_); }
+
+ private:
+  std::variant<IngressRequest, Rejection> value_;
+};
+
+// `content_type` may be empty (treated as JSON); anything but application/json is 415.
+// `payload` may be absent (an empty object) but must be an object when present.
+[[nodiscard]] IngressResult ParseIngress(std::string_view body, std::string_view content_type,
+                                         const IngressLimits& limits);
+
+// The deepest nesting of objects/arrays in `text` (brackets inside strings do not count),
+// scanning at most until `limit` is exceeded. Works on any text, JSON or not.
+[[nodiscard]] int JsonDepth(std::string_view text, int limit);
+
+// Stable across processes, hosts and releases (FNV-1a 64 of the tenant) modulo `shards`;
+// shards <= 1 -> 0.
+[[nodiscard]] int ShardForTenant(std::string_view tenant, int shards);
+
+// An Idempotency-Key header value is 1..200 printable ASCII characters.
+[[nodiscard]] bool ValidIdempotencyKey(std::string_view key);
+
+// `{"error": code, "message": message}` as JSON text.
+[[nodiscard]] std::string ErrorJson(std::string_view error, std::string_view message);
+
+}  // namespace cogo::edge

@@ -1,0 +1,36 @@
+// cogo-gateway-chat: the (gateway, chat) worker — chat completions through a model provider,
+// metered against each message's assignment (see include/cogo/gateway/chat.h).
+#include <CLI/CLI.hpp>
+
+#include "cogo/config/files.h"
+#include "cogo/gateway/chat.h"
+#include "cogo/providers/factory.h"
+#include "cogo/runtime/worker_component.h"
+
+int main(int argc, char** argv) {
+  cogo::runtime::WorkerOptions worker;
+  worker.service = "gateway";
+  worker.role = "chat";
+  worker.require_assignment = true;
+  cogo::providers::ProviderFlags provider;
+  cogo::gateway::ChatOptions chat;
+  std::string policy = "config/policy.example.json";
+  return cogo::runtime::RunDaemon(argc, argv, {
+      "cogo-gateway-chat", "chat completions for gateway/chat through a model provider",
+      [&](CLI::App& app) {
+        cogo::runtime::AddWorkerOptions(app, worker, false);
+        cogo::providers::AddProviderOptions(app, provider);
+        app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
+        app.add_option("--served-models", worker.served_models, "models this worker serves (empty: any)")->envname("COGO_SERVED_MODELS");
+        app.add_option("--max-tokens", chat.max_tokens, "reply cap (the budget caps it further)")->check(CLI::Range(1, 1000000))->capture_default_str();
+        app.add_option("--system-prompt", chat.system_prompt);
+      },
+      [&](cogo::runtime::DaemonContext& ctx) {
+        const auto table = cogo::config::LoadPolicy(policy);
+        auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
+        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
+        components.push_back(cogo::runtime::MakeWorkerComponent(
+            worker, cogo::gateway::MakeChatHandler(model, table, chat, ctx.logger), ctx));
+        return components;
+      }});
+}

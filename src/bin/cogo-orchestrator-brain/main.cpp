@@ -1,0 +1,49 @@
+// cogo-orchestrator-brain: the (orchestrator, decide) worker and the orchestrator REST API
+// (see include/cogo/orchestrator/brain.h). Refuses to start when a routing rule would be
+// rejected by the policy table.
+#include <CLI/CLI.hpp>
+
+#include "cogo/config/files.h"
+#include "cogo/orchestrator/brain.h"
+#include "cogo/providers/factory.h"
+#include "cogo/runtime/worker_component.h"
+
+int main(int argc, char** argv) {
+  cogo::runtime::WorkerOptions worker;
+  worker.service = "orchestrator";
+  worker.role = "decide";
+  cogo::orchestrator::BrainServerOptions server;
+  cogo::providers::ProviderFlags provider;
+  std::string routing = "config/routing.example.json";
+  std::string policy = "config/policy.example.json";
+  return cogo::runtime::RunDaemon(argc, argv, {
+      "cogo-orchestrator-brain", "decide worker (orchestrator/decide) and orchestrator REST API",
+      [&](CLI::App& app) {
+        cogo::runtime::AddWorkerOptions(app, worker, false);
+        cogo::providers::AddProviderOptions(app, provider);
+        app.add_option("--routing", routing, "routing rules (JSON)")->envname("COGO_ROUTING")->capture_default_str();
+        app.add_option("--policy", policy, "policy table (JSON)")->envname("COGO_POLICY")->capture_default_str();
+        app.add_option("--listen-host", server.host)->envname("COGO_BRAIN_HOST")->capture_default_str();
+        app.add_option("--port", server.port)->envname("COGO_BRAIN_PORT")->capture_default_str();
+        app.add_option("--api-shards", server.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
+      },
+      [&](cogo::runtime::DaemonContext& ctx) {
+        cogo::orchestrator::BrainConfig config;
+        config.routing = cogo::config::LoadRouting(routing);
+        config.policy = cogo::config::LoadPolicy(policy);
+        config.policy_json = cogo::config::ReadFile(policy);
+        const auto problems = cogo::orchestrator::CheckAgainstPolicy(
+            *config.routing, *config.policy, std::chrono::system_clock::now());
+        if (!problems.empty()) throw std::runtime_error(routing + " against " + policy + ": " + problems.front());
+        if (config.routing->classifier().enabled) {
+          config.classifier = cogo::providers::MakeProvider(
+              provider, cogo::providers::MakePricer(config.policy->prices()), ctx.logger);
+        }
+        server.database_url = ctx.options.database_url;
+        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
+        components.push_back(cogo::runtime::MakeWorkerComponent(
+            worker, cogo::orchestrator::MakeDecideHandler(config, ctx.logger), ctx));
+        components.push_back(std::make_unique<cogo::orchestrator::BrainServer>(server, config, ctx.logger));
+        return components;
+      }});
+}

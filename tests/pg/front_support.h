@@ -1,0 +1,87 @@
+// Test support for the front daemons (edge, brain, gateway-chat): free ports, a started daemon
+// that waits for /healthz and stops with SIGTERM, JSON HTTP calls, dev tokens, and the
+// executor STAND-IN. Not thread-safe; one owner per object.
+//
+// ExecutorStandIn is NOT the executor: until `cogo-executor-dispatcher` exists in the build
+// directory it claims (orchestrator, execute), publishes the same payload to the assignment's
+// target as a child (parent_id) and completes — nothing else (no admission, retries or audit).
+// StartExecutor() runs the real binary instead whenever it is built, and the main command
+// (`scripts/cogo-dev up`) only ever runs the real one.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "child_process.h"
+
+namespace cogo::runtime {
+class Worker;
+}
+
+namespace cogo::testing {
+
+inline constexpr const char* kTestJwtSecret = "test-secret-0123456789abcdef0123456789";
+inline constexpr const char* kTestPublishableKey = "pk_test_publishable";
+
+[[nodiscard]] int FreePort();
+[[nodiscard]] std::string SourcePath(const std::string& relative);  // under the source tree
+
+struct HttpResult {
+  int status = 0;  // 0: no HTTP answer
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+HttpResult HttpPost(int port, const std::string& path, const std::string& body,
+                    const std::map<std::string, std::string>& headers = {});
+HttpResult HttpGet(int port, const std::string& path,
+                   const std::map<std::string, std::string>& headers = {});
+
+// A daemon binary on a port, ready once /healthz answers; SIGTERM + wait on destruction.
+class Daemon {
+ public:
+  Daemon(const std::string& binary, std::vector<std::string> args, int port, const std::string& log);
+  ~Daemon();
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] const std::string& log() const { return log_; }
+
+ private:
+  std::unique_ptr<ChildProcess> child_;
+  int port_;
+  std::string log_;
+};
+
+// A worker daemon (no HTTP): started, then SIGTERM + wait on destruction.
+class WorkerDaemon {
+ public:
+  WorkerDaemon(const std::string& binary, std::vector<std::string> args, const std::string& log);
+  ~WorkerDaemon();
+
+ private:
+  std::unique_ptr<ChildProcess> child_;
+};
+
+class ExecutorStandIn {
+ public:
+  ExecutorStandIn();
+  ~ExecutorStandIn();
+
+ private:
+  std::unique_ptr<runtime::Worker> worker_;
+};
+
+// The real cogo-executor-dispatcher when built, else the stand-in. Holds whichever it started.
+struct Executor {
+  std::unique_ptr<WorkerDaemon> real;
+  std::unique_ptr<ExecutorStandIn> stand_in;
+};
+[[nodiscard]] Executor StartExecutor(const std::string& log);
+
+// Exports COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY for the daemons this test spawns.
+void ExportEdgeSecrets();
+
+}  // namespace cogo::testing

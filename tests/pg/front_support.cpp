@@ -11,8 +11,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cogo/log/logging.h"
-#include "cogo/runtime/worker.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -100,50 +98,10 @@ WorkerDaemon::~WorkerDaemon() {
   (void)child_->Wait(std::chrono::seconds(30));
 }
 
-ExecutorStandIn::ExecutorStandIn() {
-  runtime::WorkerOptions o;
-  o.database_url = DatabaseUrl();
-  o.service = "orchestrator";
-  o.role = "execute";
-  o.concurrency = 2;
-  o.poll = std::chrono::milliseconds(50);
-  o.drain_grace = std::chrono::milliseconds(2000);
-  o.worker_id = "executor-stand-in-" + std::to_string(getpid());
-  worker_ = std::make_unique<runtime::Worker>(
-      o,
-      [](runtime::HandlerContext& ctx) {
-        if (ctx.assignment == nullptr || !ctx.assignment->target) {
-          return runtime::HandlerResult::Fail("stand-in: no assignment target");
-        }
-        bus::PublishRequest child;
-        child.service = ctx.assignment->target->service;
-        child.role = ctx.assignment->target->role;
-        child.shard = ctx.message.route.shard;
-        child.tenant = ctx.message.tenant;
-        child.payload_json = ctx.message.payload_json;
-        child.correlation_id = ctx.message.correlation_id;
-        auto result = runtime::HandlerResult::Complete(
-            nlohmann::json{{"dispatched_to", ctx.assignment->target->Route()}}.dump(),
-            "executor stand-in: dispatched");
-        result.publish.push_back(std::move(child));
-        return result;
-      },
-      nullptr, log::Get("executor-stand-in"));
-  worker_->Start();
-}
-
-ExecutorStandIn::~ExecutorStandIn() { worker_->Drain(); }
-
-Executor StartExecutor(const std::string& log) {
-  Executor e;
-  if (access(BinaryPath("cogo-executor-dispatcher").c_str(), X_OK) == 0) {
-    setenv("COGO_POLICY", SourcePath("config/policy.example.json").c_str(), 1);
-    e.real = std::make_unique<WorkerDaemon>("cogo-executor-dispatcher",
-                                            std::vector<std::string>{"--poll-ms", "100"}, log);
-  } else {
-    e.stand_in = std::make_unique<ExecutorStandIn>();
-  }
-  return e;
+std::unique_ptr<WorkerDaemon> StartExecutor(const std::string& log) {
+  setenv("COGO_POLICY", SourcePath("config/policy.example.json").c_str(), 1);
+  return std::make_unique<WorkerDaemon>("cogo-executor-dispatcher",
+                                        std::vector<std::string>{"--poll-ms", "100"}, log);
 }
 
 void ExportEdgeSecrets() {

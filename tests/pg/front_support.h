@@ -1,12 +1,6 @@
 // Test support for the front daemons (edge, brain, gateway-chat): free ports, a started daemon
-// that waits for /healthz and stops with SIGTERM, JSON HTTP calls, dev tokens, and the
-// executor STAND-IN. Not thread-safe; one owner per object.
-//
-// ExecutorStandIn is NOT the executor: until `cogo-executor-dispatcher` exists in the build
-// directory it claims (orchestrator, execute), publishes the same payload to the assignment's
-// target as a child (parent_id) and completes — nothing else (no admission, retries or audit).
-// StartExecutor() runs the real binary instead whenever it is built, and the main command
-// (`scripts/cogo-dev up`) only ever runs the real one.
+// that waits for /healthz and stops with SIGTERM, JSON HTTP calls, dev tokens, and the real
+// executor daemon. Not thread-safe; one owner per object.
 #pragma once
 
 #include <chrono>
@@ -65,21 +59,8 @@ class WorkerDaemon {
   std::unique_ptr<ChildProcess> child_;
 };
 
-class ExecutorStandIn {
- public:
-  ExecutorStandIn();
-  ~ExecutorStandIn();
-
- private:
-  std::unique_ptr<runtime::Worker> worker_;
-};
-
-// The real cogo-executor-dispatcher when built, else the stand-in. Holds whichever it started.
-struct Executor {
-  std::unique_ptr<WorkerDaemon> real;
-  std::unique_ptr<ExecutorStandIn> stand_in;
-};
-[[nodiscard]] Executor StartExecutor(const std::string& log);
+// The real cogo-executor-dispatcher with the shipped policy example.
+[[nodiscard]] std::unique_ptr<WorkerDaemon> StartExecutor(const std::string& log);
 
 // Exports COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY for the daemons this test spawns.
 void ExportEdgeSecrets();

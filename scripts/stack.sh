@@ -74,26 +74,16 @@ stack_up() {
 
   stack_start cogo-orchestrator-brain --port "$brain_port"
   stack_start cogo-gateway-chat
-  local optional
-  for optional in cogo-executor-dispatcher cogo-bus-reclaimer cogo-bus-retention; do
-    if [ -x "$build_dir/$optional" ]; then
-      stack_start "$optional"
-    else
-      log "$optional is not built: skipped"
-    fi
-  done
+  stack_start cogo-executor-dispatcher
+  stack_start cogo-bus-reclaimer
+  stack_start cogo-bus-retention
   stack_start cogo-edge --port "$edge_port"
   stack_wait_ready cogo-orchestrator-brain "$brain_port"
   stack_wait_ready cogo-edge "$edge_port"
   log "edge ready on http://127.0.0.1:$edge_port, brain on http://127.0.0.1:$brain_port"
-  if [ ! -x "$build_dir/cogo-executor-dispatcher" ]; then
-    log "WARNING: cogo-executor-dispatcher is not built: the request will wait at orchestrator/execute"
-  fi
 
   # What a user does: get a token, POST, then poll the status URL.
   local token response id view status i polls=600
-  # Without the executor the request cannot finish: show how far it got after a short wait.
-  [ -x "$build_dir/cogo-executor-dispatcher" ] || polls=50
   token=$("$build_dir/cogo" token --role authenticated --tenant "$stack_tenant") || die "cannot mint a token"
   log "POST /functions/v1/orchestrator-chat as tenant $stack_tenant"
   response=$(curl -sS -X POST "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat" \

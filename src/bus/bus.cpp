@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/result>
-#include <pqxx/transaction>
+#include <pqxx/nontransaction>
 
 #include "bus/statements.h"
 #include "cogo/db/connection.h"
@@ -61,12 +61,12 @@ bool IsEmptyOrBlank(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c) != 0; });
 }
 
+// Every bus operation is one statement, atomic on its own: without a caller's transaction it
+// runs in autocommit, one round trip instead of BEGIN / statement / COMMIT.
 template <typename Fn>
-auto InOwnTransaction(pqxx::connection& conn, Fn&& fn) {
-  pqxx::work txn(conn);
-  auto result = fn(txn);
-  txn.commit();
-  return result;
+auto Autocommit(pqxx::connection& conn, Fn&& fn) {
+  pqxx::nontransaction txn(conn);
+  return fn(txn);
 }
 
 }  // namespace
@@ -131,7 +131,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
 }
 
 Published Bus::Publish(const PublishRequest& request) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Publish(txn, request); });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return Publish(txn, request); });
 }
 
 Published Bus::Publish(pqxx::transaction_base& txn, const PublishRequest& request) {
@@ -139,7 +139,7 @@ Published Bus::Publish(pqxx::transaction_base& txn, const PublishRequest& reques
 }
 
 std::vector<Published> Bus::PublishBatch(const std::vector<PublishRequest>& requests) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return PublishBatch(txn, requests); });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return PublishBatch(txn, requests); });
 }
 
 std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
@@ -181,12 +181,11 @@ std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
 }
 
 std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
-  pqxx::work txn(conn_);
+  pqxx::nontransaction txn(conn_);
   const pqxx::result rows =
       txn.exec_prepared(sql::kClaimName, request.service, request.role,
                         db::IntArrayLiteral(request.shards), request.limit, request.owner,
                         request.lease_ms);
-  txn.commit();
   std::vector<ClaimedMessage> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
@@ -214,7 +213,7 @@ bool Bus::Complete(pqxx::transaction_base& txn, const Completion& completion) {
 }
 
 std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return CompleteBatch(txn, completions); });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return CompleteBatch(txn, completions); });
 }
 
 std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
@@ -233,7 +232,7 @@ std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
 }
 
 FailOutcome Bus::Fail(const Failure& failure) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Fail(txn, failure); });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return Fail(txn, failure); });
 }
 
 FailOutcome Bus::Fail(pqxx::transaction_base& txn, const Failure& failure) {
@@ -251,17 +250,16 @@ std::vector<int64_t> Bus::Heartbeat(const std::string& owner, const std::vector<
                                     int64_t lease_ms) {
   std::vector<int64_t> extended;
   if (ids.empty()) return extended;
-  pqxx::work txn(conn_);
+  pqxx::nontransaction txn(conn_);
   const pqxx::result rows =
       txn.exec_prepared(sql::kHeartbeatName, owner, db::IntArrayLiteral(ids), lease_ms);
-  txn.commit();
   extended.reserve(rows.size());
   for (const auto& row : rows) extended.push_back(row[0].as<int64_t>());
   return extended;
 }
 
 bool Bus::Release(const Lease& lease) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) { return Release(txn, lease); });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return Release(txn, lease); });
 }
 
 bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
@@ -318,56 +316,56 @@ void Bus::RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord
 }
 
 bool Bus::Cancel(int64_t id, const std::string& reason) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return !txn.exec_prepared(sql::kCancelName, id, reason).empty();
   });
 }
 
 ReclaimCounts Bus::Reclaim(int limit) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     const pqxx::result rows = txn.exec_prepared(sql::kReclaimName, limit);
     return ReclaimCounts{rows[0][0].as<int64_t>(), rows[0][1].as<int64_t>()};
   });
 }
 
 bool Bus::Retry(int64_t id) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return !txn.exec_prepared(sql::kRetryName, id, "", "", "{dead,failed,cancelled}").empty();
   });
 }
 
 int64_t Bus::RequeueDead(const std::string& service, const std::string& role) {
-  return InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return static_cast<int64_t>(
         txn.exec_prepared(sql::kRetryName, nullptr, service, role, "{dead}").size());
   });
 }
 
 void Bus::RegisterWorker(const WorkerInfo& info) {
-  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared(sql::kRegisterWorkerName, info.worker_id, info.service, info.role,
                              db::IntArrayLiteral(info.shards), info.host, info.pid);
   });
 }
 
 void Bus::TouchWorker(const std::string& worker_id) {
-  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared(sql::kTouchWorkerName, worker_id);
   });
 }
 
 void Bus::UnregisterWorker(const std::string& worker_id) {
-  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared(sql::kUnregisterWorkerName, worker_id);
   });
 }
 
 void Bus::MarkIdle(const std::string& worker_id, const std::string& service,
                    const std::string& role) {
-  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared(sql::kMarkIdleName, worker_id);
   });
-  InOwnTransaction(conn_, [&](pqxx::work& txn) {
+  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared(sql::kIdleBarrierName, service, role);
   });
 }

@@ -1,7 +1,7 @@
 // The bus API: every state change of a message, each one statement and its bus_events row in
 // the same transaction. A Bus wraps one connection and is used by one thread at a time; the
-// connection must outlive it. Methods without a transaction argument commit their own;
-// the overloads taking one let a caller combine steps atomically (hand-off = publish + complete).
+// connection must outlive it. Methods without a transaction argument run their one statement
+// in autocommit; the overloads taking one let a caller combine steps atomically.
 #pragma once
 
 #include <cstdint>

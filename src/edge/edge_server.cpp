@@ -57,11 +57,6 @@ class EdgeServer::Impl {
     if (options_.publishable_key.empty()) {
       throw std::invalid_argument("COGO_PUBLISHABLE_KEY is not set");
     }
-    try {
-      migrations_ = db::LoadMigrations(db::DefaultSqlDir());
-    } catch (const std::exception& e) {
-      migrations_error_ = e.what();
-    }
     const int threads = options_.threads;
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     // Bodies a little over the cap still reach ParseIngress for a precise JSON 413; far larger
@@ -73,7 +68,7 @@ class EdgeServer::Impl {
     server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       http::SendJson(res, 200, R"({"status":"ok"})");
     });
-    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { Ready(res); });
+    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { readiness_.Send(res, pool_); });
     server_.Post(kIngressPath, [this](const httplib::Request& req, httplib::Response& res) {
       Enqueue(req, res);
     });
@@ -198,26 +193,11 @@ class EdgeServer::Impl {
     }
   }
 
-  void Ready(httplib::Response& res) {
-    if (!migrations_error_.empty()) {
-      return http::SendError(res, 503, "migrations_unavailable", "cannot read the migrations");
-    }
-    try {
-      bool current = false;
-      pool_.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); });
-      if (!current) return http::SendError(res, 503, "migrations_pending", "the schema is not current");
-      http::SendJson(res, 200, R"({"status":"ready"})");
-    } catch (const std::exception&) {
-      http::SendError(res, 503, "database_unreachable", "the database cannot be reached");
-    }
-  }
-
   EdgeOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
   db::ConnectionPool pool_;
   RateLimiter limiter_;
-  std::vector<db::Migration> migrations_;
-  std::string migrations_error_;
+  http::Readiness readiness_;
   httplib::Server server_;
   http::ServerRunner runner_;
   int port_ = 0;

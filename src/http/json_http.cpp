@@ -42,4 +42,26 @@ int64_t ParseId(const std::string& text) {
   return id;
 }
 
+Readiness::Readiness() {
+  try {
+    migrations_ = db::LoadMigrations(db::DefaultSqlDir());
+  } catch (const std::exception& e) {
+    load_error_ = e.what();
+  }
+}
+
+void Readiness::Send(httplib::Response& res, db::ConnectionPool& pool) const {
+  if (!load_error_.empty()) {
+    return SendError(res, 503, "migrations_unavailable", "cannot read the migrations");
+  }
+  try {
+    bool current = false;
+    pool.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); });
+    if (!current) return SendError(res, 503, "migrations_pending", "the schema is not current");
+    SendJson(res, 200, R"({"status":"ready"})");
+  } catch (const std::exception&) {
+    SendError(res, 503, "database_unreachable", "the database cannot be reached");
+  }
+}
+
 }  // namespace cogo::http

@@ -7,6 +7,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "cogo/db/migrator.h"
+#include "cogo/db/pool.h"
 
 namespace cogo::http {
 
@@ -16,5 +20,16 @@ void SendError(httplib::Response& res, int status, std::string_view error, std::
 void InstallJsonErrors(httplib::Server& server);
 // Parses `text` as a positive message id; 0 when it is not one.
 [[nodiscard]] int64_t ParseId(const std::string& text);
+
+// /readyz: the database is reachable and every migration this build ships is applied.
+class Readiness {
+ public:
+  Readiness();  // loads the shipped migrations; a failure is reported by every Send
+  void Send(httplib::Response& res, db::ConnectionPool& pool) const;
+
+ private:
+  std::vector<db::Migration> migrations_;
+  std::string load_error_;
+};
 
 }  // namespace cogo::http

@@ -169,11 +169,6 @@ class BrainServer::Impl {
         logger_(std::move(logger)),
         pool_(options_.database_url, "cogo-orchestrator-brain", static_cast<size_t>(options_.threads)),
         runner_(server_) {
-    try {
-      migrations_ = db::LoadMigrations(db::DefaultSqlDir());
-    } catch (const std::exception& e) {
-      migrations_error_ = e.what();
-    }
     const auto threads = static_cast<size_t>(options_.threads);
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes * 4);
@@ -181,7 +176,7 @@ class BrainServer::Impl {
     server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       http::SendJson(res, 200, R"({"status":"ok"})");
     });
-    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { Ready(res); });
+    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { readiness_.Send(res, pool_); });
     server_.Post("/api/orchestrator/plan",
                  [this](const httplib::Request& req, httplib::Response& res) { PlanOnly(req, res); });
     server_.Post("/api/orchestrator/execute",
@@ -341,26 +336,11 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
     }
   }
 
-  void Ready(httplib::Response& res) {
-    if (!migrations_error_.empty()) {
-      return http::SendError(res, 503, "migrations_unavailable", "cannot read the migrations");
-    }
-    try {
-      bool current = false;
-      pool_.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); });
-      if (!current) return http::SendError(res, 503, "migrations_pending", "the schema is not current");
-      http::SendJson(res, 200, R"({"status":"ready"})");
-    } catch (const std::exception&) {
-      http::SendError(res, 503, "database_unreachable", "the database cannot be reached");
-    }
-  }
-
   BrainServerOptions options_;
   BrainConfig config_;
   std::shared_ptr<spdlog::logger> logger_;
   db::ConnectionPool pool_;
-  std::vector<db::Migration> migrations_;
-  std::string migrations_error_;
+  http::Readiness readiness_;
   httplib::Server server_;
   http::ServerRunner runner_;
   int port_ = 0;

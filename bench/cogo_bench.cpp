@@ -311,6 +311,22 @@ double PublishAll(const Config& cfg, int64_t n) {
   return Seconds(Clock::now() - start);
 }
 
+// The end of every throughput run: drain the workers, verify exactly-once three ways (worker
+// stats, per-id handler calls, database), and describe the run. Throws BenchFailure on any miss.
+json FinishRun(Fleet& fleet, const CallLog& log, const Config& cfg, int run, int64_t n,
+               double seconds, double publish_s, double load) {
+  fleet.DrainAndCheck(static_cast<uint64_t>(n));
+  CheckCalls(log);
+  VerifyDatabase(cfg, n);
+  return {{"run", run},
+          {"seconds", seconds},
+          {"msg_per_s", static_cast<double>(n) / seconds},
+          {"publish_seconds", publish_s},
+          {"publish_msg_per_s", static_cast<double>(n) / publish_s},
+          {"loadavg_1m", load},
+          {"exactly_once", true}};
+}
+
 json Drain(const Config& cfg) {
   json runs = json::array();
   std::vector<double> rates;
@@ -325,18 +341,10 @@ json Drain(const Config& cfg) {
     fleet.Start();
     fleet.WaitCompleted(static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
     const double seconds = Seconds(Clock::now() - start);
-    fleet.DrainAndCheck(static_cast<uint64_t>(n));
-    CheckCalls(log);
-    VerifyDatabase(cfg, n);
-    const double rate = static_cast<double>(n) / seconds;
+    const json result = FinishRun(fleet, log, cfg, run, n, seconds, publish_s, load);
+    const double rate = result["msg_per_s"].get<double>();
     rates.push_back(rate);
-    runs.push_back({{"run", run},
-                    {"seconds", seconds},
-                    {"msg_per_s", rate},
-                    {"publish_seconds", publish_s},
-                    {"publish_msg_per_s", static_cast<double>(n) / publish_s},
-                    {"loadavg_1m", load},
-                    {"exactly_once", true}});
+    runs.push_back(result);
     fmt::print("drain   run {}: {} msgs in {:.3f} s = {:>8.0f} msg/s  (publish {:.0f} msg/s; "
                "exactly-once ok; load {:.1f})  [{}]\n",
                run, n, seconds, rate, static_cast<double>(n) / publish_s, load, ConfigText(cfg));
@@ -403,19 +411,11 @@ json EndToEnd(const Config& cfg) {
     }
     const double publish_s = static_cast<double>(last_publish_ns.load() - start_ns) / 1e9;
     const uint64_t notifications = fleet.notifications();
-    fleet.DrainAndCheck(static_cast<uint64_t>(n));
-    CheckCalls(log);
-    VerifyDatabase(cfg, n);
-    const double rate = static_cast<double>(n) / seconds;
+    json result = FinishRun(fleet, log, cfg, run, n, seconds, publish_s, load);
+    result["notifications"] = notifications;
+    const double rate = result["msg_per_s"].get<double>();
     rates.push_back(rate);
-    runs.push_back({{"run", run},
-                    {"seconds", seconds},
-                    {"msg_per_s", rate},
-                    {"publish_seconds", publish_s},
-                    {"publish_msg_per_s", static_cast<double>(n) / publish_s},
-                    {"notifications", notifications},
-                    {"loadavg_1m", load},
-                    {"exactly_once", true}});
+    runs.push_back(result);
     fmt::print("e2e     run {}: {} msgs in {:.3f} s = {:>8.0f} msg/s  (producers done at {:.0f} "
                "msg/s; {} NOTIFYs; exactly-once ok; load {:.1f})  [{} producers, {}]\n",
                run, n, seconds, rate, static_cast<double>(n) / publish_s,

@@ -130,5 +130,18 @@ TEST_F(MigratorTest, CliMigrateIsIdempotentAndExplainsRefusals) {
   EXPECT_NE(refused.output.find("changed after it was applied"), std::string::npos) << refused.output;
 }
 
+TEST_F(MigratorTest, WorkerOnAnUnmigratedDatabaseStopsWithExitOne) {
+  // A missing schema is not a dropped connection: the worker records it as fatal, stops
+  // claiming, and the daemon drains and exits 1 instead of retrying forever.
+  const auto log = ScratchFile("unmigrated.log");
+  ChildProcess worker("cogo-test-worker",
+                      {"--database-url", url_, "--service", "test", "--role", "echo"}, log);
+  EXPECT_EQ(worker.Wait(std::chrono::seconds(20)), 1) << "see " << log;
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("claim loop stopped"), std::string::npos) << text;
+  EXPECT_NE(text.find("stopping: claim"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace cogo::testing

@@ -52,37 +52,9 @@ while (($#)); do
 done
 case $json_out in /*) ;; *) json_out=$PWD/$json_out ;; esac
 
-# --- what the machine needs: the server and pgbench (postgresql-15 ships pgbench on Debian),
-# node and npm for the peer. Installed from Debian packages only when missing.
-apt_install() {
-  local sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  log "installing $*"
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "$@" >/dev/null
-}
-source "$repo/scripts/lib/pg.sh"
-if [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/pgbench" ]; then
-  apt_install postgresql-15 postgresql-contrib
-  pg_bin=$(ls -d /usr/lib/postgresql/15/bin)
-fi
-[ -x "$pg_bin/pgbench" ] || die "pgbench not found in $pg_bin"
-if ((do_peers)) && ! { command -v node && command -v npm; } >/dev/null; then
-  apt_install nodejs npm
-fi
-
-# --- the throwaway cluster
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/cogo-bench-ref.XXXXXX")
-chmod 755 "$scratch"
-cleanup() { pg_stop "$scratch/pg"; rm -rf "$scratch"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-port=$(free_port 55433)
-pg_start "$scratch/pg" "$port"
-url="postgresql://postgres@127.0.0.1:$port/cogo"
-log "cluster on port $port ($scratch)"
-
-psql_q() { "$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d cogo -X -q -v ON_ERROR_STOP=1 "$@"; }
+source "$repo/bench/lib/common.sh"
+if ((do_peers)); then bench_tools --peers; else bench_tools; fi
+bench_cluster
 setting() { psql_q -Atc "SHOW $1"; }
 
 pg_version=$(psql_q -Atc "SELECT current_setting('server_version')")
@@ -117,55 +89,28 @@ psi_pct() { # {"cpu": %, "io": %} since psi_mark, or null when the kernel has no
 psi_ref=null psi_peer=null
 
 # --- 1. the reference
-ref_dir=$repo/bench/reference
-declare -A tps lat failed left
-pgb() { # name, then pgbench script arguments
-  local name=$1; shift
-  local out
-  out=$("$pg_bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared \
-          -c "$clients" -j "$threads" -T "$duration" "$@" cogo 2>"$scratch/pgbench.err") \
-    || { cat "$scratch/pgbench.err" >&2; die "pgbench $name failed"; }
-  tps[$name]=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
-  lat[$name]=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
-  failed[$name]=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
-  [ -n "${tps[$name]}" ] || { echo "$out" >&2; die "no tps in pgbench output for $name"; }
-}
-fresh_table() { # rows to pre-fill
-  psql_q -f "$ref_dir/setup.sql"
-  if (($1 > 0)); then psql_q -v rows="$1" -f "$ref_dir/prefill.sql"; else psql_q -c "CHECKPOINT"; fi
-}
-queued_left() { psql_q -Atc "SELECT count(*) FROM ref_queue WHERE status = 'queued'"; }
-
+declare -A left
 ref_names=(insert insert_notify claim_complete mixed)
 if ((do_reference)); then
   psi_mark
-  log "reference: insert";          fresh_table 0;          pgb insert -f "$ref_dir/insert.sql"
-  log "reference: insert + notify"; fresh_table 0;          pgb insert_notify -f "$ref_dir/insert_notify.sql"
-  log "reference: claim+complete";  fresh_table "$prefill"; pgb claim_complete -f "$ref_dir/claim_complete.sql"
-  left[claim_complete]=$(queued_left)
-  log "reference: mixed 50/50";     fresh_table "$prefill"
-  pgb mixed -f "$ref_dir/insert.sql@50" -f "$ref_dir/claim_complete.sql@50"
-  left[mixed]=$(queued_left)
+  log "reference: insert";          ref_fresh_table 0;          ref_pgbench insert -f "$ref_dir/insert.sql"
+  log "reference: insert + notify"; ref_fresh_table 0;          ref_pgbench insert_notify -f "$ref_dir/insert_notify.sql"
+  log "reference: claim+complete";  ref_fresh_table "$prefill"; ref_pgbench claim_complete -f "$ref_dir/claim_complete.sql"
+  left[claim_complete]=$(ref_queued_left)
+  log "reference: mixed 50/50";     ref_fresh_table "$prefill"
+  ref_pgbench mixed -f "$ref_dir/insert.sql@50" -f "$ref_dir/claim_complete.sql@50"
+  left[mixed]=$(ref_queued_left)
   for n in claim_complete mixed; do
     ((${left[$n]} > 0)) || die "the queue ran dry during $n: raise --prefill"
   done
   psi_ref=$(psi_pct)
 fi
-msgs() { # messages/s from TPS: a mixed transaction is half a message (one insert + one claim)
-  if [ "$1" = mixed ]; then awk -v t="${tps[$1]}" 'BEGIN {printf "%.0f", t / 2}'
-  else awk -v t="${tps[$1]}" 'BEGIN {printf "%.0f", t}'; fi
-}
 
 # --- 2. the peer
 peer_json=null
 peer_status=0
 if ((do_peers)); then
-  npm_dir=$scratch/graphile-worker
-  mkdir -p "$npm_dir"
-  cp "$repo/bench/peers/graphile-worker/"{package.json,bench.js,add_job.sql} "$npm_dir/"
-  log "installing graphile-worker into the scratch directory"
-  (cd "$npm_dir" && npm install --no-audit --no-fund --omit=dev --no-package-lock --loglevel=error >/dev/null) \
-    || die "npm install failed"
+  graphile_install
   log "peer: graphile-worker ($jobs jobs, $runs runs per mode and configuration)"
   psi_mark
   node "$npm_dir/bench.js" --url "$url" --pgbench "$pg_bin/pgbench" --jobs "$jobs" --runs "$runs" \
@@ -190,7 +135,7 @@ if ((do_reference)); then
   echo "reference: pgbench -M prepared -c $clients -j $threads -T $duration"
   printf '  %-16s %10s %12s %12s\n' script TPS messages/s "latency ms"
   for n in "${ref_names[@]}"; do
-    printf '  %-16s %10.0f %12s %12s\n' "$n" "${tps[$n]}" "$(msgs "$n")" "${lat[$n]}"
+    printf '  %-16s %10.0f %12s %12s\n' "$n" "${tps[$n]}" "$(ref_messages_per_s "$n")" "${lat[$n]}"
   done
   awk -v a="${tps[insert_notify]}" -v b="${tps[insert]}" \
     'BEGIN {printf "  insert+notify / insert = %.2f\n", a / b}'
@@ -212,7 +157,7 @@ if ((do_reference)); then
   ref_json="{"
   sep=""
   for n in "${ref_names[@]}"; do
-    ref_json+="$sep\"$n\": {\"tps\": ${tps[$n]}, \"messages_per_s\": $(msgs "$n"), \"latency_ms\": ${lat[$n]:-null}, \"failed\": ${failed[$n]:-null}, \"queued_left\": ${left[$n]:-null}}"
+    ref_json+="$sep\"$n\": {\"tps\": ${tps[$n]}, \"messages_per_s\": $(ref_messages_per_s "$n"), \"latency_ms\": ${lat[$n]:-null}, \"failed\": ${failed[$n]:-null}, \"queued_left\": ${left[$n]:-null}}"
     sep=", "
   done
   ref_json+="}"

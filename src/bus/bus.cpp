@@ -110,6 +110,7 @@ std::optional<Rejection> Validate(const PublishRequest& request, const BusLimits
 
 Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits) {
   // Statements are registered here and prepared by the server on first use.
+  conn_.prepare(sql::kPublishOneName, sql::kPublishOne);
   conn_.prepare(sql::kPublishName, sql::kPublish);
   conn_.prepare(sql::kFindByKeyName, sql::kFindByKey);
   conn_.prepare(sql::kClaimName, sql::kClaim);
@@ -123,8 +124,8 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kRegisterWorkerName, sql::kRegisterWorker);
   conn_.prepare(sql::kTouchWorkerName, sql::kTouchWorker);
   conn_.prepare(sql::kUnregisterWorkerName, sql::kUnregisterWorker);
-  conn_.prepare(sql::kMarkIdleName, sql::kMarkIdle);
-  conn_.prepare(sql::kIdleBarrierName, sql::kIdleBarrier);
+  conn_.prepare(sql::kAnnounceIdleName, sql::kAnnounceIdle);
+  conn_.prepare(sql::kLeaveIdleName, sql::kLeaveIdle);
   conn_.prepare(sql::kLockLeasesName, sql::kLockLeases);
   conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
   conn_.prepare(sql::kRecordUsageName, sql::kRecordUsage);
@@ -135,7 +136,19 @@ Published Bus::Publish(const PublishRequest& request) {
 }
 
 Published Bus::Publish(pqxx::transaction_base& txn, const PublishRequest& request) {
-  return PublishBatch(txn, std::vector<PublishRequest>{request}).front();
+  // A key needs ON CONFLICT and the lookup of the first message: the batch statement has both.
+  if (!request.idempotency_key.empty()) {
+    return PublishBatch(txn, std::vector<PublishRequest>{request}).front();
+  }
+  if (auto rejection = Validate(request, limits_)) throw InvalidMessage(std::move(*rejection));
+  // libpqxx 6 sends a null const char* as SQL NULL.
+  const std::string parent = std::to_string(request.parent_id);
+  const pqxx::row row = txn.exec_prepared1(
+      sql::kPublishOneName, request.service, request.role, request.shard, request.tenant,
+      request.payload_json, request.priority, request.max_attempts,
+      request.correlation_id.empty() ? nullptr : request.correlation_id.c_str(), request.delay_ms,
+      request.parent_id > 0 ? parent.c_str() : nullptr);
+  return Published{row[0].as<int64_t>(), true};
 }
 
 std::vector<Published> Bus::PublishBatch(const std::vector<PublishRequest>& requests) {
@@ -360,13 +373,19 @@ void Bus::UnregisterWorker(const std::string& worker_id) {
   });
 }
 
-void Bus::MarkIdle(const std::string& worker_id, const std::string& service,
-                   const std::string& role) {
-  Autocommit(conn_, [&](pqxx::transaction_base& txn) {
-    return txn.exec_prepared(sql::kMarkIdleName, worker_id);
+bool Bus::AnnounceIdle(const std::string& worker_id, const std::string& service,
+                       const std::string& role, const std::vector<int>& shards) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
+    return txn.exec_prepared1(sql::kAnnounceIdleName, worker_id, service, role,
+                              db::IntArrayLiteral(shards))[0].as<bool>();
   });
+}
+
+void Bus::LeaveIdle(const std::string& service, const std::string& role,
+                    const std::vector<int>& shards, bool pass_on) {
   Autocommit(conn_, [&](pqxx::transaction_base& txn) {
-    return txn.exec_prepared(sql::kIdleBarrierName, service, role);
+    return txn.exec_prepared(sql::kLeaveIdleName, service, role, db::IntArrayLiteral(shards),
+                             pass_on);
   });
 }
 

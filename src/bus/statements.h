@@ -4,9 +4,24 @@
 
 namespace cogo::bus::sql {
 
+// One message without an idempotency key: the common case, and the cheapest statement the bus
+// has. $1 service, $2 role, $3 shard, $4 tenant, $5 payload, $6 priority, $7 max_attempts,
+// $8 correlation_id or NULL, $9 delay ms, $10 parent id or NULL. A message due now probes the
+// shard's wake lock (cogo_wake, sql/005_wake_locks.sql).
+inline constexpr const char* kPublishOneName = "cogo_publish_one";
+inline constexpr const char* kPublishOne = R"SQL(
+WITH inserted AS (
+  INSERT INTO agent_messages (service, role, shard, tenant, payload, priority, max_attempts,
+                              correlation_id, retry_at, parent_id)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8,
+          CASE WHEN $9 > 0 THEN now() + $9 * interval '1 millisecond' END, $10)
+  RETURNING id, retry_at)
+SELECT id, CASE WHEN retry_at IS NULL THEN cogo_wake($1, $2, $3) END FROM inserted)SQL";
+
 // $1: jsonb array of {ord, service, role, shard, tenant, payload, priority, max_attempts,
-// idempotency_key, correlation_id, delay_ms}. Ids are drawn before the insert so each input row
-// knows its own id, whether or not ON CONFLICT skipped it.
+// idempotency_key, correlation_id, delay_ms, parent_id}. Ids are drawn before the insert so each
+// input row knows its own id, whether or not ON CONFLICT skipped it. Each shard that got a
+// message due now is woken once.
 inline constexpr const char* kPublishName = "cogo_publish";
 inline constexpr const char* kPublish = R"SQL(
 WITH input AS MATERIALIZED (
@@ -23,8 +38,12 @@ inserted AS (
          parent_id
   FROM input ORDER BY ord
   ON CONFLICT (service, role, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING id)
-SELECT input.ord, input.new_id, inserted.id IS NOT NULL AS created
+  RETURNING id, service, role, shard, retry_at),
+woken AS MATERIALIZED (
+  SELECT cogo_wake(service, role, shard) AS notified
+  FROM (SELECT DISTINCT service, role, shard FROM inserted WHERE retry_at IS NULL) AS due)
+SELECT input.ord, input.new_id, inserted.id IS NOT NULL AS created,
+       (SELECT count(*) FILTER (WHERE notified) FROM woken) AS notifications
 FROM input LEFT JOIN inserted ON inserted.id = input.new_id
 ORDER BY input.ord)SQL";
 
@@ -212,9 +231,17 @@ inline constexpr const char* kTouchWorker =
 inline constexpr const char* kUnregisterWorkerName = "cogo_unregister_worker";
 inline constexpr const char* kUnregisterWorker = "DELETE FROM bus_workers WHERE worker_id = $1";
 
-inline constexpr const char* kMarkIdleName = "cogo_mark_idle";
-inline constexpr const char* kMarkIdle =
-    "UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1";
+// The idle protocol (sql/005_wake_locks.sql). $1 worker id, $2 service, $3 role, $4 shards.
+// Shows the worker idle to operators and tries to become the sentinel of its shards.
+inline constexpr const char* kAnnounceIdleName = "cogo_announce_idle";
+inline constexpr const char* kAnnounceIdle = R"SQL(
+WITH shown AS (
+  UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1 AND NOT idle)
+SELECT cogo_try_idle($2, $3, $4::int[]))SQL";
+
+// $1 service, $2 role, $3 shards, $4 pass on (NOTIFY the shards).
+inline constexpr const char* kLeaveIdleName = "cogo_leave_idle";
+inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::int[], $4)";
 
 // $1: jsonb array of {id, owner, attempt}. Locks the rows whose lease still holds, in id order,
 // so everything else a flush writes about them in this transaction stands or falls with them.
@@ -247,10 +274,5 @@ SELECT message_id, attempt, tenant, service, role, agent_id, version, model, inp
 FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, attempt int, tenant text,
      service text, role text, agent_id text, version text, model text, input_tokens bigint,
      output_tokens bigint, cost_usd numeric, outcome text))SQL";
-
-// Waits for every producer holding the route's shared wake lock (see sql/001_bus.sql).
-inline constexpr const char* kIdleBarrierName = "cogo_idle_barrier";
-inline constexpr const char* kIdleBarrier =
-    "SELECT pg_advisory_xact_lock(1668245295, cogo_route_lock_key($1, $2))";
 
 }  // namespace cogo::bus::sql

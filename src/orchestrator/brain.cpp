@@ -297,7 +297,9 @@ SELECT coalesce(jsonb_agg(r ORDER BY r.service, r.role), '[]')::text FROM (
            AS oldest_queued_age_s
   FROM agent_messages WHERE status IN ('queued', 'running') GROUP BY service, role) r
 )SQL")[0][0].as<std::string>());
-        out["in_flight"] = txn.exec("SELECT count(*) FROM agent_messages WHERE status = 'running'")[0][0].as<int64_t>();
+        int64_t in_flight = 0;
+        for (const auto& route : out["routes"]) in_flight += route["in_flight"].get<int64_t>();
+        out["in_flight"] = in_flight;
         out["workers"] = json::parse(bus::WorkersJson(txn));
         out["recent_failures"] = json::parse(txn.exec(R"SQL(
 SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (

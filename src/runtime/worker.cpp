@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -95,6 +97,14 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
   HandlerResult r = HandlerResult::Fail(reason + ": " + detail);
   r.events.push_back({0, "policy_violation", nlohmann::json{{"reason", reason}, {"detail", detail}}.dump()});
   return r;
+}
+
+// The claim and flush statements are primary-key lookups and ordered index scans. A generic
+// plan made while agent_messages was nearly empty (a fresh database) scans the whole table
+// instead, and keeps doing so as the table grows, until the next ANALYZE: these sessions do
+// not pick a sequential scan where an index can serve.
+void PreferIndexScans(pqxx::connection& conn) {
+  pqxx::nontransaction(conn).exec("SET enable_seqscan = off");
 }
 
 std::string Hostname() {
@@ -255,48 +265,65 @@ class Worker::Impl {
     }
   }
 
+  // Waits until the claimer should look again: capacity and a wake-up, a stop, or `timeout`.
+  // Returns false when claiming stopped.
+  bool WaitToClaim(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_claim_.wait_for(lock, timeout, [&] { return !claiming_ || wake_pending_; });
+    return claiming_;
+  }
+
   void ClaimLoop(std::stop_token stop) {
     RunWithReconnect(stop, "claim", [&](bool reconnected) {
       auto conn = db::Connect(options_.database_url, "cogo-claim:" + options_.service + "/" +
                                                          options_.role);
       if (reconnected) logger_->info("claim loop reconnected");
+      PreferIndexScans(*conn);
       // A lost claim commit only puts the message back in the queue (the worker's later
       // completion then fails its lease check), so claims need not wait for the WAL flush.
       pqxx::nontransaction(*conn).exec("SET synchronous_commit = off");
       bus::Bus bus(*conn);
       bus.RegisterWorker({id_, options_.service, options_.role, options_.shards, Hostname(),
                           static_cast<int>(getpid())});
-      bool idle = false;
+      // The idle protocol (sql/005_wake_locks.sql): a worker that finds nothing tries to become
+      // its shards' sentinel, which producers NOTIFY. One whose try fails looks again after a
+      // backoff that starts at 1 ms (producers were mid-commit: their work is about to be
+      // visible) and doubles up to the poll interval (another worker is the sentinel, and its
+      // wake-ups reach every worker of the shard). Without a WakeHub nobody would hear a
+      // NOTIFY, so the worker only polls.
+      bool sentinel = false;
+      auto backoff = std::chrono::milliseconds(0);
       while (true) {
         int want = 0;
         {
           std::unique_lock lock(mu_);
           cv_claim_.wait(lock, [&] { return !claiming_ || FreeCapacity() > 0; });
-          if (!claiming_) return;
+          if (!claiming_) break;
           want = std::min(options_.batch_size, FreeCapacity());
           wake_pending_ = false;
         }
         auto claimed = bus.Claim({id_, options_.service, options_.role, options_.shards, want,
                                   options_.lease.count()});
         if (!claimed.empty()) {
-          idle = false;  // the claim statement cleared the registry flag too
+          if (sentinel) bus.LeaveIdle(options_.service, options_.role, options_.shards, false);
+          sentinel = false;
+          backoff = std::chrono::milliseconds(0);
           Enqueue(std::move(claimed));
           continue;
         }
-        if (!idle) {
-          // Announce idleness, then look once more: a producer that missed the flag has
-          // committed by the time MarkIdle returns.
-          bus.MarkIdle(id_, options_.service, options_.role);
-          idle = true;
+        if (wake_ == nullptr || sentinel) {
+          if (!WaitToClaim(options_.poll)) break;
           continue;
         }
-        std::unique_lock lock(mu_);
-        cv_claim_.wait_for(lock, options_.poll, [&] { return !claiming_ || wake_pending_; });
-        // The producer that woke us cleared our flag (and the hub wakes everyone after a LISTEN
-        // outage): if the next claim finds nothing, announce idleness again. A poll timeout
-        // leaves the flag as it was.
-        if (wake_pending_) idle = false;
+        if (bus.AnnounceIdle(id_, options_.service, options_.role, options_.shards)) {
+          sentinel = true;  // claim once more: work committed before the locks was not announced
+          backoff = std::chrono::milliseconds(0);
+          continue;
+        }
+        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(1), options_.poll);
+        if (!WaitToClaim(backoff)) break;
       }
+      if (sentinel) bus.LeaveIdle(options_.service, options_.role, options_.shards, true);
     });
   }
 
@@ -489,6 +516,7 @@ class Worker::Impl {
     RunWithReconnect(stop, "flush", [&](bool reconnected) {
       auto conn = db::Connect(options_.database_url, "cogo-flush:" + options_.service + "/" +
                                                          options_.role);
+      PreferIndexScans(*conn);
       if (reconnected) {
         logger_->info("flush loop reconnected; retrying {} unflushed outcomes", unflushed_.size());
       }
@@ -529,15 +557,23 @@ class Worker::Impl {
     std::vector<bus::Lease> leases;
     leases.reserve(batch.size());
     bool extras = false;
+    bool only_completions = true;
     for (const auto& o : batch) {
       leases.push_back(o.lease());
       extras = extras || !o.publish.empty() || !o.events.empty() || o.usage.has_value();
+      only_completions = only_completions && o.kind == Outcome::Kind::complete;
     }
-    pqxx::work txn(bus.connection(), "flush");
+    // Plain completions are one statement, atomic on its own: autocommit saves BEGIN and COMMIT.
+    std::unique_ptr<pqxx::transaction_base> txn;
+    if (only_completions && !extras) {
+      txn = std::make_unique<pqxx::nontransaction>(bus.connection(), "flush");
+    } else {
+      txn = std::make_unique<pqxx::work>(bus.connection(), "flush");
+    }
     // Plain outcomes need no lock: the complete/fail/release statements check the lease
     // themselves. Only what rides along (children, events, usage) must wait for that verdict.
     const std::vector<bool> held =
-        extras ? bus.LockLeases(txn, leases) : std::vector<bool>(batch.size(), true);
+        extras ? bus.LockLeases(*txn, leases) : std::vector<bool>(batch.size(), true);
 
     WorkerStats delta;
     std::vector<bus::PublishRequest> follow_ups;
@@ -557,14 +593,14 @@ class Worker::Impl {
       if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
       if (o.kind == Outcome::Kind::fail) failures.push_back(&o);
       if (o.kind == Outcome::Kind::release) {
-        ++(bus.Release(txn, o.lease()) ? delta.released : delta.lease_lost);
+        ++(bus.Release(*txn, o.lease()) ? delta.released : delta.lease_lost);
       }
     }
-    bus.AddEvents(txn, events);
-    if (!follow_ups.empty()) (void)bus.PublishBatch(txn, follow_ups);
-    for (bool h : bus.CompleteBatch(txn, completions)) ++(h ? delta.completed : delta.lease_lost);
+    bus.AddEvents(*txn, events);
+    if (!follow_ups.empty()) (void)bus.PublishBatch(*txn, follow_ups);
+    for (bool h : bus.CompleteBatch(*txn, completions)) ++(h ? delta.completed : delta.lease_lost);
     for (const Outcome* o : failures) {
-      const auto result = bus.Fail(txn, o->failure);
+      const auto result = bus.Fail(*txn, o->failure);
       switch (result) {
         case bus::FailOutcome::requeued: ++delta.retried; break;
         case bus::FailOutcome::dead_lettered:
@@ -574,8 +610,8 @@ class Worker::Impl {
       logger_->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
                     o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
     }
-    bus.RecordUsage(txn, usage);
-    txn.commit();
+    bus.RecordUsage(*txn, usage);
+    txn->commit();
     if (delta.lease_lost > 0) {
       logger_->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
                     delta.lease_lost);

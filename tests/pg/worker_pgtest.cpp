@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <pqxx/nontransaction>
+#include <pqxx/transaction>
 
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
@@ -62,24 +63,100 @@ TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   worker.Drain();
 }
 
-TEST_F(WorkerTest, NoNotifyWhileNoWorkerIsIdle) {
+// Sessions holding a wake lock (sql/005_wake_locks.sql), i.e. sentinels waiting for a NOTIFY.
+int64_t Sentinels() {
+  return Scalar<int64_t>(
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668245296 "
+      "AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted");
+}
+
+TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
-  auto sub = hub.Subscribe("test", "echo", {0}, [] {});
+  auto sub = hub.Subscribe("test", "echo", {0, 1}, [] {});
   ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
-  bus_->RegisterWorker({"busy-worker", "test", "echo", {0}, "host", 1});
   (void)bus_->PublishBatch({Message(), Message()});
+  (void)bus_->Publish(Message());
   std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(hub.notifications(), 0u) << "a busy route must not pay for NOTIFY";
+  EXPECT_EQ(hub.notifications(), 0u) << "nobody waits: publishing must not pay for NOTIFY";
 
-  bus_->MarkIdle("busy-worker", "test", "echo");
+  // The idle worker's claim connection.
+  pqxx::connection idle_conn(DatabaseUrl());
+  bus::Bus idle_bus(idle_conn);
+  idle_bus.RegisterWorker({"idle-worker", "test", "echo", {0, 1}, "host", 1});
+  ASSERT_TRUE(idle_bus.AnnounceIdle("idle-worker", "test", "echo", {0, 1}));
+  EXPECT_EQ(Sentinels(), 2) << "one lock per shard";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE idle AND worker_id = 'idle-worker'"), 1);
+  // A second idle worker cannot take the same shards; it holds nothing afterwards.
+  pqxx::connection other_conn(DatabaseUrl());
+  bus::Bus other_bus(other_conn);
+  EXPECT_FALSE(other_bus.AnnounceIdle("other-worker", "test", "echo", {1, 2}));
+  EXPECT_EQ(Sentinels(), 2) << "all of the shards or none";
+
   (void)bus_->Publish(Message());
   EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 1; }, 5s));
+  auto shard1 = Message();
+  shard1.shard = 1;
+  (void)bus_->PublishBatch({shard1, shard1, shard1});
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 2; }, 5s)) << "one NOTIFY per statement and shard";
+  auto delayed = Message();
+  delayed.delay_ms = 60000;
+  (void)bus_->Publish(delayed);  // not due: the poll finds it later
   // A requeue that is due now wakes too.
   const auto lease = bus_->Claim({"busy-worker", "test", "echo", {0}, 1, 30000}).at(0).lease;
-  bus_->MarkIdle("busy-worker", "test", "echo");
   ASSERT_TRUE(bus_->Release(lease));
-  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 2; }, 5s));
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 3; }, 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(hub.notifications(), 3u);
+
+  // Leaving with pass_on wakes the shards, so another idle worker takes over at once.
+  idle_bus.LeaveIdle("test", "echo", {0, 1}, true);
+  EXPECT_EQ(Sentinels(), 0);
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 5; }, 5s));
+}
+
+// The handshake that keeps a wake-up from being lost: a producer holds its probe until it
+// commits, so a worker cannot become the sentinel while an unannounced message is in flight,
+// and once it is the sentinel, the next claim sees everything committed before.
+TEST_F(WorkerTest, NoWorkerBecomesSentinelWhileAPublishIsInFlight) {
+  pqxx::connection producer_conn(DatabaseUrl());
+  bus::Bus producer(producer_conn);
+  pqxx::connection idle_conn(DatabaseUrl());
+  bus::Bus idle_bus(idle_conn);
+  {
+    pqxx::work txn(producer_conn);
+    (void)producer.Publish(txn, Message());
+    EXPECT_FALSE(idle_bus.AnnounceIdle("w", "test", "echo", {0}));
+    txn.commit();
+  }
+  ASSERT_TRUE(idle_bus.AnnounceIdle("w", "test", "echo", {0}));
+  EXPECT_EQ(idle_bus.Claim({"w", "test", "echo", {0}, 10, 30000}).size(), 1u);
+}
+
+TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  std::atomic<int> calls{0};
+  auto handler = [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); };
+  runtime::Worker first(Options(60s), handler, &hub, logger_);
+  first.Start();
+  ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 10s));
+  runtime::Worker second(Options(60s), handler, &hub, logger_);
+  second.Start();
+  // The second cannot take the locks; its looks back off (1 ms doubling): after 5 s the next
+  // one is more than 3 s away.
+  std::this_thread::sleep_for(5s);
+  EXPECT_EQ(Sentinels(), 1);
+  const uint64_t before = hub.notifications();
+  first.Drain();
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() > before; }, 2s))
+      << "the stopping sentinel passes the wake-up on";
+  ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 2s)) << "the second took over at once";
+  const auto published_at = std::chrono::steady_clock::now();
+  (void)bus_->Publish(Message());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
+  second.Drain();
 }
 
 TEST_F(WorkerTest, PollFallbackDeliversEverythingWithoutNotifications) {

@@ -115,10 +115,17 @@ class Bus {
   void RegisterWorker(const WorkerInfo& info);
   void TouchWorker(const std::string& worker_id);
   void UnregisterWorker(const std::string& worker_id);
-  // Marks the worker idle, then waits until every producer that may have missed the flag has
-  // committed; a claim after this sees their messages (see sql/001_bus.sql).
-  void MarkIdle(const std::string& worker_id, const std::string& service,
-                const std::string& role);
+  // The idle protocol behind wake-ups (sql/005_wake_locks.sql), on a worker's claim connection.
+  // AnnounceIdle shows the worker idle and tries to take the wake locks of all its shards for
+  // this session. True: it holds them, so producers will NOTIFY for new work on those shards;
+  // claim once more before waiting, since work committed before the locks is not announced.
+  // False: another session holds one (producers mid-commit, or another idle worker); nothing
+  // is held, so look again soon. LeaveIdle gives the locks back; `pass_on` also NOTIFYs the
+  // shards, for a worker that stops, so another idle worker takes over at once.
+  [[nodiscard]] bool AnnounceIdle(const std::string& worker_id, const std::string& service,
+                                  const std::string& role, const std::vector<int>& shards);
+  void LeaveIdle(const std::string& service, const std::string& role,
+                 const std::vector<int>& shards, bool pass_on);
 
   [[nodiscard]] const BusLimits& limits() const { return limits_; }
   [[nodiscard]] pqxx::connection& connection() { return conn_; }

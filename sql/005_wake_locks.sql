@@ -1,0 +1,83 @@
+-- 005: wake-ups that cost a producer one lock probe instead of a trigger and a write.
+--
+-- 001 woke idle workers from a statement trigger that took a shared advisory lock and updated
+-- bus_workers on every insert: a PL/pgSQL call, a transition table and a possible row-lock wait
+-- per published message, which measured as more than half of a one-row publish's cost.
+--
+-- Now a worker's idleness is itself a lock. A worker whose claim comes back empty takes the
+-- session-level wake lock of each of its shards (exclusive); while it holds them it is the
+-- route's sentinel and waits for a NOTIFY. Every statement that makes a message due now calls
+-- cogo_wake(), which tries the same lock in shared mode for the rest of its transaction: when
+-- that fails, a sentinel is waiting and the statement sends one NOTIFY. Producers never conflict
+-- with each other (shared locks), write nothing extra, and never wait.
+--
+-- No wake-up is lost. A producer either probes after the sentinel took its lock (the probe fails,
+-- the NOTIFY goes out at commit), or it holds the shared lock from its probe until its commit, so
+-- the worker's try for the exclusive lock fails until that commit; a worker that got the lock
+-- claims once more before it waits, and sees every message committed before. Lock state is not
+-- subject to MVCC snapshots, so the order of the insert and the probe inside a statement does
+-- not matter. A worker whose try fails (producers mid-commit, or another sentinel) holds
+-- nothing and looks again soon (runtime/worker.cpp).
+
+DROP TRIGGER agent_messages_wake_insert ON agent_messages;
+DROP FUNCTION cogo_wake_on_insert();
+DROP INDEX bus_workers_idle;  -- producers no longer read bus_workers; idle is for operators now
+
+-- One lock per route shard, in its own advisory-lock class (001's route lock was 1668245295).
+CREATE FUNCTION cogo_wake_key(service text, role text, shard integer) RETURNS integer
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  AS $$ SELECT hashtext(service || '/' || role || '/' || shard) $$;
+
+-- True when it sent a NOTIFY (a sentinel waits on the shard). SQL, not PL/pgSQL: the planner
+-- inlines it into the calling statement.
+CREATE FUNCTION cogo_wake(service text, role text, shard integer) RETURNS boolean
+  LANGUAGE sql VOLATILE
+  AS $$
+  SELECT CASE WHEN pg_try_advisory_xact_lock_shared(1668245296, cogo_wake_key(service, role, shard))
+              THEN false
+              ELSE pg_notify('cogo_bus', service || '/' || role || '/' || shard) IS NOT NULL END $$;
+
+-- Called on a worker's claim connection: takes the wake locks of all the shards or of none.
+-- True: the caller is the sentinel of those shards until cogo_leave_idle or its session ends.
+CREATE FUNCTION cogo_try_idle(p_service text, p_role text, p_shards integer[]) RETURNS boolean
+  LANGUAGE plpgsql AS $$
+DECLARE
+  s integer;
+  held integer[] := '{}';
+BEGIN
+  FOR s IN SELECT DISTINCT x FROM unnest(p_shards) AS x LOOP
+    IF NOT pg_try_advisory_lock(1668245296, cogo_wake_key(p_service, p_role, s)) THEN
+      PERFORM pg_advisory_unlock(1668245296, cogo_wake_key(p_service, p_role, h))
+      FROM unnest(held) AS h;
+      RETURN false;
+    END IF;
+    held := held || s;
+  END LOOP;
+  RETURN true;
+END $$;
+
+-- Gives the sentinel's locks back; with p_pass_on (the worker is stopping) it also wakes the
+-- shards so another idle worker takes over at once rather than at its next look.
+CREATE FUNCTION cogo_leave_idle(p_service text, p_role text, p_shards integer[], p_pass_on boolean)
+  RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  s integer;
+BEGIN
+  FOR s IN SELECT DISTINCT x FROM unnest(p_shards) AS x LOOP
+    PERFORM pg_advisory_unlock(1668245296, cogo_wake_key(p_service, p_role, s));
+    IF p_pass_on THEN
+      PERFORM pg_notify('cogo_bus', p_service || '/' || p_role || '/' || s);
+    END IF;
+  END LOOP;
+END $$;
+
+-- Requeues that are due now (release, reclaim, manual retry) still wake from 001's row trigger.
+CREATE OR REPLACE FUNCTION cogo_wake_on_requeue() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM cogo_wake(NEW.service, NEW.role, NEW.shard);
+  RETURN NULL;
+END $$;
+
+DROP FUNCTION cogo_wake_route(text, text, integer);
+DROP FUNCTION cogo_route_lock_key(text, text);

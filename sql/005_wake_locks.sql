@@ -6,8 +6,8 @@
 --
 -- Now a worker's idleness is itself a lock. A worker whose claim comes back empty takes the
 -- session-level wake lock of each of its shards (exclusive); while it holds them it is the
--- route's sentinel and waits for a NOTIFY. Every statement that makes a message due now calls
--- cogo_wake(), which tries the same lock in shared mode for the rest of its transaction: when
+-- route's sentinel and waits for a NOTIFY. Every bus statement that makes a message due now
+-- calls cogo_wake(), which tries the same lock in shared mode for the rest of its transaction: when
 -- that fails, a sentinel is waiting and the statement sends one NOTIFY. Producers never conflict
 -- with each other (shared locks), write nothing extra, and never wait.
 --
@@ -17,7 +17,8 @@
 -- claims once more before it waits, and sees every message committed before. Lock state is not
 -- subject to MVCC snapshots, so the order of the insert and the probe inside a statement does
 -- not matter. A worker whose try fails (producers mid-commit, or another sentinel) holds
--- nothing and looks again soon (runtime/worker.cpp).
+-- nothing and looks again soon (runtime/worker.cpp). Rows inserted or requeued by other means
+-- than the bus statements are found by the workers' poll.
 
 DROP TRIGGER agent_messages_wake_insert ON agent_messages;
 DROP FUNCTION cogo_wake_on_insert();
@@ -71,13 +72,10 @@ BEGIN
   END LOOP;
 END $$;
 
--- Requeues that are due now (release, reclaim, manual retry) still wake from 001's row trigger.
-CREATE OR REPLACE FUNCTION cogo_wake_on_requeue() RETURNS trigger
-  LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM cogo_wake(NEW.service, NEW.role, NEW.shard);
-  RETURN NULL;
-END $$;
-
+-- The bus's requeues that are due now (release, reclaim, retry, a failure retried at once)
+-- call cogo_wake in their own statements, like publish: 001's row trigger goes, and with it a
+-- trigger qualification every claim and completion statement prepared and evaluated.
+DROP TRIGGER agent_messages_wake_requeue ON agent_messages;
+DROP FUNCTION cogo_wake_on_requeue();
 DROP FUNCTION cogo_wake_route(text, text, integer);
 DROP FUNCTION cogo_route_lock_key(text, text);

@@ -128,7 +128,7 @@ WITH failed AS (
       finished_at = CASE WHEN NOT $5 OR m.attempts >= m.max_attempts THEN now() END,
       last_error = $4, last_error_at = now(), lease_owner = NULL, lease_expires_at = NULL
   WHERE m.id = $1 AND m.status = 'running' AND m.lease_owner = $2 AND m.attempts = $3
-  RETURNING m.id, m.status, m.service, m.role, m.tenant, m.attempts, m.retry_at),
+  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE status WHEN 'queued' THEN 'retry_scheduled'
@@ -137,7 +137,8 @@ events AS (
          jsonb_strip_nulls(jsonb_build_object('error', $4::text, 'attempt', attempts,
                                               'retry_at', CASE WHEN status = 'queued' THEN retry_at END))
   FROM failed)
-SELECT status FROM failed)SQL";
+SELECT status, CASE WHEN status = 'queued' AND retry_at <= now() THEN cogo_wake(service, role, shard) END
+FROM failed)SQL";
 
 // $1 owner, $2 ids bigint[], $3 lease ms.
 inline constexpr const char* kHeartbeatName = "cogo_heartbeat";
@@ -153,11 +154,13 @@ WITH released AS (
   UPDATE agent_messages
   SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
   WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
-  RETURNING id, service, role, tenant)
-INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-SELECT id, 'released', service, role, tenant, jsonb_build_object('owner', $2::text, 'attempt', $3::int)
-FROM released
-RETURNING message_id)SQL";
+  RETURNING id, service, role, shard, tenant, retry_at),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, 'released', service, role, tenant, jsonb_build_object('owner', $2::text, 'attempt', $3::int)
+  FROM released)
+SELECT id, CASE WHEN retry_at IS NULL OR retry_at <= now() THEN cogo_wake(service, role, shard) END
+FROM released)SQL";
 
 // $1 id, $2 reason.
 inline constexpr const char* kCancelName = "cogo_cancel";
@@ -189,14 +192,20 @@ moved AS (
       last_error = 'lease expired', last_error_at = now(),
       lease_owner = NULL, lease_expires_at = NULL
   FROM expired WHERE m.id = expired.id
-  RETURNING m.id, m.status, m.service, m.role, m.tenant, m.attempts, expired.owner),
+  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at,
+            expired.owner),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE WHEN status = 'dead' THEN 'dead_lettered' ELSE 'reclaimed' END,
          service, role, tenant,
          jsonb_build_object('reason', 'lease_expired', 'owner', owner, 'attempt', attempts)
-  FROM moved)
-SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'dead')
+  FROM moved),
+woken AS MATERIALIZED (
+  SELECT cogo_wake(service, role, shard) AS notified
+  FROM (SELECT DISTINCT service, role, shard FROM moved
+        WHERE status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) AS due)
+SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'dead'),
+       (SELECT count(*) FILTER (WHERE notified) FROM woken)
 FROM moved)SQL";
 
 // $1 id (NULL: every dead letter of the route), $2 service or '', $3 role or '',
@@ -210,11 +219,15 @@ WITH retried AS (
   WHERE status = ANY ($4::text[])
     AND ($1::bigint IS NULL OR id = $1::bigint)
     AND ($2 = '' OR service = $2) AND ($3 = '' OR role = $3)
-  RETURNING id, service, role, tenant)
-INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-SELECT id, 'retried', service, role, tenant, jsonb_build_object('by', 'operator')
-FROM retried
-RETURNING message_id)SQL";
+  RETURNING id, service, role, shard, tenant),
+events AS (
+  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+  SELECT id, 'retried', service, role, tenant, jsonb_build_object('by', 'operator')
+  FROM retried),
+woken AS MATERIALIZED (
+  SELECT cogo_wake(service, role, shard) AS notified
+  FROM (SELECT DISTINCT service, role, shard FROM retried) AS due)
+SELECT id, (SELECT count(*) FILTER (WHERE notified) FROM woken) FROM retried)SQL";
 
 inline constexpr const char* kRegisterWorkerName = "cogo_register_worker";
 inline constexpr const char* kRegisterWorker = R"SQL(

@@ -305,10 +305,15 @@ class Worker::Impl {
         auto claimed = bus.Claim({id_, options_.service, options_.role, options_.shards, want,
                                   options_.lease.count()});
         if (!claimed.empty()) {
+          const bool emptied_queue = claimed.size() < static_cast<size_t>(want);
+          Enqueue(std::move(claimed));  // handlers start before the locks go back
           if (sentinel) bus.LeaveIdle(options_.service, options_.role, options_.shards, false);
           sentinel = false;
           backoff = std::chrono::milliseconds(0);
-          Enqueue(std::move(claimed));
+          // A short batch took everything there was: claiming again at once would find only what
+          // arrived during one round trip, at the full cost of a claim. A millisecond's pause (cut
+          // short by a wake-up) lets a busy route's work gather into fewer, larger claims.
+          if (emptied_queue && !WaitToClaim(std::chrono::milliseconds(1))) break;
           continue;
         }
         if (wake_ == nullptr || sentinel) {

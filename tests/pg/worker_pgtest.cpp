@@ -102,17 +102,38 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   auto delayed = Message();
   delayed.delay_ms = 60000;
   (void)bus_->Publish(delayed);  // not due: the poll finds it later
-  // A requeue that is due now wakes too.
-  const auto lease = bus_->Claim({"busy-worker", "test", "echo", {0}, 1, 30000}).at(0).lease;
-  ASSERT_TRUE(bus_->Release(lease));
-  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 3; }, 5s));
+  // Every requeue that is due now wakes too: release, a failure retried at once, reclaim, retry.
+  uint64_t expected = 2;
+  auto claim_one = [&](int64_t lease_ms) {
+    return bus_->Claim({"busy-worker", "test", "echo", {0}, 1, lease_ms}).at(0).lease;
+  };
+  ASSERT_TRUE(bus_->Release(claim_one(30000)));
+  ++expected;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "release";
+  EXPECT_EQ(bus_->Fail({claim_one(30000), "transient", bus::FailureKind::retryable, 0}),
+            bus::FailOutcome::requeued);
+  ++expected;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "retry at once";
+  EXPECT_EQ(bus_->Fail({claim_one(30000), "later", bus::FailureKind::retryable, 60000}),
+            bus::FailOutcome::requeued);  // due in a minute: the poll finds it, no NOTIFY
+  (void)claim_one(1);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(bus_->Reclaim(100).requeued, 1);
+  ++expected;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "reclaim";
+  const auto doomed = claim_one(30000);
+  EXPECT_EQ(bus_->Fail({doomed, "permanent", bus::FailureKind::permanent, 0}), bus::FailOutcome::failed);
+  ASSERT_TRUE(bus_->Retry(doomed.message_id));
+  ++expected;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "operator retry";
   std::this_thread::sleep_for(200ms);
-  EXPECT_EQ(hub.notifications(), 3u);
+  EXPECT_EQ(hub.notifications(), expected);
 
   // Leaving with pass_on wakes the shards, so another idle worker takes over at once.
   idle_bus.LeaveIdle("test", "echo", {0, 1}, true);
   EXPECT_EQ(Sentinels(), 0);
-  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 5; }, 5s));
+  expected += 2;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s));
 }
 
 // The handshake that keeps a wake-up from being lost: a producer holds its probe until it

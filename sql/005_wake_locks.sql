@@ -16,9 +16,10 @@
 -- the worker's try for the exclusive lock fails until that commit; a worker that got the lock
 -- claims once more before it waits, and sees every message committed before. Lock state is not
 -- subject to MVCC snapshots, so the order of the insert and the probe inside a statement does
--- not matter. A worker whose try fails (producers mid-commit, or another sentinel) holds
--- nothing and looks again soon (runtime/worker.cpp). Rows inserted or requeued by other means
--- than the bus statements are found by the workers' poll.
+-- not matter. A worker whose try finds producers mid-commit holds nothing and looks again
+-- soon; one that finds another worker's lock waits, since that sentinel's wake-ups reach it
+-- too, and a sentinel that leaves wakes its shards (runtime/worker.cpp). Rows inserted or
+-- requeued by other means than the bus statements are found by the workers' poll.
 
 DROP TRIGGER agent_messages_wake_insert ON agent_messages;
 DROP FUNCTION cogo_wake_on_insert();
@@ -38,37 +39,45 @@ CREATE FUNCTION cogo_wake(service text, role text, shard integer) RETURNS boolea
               THEN false
               ELSE pg_notify('cogo_bus', service || '/' || role || '/' || shard) IS NOT NULL END $$;
 
--- Called on a worker's claim connection: takes the wake locks of all the shards or of none.
--- True: the caller is the sentinel of those shards until cogo_leave_idle or its session ends.
-CREATE FUNCTION cogo_try_idle(p_service text, p_role text, p_shards integer[]) RETURNS boolean
+-- Called on a worker's claim connection when its claim came back empty. Per shard: takes the
+-- wake lock, or finds it held exclusively by another worker (that sentinel's wake-ups reach
+-- every worker of the shard), or finds only producers holding it (shared: their messages are
+-- about to commit). Returns
+--   'sentinel'  every shard's lock is now held here;
+--   'covered'   the shards not held here have another sentinel (the caller keeps what it took);
+--   'busy'      producers are mid-commit on a shard: nothing is held, look again very soon.
+-- The session's locks go back with cogo_leave_idle, or when the session ends.
+CREATE FUNCTION cogo_try_idle(p_service text, p_role text, p_shards integer[]) RETURNS text
   LANGUAGE plpgsql AS $$
 DECLARE
-  s integer;
-  held integer[] := '{}';
+  k integer;
+  taken integer[] := '{}';
+  covered boolean := false;
 BEGIN
-  FOR s IN SELECT DISTINCT x FROM unnest(p_shards) AS x LOOP
-    IF NOT pg_try_advisory_lock(1668245296, cogo_wake_key(p_service, p_role, s)) THEN
-      PERFORM pg_advisory_unlock(1668245296, cogo_wake_key(p_service, p_role, h))
-      FROM unnest(held) AS h;
-      RETURN false;
+  FOR k IN SELECT DISTINCT cogo_wake_key(p_service, p_role, x) FROM unnest(p_shards) AS x LOOP
+    IF pg_try_advisory_lock(1668245296, k) THEN
+      taken := taken || k;
+    ELSIF pg_try_advisory_lock_shared(1668245296, k) THEN
+      PERFORM pg_advisory_unlock_shared(1668245296, k);
+      PERFORM pg_advisory_unlock(1668245296, t) FROM unnest(taken) AS t;
+      RETURN 'busy';
+    ELSE
+      covered := true;
     END IF;
-    held := held || s;
   END LOOP;
-  RETURN true;
+  RETURN CASE WHEN covered THEN 'covered' ELSE 'sentinel' END;
 END $$;
 
--- Gives the sentinel's locks back; with p_pass_on (the worker is stopping) it also wakes the
--- shards so another idle worker takes over at once rather than at its next look.
-CREATE FUNCTION cogo_leave_idle(p_service text, p_role text, p_shards integer[], p_pass_on boolean)
+-- Gives the session's wake locks back (the claim connection holds no other advisory lock) and
+-- wakes the shards, so that workers waiting on another sentinel take over at once.
+CREATE FUNCTION cogo_leave_idle(p_service text, p_role text, p_shards integer[])
   RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   s integer;
 BEGIN
+  PERFORM pg_advisory_unlock_all();
   FOR s IN SELECT DISTINCT x FROM unnest(p_shards) AS x LOOP
-    PERFORM pg_advisory_unlock(1668245296, cogo_wake_key(p_service, p_role, s));
-    IF p_pass_on THEN
-      PERFORM pg_notify('cogo_bus', p_service || '/' || p_role || '/' || s);
-    END IF;
+    PERFORM pg_notify('cogo_bus', p_service || '/' || p_role || '/' || s);
   END LOOP;
 END $$;
 

@@ -373,19 +373,21 @@ void Bus::UnregisterWorker(const std::string& worker_id) {
   });
 }
 
-bool Bus::AnnounceIdle(const std::string& worker_id, const std::string& service,
-                       const std::string& role, const std::vector<int>& shards) {
-  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
+Bus::IdleResult Bus::AnnounceIdle(const std::string& worker_id, const std::string& service,
+                                  const std::string& role, const std::vector<int>& shards) {
+  const std::string result = Autocommit(conn_, [&](pqxx::transaction_base& txn) {
     return txn.exec_prepared1(sql::kAnnounceIdleName, worker_id, service, role,
-                              db::IntArrayLiteral(shards))[0].as<bool>();
+                              db::IntArrayLiteral(shards))[0].as<std::string>();
   });
+  if (result == "sentinel") return IdleResult::sentinel;
+  if (result == "covered") return IdleResult::covered;
+  return IdleResult::busy;
 }
 
 void Bus::LeaveIdle(const std::string& service, const std::string& role,
-                    const std::vector<int>& shards, bool pass_on) {
+                    const std::vector<int>& shards) {
   Autocommit(conn_, [&](pqxx::transaction_base& txn) {
-    return txn.exec_prepared(sql::kLeaveIdleName, service, role, db::IntArrayLiteral(shards),
-                             pass_on);
+    return txn.exec_prepared(sql::kLeaveIdleName, service, role, db::IntArrayLiteral(shards));
   });
 }
 

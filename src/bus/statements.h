@@ -245,16 +245,17 @@ inline constexpr const char* kUnregisterWorkerName = "cogo_unregister_worker";
 inline constexpr const char* kUnregisterWorker = "DELETE FROM bus_workers WHERE worker_id = $1";
 
 // The idle protocol (sql/005_wake_locks.sql). $1 worker id, $2 service, $3 role, $4 shards.
-// Shows the worker idle to operators and tries to become the sentinel of its shards.
+// Shows the worker idle to operators and tries to become the sentinel of its shards:
+// 'sentinel', 'covered' or 'busy' (see cogo_try_idle).
 inline constexpr const char* kAnnounceIdleName = "cogo_announce_idle";
 inline constexpr const char* kAnnounceIdle = R"SQL(
 WITH shown AS (
   UPDATE bus_workers SET idle = true, last_seen = now() WHERE worker_id = $1 AND NOT idle)
 SELECT cogo_try_idle($2, $3, $4::int[]))SQL";
 
-// $1 service, $2 role, $3 shards, $4 pass on (NOTIFY the shards).
+// $1 service, $2 role, $3 shards.
 inline constexpr const char* kLeaveIdleName = "cogo_leave_idle";
-inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::int[], $4)";
+inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::int[])";
 
 // $1: jsonb array of {id, owner, attempt}. Locks the rows whose lease still holds, in id order,
 // so everything else a flush writes about them in this transaction stands or falls with them.

@@ -99,12 +99,15 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
   return r;
 }
 
-// The claim and flush statements are primary-key lookups and ordered index scans. A generic
-// plan made while agent_messages was nearly empty (a fresh database) scans the whole table
-// instead, and keeps doing so as the table grows, until the next ANALYZE: these sessions do
-// not pick a sequential scan where an index can serve.
+// The claim and flush statements are primary-key lookups and ordered index scans. A plan made
+// while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
+// the cached plan keeps doing so as the table grows, until the next ANALYZE. These sessions
+// plan each statement once, generically, without sequential scans where an index can serve:
+// with enable_seqscan off alone, the plan cache would keep re-planning (custom plans),
+// which costs a claim more than its execution.
 void PreferIndexScans(pqxx::connection& conn) {
-  pqxx::nontransaction(conn).exec("SET enable_seqscan = off");
+  pqxx::nontransaction(conn).exec(
+      "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan");
 }
 
 std::string Hostname() {
@@ -285,13 +288,15 @@ class Worker::Impl {
       bus::Bus bus(*conn);
       bus.RegisterWorker({id_, options_.service, options_.role, options_.shards, Hostname(),
                           static_cast<int>(getpid())});
-      // The idle protocol (sql/005_wake_locks.sql): a worker that finds nothing tries to become
-      // its shards' sentinel, which producers NOTIFY. One whose try fails looks again after a
-      // backoff that starts at 1 ms (producers were mid-commit: their work is about to be
-      // visible) and doubles up to the poll interval (another worker is the sentinel, and its
-      // wake-ups reach every worker of the shard). Without a WakeHub nobody would hear a
-      // NOTIFY, so the worker only polls.
-      bool sentinel = false;
+      // The idle protocol (sql/005_wake_locks.sql). A worker that finds nothing announces
+      // itself: it takes its shards' wake locks (producers then NOTIFY) or finds some held by
+      // another sentinel (whose wake-ups reach it too, and which wakes the shards when it
+      // leaves), claims once more and waits; a covered worker announces again after each wait.
+      // If producers were mid-commit instead, it holds nothing and looks again after a backoff
+      // from 1 ms. Without a WakeHub nobody would hear a NOTIFY, so the worker only polls.
+      enum class Idle { no, covered, sentinel } idle = Idle::no;
+      bool just_announced = false;  // the next empty claim is the look after announcing
+      bool found_work = false;      // the last claim returned messages
       auto backoff = std::chrono::milliseconds(0);
       while (true) {
         int want = 0;
@@ -306,9 +311,17 @@ class Worker::Impl {
                                   options_.lease.count()});
         if (!claimed.empty()) {
           const bool emptied_queue = claimed.size() < static_cast<size_t>(want);
-          Enqueue(std::move(claimed));  // handlers start before the locks go back
-          if (sentinel) bus.LeaveIdle(options_.service, options_.role, options_.shards, false);
-          sentinel = false;
+          Enqueue(std::move(claimed));
+          // An announced worker stays so over one short batch: at a trickle the next claim
+          // finds nothing and it waits again, with no round trips to give the locks back and
+          // take them anew. A full batch, or work found twice in a row, means the route is busy:
+          // producers must stop paying for a NOTIFY per message.
+          if (idle != Idle::no && (!emptied_queue || found_work)) {
+            bus.LeaveIdle(options_.service, options_.role, options_.shards);
+            idle = Idle::no;
+          }
+          found_work = true;
+          just_announced = false;
           backoff = std::chrono::milliseconds(0);
           // A short batch took everything there was: claiming again at once would find only what
           // arrived during one round trip, at the full cost of a claim. A millisecond's pause (cut
@@ -316,19 +329,24 @@ class Worker::Impl {
           if (emptied_queue && !WaitToClaim(std::chrono::milliseconds(1))) break;
           continue;
         }
-        if (wake_ == nullptr || sentinel) {
+        found_work = false;
+        if (wake_ == nullptr || idle == Idle::sentinel || just_announced) {
+          just_announced = false;
           if (!WaitToClaim(options_.poll)) break;
           continue;
         }
-        if (bus.AnnounceIdle(id_, options_.service, options_.role, options_.shards)) {
-          sentinel = true;  // claim once more: work committed before the locks was not announced
+        const auto result = bus.AnnounceIdle(id_, options_.service, options_.role, options_.shards);
+        if (result != bus::Bus::IdleResult::busy) {
+          idle = result == bus::Bus::IdleResult::sentinel ? Idle::sentinel : Idle::covered;
+          just_announced = true;  // look once more: work committed before the locks was not announced
           backoff = std::chrono::milliseconds(0);
           continue;
         }
         backoff = std::clamp(backoff * 2, std::chrono::milliseconds(1), options_.poll);
         if (!WaitToClaim(backoff)) break;
       }
-      if (sentinel) bus.LeaveIdle(options_.service, options_.role, options_.shards, true);
+      // Another idle worker takes over at once.
+      if (idle != Idle::no) bus.LeaveIdle(options_.service, options_.role, options_.shards);
     });
   }
 

@@ -84,14 +84,18 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   pqxx::connection idle_conn(DatabaseUrl());
   bus::Bus idle_bus(idle_conn);
   idle_bus.RegisterWorker({"idle-worker", "test", "echo", {0, 1}, "host", 1});
-  ASSERT_TRUE(idle_bus.AnnounceIdle("idle-worker", "test", "echo", {0, 1}));
+  ASSERT_EQ(idle_bus.AnnounceIdle("idle-worker", "test", "echo", {0, 1}), bus::Bus::IdleResult::sentinel);
   EXPECT_EQ(Sentinels(), 2) << "one lock per shard";
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE idle AND worker_id = 'idle-worker'"), 1);
-  // A second idle worker cannot take the same shards; it holds nothing afterwards.
-  pqxx::connection other_conn(DatabaseUrl());
-  bus::Bus other_bus(other_conn);
-  EXPECT_FALSE(other_bus.AnnounceIdle("other-worker", "test", "echo", {1, 2}));
-  EXPECT_EQ(Sentinels(), 2) << "all of the shards or none";
+  {
+    // A second idle worker finds shard 1 covered by the first and takes shard 2 only.
+    pqxx::connection other_conn(DatabaseUrl());
+    bus::Bus other_bus(other_conn);
+    EXPECT_EQ(other_bus.AnnounceIdle("other-worker", "test", "echo", {1, 2}),
+              bus::Bus::IdleResult::covered);
+    EXPECT_EQ(Sentinels(), 3);
+  }
+  EXPECT_TRUE(WaitFor([] { return Sentinels() == 2; })) << "a closed session's locks go with it";
 
   (void)bus_->Publish(Message());
   EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 1; }, 5s));
@@ -129,8 +133,8 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(hub.notifications(), expected);
 
-  // Leaving with pass_on wakes the shards, so another idle worker takes over at once.
-  idle_bus.LeaveIdle("test", "echo", {0, 1}, true);
+  // Leaving wakes the shards, so a worker waiting on this sentinel takes over at once.
+  idle_bus.LeaveIdle("test", "echo", {0, 1});
   EXPECT_EQ(Sentinels(), 0);
   expected += 2;
   EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s));
@@ -147,10 +151,11 @@ TEST_F(WorkerTest, NoWorkerBecomesSentinelWhileAPublishIsInFlight) {
   {
     pqxx::work txn(producer_conn);
     (void)producer.Publish(txn, Message());
-    EXPECT_FALSE(idle_bus.AnnounceIdle("w", "test", "echo", {0}));
+    EXPECT_EQ(idle_bus.AnnounceIdle("w", "test", "echo", {0}), bus::Bus::IdleResult::busy);
+    EXPECT_EQ(Sentinels(), 0) << "busy: nothing held";
     txn.commit();
   }
-  ASSERT_TRUE(idle_bus.AnnounceIdle("w", "test", "echo", {0}));
+  ASSERT_EQ(idle_bus.AnnounceIdle("w", "test", "echo", {0}), bus::Bus::IdleResult::sentinel);
   EXPECT_EQ(idle_bus.Claim({"w", "test", "echo", {0}, 10, 30000}).size(), 1u);
 }
 
@@ -164,9 +169,8 @@ TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
   ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 10s));
   runtime::Worker second(Options(60s), handler, &hub, logger_);
   second.Start();
-  // The second cannot take the locks; its looks back off (1 ms doubling): after 5 s the next
-  // one is more than 3 s away.
-  std::this_thread::sleep_for(5s);
+  // The second finds the locks taken and waits for wake-ups (its poll is a minute away).
+  std::this_thread::sleep_for(500ms);
   EXPECT_EQ(Sentinels(), 1);
   const uint64_t before = hub.notifications();
   first.Drain();

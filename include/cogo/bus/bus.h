@@ -116,16 +116,17 @@ class Bus {
   void TouchWorker(const std::string& worker_id);
   void UnregisterWorker(const std::string& worker_id);
   // The idle protocol behind wake-ups (sql/005_wake_locks.sql), on a worker's claim connection.
-  // AnnounceIdle shows the worker idle and tries to take the wake locks of all its shards for
-  // this session. True: it holds them, so producers will NOTIFY for new work on those shards;
-  // claim once more before waiting, since work committed before the locks is not announced.
-  // False: another session holds one (producers mid-commit, or another idle worker); nothing
-  // is held, so look again soon. LeaveIdle gives the locks back; `pass_on` also NOTIFYs the
-  // shards, for a worker that stops, so another idle worker takes over at once.
-  [[nodiscard]] bool AnnounceIdle(const std::string& worker_id, const std::string& service,
-                                  const std::string& role, const std::vector<int>& shards);
+  // AnnounceIdle shows the worker idle and tries to take the wake locks of its shards for this
+  // session: `sentinel` (all taken: producers will NOTIFY for new work on them) and `covered`
+  // (the rest have another worker's locks, whose wake-ups reach this worker too) both mean:
+  // claim once more, then wait, since work committed before the locks was not announced.
+  // `busy`: producers are mid-commit, nothing is held; look again very soon. LeaveIdle gives
+  // the locks back and NOTIFYs the shards, so waiting workers take over at once.
+  enum class IdleResult { sentinel, covered, busy };
+  [[nodiscard]] IdleResult AnnounceIdle(const std::string& worker_id, const std::string& service,
+                                        const std::string& role, const std::vector<int>& shards);
   void LeaveIdle(const std::string& service, const std::string& role,
-                 const std::vector<int>& shards, bool pass_on);
+                 const std::vector<int>& shards);
 
   [[nodiscard]] const BusLimits& limits() const { return limits_; }
   [[nodiscard]] pqxx::connection& connection() { return conn_; }

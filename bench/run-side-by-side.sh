@@ -3,8 +3,8 @@
 #
 # The machines are shared: the same configuration moves by up to 2x within minutes. So instead
 # of measuring the reference, then the peer, then cogo, each round measures a pair back to back
-# on one throwaway cluster (default durability: fsync and synchronous_commit on), and the
-# comparison is the median of the per-round ratios:
+# (alternating which goes first) on one throwaway cluster (default durability: fsync and
+# synchronous_commit on), and the comparison is the median of the per-round ratios:
 #   e2e:   pgbench mixed reference (bench/reference: insert; claim+complete, 50/50, 8 clients),
 #          then cogo-bench e2e (8 producers, one message per transaction, 20,000 messages);
 #   drain: graphile-worker drain (batched configuration, 20,000 jobs, installed from npm into
@@ -55,20 +55,32 @@ json_get() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); pri
 
 results=$scratch/rounds.tsv
 printf 'round\tref_mixed\tcogo_e2e\tgraphile_drain\tcogo_drain\n' >"$results"
-for ((r = 1; r <= rounds; r++)); do
+reference_mixed() {
   ref_fresh_table "$prefill"
   ref_pgbench mixed -f "$ref_dir/insert.sql@50" -f "$ref_dir/claim_complete.sql@50"
   (($(ref_queued_left) > 0)) || die "the reference queue ran dry: raise the prefill"
   psql_q -c "DROP TABLE ref_queue"
   ref=$(ref_messages_per_s mixed)
+}
+cogo_e2e() {
   cogo_bench e2e "$scratch/e2e.json"
   e2e=$(json_get "$scratch/e2e.json" 'round(d["e2e"]["median_msg_per_s"])')
+}
+graphile_drain() {
   node "$npm_dir/bench.js" --url "$url" --pgbench "$pg_bin/pgbench" --jobs "$messages" --runs 1 \
     --producers "$clients" --pgbench-threads "$threads" --configs batched --modes drain \
     >"$scratch/peer.json" || die "the graphile-worker bench failed (exactly-once or error)"
   peer=$(json_get "$scratch/peer.json" 'round(d["results"][0]["median_jobs_per_s"])')
+}
+cogo_drain() {
   cogo_bench drain "$scratch/drain.json"
   drain=$(json_get "$scratch/drain.json" 'round(d["drain"]["median_msg_per_s"])')
+}
+for ((r = 1; r <= rounds; r++)); do
+  # Odd rounds measure the comparison first, even rounds cogo first: neither side always runs
+  # on the state (checkpoint, caches) the other left.
+  if ((r % 2)); then reference_mixed; cogo_e2e; graphile_drain; cogo_drain
+  else cogo_e2e; reference_mixed; cogo_drain; graphile_drain; fi
   printf '%d\t%s\t%s\t%s\t%s\n' "$r" "$ref" "$e2e" "$peer" "$drain" >>"$results"
   log "round $r: reference mixed $ref, cogo e2e $e2e msg/s; graphile-worker drain $peer, cogo drain $drain msg/s"
 done

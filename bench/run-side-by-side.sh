@@ -27,7 +27,7 @@ rounds=5 json_out=$repo/bench/results/side-by-side.json
 clients=8 threads=2 duration=10 prefill=300000 messages=20000
 while (($#)); do
   case $1 in
-    --rounds) rounds=$2; shift ;;
+    --rounds) rounds=$2; shift; ((rounds >= 1)) || die "--rounds must be at least 1" ;;
     --json) json_out=$2; shift ;;
     --duration) duration=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -86,6 +86,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 cogo_bench latency "$scratch/latency.json"
 
+mkdir -p "$(dirname "$json_out")"
 python3 - "$results" "$scratch/latency.json" "$json_out" "$rounds" "$duration" <<'PY'
 import json, statistics, subprocess, sys
 rows_path, latency_path, out_path, rounds, duration = sys.argv[1:6]

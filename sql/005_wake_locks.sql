@@ -35,7 +35,7 @@ CREATE FUNCTION cogo_wake_key(service text, role text, shard integer) RETURNS in
 CREATE FUNCTION cogo_wake(service text, role text, shard integer) RETURNS boolean
   LANGUAGE sql VOLATILE
   AS $$
-  SELECT CASE WHEN pg_try_advisory_xact_lock_shared(1668245296, cogo_wake_key(service, role, shard))
+  SELECT CASE WHEN pg_try_advisory_xact_lock_shared(1668245297, cogo_wake_key(service, role, shard))
               THEN false
               ELSE pg_notify('cogo_bus', service || '/' || role || '/' || shard) IS NOT NULL END $$;
 
@@ -45,6 +45,7 @@ CREATE FUNCTION cogo_wake(service text, role text, shard integer) RETURNS boolea
 -- about to commit). Returns
 --   'sentinel'  every shard's lock is now held here;
 --   'covered'   the shards not held here have another sentinel (the caller keeps what it took);
+--   'standby'   every shard has another sentinel, nothing is held here;
 --   'busy'      producers are mid-commit on a shard: nothing is held, look again very soon.
 -- The session's locks go back with cogo_leave_idle, or when the session ends.
 CREATE FUNCTION cogo_try_idle(p_service text, p_role text, p_shards integer[]) RETURNS text
@@ -55,17 +56,18 @@ DECLARE
   covered boolean := false;
 BEGIN
   FOR k IN SELECT DISTINCT cogo_wake_key(p_service, p_role, x) FROM unnest(p_shards) AS x LOOP
-    IF pg_try_advisory_lock(1668245296, k) THEN
+    IF pg_try_advisory_lock(1668245297, k) THEN
       taken := taken || k;
-    ELSIF pg_try_advisory_lock_shared(1668245296, k) THEN
-      PERFORM pg_advisory_unlock_shared(1668245296, k);
-      PERFORM pg_advisory_unlock(1668245296, t) FROM unnest(taken) AS t;
+    ELSIF pg_try_advisory_lock_shared(1668245297, k) THEN
+      PERFORM pg_advisory_unlock_shared(1668245297, k);
+      PERFORM pg_advisory_unlock(1668245297, t) FROM unnest(taken) AS t;
       RETURN 'busy';
     ELSE
       covered := true;
     END IF;
   END LOOP;
-  RETURN CASE WHEN covered THEN 'covered' ELSE 'sentinel' END;
+  RETURN CASE WHEN NOT covered THEN 'sentinel'
+              WHEN cardinality(taken) > 0 THEN 'covered' ELSE 'standby' END;
 END $$;
 
 -- Gives the session's wake locks back (the claim connection holds no other advisory lock) and
@@ -87,4 +89,5 @@ END $$;
 DROP TRIGGER agent_messages_wake_requeue ON agent_messages;
 DROP FUNCTION cogo_wake_on_requeue();
 DROP FUNCTION cogo_wake_route(text, text, integer);
-DROP FUNCTION cogo_route_lock_key(text, text);
+-- cogo_route_lock_key stays: workers of the previous version still take 001's idle barrier
+-- (nobody holds that lock any more, so it returns at once) until they are replaced.

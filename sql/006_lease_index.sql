@@ -9,6 +9,7 @@
 -- lease_expires_at, every way out of running clears it), so the same rows are indexed under a
 -- predicate that only the reclaimer's `lease_expires_at < now()` implies.
 
-DROP INDEX agent_messages_running_lease;
+-- Built before the old one goes: CREATE INDEX lets readers in meanwhile, DROP INDEX would not.
 CREATE INDEX agent_messages_lease ON agent_messages (lease_expires_at)
   WHERE lease_expires_at IS NOT NULL;
+DROP INDEX agent_messages_running_lease;

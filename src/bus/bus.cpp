@@ -381,6 +381,7 @@ Bus::IdleResult Bus::AnnounceIdle(const std::string& worker_id, const std::strin
   });
   if (result == "sentinel") return IdleResult::sentinel;
   if (result == "covered") return IdleResult::covered;
+  if (result == "standby") return IdleResult::standby;
   return IdleResult::busy;
 }
 

@@ -14,7 +14,7 @@ WITH inserted AS (
   INSERT INTO agent_messages (service, role, shard, tenant, payload, priority, max_attempts,
                               correlation_id, retry_at, parent_id)
   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8,
-          CASE WHEN $9 > 0 THEN now() + $9 * interval '1 millisecond' END, $10)
+          CASE WHEN $9::bigint > 0 THEN now() + $9::bigint * interval '1 millisecond' END, $10)
   RETURNING id, retry_at)
 SELECT id, CASE WHEN retry_at IS NULL THEN cogo_wake($1, $2, $3) END FROM inserted)SQL";
 

@@ -16,7 +16,7 @@
 namespace cogo::db {
 namespace {
 
-// Distinct from the bus's wake-lock namespace (1668245295).
+// Distinct from the bus's advisory-lock classes (001: 1668245295, 005: 1668245297).
 constexpr int kMigrationLockKey = 1668245296;
 
 std::string Sha256Hex(const std::string& bytes) {

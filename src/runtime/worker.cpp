@@ -99,6 +99,11 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
   return r;
 }
 
+// How long a worker whose shards another sentinel covers waits before it looks again, and the
+// longest pause of one that found producers mid-commit (see ClaimLoop).
+constexpr std::chrono::milliseconds kCoveredLook{250};
+constexpr std::chrono::milliseconds kBusyLook{16};
+
 // The claim and flush statements are primary-key lookups and ordered index scans. A plan made
 // while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
 // the cached plan keeps doing so as the table grows, until the next ANALYZE. These sessions
@@ -291,10 +296,12 @@ class Worker::Impl {
       // The idle protocol (sql/005_wake_locks.sql). A worker that finds nothing announces
       // itself: it takes its shards' wake locks (producers then NOTIFY) or finds some held by
       // another sentinel (whose wake-ups reach it too, and which wakes the shards when it
-      // leaves), claims once more and waits; a covered worker announces again after each wait.
-      // If producers were mid-commit instead, it holds nothing and looks again after a backoff
-      // from 1 ms. Without a WakeHub nobody would hear a NOTIFY, so the worker only polls.
-      enum class Idle { no, covered, sentinel } idle = Idle::no;
+      // leaves), claims once more and waits. A worker covered by another announces again after
+      // each wait, and waits at most kCoveredLook: a sentinel that dies frees its locks without
+      // a NOTIFY. If producers were mid-commit instead, it holds nothing and looks again after
+      // a backoff from 1 ms to kBusyLook. Without a WakeHub nobody would hear a NOTIFY, so the
+      // worker only polls.
+      enum class Idle { no, standby, covered, sentinel } idle = Idle::no;
       bool just_announced = false;  // the next empty claim is the look after announcing
       bool found_work = false;      // the last claim returned messages
       auto backoff = std::chrono::milliseconds(0);
@@ -305,7 +312,8 @@ class Worker::Impl {
           cv_claim_.wait(lock, [&] { return !claiming_ || FreeCapacity() > 0; });
           if (!claiming_) break;
           want = std::min(options_.batch_size, FreeCapacity());
-          wake_pending_ = false;
+          // A wake-up during the announcement must not be lost: it may be a leaving sentinel's.
+          if (!just_announced) wake_pending_ = false;
         }
         auto claimed = bus.Claim({id_, options_.service, options_.role, options_.shards, want,
                                   options_.lease.count()});
@@ -317,7 +325,7 @@ class Worker::Impl {
           // take them anew. A full batch, or work found twice in a row, means the route is busy:
           // producers must stop paying for a NOTIFY per message.
           if (idle != Idle::no && (!emptied_queue || found_work)) {
-            bus.LeaveIdle(options_.service, options_.role, options_.shards);
+            if (idle != Idle::standby) bus.LeaveIdle(options_.service, options_.role, options_.shards);
             idle = Idle::no;
           }
           found_work = true;
@@ -332,21 +340,28 @@ class Worker::Impl {
         found_work = false;
         if (wake_ == nullptr || idle == Idle::sentinel || just_announced) {
           just_announced = false;
-          if (!WaitToClaim(options_.poll)) break;
+          const bool covered = wake_ != nullptr && idle != Idle::sentinel;
+          if (!WaitToClaim(covered ? std::min(options_.poll, kCoveredLook) : options_.poll)) break;
           continue;
         }
-        const auto result = bus.AnnounceIdle(id_, options_.service, options_.role, options_.shards);
-        if (result != bus::Bus::IdleResult::busy) {
-          idle = result == bus::Bus::IdleResult::sentinel ? Idle::sentinel : Idle::covered;
-          just_announced = true;  // look once more: work committed before the locks was not announced
-          backoff = std::chrono::milliseconds(0);
+        using Result = bus::Bus::IdleResult;
+        const Result result = bus.AnnounceIdle(id_, options_.service, options_.role, options_.shards);
+        if (result == Result::busy) {
+          const auto cap = std::max(std::chrono::milliseconds(1), std::min(options_.poll, kBusyLook));
+          backoff = std::min(std::max(backoff * 2, std::chrono::milliseconds(1)), cap);
+          if (!WaitToClaim(backoff)) break;
           continue;
         }
-        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(1), options_.poll);
-        if (!WaitToClaim(backoff)) break;
+        idle = result == Result::sentinel ? Idle::sentinel
+               : result == Result::covered ? Idle::covered
+                                           : Idle::standby;
+        just_announced = true;  // look once more: work committed before the locks was not announced
+        backoff = std::chrono::milliseconds(0);
       }
       // Another idle worker takes over at once.
-      if (idle != Idle::no) bus.LeaveIdle(options_.service, options_.role, options_.shards);
+      if (idle == Idle::sentinel || idle == Idle::covered) {
+        bus.LeaveIdle(options_.service, options_.role, options_.shards);
+      }
     });
   }
 

@@ -2,6 +2,7 @@
 // poll fallback delivers everything without notifications, the LISTEN connection comes back
 // after pg_terminate_backend, handler outcomes map to bus outcomes, and drain is graceful.
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include <pqxx/nontransaction>
@@ -49,6 +50,7 @@ class WorkerTest : public BusTest {
 TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
+  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
   std::atomic<int> calls{0};
   runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
                          &hub, logger_);
@@ -66,8 +68,9 @@ TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
 // Sessions holding a wake lock (sql/005_wake_locks.sql), i.e. sentinels waiting for a NOTIFY.
 int64_t Sentinels() {
   return Scalar<int64_t>(
-      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668245296 "
-      "AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted");
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668245297 "
+      "AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted "
+      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
 }
 
 TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
@@ -162,6 +165,7 @@ TEST_F(WorkerTest, NoWorkerBecomesSentinelWhileAPublishIsInFlight) {
 TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
+  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
   std::atomic<int> calls{0};
   auto handler = [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); };
   runtime::Worker first(Options(60s), handler, &hub, logger_);
@@ -182,6 +186,29 @@ TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
   ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
   second.Drain();
+}
+
+// A sentinel whose session dies frees its locks without a NOTIFY: the worker it covered looks
+// again within a fraction of a second, not at its poll.
+TEST_F(WorkerTest, AWorkerCoveredByADeadSentinelTakesOver) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
+  auto sentinel_conn = std::make_unique<pqxx::connection>(DatabaseUrl());
+  bus::Bus sentinel(*sentinel_conn);
+  ASSERT_EQ(sentinel.AnnounceIdle("sentinel", "test", "echo", {0}), bus::Bus::IdleResult::sentinel);
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         &hub, logger_);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
+  sentinel_conn.reset();  // the session ends: its locks go, and nobody is told
+  ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 5s)) << "the covered worker took over";
+  const auto published_at = std::chrono::steady_clock::now();
+  (void)bus_->Publish(Message());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
+  worker.Drain();
 }
 
 TEST_F(WorkerTest, PollFallbackDeliversEverythingWithoutNotifications) {

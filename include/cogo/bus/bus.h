@@ -117,12 +117,13 @@ class Bus {
   void UnregisterWorker(const std::string& worker_id);
   // The idle protocol behind wake-ups (sql/005_wake_locks.sql), on a worker's claim connection.
   // AnnounceIdle shows the worker idle and tries to take the wake locks of its shards for this
-  // session: `sentinel` (all taken: producers will NOTIFY for new work on them) and `covered`
-  // (the rest have another worker's locks, whose wake-ups reach this worker too) both mean:
-  // claim once more, then wait, since work committed before the locks was not announced.
-  // `busy`: producers are mid-commit, nothing is held; look again very soon. LeaveIdle gives
-  // the locks back and NOTIFYs the shards, so waiting workers take over at once.
-  enum class IdleResult { sentinel, covered, busy };
+  // session: `sentinel` (all taken: producers will NOTIFY for new work on them), `covered`
+  // (some taken, the rest held by another worker, whose wake-ups reach this worker too) and
+  // `standby` (all held by others, nothing taken) all mean: claim once more, then wait, since
+  // work committed before the locks was not announced. `busy`: producers are mid-commit,
+  // nothing is held; look again very soon. LeaveIdle gives the locks back and NOTIFYs the
+  // shards, so waiting workers take over at once.
+  enum class IdleResult { sentinel, covered, standby, busy };
   [[nodiscard]] IdleResult AnnounceIdle(const std::string& worker_id, const std::string& service,
                                         const std::string& role, const std::vector<int>& shards);
   void LeaveIdle(const std::string& service, const std::string& role,

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <latch>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -56,6 +57,7 @@ struct Config {
   int producers = 8;
   int rate = 100;          // latency: messages per second
   int duration_s = 10;     // latency: seconds
+  bool random_arrivals = false;  // latency: exponential gaps (a Poisson stream) instead of even ones
   int poll_ms = 100;       // the workers' poll interval (the only wake-up in poll-only mode)
   int timeout_s = 300;     // a run that takes longer fails
   std::string json_path;
@@ -443,9 +445,14 @@ json LatencyRun(const Config& cfg, bool notify) {
     auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench-producer");
     cogo::bus::Bus bus(*conn);
     const auto interval = std::chrono::nanoseconds(1'000'000'000 / cfg.rate);
-    const auto start = Clock::now();
+    std::mt19937_64 rng(1);  // the same stream every run
+    std::exponential_distribution<double> gap_s(cfg.rate);
+    auto due = Clock::now();
     for (int64_t i = 1; i <= n; ++i) {
-      std::this_thread::sleep_until(start + (i - 1) * interval);
+      std::this_thread::sleep_until(due);
+      due += cfg.random_arrivals
+                 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap_s(rng)))
+                 : std::chrono::duration_cast<Clock::duration>(interval);
       const auto published = bus.Publish(Request(i));
       const int64_t t = NowNs();
       if (published.id != i) throw BenchFailure(fmt::format("message {} got id {}", i, published.id));
@@ -470,6 +477,7 @@ json LatencyRun(const Config& cfg, bool notify) {
   json out = {{"mode", notify ? "notify" : "poll"},
               {"messages", n},
               {"rate_per_s", cfg.rate},
+              {"arrivals", cfg.random_arrivals ? "random" : "even"},
               {"poll_ms", cfg.poll_ms},
               {"p50_ms", Percentile(ms, 50)},
               {"p90_ms", Percentile(ms, 90)},
@@ -480,9 +488,10 @@ json LatencyRun(const Config& cfg, bool notify) {
               {"notifications", notifications},
               {"loadavg_1m", load},
               {"exactly_once", true}};
-  fmt::print("latency {:<6}: {} msgs at {}/s: p50 {:.2f} ms  p90 {:.2f} ms  p99 {:.2f} ms  max "
+  fmt::print("latency {:<6}: {} msgs at {}/s{}: p50 {:.2f} ms  p90 {:.2f} ms  p99 {:.2f} ms  max "
              "{:.2f} ms  (poll {} ms; {} NOTIFYs; exactly-once ok; load {:.1f})  [{}]\n",
-             notify ? "notify" : "poll", n, cfg.rate, Percentile(ms, 50), Percentile(ms, 90),
+             notify ? "notify" : "poll", n, cfg.rate, cfg.random_arrivals ? " (random)" : "",
+             Percentile(ms, 50), Percentile(ms, 90),
              Percentile(ms, 99), ms.back(), cfg.poll_ms, notifications, load, ConfigText(cfg));
   std::fflush(stdout);
   return out;
@@ -609,6 +618,8 @@ int main(int argc, char** argv) {
   app.add_option("--producers", cfg.producers, "e2e: producer threads")->check(CLI::Range(1, 64));
   app.add_option("--rate", cfg.rate, "latency: messages per second")->check(CLI::Range(1, 10000));
   app.add_option("--duration", cfg.duration_s, "latency: seconds")->check(CLI::Range(1, 3600));
+  app.add_flag("--random-arrivals", cfg.random_arrivals,
+               "latency: exponential gaps between messages (a Poisson stream at --rate)");
   app.add_option("--poll-ms", cfg.poll_ms, "the workers' poll interval")
       ->check(CLI::Range(1, 60000));
   app.add_option("--timeout", cfg.timeout_s, "seconds before a run fails")

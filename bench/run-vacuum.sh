@@ -5,10 +5,11 @@
 # VACUUM. On a throwaway cluster (default durability, default autovacuum_naptime unless
 # --naptime) with `cogo migrate` applied, each run pre-fills --finished finished and 20,000
 # queued messages (vacuumed), then runs pgbench for --duration seconds: 4 clients, one-message
-# producers and one-message claim+complete transactions, 50/50 (bench/vacuum/). It prints the
-# throughput of every 15-second interval, how many autovacuums ran, and what one claim's index
-# scan reads at the end. Runs alternate between 007's settings ("007") and autovacuum's
-# defaults ("default": the reloptions reset).
+# producers and one-message claim+complete transactions, 50/50 (bench/vacuum/: cogo's claim
+# scan, but one UPDATE per message, so one dead row version per message where cogo leaves two,
+# and no audit rows). It prints the throughput of every 15-second interval, how many
+# autovacuums ran, and what one claim's index scan reads at the end. Runs alternate between
+# 007's settings ("007") and autovacuum's defaults ("default": the reloptions reset).
 #
 # Usage: bench/run-vacuum.sh [--rounds N] [--duration S] [--finished ROWS] [--naptime S]
 #   --rounds N       pairs of runs (default 1)
@@ -57,17 +58,18 @@ one_run() { # settings: 007 or default
                  autovacuum_vacuum_threshold = 10000, vacuum_index_cleanup = on)"
   fi
   psql_q -v finished="$finished" -v queued=20000 -f "$vac/prefill.sql" >/dev/null
-  local before out series
+  local before out series vacuums scan dead
   before=$(psql_q -Atc "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'agent_messages'")
   out=$("$pg_bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -c 4 -j 2 \
           -T "$duration" -P 15 -f "$vac/insert.sql@50" -f "$vac/claim_complete.sql@50" cogo 2>&1) \
     || { echo "$out" >&2; die "pgbench failed"; }
   series=$(sed -n 's/^progress: [0-9.]* s, \([0-9]*\)\.[0-9]* tps.*/\1/p' <<<"$out" | paste -sd ' ')
   printf '%-8s tps per 15 s: %s\n' "$1" "$series"
-  printf '%-8s autovacuums: %s; one claim scan: %s; %s dead rows\n' "$1" \
-    "$(($(psql_q -Atc "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'agent_messages'") - before))" \
-    "$(psql_q -f "$vac/probe.sql" | sed -n 's/.*Buffers: //p' | head -1)" \
-    "$(psql_q -Atc "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'agent_messages'")"
+  vacuums=$(($(psql_q -Atc "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'agent_messages'") - before))
+  scan=$(psql_q -f "$vac/probe.sql")
+  dead=$(psql_q -Atc "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'agent_messages'")
+  printf '%-8s autovacuums: %s; one claim scan: %s; %s dead rows\n' "$1" "$vacuums" \
+    "$(sed -n 's/.*Buffers: //p' <<<"$scan" | head -1)" "$dead"
 }
 
 log "$rounds round(s) of $duration s, $finished finished messages, naptime ${naptime:-server default}"

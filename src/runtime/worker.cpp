@@ -19,6 +19,7 @@
 #include "cogo/db/connection.h"
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/policy/admit.h"
+#include "cogo/runtime/claim_pacing.h"
 #include "cogo/runtime/sleep.h"
 #include "cogo/wake/wake_hub.h"
 
@@ -103,8 +104,6 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
 // longest pause of one that found producers mid-commit (see ClaimLoop).
 constexpr std::chrono::milliseconds kCoveredLook{250};
 constexpr std::chrono::milliseconds kBusyLook{16};
-// The longest a busy worker lets work gather after a short claim (see ClaimLoop).
-constexpr std::chrono::milliseconds kGatherMax{8};
 
 // The claim and flush statements are primary-key lookups and ordered index scans. A plan made
 // while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
@@ -321,7 +320,8 @@ class Worker::Impl {
         auto claimed = bus.Claim({id_, options_.service, options_.role, options_.shards, want,
                                   options_.lease.count()});
         if (!claimed.empty()) {
-          const bool emptied_queue = claimed.size() < static_cast<size_t>(want);
+          const size_t found = claimed.size();
+          const bool emptied_queue = found < static_cast<size_t>(want);
           Enqueue(std::move(claimed));
           // An announced worker stays so over one short batch: at a trickle the next claim
           // finds nothing and it waits again, with no round trips to give the locks back and
@@ -334,18 +334,9 @@ class Worker::Impl {
           found_work = true;
           just_announced = false;
           backoff = std::chrono::milliseconds(0);
-          // A short batch took everything there was: claiming again at once would find only what
-          // arrived during one round trip, at the full cost of a claim. A pause (cut short by a
-          // wake-up) lets a busy route's work gather into fewer, larger claims: 1 ms, doubling
-          // while short claims keep finding work, up to kGatherMax. Under steady load that
-          // halves the claims' database CPU per message (docs/benchmarks.md); a trickle, whose
-          // next claim comes back empty, never waits more than 1 ms.
-          if (!emptied_queue) {
-            gather = std::chrono::milliseconds(0);
-            continue;
-          }
-          gather = std::min(std::max(gather * 2, std::chrono::milliseconds(1)), kGatherMax);
-          if (!WaitToClaim(gather)) break;
+          // After a short claim, let work gather (NextGatherPause), cut short by a wake-up.
+          gather = NextGatherPause(gather, found, static_cast<size_t>(want));
+          if (gather > std::chrono::milliseconds(0) && !WaitToClaim(gather)) break;
           continue;
         }
         found_work = false;

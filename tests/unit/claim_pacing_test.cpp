@@ -1,0 +1,56 @@
+#include "cogo/runtime/claim_pacing.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace {
+
+using cogo::runtime::kGatherMax;
+using cogo::runtime::NextGatherPause;
+using std::chrono::milliseconds;
+
+TEST(ClaimPacing, AFullOrEmptyClaimDoesNotPause) {
+  for (const auto previous : {milliseconds(0), milliseconds(1), milliseconds(4), kGatherMax}) {
+    EXPECT_EQ(NextGatherPause(previous, 32, 32), milliseconds(0));
+    EXPECT_EQ(NextGatherPause(previous, 0, 32), milliseconds(0));
+  }
+}
+
+TEST(ClaimPacing, TheFirstShortClaimPausesOneMillisecond) {
+  EXPECT_EQ(NextGatherPause(milliseconds(0), 1, 32), milliseconds(1));
+  EXPECT_EQ(NextGatherPause(milliseconds(0), 31, 32), milliseconds(1));
+}
+
+TEST(ClaimPacing, ThreeOrMoreMessagesPerClaimDoubleThePauseUpToTheMaximum) {
+  milliseconds pause(0);
+  std::vector<milliseconds> seen;
+  for (int i = 0; i < 6; ++i) {
+    pause = NextGatherPause(pause, i % 2 == 0 ? 3 : 31, 32);
+    seen.push_back(pause);
+  }
+  EXPECT_EQ(seen, (std::vector<milliseconds>{milliseconds(1), milliseconds(2), milliseconds(4),
+                                             milliseconds(8), kGatherMax, kGatherMax}));
+  EXPECT_EQ(kGatherMax, milliseconds(8));
+}
+
+TEST(ClaimPacing, TwoMessagesHoldThePause) {
+  EXPECT_EQ(NextGatherPause(milliseconds(1), 2, 32), milliseconds(1));
+  EXPECT_EQ(NextGatherPause(milliseconds(4), 2, 32), milliseconds(4));
+  EXPECT_EQ(NextGatherPause(kGatherMax, 2, 32), kGatherMax);
+}
+
+TEST(ClaimPacing, ASingleMessageHalvesThePauseDownToOneMillisecond) {
+  EXPECT_EQ(NextGatherPause(kGatherMax, 1, 32), milliseconds(4));
+  EXPECT_EQ(NextGatherPause(milliseconds(4), 1, 32), milliseconds(2));
+  EXPECT_EQ(NextGatherPause(milliseconds(2), 1, 32), milliseconds(1));
+  EXPECT_EQ(NextGatherPause(milliseconds(1), 1, 32), milliseconds(1));
+}
+
+TEST(ClaimPacing, AOneMessageCapacityNeverPauses) {
+  // wanted == 1: every claim that finds anything is full.
+  EXPECT_EQ(NextGatherPause(milliseconds(0), 1, 1), milliseconds(0));
+  EXPECT_EQ(NextGatherPause(kGatherMax, 1, 1), milliseconds(0));
+}
+
+}  // namespace

@@ -1,13 +1,16 @@
 #include "cogo/db/pool.h"
 
-#include "cogo/db/connection.h"
-
 namespace cogo::db {
 
-ConnectionPool::ConnectionPool(std::string url, std::string application_name, size_t max_idle)
-    : url_(std::move(url)), application_name_(std::move(application_name)), max_idle_(max_idle) {}
+ConnectionPool::ConnectionPool(std::string url, std::string application_name, size_t max_idle,
+                               ReconnectPolicy policy)
+    : connector_(url, application_name, policy),
+      impatient_(std::move(url), std::move(application_name),
+                 {.first_pause = policy.first_pause, .max_pause = policy.max_pause,
+                  .patience = std::chrono::milliseconds(1)}),
+      max_idle_(max_idle) {}
 
-void ConnectionPool::With(const std::function<void(pqxx::connection&)>& fn) {
+void ConnectionPool::With(const std::function<void(pqxx::connection&)>& fn, Wait wait) {
   std::unique_ptr<pqxx::connection> conn;
   {
     std::lock_guard lock(mu_);
@@ -16,8 +19,7 @@ void ConnectionPool::With(const std::function<void(pqxx::connection&)>& fn) {
       idle_.pop_back();
     }
   }
-  if (!conn || !conn->is_open()) conn = Connect(url_, application_name_);
-  fn(*conn);  // on an exception the connection is simply destroyed
+  WithRetry(wait == Wait::never ? impatient_ : connector_, conn, fn);  // on an exception the connection is simply destroyed
   std::lock_guard lock(mu_);
   if (idle_.size() < max_idle_) idle_.push_back(std::move(conn));
 }

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
 
-#include "cogo/db/connection.h"
+#include "cogo/db/reconnect.h"
 #include "executor/statements.h"
 
 namespace cogo::executor {
@@ -163,10 +163,10 @@ class Dispatcher {
     ThreadState& state = ForThisThread();
     TenantCommitment committed;
     try {
-      if (!state.conn) state.conn = db::Connect(options_.database_url, "cogo-executor-spend");
-      committed = TenantCommitted(*state.conn, m.tenant);
+      committed = db::WithRetry(spend_connector_, state.conn, [&](pqxx::connection& conn) {
+        return TenantCommitted(conn, m.tenant);
+      }, ctx.stop);
     } catch (const std::exception& e) {
-      state.conn.reset();  // reconnect on the next message
       auto result = TransientFailure(m, *request.rule,
                                      std::string("tenant_spend_unavailable: ") + e.what(),
                                      std::chrono::system_clock::now(), state.unit(state.rng));
@@ -201,6 +201,7 @@ class Dispatcher {
 
   const ExecutorOptions options_;
   const std::shared_ptr<spdlog::logger> logger_;
+  const db::Connector spend_connector_{options_.database_url, "cogo-executor-spend"};
   std::mutex mu_;
   std::map<std::thread::id, std::unique_ptr<ThreadState>> threads_;
 };

@@ -56,10 +56,12 @@ void Readiness::Send(httplib::Response& res, db::ConnectionPool& pool) const {
   }
   try {
     bool current = false;
-    pool.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); });
+    pool.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); },
+              db::ConnectionPool::Wait::never);
     if (!current) return SendError(res, 503, "migrations_pending", "the schema is not current");
     SendJson(res, 200, R"({"status":"ready"})");
   } catch (const std::exception&) {
+    res.set_header("Retry-After", "1");
     SendError(res, 503, "database_unreachable", "the database cannot be reached");
   }
 }

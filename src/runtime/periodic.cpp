@@ -1,8 +1,8 @@
 #include "cogo/runtime/periodic.h"
 
-#include <condition_variable>
+#include <algorithm>
 
-#include "cogo/db/connection.h"
+#include "cogo/db/reconnect.h"
 
 namespace cogo::runtime {
 
@@ -28,33 +28,24 @@ std::string PeriodicTask::FatalError() const {
 }
 
 void PeriodicTask::Loop(std::stop_token stop) {
-  std::unique_ptr<pqxx::connection> conn;
-  auto backoff = std::chrono::milliseconds(100);
-  while (!stop.stop_requested()) {
-    const auto started = std::chrono::steady_clock::now();
-    try {
-      if (!conn) conn = db::Connect(options_.database_url, "cogo-" + options_.name);
-      body_(*conn, stop);
+  const db::Connector connector(options_.database_url, "cogo-" + options_.name,
+                                {.first_pause = std::min(std::chrono::milliseconds(100), options_.max_backoff),
+                                 .max_pause = options_.max_backoff,
+                                 .patience = {}});
+  auto fatal = db::RunConnected(connector, stop, *logger_, options_.name, db::InDoubt::fatal,
+                                [&](pqxx::connection& conn, bool /*reconnected*/) {
+    while (!stop.stop_requested()) {
+      const auto started = std::chrono::steady_clock::now();
+      body_(conn, stop);
       ++runs_;
-      backoff = std::chrono::milliseconds(100);
-    } catch (const std::exception& e) {
-      if (!db::IsTransient(e)) {
-        logger_->error("{} stopped: {}", options_.name, e.what());
-        std::lock_guard lock(mu_);
-        if (fatal_error_.empty()) fatal_error_ = options_.name + ": " + e.what();
-        return;
-      }
-      conn.reset();
-      logger_->warn("{} lost the database ({}); retrying in {} ms", options_.name, e.what(),
-                    backoff.count());
-      if (!SleepFor(stop, backoff)) return;
-      backoff = std::min(backoff * 2, options_.max_backoff);
-      continue;
+      const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      if (!SleepFor(stop, std::max(std::chrono::milliseconds(0), options_.interval - elapsed))) return;
     }
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - started);
-    if (!SleepFor(stop, std::max(std::chrono::milliseconds(0), options_.interval - elapsed))) return;
-  }
+  });
+  if (fatal.empty()) return;
+  std::lock_guard lock(mu_);
+  if (fatal_error_.empty()) fatal_error_ = std::move(fatal);
 }
 
 }  // namespace cogo::runtime

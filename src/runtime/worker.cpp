@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -16,7 +17,7 @@
 #include <pqxx/transaction>
 
 #include "cogo/bus/bus.h"
-#include "cogo/db/connection.h"
+#include "cogo/db/reconnect.h"
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/policy/admit.h"
 #include "cogo/runtime/claim_pacing.h"
@@ -245,33 +246,19 @@ class Worker::Impl {
 
   int FreeCapacity() const { return capacity_ - static_cast<int>(in_flight_.size()); }
 
-  // Owns a connection and reconnects after transient failures; a non-transient failure is
-  // fatal for the loop (recorded, reported through fatal_error()). Both loops may retry after
-  // a commit in doubt: a claim that did commit only leaves leases that expire and are
-  // reclaimed; a flush that did commit finds its leases gone on the retry and writes nothing.
-  template <typename Body>
-  void RunWithReconnect(std::stop_token stop, const char* loop, Body&& body) {
-    auto backoff = std::chrono::milliseconds(100);
-    bool reconnecting = false;
-    while (!stop.stop_requested()) {
-      try {
-        body(reconnecting);
-        return;
-      } catch (const std::exception& e) {
-        if (!db::IsTransient(e) && !db::IsInDoubt(e)) {
-          logger_->error("{} loop stopped: {}", loop, e.what());
-          std::lock_guard lock(mu_);
-          if (fatal_error_.empty()) fatal_error_ = std::string(loop) + ": " + e.what();
-          claiming_ = false;
-          return;
-        }
-        logger_->warn("{} loop lost the database ({}); reconnecting in {} ms", loop, e.what(),
-                      backoff.count());
-        (void)SleepFor(stop, backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-        reconnecting = true;
-      }
-    }
+  // Runs a loop on its own connection (db::RunConnected); a failure that ends it is fatal for
+  // the worker (recorded, reported through fatal_error()). Both loops may run again after a
+  // commit in doubt: a claim that did commit only leaves leases that the next connection
+  // releases (ReleaseOrphans); a flush that did commit finds its leases gone on the retry and
+  // writes nothing.
+  void RunWithReconnect(std::stop_token stop, const char* loop, const std::string& application_name,
+                        const std::function<void(pqxx::connection&, bool)>& body) {
+    const db::Connector connector(options_.database_url, application_name, {.patience = {}});
+    auto fatal = db::RunConnected(connector, stop, *logger_, loop, db::InDoubt::retry, body);
+    if (fatal.empty()) return;
+    std::lock_guard lock(mu_);
+    if (fatal_error_.empty()) fatal_error_ = std::move(fatal);
+    claiming_ = false;
   }
 
   // Waits until the claimer should look again: a wake-up, a stop, or `timeout`.
@@ -283,15 +270,13 @@ class Worker::Impl {
   }
 
   void ClaimLoop(std::stop_token stop) {
-    RunWithReconnect(stop, "claim", [&](bool reconnected) {
-      auto conn = db::Connect(options_.database_url, "cogo-claim:" + options_.service + "/" +
-                                                         options_.role);
-      if (reconnected) logger_->info("claim loop reconnected");
-      PreferIndexScans(*conn);
+    RunWithReconnect(stop, "claim", "cogo-claim:" + options_.service + "/" + options_.role,
+                     [&](pqxx::connection& conn, bool /*reconnected*/) {
+      PreferIndexScans(conn);
       // A lost claim commit only puts the message back in the queue (the worker's later
       // completion then fails its lease check), so claims need not wait for the WAL flush.
-      pqxx::nontransaction(*conn).exec("SET synchronous_commit = off");
-      bus::Bus bus(*conn);
+      pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
+      bus::Bus bus(conn);
       bus.RegisterWorker({id_, options_.service, options_.role, options_.shards, Hostname(),
                           static_cast<int>(getpid())});
       // The idle protocol (sql/005_wake_locks.sql). A worker that finds nothing announces
@@ -560,14 +545,11 @@ class Worker::Impl {
   }
 
   void FlushLoop(std::stop_token stop) {
-    RunWithReconnect(stop, "flush", [&](bool reconnected) {
-      auto conn = db::Connect(options_.database_url, "cogo-flush:" + options_.service + "/" +
-                                                         options_.role);
-      PreferIndexScans(*conn);
-      if (reconnected) {
-        logger_->info("flush loop reconnected; retrying {} unflushed outcomes", unflushed_.size());
-      }
-      bus::Bus bus(*conn);
+    RunWithReconnect(stop, "flush", "cogo-flush:" + options_.service + "/" + options_.role,
+                     [&](pqxx::connection& conn, bool reconnected) {
+      PreferIndexScans(conn);
+      if (reconnected) logger_->info("flush loop retries {} unflushed outcomes", unflushed_.size());
+      bus::Bus bus(conn);
       auto next_heartbeat = Clock::now() + options_.heartbeat;
       std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first
       while (true) {

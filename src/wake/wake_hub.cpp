@@ -5,7 +5,7 @@
 
 #include <pqxx/notification>
 
-#include "cogo/db/connection.h"
+#include "cogo/db/reconnect.h"
 #include "cogo/runtime/sleep.h"
 
 namespace cogo::wake {
@@ -103,29 +103,31 @@ void WakeHub::WakeAll() {
 }
 
 void WakeHub::Run(std::stop_token stop) {
-  auto backoff = options_.reconnect_initial;
+  const db::Connector connector(options_.database_url, "cogo-wake",
+                                {.first_pause = options_.reconnect_initial,
+                                 .max_pause = options_.reconnect_max,
+                                 .patience = {}});
   const long wait_us = static_cast<long>(
       std::chrono::duration_cast<std::chrono::microseconds>(options_.max_wait).count());
+  // Nothing but a stop ends the LISTEN loop: after a failure it cannot classify, it tries again.
   while (!stop.stop_requested()) {
-    try {
-      auto conn = db::Connect(options_.database_url, "cogo-wake");
-      Receiver receiver(*conn, *this);
-      backend_pid_ = conn->backendpid();
-      if (connects_.fetch_add(1) > 0) {
-        logger_->info("LISTEN connection re-established (backend {})", backend_pid_.load());
-        WakeAll();  // notifications sent while we were away are lost: everyone looks once
+    const auto failure = db::RunConnected(connector, stop, *logger_, "LISTEN", db::InDoubt::retry,
+                                          [&](pqxx::connection& conn, bool reconnected) {
+      Receiver receiver(conn, *this);
+      backend_pid_ = conn.backendpid();
+      connects_.fetch_add(1);
+      // Notifications sent while we were away are lost: everyone looks once.
+      if (reconnected) WakeAll();
+      try {
+        while (!stop.stop_requested()) {
+          conn.await_notification(wait_us / 1000000, wait_us % 1000000);
+        }
+      } catch (...) {
+        backend_pid_ = 0;
+        throw;
       }
-      backoff = options_.reconnect_initial;
-      while (!stop.stop_requested()) {
-        conn->await_notification(wait_us / 1000000, wait_us % 1000000);
-      }
-    } catch (const std::exception& e) {
-      backend_pid_ = 0;
-      logger_->warn("LISTEN connection lost: {}; reconnecting in {} ms", e.what(), backoff.count());
-      WakeAll();
-      (void)runtime::SleepFor(stop, backoff);
-      backoff = std::min(backoff * 2, options_.reconnect_max);
-    }
+    });
+    if (!failure.empty()) (void)runtime::SleepFor(stop, options_.reconnect_max);
   }
   backend_pid_ = 0;
 }

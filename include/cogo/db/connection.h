@@ -1,8 +1,7 @@
-// Opening connections and classifying database failures in one place.
+// Opening a connection (db/reconnect.h holds the rule for losing one).
 // Functions are thread-safe; a pqxx::connection itself must be used by one thread at a time.
 #pragma once
 
-#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,15 +13,6 @@ namespace cogo::db {
 // Opens a connection and tags it with `application_name` so pg_stat_activity shows who is who.
 [[nodiscard]] std::unique_ptr<pqxx::connection> Connect(const std::string& url,
                                                          std::string_view application_name);
-
-// True for failures worth retrying on a fresh connection or transaction: a broken connection,
-// a serialization failure or deadlock, a server shutting down. False for "in doubt" commits
-// (the transaction may have committed: retrying could double a write) and for everything else.
-[[nodiscard]] bool IsTransient(const std::exception& error);
-
-// True when a commit's outcome is unknown (the connection broke during COMMIT). Only callers
-// whose retry is harmless after a commit that did happen may treat it as transient.
-[[nodiscard]] bool IsInDoubt(const std::exception& error);
 
 // Formats integers as a PostgreSQL array literal, e.g. {1,2,3}.
 template <typename Range>

@@ -1,7 +1,7 @@
 // PeriodicTask: a Component that runs a body on its own database connection every `interval`
-// (first run at Start) until drained. Transient database failures (db::IsTransient) drop the
-// connection and retry with backoff; any other failure is fatal: the first one is recorded,
-// nothing more is scheduled, and FatalError() reports it (RunDaemon then exits 1).
+// (first run at Start) until drained. A lost connection or a rollback costs a reconnect with
+// backoff (db::RunConnected); any other failure, and a commit in doubt, is fatal: the first one
+// is recorded, nothing more is scheduled, and FatalError() reports it (RunDaemon then exits 1).
 // Thread-safe: Start/Drain from one owner thread; FatalError/runs from any thread. The body
 // runs on the task's one thread and must return promptly once its stop token is requested.
 #pragma once

@@ -116,6 +116,28 @@ JsonError::JsonError(JsonReason reason, std::string path, std::string message)
       path_(std::move(path)),
       message_(std::move(message)) {}
 
+RequestError ToRequestError(const JsonError& error) {
+  const auto at = [&](const char* code) {
+    return RequestError{code, error.path() + ": " + error.message()};
+  };
+  switch (error.reason()) {
+    // The path of these is made of the client's keys: leave it out.
+    case JsonReason::malformed_json: return {"malformed_json", "the body is not valid JSON"};
+    case JsonReason::too_deep: return {"too_deep", "the body is " + error.message()};
+    case JsonReason::duplicate_key: return {"duplicate_field", "the body repeats a key"};
+    case JsonReason::unknown_key: return {"unknown_field", error.message()};
+    case JsonReason::missing_key: return at("missing_field");
+    case JsonReason::wrong_type:
+      if (error.path().empty()) return {"not_an_object", "the body must be a JSON object"};
+      return at("wrong_type");
+    case JsonReason::empty:
+    case JsonReason::out_of_range:
+    case JsonReason::invalid_name:
+    case JsonReason::invalid_value: return at("invalid_field");
+  }
+  return at("invalid_field");
+}
+
 // JsonValue
 
 bool JsonValue::is_null() const { return node_->is_null(); }

@@ -16,6 +16,7 @@
 #include "cogo/policy/admit.h"
 #include "http/json_http.h"
 #include "http/server_runner.h"
+#include "orchestrator/ask.h"
 
 namespace cogo::orchestrator {
 namespace {
@@ -28,64 +29,6 @@ std::string DecisionDetail(const Plan& plan, const char* source) {
   d["target"] = plan.rule.target.Route();
   d["source"] = source;
   return d.dump();
-}
-
-// A request as the REST API and the decide handler read it.
-struct Ask {
-  std::string tenant;
-  std::string intent;
-  std::string payload_json = "{}";
-  std::optional<std::string> plan_json;  // execute only: a plan instead of an intent
-};
-
-struct AskError {
-  int status;
-  std::string error;
-  std::string message;
-};
-
-bool ValidName(const std::string& s, bool tenant) {
-  if (s.empty() || s.size() > (tenant ? 128u : 64u)) return false;
-  for (char c : s) {
-    const bool lower = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!(lower || (tenant && c >= 'A' && c <= 'Z'))) return false;
-  }
-  return true;
-}
-
-std::variant<Ask, AskError> ParseAsk(const std::string& body, bool tenant_required, bool allow_plan,
-                                     size_t max_bytes) {
-  if (body.size() > max_bytes) return AskError{413, "body_too_large", "the body is too large"};
-  if (edge::JsonDepth(body, 16) > 16) return AskError{400, "too_deep", "the body nests too deep"};
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) return AskError{400, "malformed_json", "the body is not valid JSON"};
-  if (!doc.is_object()) return AskError{400, "not_an_object", "the body must be a JSON object"};
-  Ask ask;
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "tenant" || key == "intent") {
-      if (!value.is_string()) return AskError{400, "wrong_type", key + " must be a string"};
-      if (!ValidName(value.get<std::string>(), key == "tenant")) {
-        return AskError{400, "invalid_field", key + " has invalid characters or length"};
-      }
-      (key == "tenant" ? ask.tenant : ask.intent) = value.get<std::string>();
-    } else if (key == "payload") {
-      if (!value.is_object()) return AskError{400, "wrong_type", "payload must be an object"};
-      ask.payload_json = value.dump();
-    } else if (key == "plan" && allow_plan) {
-      if (!value.is_object()) return AskError{400, "wrong_type", "plan must be an object"};
-      ask.plan_json = value.dump();
-    } else {
-      return AskError{400, "unknown_field", "unknown field " + key};
-    }
-  }
-  if (tenant_required && ask.tenant.empty()) return AskError{400, "missing_field", "tenant is required"};
-  if (ask.intent.empty() && !ask.plan_json) {
-    return AskError{400, "missing_field", allow_plan ? "intent or plan is required" : "intent is required"};
-  }
-  if (!ask.intent.empty() && ask.plan_json) {
-    return AskError{400, "invalid_field", "give intent or plan, not both"};
-  }
-  return ask;
 }
 
 // Decide with classification when needed. Throws providers::ProviderError.

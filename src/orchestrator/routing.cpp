@@ -2,108 +2,36 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <limits>
-#include <set>
 
+#include "cogo/config/json_reader.h"
 #include "cogo/policy/admit.h"
 
 namespace cogo::orchestrator {
 namespace {
 
 using nlohmann::json;
+using config::JsonObject;
 
-struct LoadError {
-  RoutingConfigError error;
-};
-
-[[noreturn]] void Throw(const std::string& path, const std::string& message) {
-  throw LoadError{{path, message}};
-}
-
-std::string Join(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
-}
-
-// Rejects keys outside `allowed` (and `_comment`, which must be a string).
-void CheckKeys(const json& obj, const std::string& path, const std::set<std::string>& allowed) {
-  if (!obj.is_object()) Throw(path, "expected an object");
-  for (const auto& [key, value] : obj.items()) {
-    if (key == "_comment") {
-      if (!value.is_string()) Throw(Join(path, key), "expected a string");
-      continue;
-    }
-    if (allowed.count(key) == 0) {
-      std::string names;
-      for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-      Throw(Join(path, key), "unknown key (allowed: " + names + ")");
-    }
-  }
-}
-
-const json& Required(const json& obj, const std::string& path, const std::string& key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) Throw(Join(path, key), "required");
-  return *it;
-}
-
-std::string String(const json& v, const std::string& path, bool allow_empty = false) {
-  if (!v.is_string()) Throw(path, "expected a string");
-  auto s = v.get<std::string>();
-  if (s.empty() && !allow_empty) Throw(path, "must not be empty");
-  return s;
-}
-
-int64_t PositiveInt(const json& v, const std::string& path) {
-  if (!v.is_number_integer()) Throw(path, "expected an integer");
-  const auto n = v.get<int64_t>();
-  if (n <= 0) Throw(path, "must be positive");
-  return n;
-}
-
-double PositiveNumber(const json& v, const std::string& path) {
-  if (!v.is_number()) Throw(path, "expected a number");
-  const double d = v.get<double>();
-  if (!std::isfinite(d) || d <= 0) Throw(path, "must be a positive number");
-  return d;
-}
-
-RoutingRule ParseRule(const json& obj, const std::string& path, const std::string& intent,
-                      bool plan_shape) {
-  std::set<std::string> keys = {"target", "agent_id", "model", "version", "budget", "ttl_ms",
-                                "description"};
-  if (plan_shape) keys.insert({"intent", "matched_by", "rule_intent", "rationale"});
-  CheckKeys(obj, path, keys);
+// The rule's fields; the caller finishes the object (a plan carries a few more keys).
+RoutingRule ReadRule(const JsonObject& o, std::string intent) {
   RoutingRule r;
-  r.intent = intent;
-  const auto& target = Required(obj, path, "target");
-  const auto tpath = Join(path, "target");
-  CheckKeys(target, tpath, {"service", "role"});
-  r.target.service = String(Required(target, tpath, "service"), Join(tpath, "service"));
-  r.target.role = String(Required(target, tpath, "role"), Join(tpath, "role"));
-  r.agent_id = String(Required(obj, path, "agent_id"), Join(path, "agent_id"));
-  r.model = String(Required(obj, path, "model"), Join(path, "model"));
-  r.version = String(Required(obj, path, "version"), Join(path, "version"));
-  const auto& budget = Required(obj, path, "budget");
-  const auto bpath = Join(path, "budget");
-  CheckKeys(budget, bpath, {"maxCostUsd", "maxTokens"});
-  r.budget.max_cost_usd = PositiveNumber(Required(budget, bpath, "maxCostUsd"), Join(bpath, "maxCostUsd"));
-  r.budget.max_tokens = PositiveInt(Required(budget, bpath, "maxTokens"), Join(bpath, "maxTokens"));
-  const auto ttl = PositiveInt(Required(obj, path, "ttl_ms"), Join(path, "ttl_ms"));
-  if (std::chrono::milliseconds(ttl) > policy::kMaxTtl) Throw(Join(path, "ttl_ms"), "longer than 7 days");
-  r.ttl = std::chrono::milliseconds(ttl);
-  if (const auto it = obj.find("description"); it != obj.end()) {
-    r.description = String(*it, Join(path, "description"), true);
-  }
+  r.intent = std::move(intent);
+  const auto target = o.Object("target");
+  r.target.service = target.String("service");
+  r.target.role = target.String("role");
+  target.Finish();
+  r.agent_id = o.String("agent_id");
+  r.model = o.String("model");
+  r.version = o.String("version");
+  const auto budget = o.Object("budget");
+  r.budget.max_cost_usd = budget.Double("maxCostUsd", config::DoubleRange::Positive());
+  r.budget.max_tokens = budget.Int("maxTokens", 1);
+  budget.Finish();
+  r.ttl = std::chrono::milliseconds(o.Int("ttl_ms", 1, policy::kMaxTtl.count()));
+  r.description = o.StringOr("description", "", {.allow_empty = true});
   return r;
-}
-
-bool ValidIntent(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-  });
 }
 
 json RuleJson(const RoutingRule& r) {
@@ -137,43 +65,36 @@ std::string RoutingTable::ToJson() const {
 }
 
 std::variant<RoutingTable, RoutingConfigError> ParseRoutingTable(std::string_view config_json) {
-  json doc = json::parse(config_json.begin(), config_json.end(), nullptr, false);
-  if (doc.is_discarded()) return RoutingConfigError{"", "not valid JSON"};
   try {
-    CheckKeys(doc, "", {"rules", "classifier"});
+    const auto doc = config::JsonDocument::Parse(config_json, {.show_values = true});
+    const auto root = doc.root().AsObject();
     RoutingTable table;
-    const auto& rules = Required(doc, "", "rules");
-    if (!rules.is_object()) Throw("rules", "expected an object");
-    for (const auto& [intent, rule] : rules.items()) {
-      if (intent == "_comment") {
-        if (!rule.is_string()) Throw("rules._comment", "expected a string");
-        continue;
+    const auto rules = root.Object("rules");
+    for (const auto& [intent, value] : rules.Entries()) {
+      if (!config::IsValidName(intent, config::kIntentName)) {
+        value.Fail(config::JsonReason::invalid_name, config::DescribeNameRule(config::kIntentName));
       }
-      if (!ValidIntent(intent)) Throw("rules." + intent, "an intent is 1..64 characters of a-z 0-9 . _ -");
-      table.rules_.emplace(intent, ParseRule(rule, "rules." + intent, intent, false));
+      const auto rule = value.AsObject();
+      table.rules_.emplace(intent, ReadRule(rule, intent));
+      rule.Finish();
     }
-    if (table.rules_.empty()) Throw("rules", "at least one rule is required");
-    if (const auto it = doc.find("classifier"); it != doc.end()) {
-      CheckKeys(*it, "classifier", {"enabled", "model", "max_tokens"});
-      if (const auto e = it->find("enabled"); e != it->end()) {
-        if (!e->is_boolean()) Throw("classifier.enabled", "expected true or false");
-        table.classifier_.enabled = e->get<bool>();
-      }
-      if (const auto m = it->find("model"); m != it->end()) {
-        table.classifier_.model = String(*m, "classifier.model");
-      }
-      if (const auto t = it->find("max_tokens"); t != it->end()) {
-        const auto n = PositiveInt(*t, "classifier.max_tokens");
-        if (n > 4096) Throw("classifier.max_tokens", "at most 4096");
-        table.classifier_.max_tokens = static_cast<int>(n);
-      }
-      if (table.classifier_.enabled && table.classifier_.model.empty()) {
-        Throw("classifier.model", "required when the classifier is enabled");
+    rules.Finish();
+    if (table.rules_.empty()) rules.value().Fail(config::JsonReason::empty, "at least one rule is required");
+    if (const auto classifier = root.OptionalObject("classifier")) {
+      auto& c = table.classifier_;
+      c.enabled = classifier->BoolOr("enabled", c.enabled);
+      c.model = classifier->StringOr("model", c.model);
+      c.max_tokens = static_cast<int>(classifier->IntOr("max_tokens", c.max_tokens, 1, 4096));
+      classifier->Finish();
+      if (c.enabled && c.model.empty()) {
+        classifier->FailAt("model", config::JsonReason::missing_key,
+                           "required when the classifier is enabled");
       }
     }
+    root.Finish();
     return table;
-  } catch (const LoadError& e) {
-    return e.error;
+  } catch (const config::JsonError& e) {
+    return RoutingConfigError{e.path(), e.message()};
   }
 }
 
@@ -282,26 +203,19 @@ std::string PlanJson(const Plan& plan) {
 }
 
 std::variant<Plan, RoutingConfigError> ParsePlanJson(std::string_view plan_json) {
-  json doc = json::parse(plan_json.begin(), plan_json.end(), nullptr, false);
-  if (doc.is_discarded()) return RoutingConfigError{"plan", "not valid JSON"};
   try {
-    if (!doc.is_object()) Throw("plan", "expected an object");
-    const auto intent = String(Required(doc, "plan", "intent"), "plan.intent");
-    if (!ValidIntent(intent)) Throw("plan.intent", "an intent is 1..64 characters of a-z 0-9 . _ -");
-    std::string rule_intent = intent;
-    if (const auto it = doc.find("rule_intent"); it != doc.end()) {
-      rule_intent = String(*it, "plan.rule_intent");
-    }
-    Plan plan{intent, "plan", ParseRule(doc, "plan", rule_intent, true), "plan given by the caller"};
-    if (const auto it = doc.find("rationale"); it != doc.end()) {
-      plan.rationale = String(*it, "plan.rationale", true);
-    }
-    if (const auto it = doc.find("matched_by"); it != doc.end()) {
-      (void)String(*it, "plan.matched_by");
-    }
+    // A plan arrives in a request body: its strings are not echoed back.
+    const auto doc = config::JsonDocument::Parse(plan_json);
+    const auto o = doc.root().AsObject();
+    const auto intent = o.Name("intent", config::kIntentName);
+    const auto rule_intent = o.StringOr("rule_intent", intent);
+    Plan plan{intent, "plan", ReadRule(o, rule_intent), "plan given by the caller"};
+    plan.rationale = o.StringOr("rationale", plan.rationale, {.allow_empty = true});
+    (void)o.StringOr("matched_by", "");  // informative; this plan is matched_by "plan"
+    o.Finish();
     return plan;
-  } catch (const LoadError& e) {
-    return e.error;
+  } catch (const config::JsonError& e) {
+    return RoutingConfigError{e.path().empty() ? "plan" : "plan." + e.path(), e.message()};
   }
 }
 

@@ -153,7 +153,7 @@ TEST(Assignment, FirstErrorInWireOrderWins) {
   envelope["ttl_ms"] = -1;
   const AssignmentResult result = ParseAssignmentEnvelope(envelope.dump());
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.error().ToString(), "model: missing: required field is absent");
+  EXPECT_EQ(result.error().ToString(), "model: missing: required key is missing");
 }
 
 TEST(Assignment, ErrorCodeNamesAreStable) {

@@ -64,13 +64,6 @@ TEST(EdgeIngress, KeepsThePayloadAndDefaultsItToAnObject) {
   EXPECT_EQ(bare.request().payload_json, "{}");
 }
 
-TEST(EdgeIngress, JsonDepthCountsOnlyStructure) {
-  EXPECT_EQ(JsonDepth("{}", 10), 1);
-  EXPECT_EQ(JsonDepth(R"({"a":[{"b":1}]})", 10), 3);
-  EXPECT_EQ(JsonDepth(R"({"a":"{[\"{"})", 10), 1);
-  EXPECT_EQ(JsonDepth(std::string(100000, '['), 8), 9);  // stops just past the limit
-}
-
 TEST(EdgeIngress, ShardIsStableAndInRange) {
   EXPECT_EQ(ShardForTenant("acme", 1), 0);
   EXPECT_EQ(ShardForTenant("acme", 0), 0);

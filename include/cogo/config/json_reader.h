@@ -194,6 +194,16 @@ class JsonObject {
   mutable bool all_taken_ = false;  // Entries() took every key
 };
 
+// For request bodies: the API error code a refusal answers with (HTTP 400) — malformed_json,
+// too_deep, not_an_object, duplicate_field, unknown_field, missing_field, wrong_type,
+// invalid_field — and a message naming only keys the reader asked for, never the client's own
+// keys or values.
+struct RequestError {
+  std::string code;
+  std::string message;
+};
+[[nodiscard]] RequestError ToRequestError(const JsonError& error);
+
 // A parsed document. Move-only; views into it must not outlive it.
 class JsonDocument {
  public:

@@ -1,6 +1,6 @@
 // Edge ingress validation: the body of `POST /functions/v1/orchestrator-chat` checked before
-// anything is written — size cap, JSON nesting cap (scanned before parsing, so a hostile body
-// cannot exhaust the parser's stack), required fields and their types, no unknown fields — and
+// anything is written — size cap, JSON nesting cap (refused while parsing, before the document
+// is built), required fields and their types, no unknown or repeated fields — and
 // the stable tenant -> shard hash. Pure functions of their arguments: thread-safe.
 #pragma once
 
@@ -10,13 +10,15 @@
 #include <utility>
 #include <variant>
 
+#include "cogo/config/names.h"
+
 namespace cogo::edge {
 
 struct IngressLimits {
   size_t max_body_bytes = 64 * 1024;  // larger bodies: 413 body_too_large
   int max_depth = 16;                 // deeper nesting ({ or [): 400 too_deep
-  size_t max_tenant_bytes = 128;      // tenant: [A-Za-z0-9._-]{1,128}
-  size_t max_intent_bytes = 64;       // intent: [a-z0-9._-]{1,64}
+  size_t max_tenant_bytes = config::kTenantName.max_bytes;  // tenant: [A-Za-z0-9._-]{1,128}
+  size_t max_intent_bytes = config::kIntentName.max_bytes;  // intent: [a-z0-9._-]{1,64}
 };
 
 // A validated request: `payload_json` is the request's payload object, compact.
@@ -29,7 +31,7 @@ struct IngressRequest {
 // A refusal a client can cause: HTTP status, machine-readable code and a human sentence that
 // never echoes request content back. Codes: body_too_large (413), unsupported_media_type (415),
 // malformed_json, too_deep, not_an_object, missing_field, wrong_type, invalid_field,
-// unknown_field (400).
+// unknown_field, duplicate_field (400).
 struct Rejection {
   int status = 400;
   std::string error;
@@ -52,10 +54,6 @@ class [[nodiscard]] IngressResult {
 // `payload` may be absent (an empty object) but must be an object when present.
 [[nodiscard]] IngressResult ParseIngress(std::string_view body, std::string_view content_type,
                                          const IngressLimits& limits);
-
-// The deepest nesting of objects/arrays in `text` (brackets inside strings do not count),
-// scanning at most until `limit` is exceeded. Works on any text, JSON or not.
-[[nodiscard]] int JsonDepth(std::string_view text, int limit);
 
 // Stable across processes, hosts and releases (FNV-1a 64 of the tenant) modulo `shards`;
 // shards <= 1 -> 0.

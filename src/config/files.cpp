@@ -12,19 +12,4 @@ std::string ReadFile(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::shared_ptr<const policy::PolicyTable> LoadPolicy(const std::string& path) {
-  auto parsed = policy::ParsePolicyTable(ReadFile(path));
-  if (!parsed.ok()) throw std::runtime_error(path + ": " + parsed.error().ToString());
-  return std::make_shared<const policy::PolicyTable>(std::move(parsed).table());
-}
-
-std::shared_ptr<const orchestrator::RoutingTable> LoadRouting(const std::string& path) {
-  auto parsed = orchestrator::ParseRoutingTable(ReadFile(path));
-  if (const auto* e = std::get_if<orchestrator::RoutingConfigError>(&parsed)) {
-    throw std::runtime_error(path + ": " + e->ToString());
-  }
-  return std::make_shared<const orchestrator::RoutingTable>(
-      std::get<orchestrator::RoutingTable>(std::move(parsed)));
-}
-
 }  // namespace cogo::config

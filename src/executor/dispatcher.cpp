@@ -1,11 +1,9 @@
 #include "cogo/executor/dispatcher.h"
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -130,16 +128,6 @@ TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tena
   pqxx::nontransaction txn(conn);
   const auto row = txn.exec_prepared1(sql::kTenantCommittedName, tenant);
   return {row[0].as<double>(), row[1].as<double>()};
-}
-
-std::shared_ptr<const policy::PolicyTable> LoadPolicyFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read policy file " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto result = policy::ParsePolicyTable(text.str());
-  if (!result.ok()) throw std::runtime_error(path + ": " + result.error().ToString());
-  return std::make_shared<const policy::PolicyTable>(std::move(result).table());
 }
 
 namespace {

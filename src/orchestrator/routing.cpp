@@ -4,7 +4,9 @@
 
 #include <cctype>
 #include <limits>
+#include <stdexcept>
 
+#include "cogo/config/files.h"
 #include "cogo/config/json_reader.h"
 #include "cogo/policy/admit.h"
 
@@ -96,6 +98,14 @@ std::variant<RoutingTable, RoutingConfigError> ParseRoutingTable(std::string_vie
   } catch (const config::JsonError& e) {
     return RoutingConfigError{e.path(), e.message()};
   }
+}
+
+std::shared_ptr<const RoutingTable> LoadRoutingFile(const std::string& path) {
+  auto parsed = ParseRoutingTable(config::ReadFile(path));
+  if (const auto* e = std::get_if<RoutingConfigError>(&parsed)) {
+    throw std::runtime_error(path + ": " + e->ToString());
+  }
+  return std::make_shared<const RoutingTable>(std::get<RoutingTable>(std::move(parsed)));
 }
 
 std::vector<std::string> CheckAgainstPolicy(const RoutingTable& table,

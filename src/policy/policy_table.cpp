@@ -1,7 +1,9 @@
 #include "cogo/policy/policy_table.h"
 
 #include <algorithm>
+#include <stdexcept>
 
+#include "cogo/config/files.h"
 #include "cogo/config/json_reader.h"
 
 namespace cogo::policy {
@@ -173,6 +175,12 @@ PolicyTableResult ParsePolicyTable(std::string_view config_json) {
   } catch (const config::JsonError& e) {
     return PolicyConfigError{e.path(), e.message()};
   }
+}
+
+std::shared_ptr<const PolicyTable> LoadPolicyFile(const std::string& path) {
+  auto parsed = ParsePolicyTable(config::ReadFile(path));
+  if (!parsed.ok()) throw std::runtime_error(path + ": " + parsed.error().ToString());
+  return std::make_shared<const PolicyTable>(std::move(parsed).table());
 }
 
 }  // namespace cogo::policy

@@ -62,9 +62,6 @@ struct TenantCommitment {
 // database errors.
 [[nodiscard]] TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tenant);
 
-// Loads a policy table file; throws std::runtime_error naming the file and the problem.
-[[nodiscard]] std::shared_ptr<const policy::PolicyTable> LoadPolicyFile(const std::string& path);
-
 struct ExecutorOptions {
   std::string database_url;                         // for the spend reads
   std::shared_ptr<const policy::PolicyTable> policy;  // required

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,8 @@ class RoutingTable {
 // Format: config/routing.example.json. `_comment` keys are allowed anywhere and ignored.
 [[nodiscard]] std::variant<RoutingTable, RoutingConfigError> ParseRoutingTable(
     std::string_view config_json);
+// Reads and parses a routing file; throws std::runtime_error naming the file and the key path.
+[[nodiscard]] std::shared_ptr<const RoutingTable> LoadRoutingFile(const std::string& path);
 
 // Problems a rule would meet at the executor: each rule's assignment admitted by the policy's
 // rule for it (model, version, budget and TTL caps). Empty when all rules pass.

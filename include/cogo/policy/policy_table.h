@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,10 @@ class PolicyTableResult;
 // types and out-of-range values are rejected, naming the key path. `_comment` is accepted as a
 // key anywhere (its value must be a string) and is ignored.
 [[nodiscard]] PolicyTableResult ParsePolicyTable(std::string_view config_json);
+
+// Reads and parses a policy file; throws std::runtime_error naming the file and the key path,
+// so a daemon refuses to start with one clear line.
+[[nodiscard]] std::shared_ptr<const PolicyTable> LoadPolicyFile(const std::string& path);
 
 class PolicyTable {
  public:

@@ -4,8 +4,8 @@
 
 #include <cstdlib>
 
-#include "cogo/config/files.h"
 #include "cogo/edge/edge_server.h"
+#include "cogo/orchestrator/routing.h"
 
 int main(int argc, char** argv) {
   cogo::edge::EdgeOptions o;
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
         if (const char* s = std::getenv("COGO_JWT_SECRET")) o.jwt_secret = s;
         if (const char* k = std::getenv("COGO_PUBLISHABLE_KEY")) o.publishable_key = k;
         if (!routing.empty()) {
-          const auto table = cogo::config::LoadRouting(routing);
+          const auto table = cogo::orchestrator::LoadRoutingFile(routing);
           o.check_intents = !table->classifier().enabled;
           for (const auto& [intent, rule] : table->rules()) o.known_intents.insert(intent);
         }

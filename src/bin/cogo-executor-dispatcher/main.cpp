@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
             ->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) {
-        auto policy = cogo::executor::LoadPolicyFile(policy_file);
+        auto policy = cogo::policy::LoadPolicyFile(policy_file);
         ctx.logger->info("policy table {} loaded", policy_file);
         cogo::executor::ConfigureExecutorWorker(worker);
         auto handler = cogo::executor::MakeExecutorHandler(

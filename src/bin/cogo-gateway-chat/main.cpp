@@ -2,8 +2,8 @@
 // metered against each message's assignment (see include/cogo/gateway/chat.h).
 #include <CLI/CLI.hpp>
 
-#include "cogo/config/files.h"
 #include "cogo/gateway/chat.h"
+#include "cogo/policy/policy_table.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
 
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
         app.add_option("--system-prompt", chat.system_prompt);
       },
       [&](cogo::runtime::DaemonContext& ctx) {
-        const auto table = cogo::config::LoadPolicy(policy);
+        const auto table = cogo::policy::LoadPolicyFile(policy);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(

@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
       },
       [&](cogo::runtime::DaemonContext& ctx) {
         cogo::orchestrator::BrainConfig config;
-        config.routing = cogo::config::LoadRouting(routing);
-        config.policy = cogo::config::LoadPolicy(policy);
+        config.routing = cogo::orchestrator::LoadRoutingFile(routing);
+        config.policy = cogo::policy::LoadPolicyFile(policy);
         config.policy_json = cogo::config::ReadFile(policy);
         const auto problems = cogo::orchestrator::CheckAgainstPolicy(
             *config.routing, *config.policy, std::chrono::system_clock::now());

@@ -118,6 +118,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kFailName, sql::kFail);
   conn_.prepare(sql::kHeartbeatName, sql::kHeartbeat);
   conn_.prepare(sql::kReleaseName, sql::kRelease);
+  conn_.prepare(sql::kLeasesOfName, sql::kLeasesOf);
   conn_.prepare(sql::kCancelName, sql::kCancel);
   conn_.prepare(sql::kReclaimName, sql::kReclaim);
   conn_.prepare(sql::kRetryName, sql::kRetry);
@@ -251,12 +252,22 @@ FailOutcome Bus::Fail(const Failure& failure) {
 FailOutcome Bus::Fail(pqxx::transaction_base& txn, const Failure& failure) {
   const pqxx::result rows = txn.exec_prepared(
       sql::kFailName, failure.lease.message_id, failure.lease.owner, failure.lease.attempt,
-      failure.error, failure.kind == FailureKind::retryable, failure.retry_delay_ms);
+      failure.error, failure.kind != FailureKind::permanent, failure.retry_delay_ms,
+      failure.kind == FailureKind::infrastructure, kAttemptsGivenBack);
   if (rows.empty()) return FailOutcome::lease_lost;
   const std::string status = rows[0][0].as<std::string>();
   if (status == "queued") return FailOutcome::requeued;
   if (status == "dead") return FailOutcome::dead_lettered;
   return FailOutcome::failed;
+}
+
+std::vector<Lease> Bus::LeasesOf(const std::string& owner) {
+  pqxx::nontransaction txn(conn_);
+  std::vector<Lease> leases;
+  for (const auto& row : txn.exec_prepared(sql::kLeasesOfName, owner)) {
+    leases.push_back({row[0].as<int64_t>(), owner, row[1].as<int>()});
+  }
+  return leases;
 }
 
 std::vector<int64_t> Bus::Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,

@@ -116,26 +116,39 @@ events AS (
   FROM done)
 SELECT id FROM done)SQL";
 
-// $1 id, $2 owner, $3 attempt, $4 error, $5 retryable, $6 retry delay ms.
+// $1 id, $2 owner, $3 attempt, $4 error, $5 retryable, $6 retry delay ms, $7 give the attempt
+// back (our own infrastructure failed: FailureKind::infrastructure), $8 how many times a
+// message's attempt may be given back (sql/012_attempts_given_back.sql); beyond that the
+// failure spends it like any retryable one.
 inline constexpr const char* kFailName = "cogo_fail";
 inline constexpr const char* kFail = R"SQL(
-WITH failed AS (
+WITH target AS (
+  SELECT id, $7 AND attempts_given_back < $8 AS given_back, attempts >= max_attempts AS spent
+  FROM agent_messages
+  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+  FOR UPDATE),
+failed AS (
   UPDATE agent_messages m
   SET status = CASE WHEN NOT $5 THEN 'failed'
-                    WHEN m.attempts >= m.max_attempts THEN 'dead' ELSE 'queued' END,
-      retry_at = CASE WHEN $5 AND m.attempts < m.max_attempts
+                    WHEN t.spent AND NOT t.given_back THEN 'dead' ELSE 'queued' END,
+      attempts = m.attempts - CASE WHEN $5 AND t.given_back THEN 1 ELSE 0 END,
+      attempts_given_back = m.attempts_given_back + CASE WHEN $5 AND t.given_back THEN 1 ELSE 0 END,
+      retry_at = CASE WHEN $5 AND (t.given_back OR NOT t.spent)
                       THEN now() + $6 * interval '1 millisecond' ELSE m.retry_at END,
-      finished_at = CASE WHEN NOT $5 OR m.attempts >= m.max_attempts THEN now() END,
+      finished_at = CASE WHEN NOT $5 OR (t.spent AND NOT t.given_back) THEN now() END,
       last_error = $4, last_error_at = now(), lease_owner = NULL, lease_expires_at = NULL
-  WHERE m.id = $1 AND m.status = 'running' AND m.lease_owner = $2 AND m.attempts = $3
-  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at),
+  FROM target t
+  WHERE m.id = t.id
+  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.retry_at, t.given_back),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE status WHEN 'queued' THEN 'retry_scheduled'
                          WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
          service, role, tenant,
-         jsonb_strip_nulls(jsonb_build_object('error', $4::text, 'attempt', attempts,
-                                              'retry_at', CASE WHEN status = 'queued' THEN retry_at END))
+         jsonb_strip_nulls(jsonb_build_object(
+           'error', $4::text, 'attempt', $3::int,
+           'retry_at', CASE WHEN status = 'queued' THEN retry_at END,
+           'attempt_given_back', CASE WHEN status = 'queued' AND given_back THEN true END))
   FROM failed)
 SELECT status, CASE WHEN status = 'queued' AND retry_at <= now() THEN cogo_wake(service, role, shard) END
 FROM failed)SQL";
@@ -146,6 +159,12 @@ inline constexpr const char* kHeartbeat = R"SQL(
 UPDATE agent_messages SET lease_expires_at = now() + $3 * interval '1 millisecond'
 WHERE id = ANY ($2::bigint[]) AND status = 'running' AND lease_owner = $1
 RETURNING id)SQL";
+
+// $1 owner. Every message leased to a worker (the lease index holds exactly the running rows).
+inline constexpr const char* kLeasesOfName = "cogo_leases_of";
+inline constexpr const char* kLeasesOf = R"SQL(
+SELECT id, attempts FROM agent_messages
+WHERE lease_expires_at IS NOT NULL AND status = 'running' AND lease_owner = $1)SQL";
 
 // $1 id, $2 owner, $3 attempt.
 inline constexpr const char* kReleaseName = "cogo_release";

@@ -27,6 +27,10 @@ int64_t EpochMs(policy::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
+// How long a message whose spend read found no database waits in the queue (the read already
+// waited ReconnectPolicy::patience for the server).
+constexpr std::chrono::milliseconds kSpendUnavailablePause{1000};
+
 // A permanent refusal: reason first in last_error, and both audit events on the trail.
 HandlerResult Refuse(std::string_view reason, const std::string& detail, const std::string& rule) {
   HandlerResult r = HandlerResult::Fail(std::string(reason) + ": " + detail);
@@ -155,9 +159,11 @@ class Dispatcher {
         return TenantCommitted(conn, m.tenant);
       }, ctx.stop);
     } catch (const std::exception& e) {
-      auto result = TransientFailure(m, *request.rule,
-                                     std::string("tenant_spend_unavailable: ") + e.what(),
-                                     std::chrono::system_clock::now(), state.unit(state.rng));
+      const std::string error = std::string("tenant_spend_unavailable: ") + OneLine(e.what());
+      auto result = db::Classify(e) == db::FailureKind::connection_lost
+                        ? HandlerResult::GiveBack(error, kSpendUnavailablePause)
+                        : TransientFailure(m, *request.rule, error, std::chrono::system_clock::now(),
+                                           state.unit(state.rng));
       logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error);
       return result;
     }

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
@@ -42,6 +43,13 @@ HandlerResult HandlerResult::Retry(std::string error,
   r.kind = Kind::retry;
   r.error = std::move(error);
   r.retry_delay = delay;
+  return r;
+}
+
+HandlerResult HandlerResult::GiveBack(std::string error,
+                                     std::optional<std::chrono::milliseconds> delay) {
+  HandlerResult r = Retry(std::move(error), delay);
+  r.kind = Kind::give_back;
   return r;
 }
 
@@ -271,7 +279,7 @@ class Worker::Impl {
 
   void ClaimLoop(std::stop_token stop) {
     RunWithReconnect(stop, "claim", "cogo-claim:" + options_.service + "/" + options_.role,
-                     [&](pqxx::connection& conn, bool /*reconnected*/) {
+                     [&](pqxx::connection& conn, bool reconnected) {
       PreferIndexScans(conn);
       // A lost claim commit only puts the message back in the queue (the worker's later
       // completion then fails its lease check), so claims need not wait for the WAL flush.
@@ -279,6 +287,7 @@ class Worker::Impl {
       bus::Bus bus(conn);
       bus.RegisterWorker({id_, options_.service, options_.role, options_.shards, Hostname(),
                           static_cast<int>(getpid())});
+      if (reconnected) GiveBackOrphans(bus);
       // The idle protocol (sql/005_wake_locks.sql). A worker that finds nothing announces
       // itself: it takes its shards' wake locks (producers then NOTIFY) or finds some held by
       // another sentinel (whose wake-ups reach it too, and which wakes the shards when it
@@ -351,6 +360,24 @@ class Worker::Impl {
         bus.LeaveIdle(options_.service, options_.role, options_.shards);
       }
     });
+  }
+
+  // A claim whose answer was lost with the connection may have committed: its messages are
+  // leased to this worker, which never saw them. They go back to the queue unrun, their attempt
+  // given back (instead of waiting for the lease to expire and spending it).
+  void GiveBackOrphans(bus::Bus& bus) {
+    std::unordered_set<int64_t> held;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [key, job] : in_flight_) held.insert(job->message.lease.message_id);
+    }
+    for (const bus::Lease& lease : bus.LeasesOf(id_)) {
+      if (held.count(lease.message_id) != 0) continue;
+      const auto result = bus.Fail({lease, "claim_lost: the claim's answer was lost with its connection",
+                                    bus::FailureKind::infrastructure, 0});
+      logger_->warn("message {} was claimed by a claim whose answer was lost: {}", lease.message_id,
+                    bus::FailOutcomeName(result));
+    }
   }
 
   void Enqueue(std::vector<bus::ClaimedMessage> claimed) {
@@ -450,7 +477,9 @@ class Worker::Impl {
       } catch (const PermanentError& e) {
         verdict = HandlerResult::Fail(e.what());
       } catch (const std::exception& e) {
-        verdict = HandlerResult::Retry(e.what());
+        verdict = db::Classify(e) == db::FailureKind::connection_lost
+                      ? HandlerResult::GiveBack(e.what())
+                      : HandlerResult::Retry(e.what());
       } catch (...) {
         verdict = HandlerResult::Retry("handler threw a non-standard exception");
       }
@@ -501,12 +530,12 @@ class Worker::Impl {
       for (auto& follow_up : outcome.publish) follow_up.parent_id = lease.message_id;
     } else {
       outcome.kind = Outcome::Kind::fail;
-      const bool retry = result.kind == HandlerResult::Kind::retry;
       const auto delay = result.retry_delay.value_or(
           policy::NextBackoff(lease.attempt, options_.retry_backoff, unit(rng)));
-      outcome.failure = {lease, std::move(result.error),
-                         retry ? bus::FailureKind::retryable : bus::FailureKind::permanent,
-                         delay.count()};
+      const auto kind = result.kind == HandlerResult::Kind::retry       ? bus::FailureKind::retryable
+                        : result.kind == HandlerResult::Kind::give_back ? bus::FailureKind::infrastructure
+                                                                        : bus::FailureKind::permanent;
+      outcome.failure = {lease, std::move(result.error), kind, delay.count()};
     }
     if (usage.reported()) {
       const std::string outcome_name =

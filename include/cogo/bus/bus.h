@@ -92,6 +92,8 @@ class Bus {
   // Extends the leases `owner` still holds; returns the ids it extended (the others are lost).
   std::vector<int64_t> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,
                                  int64_t lease_ms);
+  // Every lease `owner` holds (a worker's view after its claim connection broke).
+  [[nodiscard]] std::vector<Lease> LeasesOf(const std::string& owner);
   // Gives a running message back to the queue without counting the attempt.
   [[nodiscard]] bool Release(const Lease& lease);
   [[nodiscard]] bool Release(pqxx::transaction_base& txn, const Lease& lease);

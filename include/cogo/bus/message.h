@@ -65,7 +65,11 @@ struct Completion {
   std::string url;          // where a larger result lives, if anywhere
 };
 
-enum class FailureKind { retryable, permanent };
+// infrastructure: our own process could not run the message (its database connection was
+// lost, a claim's answer was lost): requeued with the attempt given back, at most
+// kAttemptsGivenBack times per message; after that it is an ordinary retryable failure.
+enum class FailureKind { retryable, permanent, infrastructure };
+inline constexpr int kAttemptsGivenBack = 10;
 
 struct Failure {
   Lease lease;

@@ -86,13 +86,13 @@ struct HandlerContext {
 };
 
 struct HandlerResult {
-  enum class Kind { complete, retry, fail };
+  enum class Kind { complete, retry, fail, give_back };
   Kind kind = Kind::complete;
   std::string result_json;  // complete: the result document (may be empty)
   std::string snippet;      // complete: a short summary
   std::string url;          // complete: where a larger result lives
-  std::string error;        // retry / fail: why
-  std::optional<std::chrono::milliseconds> retry_delay;  // retry: overrides the worker's backoff
+  std::string error;        // retry / fail / give_back: why
+  std::optional<std::chrono::milliseconds> retry_delay;  // retry, give_back: overrides the backoff
   // Published in the same transaction that records the outcome (only if the lease still
   // holds), each as a child of this message: a hand-off can be neither lost nor doubled.
   std::vector<bus::PublishRequest> publish;
@@ -103,9 +103,14 @@ struct HandlerResult {
   static HandlerResult Retry(std::string error,  // transient: requeue with backoff
                              std::optional<std::chrono::milliseconds> delay = std::nullopt);
   static HandlerResult Fail(std::string error);   // permanent: fail now, never retried
+  // Our own infrastructure failed (the database connection was lost): requeue without spending
+  // the attempt (bus::FailureKind::infrastructure, bounded per message).
+  static HandlerResult GiveBack(std::string error,
+                                std::optional<std::chrono::milliseconds> delay = std::nullopt);
 };
 
-// A handler that throws fails the message as retryable, unless it throws PermanentError.
+// A handler that throws fails the message as retryable, unless it throws PermanentError, or a
+// lost database connection (db::FailureKind::connection_lost), which gives the attempt back.
 struct PermanentError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

@@ -1,0 +1,11 @@
+-- 012: a bounded count of attempts given back to a message after our own infrastructure failed.
+--
+-- A message's attempt is its retry budget. When the worker's own process could not run it (the
+-- executor's spend read lost its connection to a restarting database, a claim whose answer was
+-- lost with the connection) the attempt is given back instead of spent, so a database restart
+-- never dead-letters a message. So that a poison situation still ends, an attempt is given back
+-- at most bus::kAttemptsGivenBack times per message (the bound is the caller's, src/bus); after
+-- that such a failure spends the attempt like any retryable one.
+--
+-- A column with a constant default: no table rewrite, a brief ACCESS EXCLUSIVE lock only.
+ALTER TABLE agent_messages ADD COLUMN attempts_given_back int NOT NULL DEFAULT 0;

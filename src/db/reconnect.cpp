@@ -60,7 +60,7 @@ std::unique_ptr<pqxx::connection> Connector::Open(std::stop_token stop) const {
     } catch (const std::exception& e) {
       if (Classify(e) != FailureKind::connection_lost) throw;
       pause = NextPause(pause, policy_);
-      if (policy_.patience.count() > 0 && std::chrono::steady_clock::now() + pause > give_up) {
+      if (std::chrono::steady_clock::now() + pause > give_up) {
         throw Unavailable(std::string("the database cannot be reached: ") + e.what());
       }
       if (!runtime::SleepFor(stop, pause)) {

@@ -30,8 +30,7 @@ std::string PeriodicTask::FatalError() const {
 void PeriodicTask::Loop(std::stop_token stop) {
   const db::Connector connector(options_.database_url, "cogo-" + options_.name,
                                 {.first_pause = std::min(std::chrono::milliseconds(100), options_.max_backoff),
-                                 .max_pause = options_.max_backoff,
-                                 .patience = {}});
+                                 .max_pause = options_.max_backoff});
   auto fatal = db::RunConnected(connector, stop, *logger_, options_.name, db::InDoubt::fatal,
                                 [&](pqxx::connection& conn, bool /*reconnected*/) {
     while (!stop.stop_requested()) {

@@ -261,7 +261,7 @@ class Worker::Impl {
   // writes nothing.
   void RunWithReconnect(std::stop_token stop, const char* loop, const std::string& application_name,
                         const std::function<void(pqxx::connection&, bool)>& body) {
-    const db::Connector connector(options_.database_url, application_name, {.patience = {}});
+    const db::Connector connector(options_.database_url, application_name);
     auto fatal = db::RunConnected(connector, stop, *logger_, loop, db::InDoubt::retry, body);
     if (fatal.empty()) return;
     std::lock_guard lock(mu_);

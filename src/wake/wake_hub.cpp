@@ -105,8 +105,7 @@ void WakeHub::WakeAll() {
 void WakeHub::Run(std::stop_token stop) {
   const db::Connector connector(options_.database_url, "cogo-wake",
                                 {.first_pause = options_.reconnect_initial,
-                                 .max_pause = options_.reconnect_max,
-                                 .patience = {}});
+                                 .max_pause = options_.reconnect_max});
   const long wait_us = static_cast<long>(
       std::chrono::duration_cast<std::chrono::microseconds>(options_.max_wait).count());
   // Nothing but a stop ends the LISTEN loop: after a failure it cannot classify, it tries again.

@@ -52,8 +52,8 @@ class Unavailable : public pqxx::broken_connection {
 struct ReconnectPolicy {
   std::chrono::milliseconds first_pause{50};  // the first wait for a server that refuses...
   std::chrono::milliseconds max_pause{1000};  // ...doubling up to this
-  // How long Open waits for the server before it throws Unavailable; zero waits forever
-  // (background loops, which have nobody to answer).
+  // How long Open waits for the server before it throws Unavailable (a background loop then
+  // logs and opens again, so a server that stays away is seen in the log).
   std::chrono::milliseconds patience{5000};
 };
 

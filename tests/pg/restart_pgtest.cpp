@@ -27,16 +27,20 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// Restarts the test cluster (scripts/cogo-dev test exports where it lives).
-void RestartPostgres() {
+// Runs pg_ctl `action` (restart, stop, start) on the test cluster (scripts/cogo-dev test exports
+// where it lives).
+void PgCtl(const std::string& action) {
   const char* bin = std::getenv("COGO_TEST_PG_BIN");
   const char* data = std::getenv("COGO_TEST_PG_DATA");
   ASSERT_TRUE(bin != nullptr && data != nullptr)
       << "COGO_TEST_PG_BIN / COGO_TEST_PG_DATA unset: run the tests with scripts/cogo-dev test";
   const std::string as_owner = getuid() == 0 ? "runuser -u postgres -- " : "";
-  const std::string command = as_owner + bin + "/pg_ctl -D " + data + " -m fast -w -t 60 restart > /dev/null";
+  const std::string command =
+      as_owner + bin + "/pg_ctl -D " + data + " -m fast -w -t 60 " + action + " > /dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 }
+
+void RestartPostgres() { PgCtl("restart"); }
 
 TEST_F(BusTest, WorkerSurvivesPostgresRestartAndCompletesEverythingOnce) {
   constexpr int kMessages = 3000;
@@ -303,6 +307,38 @@ TEST_F(StackTest, AKilledConnectionOfAnyRoleCostsNoRequest) {
     EXPECT_EQ(repeated, 0) << role << ": a request failed although the database was up; see " << log_;
   }
   ExpectEveryHttpRequestSucceedsAtOnce("killed");
+  ExpectEveryRequestDoneOnce();
+}
+
+// While the server is down the edge and the brain say so (503, and /readyz at once); the first
+// request after it is back succeeds.
+TEST_F(StackTest, ReadinessSaysTheDatabaseIsDownAndTheFirstRequestAfterSucceeds) {
+  ASSERT_EQ(Request("before").size(), 1u);
+  conn_.reset();
+  struct Outage {  // the cluster comes back even when an assertion below fails
+    Outage() { PgCtl("stop"); }
+    ~Outage() { End(); }
+    void End() {
+      if (!ended) PgCtl("start");
+      ended = true;
+    }
+    bool ended = false;
+  } outage;
+  for (const int port : {edge_->port(), brain_->port()}) {
+    const auto asked = std::chrono::steady_clock::now();
+    const auto ready = HttpGet(port, "/readyz");
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 2s) << "a readiness probe does not wait";
+    EXPECT_EQ(ready.status, 503) << ready.body;
+    EXPECT_NE(ready.body.find("database_unreachable"), std::string::npos) << ready.body;
+    EXPECT_EQ(ready.headers.count("Retry-After"), 1u);
+  }
+  auto headers = Auth();
+  headers["Idempotency-Key"] = "while-down";
+  EXPECT_EQ(HttpPost(edge_->port(), kPath, kBody, headers).status, 503) << "see " << log_;
+  outage.End();
+  for (const int port : {edge_->port(), brain_->port()}) EXPECT_EQ(HttpGet(port, "/readyz").status, 200);
+  EXPECT_EQ(Request("while-down").size(), 1u) << "see " << log_;
+  ExpectEveryHttpRequestSucceedsAtOnce("after-start");
   ExpectEveryRequestDoneOnce();
 }
 

@@ -19,7 +19,8 @@ void ConnectionPool::With(const std::function<void(pqxx::connection&)>& fn, Wait
       idle_.pop_back();
     }
   }
-  WithRetry(wait == Wait::never ? impatient_ : connector_, conn, fn);  // on an exception the connection is simply destroyed
+  // On an exception the connection is simply destroyed.
+  WithRetry(wait == Wait::never ? impatient_ : connector_, conn, fn);
   std::lock_guard lock(mu_);
   if (idle_.size() < max_idle_) idle_.push_back(std::move(conn));
 }

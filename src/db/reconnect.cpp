@@ -70,6 +70,16 @@ std::unique_ptr<pqxx::connection> Connector::Open(std::stop_token stop) const {
   }
 }
 
+bool LoopSurvives(FailureKind kind, InDoubt in_doubt) {
+  switch (kind) {
+    case FailureKind::connection_lost:
+    case FailureKind::rolled_back: return true;
+    case FailureKind::in_doubt: return in_doubt == InDoubt::retry;
+    case FailureKind::other: return false;
+  }
+  return false;
+}
+
 std::string RunConnected(const Connector& connector, std::stop_token stop, spdlog::logger& logger,
                          std::string_view loop, InDoubt in_doubt,
                          const std::function<void(pqxx::connection&, bool)>& body) {
@@ -87,9 +97,7 @@ std::string RunConnected(const Connector& connector, std::stop_token stop, spdlo
     } catch (const std::exception& e) {
       if (stop.stop_requested()) return {};
       const FailureKind kind = Classify(e);
-      const bool again = kind == FailureKind::connection_lost || kind == FailureKind::rolled_back ||
-                         (kind == FailureKind::in_doubt && in_doubt == InDoubt::retry);
-      if (!again) {
+      if (!LoopSurvives(kind, in_doubt)) {
         logger.error("{} loop stopped: {}", loop, e.what());
         return std::string(loop) + ": " + e.what();
       }

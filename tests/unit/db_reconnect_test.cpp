@@ -80,6 +80,28 @@ TEST(DbClassify, EachFailureHasOneMeaning) {
   }
 }
 
+TEST(DbReconnect, ALoopSurvivesWhatCommittedNothingAndADoubtOnlyWhenItsRepeatIsHarmless) {
+  struct Case {
+    FailureKind kind;
+    InDoubt in_doubt;
+    bool survives;
+  };
+  const Case cases[] = {
+      {FailureKind::connection_lost, InDoubt::fatal, true},
+      {FailureKind::connection_lost, InDoubt::retry, true},
+      {FailureKind::rolled_back, InDoubt::fatal, true},
+      {FailureKind::rolled_back, InDoubt::retry, true},
+      {FailureKind::in_doubt, InDoubt::fatal, false},
+      {FailureKind::in_doubt, InDoubt::retry, true},
+      {FailureKind::other, InDoubt::fatal, false},
+      {FailureKind::other, InDoubt::retry, false},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(LoopSurvives(c.kind, c.in_doubt), c.survives)
+        << FailureKindName(c.kind) << (c.in_doubt == InDoubt::retry ? " (doubt harmless)" : "");
+  }
+}
+
 TEST(DbReconnect, PauseStartsShortAndDoublesToTheCap) {
   const ReconnectPolicy policy{milliseconds(50), milliseconds(1000), milliseconds(5000)};
   const std::pair<int, int> steps[] = {{0, 50}, {50, 100}, {100, 200}, {400, 800}, {800, 1000},

@@ -104,6 +104,9 @@ auto WithRetry(const Connector& connector, std::unique_ptr<pqxx::connection>& sl
 // Whether a loop may run again after a commit in doubt: only when repeating its work is harmless.
 enum class InDoubt { fatal, retry };
 
+// Whether a connected loop survives a failure of `kind` (reconnects and runs again).
+[[nodiscard]] bool LoopSurvives(FailureKind kind, InDoubt in_doubt);
+
 // A loop that owns a connection for its whole life (a worker's claim or flush loop, a periodic
 // task, the LISTEN connection): runs `body(conn, reconnected)` until it returns. A lost
 // connection or a rollback (and a commit in doubt, if the loop says so) only costs a reconnect:

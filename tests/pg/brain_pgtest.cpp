@@ -18,7 +18,7 @@ class BrainTest : public BusTest {
         "cogo-orchestrator-brain",
         std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
                                  SourcePath("config/policy.example.json"), "--poll-ms", "100"},
-        FreePort(), ScratchFile("brain.log"));
+        ScratchFile("brain.log"));
   }
 };
 

@@ -63,7 +63,7 @@ class EdgeTest : public BusTest {
   std::unique_ptr<Daemon> StartEdge(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--routing", SourcePath("config/routing.example.json")};
     args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<Daemon>("cogo-edge", args, FreePort(), ScratchFile("edge.log"));
+    return std::make_unique<Daemon>("cogo-edge", args, ScratchFile("edge.log"));
   }
 };
 
@@ -206,7 +206,7 @@ TEST_F(EdgeTest, RequestTravelsEndToEndAndGetShowsResultAndTrail) {
   Daemon brain("cogo-orchestrator-brain",
                {"--routing", SourcePath("config/routing.example.json"), "--policy",
                 SourcePath("config/policy.example.json"), "--poll-ms", "100"},
-               FreePort(), log);
+               log);
   WorkerDaemon chat("cogo-gateway-chat",
                     {"--policy", SourcePath("config/policy.example.json"), "--poll-ms", "100"}, log);
   const auto executor = StartExecutor(log);
@@ -252,12 +252,12 @@ TEST_F(EdgeTest, RequestTravelsEndToEndAndGetShowsResultAndTrail) {
 }
 
 TEST_F(EdgeTest, UnknownIntentPassesTheEdgeWithoutRoutingAndTheBrainFailsIt) {
-  const auto edge = std::make_unique<Daemon>("cogo-edge", std::vector<std::string>{}, FreePort(), ScratchFile("edge.log"));
+  const auto edge = std::make_unique<Daemon>("cogo-edge", std::vector<std::string>{}, ScratchFile("edge.log"));
   const auto log = ScratchFile("brain.log");
   Daemon brain("cogo-orchestrator-brain",
                {"--routing", SourcePath("config/routing.example.json"), "--policy",
                 SourcePath("config/policy.example.json"), "--poll-ms", "100"},
-               FreePort(), log);
+               log);
   const auto posted = HttpPost(edge->port(), kPath, Body("acme", "launch-rockets"), Auth(Token("acme")));
   ASSERT_EQ(posted.status, 202);
   const auto id = std::to_string(json::parse(posted.body)["id"].get<int64_t>());

@@ -1,13 +1,14 @@
 #include "front_support.h"
 
 #include <httplib.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -15,27 +16,22 @@
 
 namespace cogo::testing {
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string SourcePath(const std::string& relative) {
   return std::string(COGO_SOURCE_DIR) + "/" + relative;
 }
 
 namespace {
+
+// The port a daemon logged after `offset` of its log, where it started writing (daemons started
+// one after another may share a log).
+int LoggedPort(const std::string& log, std::streamoff offset) {
+  std::ifstream in(log);
+  in.seekg(offset);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  static const std::regex kUrl(R"(http://[^:/\s]+:([0-9]+))");
+  std::smatch match;
+  return std::regex_search(text, match, kUrl) ? std::stoi(match[1]) : 0;
+}
 
 HttpResult ToResult(const httplib::Result& r) {
   HttpResult out;
@@ -73,14 +69,20 @@ HttpResult HttpGet(int port, const std::string& path, const std::map<std::string
   return ToResult(client.Get(path.c_str(), ToHeaders(headers)));
 }
 
-Daemon::Daemon(const std::string& binary, std::vector<std::string> args, int port, const std::string& log)
-    : port_(port), log_(log) {
+Daemon::Daemon(const std::string& binary, std::vector<std::string> args, const std::string& log)
+    : log_(log) {
+  std::error_code no_log_yet;
+  const auto size = std::filesystem::file_size(log, no_log_yet);
+  const std::streamoff offset = no_log_yet ? 0 : static_cast<std::streamoff>(size);
   args.push_back("--port");
-  args.push_back(std::to_string(port));
+  args.push_back("0");
   child_ = std::make_unique<ChildProcess>(binary, args, log);
-  const bool up = WaitFor([&] { return HttpGet(port, "/healthz").status == 200 || child_->Wait(std::chrono::milliseconds(0)).has_value(); },
-                          std::chrono::seconds(30));
-  if (!up || HttpGet(port, "/healthz").status != 200) {
+  const bool up = WaitFor([&] {
+    if (child_->Wait(std::chrono::milliseconds(0)).has_value()) return true;  // exited: fail below
+    if (port_ == 0) port_ = LoggedPort(log, offset);
+    return port_ != 0 && HttpGet(port_, "/healthz").status == 200;
+  }, std::chrono::seconds(30));
+  if (!up || port_ == 0 || HttpGet(port_, "/healthz").status != 200) {
     throw std::runtime_error(binary + " did not come up; see " + log);
   }
 }

@@ -21,7 +21,6 @@ namespace cogo::testing {
 inline constexpr const char* kTestJwtSecret = "test-secret-0123456789abcdef0123456789";
 inline constexpr const char* kTestPublishableKey = "pk_test_publishable";
 
-[[nodiscard]] int FreePort();
 [[nodiscard]] std::string SourcePath(const std::string& relative);  // under the source tree
 
 struct HttpResult {
@@ -35,17 +34,19 @@ HttpResult HttpPost(int port, const std::string& path, const std::string& body,
 HttpResult HttpGet(int port, const std::string& path,
                    const std::map<std::string, std::string>& headers = {});
 
-// A daemon binary on a port, ready once /healthz answers; SIGTERM + wait on destruction.
+// A daemon binary started with --port 0: the kernel picks a free port (a port chosen by the test
+// could be taken by another process before the daemon binds it) and the daemon logs it as
+// "http://HOST:PORT"; ready once /healthz answers there. SIGTERM + wait on destruction.
 class Daemon {
  public:
-  Daemon(const std::string& binary, std::vector<std::string> args, int port, const std::string& log);
+  Daemon(const std::string& binary, std::vector<std::string> args, const std::string& log);
   ~Daemon();
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] const std::string& log() const { return log_; }
 
  private:
   std::unique_ptr<ChildProcess> child_;
-  int port_;
+  int port_ = 0;
   std::string log_;
 };
 

@@ -141,12 +141,12 @@ class StackTest : public BusTest {
     edge_ = std::make_unique<Daemon>("cogo-edge",
                                      std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"),
                                                               "--rate-per-s", "0"},
-                                     FreePort(), log_);
+                                     log_);
     brain_ = std::make_unique<Daemon>(
         "cogo-orchestrator-brain",
         std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
                                  SourcePath("config/policy.example.json"), "--poll-ms", "100"},
-        FreePort(), log_);
+        log_);
     chat_ = std::make_unique<WorkerDaemon>(
         "cogo-gateway-chat",
         std::vector<std::string>{"--policy", SourcePath("config/policy.example.json"), "--poll-ms", "100"},

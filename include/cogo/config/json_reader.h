@@ -26,7 +26,11 @@
 //     }
 //   }
 //
-// Maps keyed by names (intents, agents): `for (const auto& [key, value] : o.Entries())`.
+// Finish() judges one object: call it on each nested object you read. A key you asked for counts
+// as known even when absent. Maps keyed by names (intents, agents):
+// `for (const auto& [key, value] : o.Entries())`. Checks of your own: value.Fail(reason, message)
+// or o.FailAt(key, reason, message). A request body's error becomes the API's 400 through
+// ToRequestError(e); a config file's is e.what() in the refusal to start.
 // Rules: null is a value of type null — a required getter rejects it (wrong_type), an optional
 // getter treats it as absent. Integers reject fractions (even 1.0). Strings are non-empty unless
 // allowed. `_comment` keys are allowed in every object (a string) and skipped by Entries().

@@ -3,7 +3,8 @@
 #   stack_up URL   migrate URL, start every daemon built so far (logs in $run_dir/logs, PID files
 #                  in $run_dir/pids), wait for /readyz, mint a development JWT, send a sample
 #                  request with curl as a user would, poll until it is final, print the result
-#                  and its trail, and leave the stack running.
+#                  and its trail, read the brain's state with a service_role token, and leave
+#                  the stack running.
 #   stack_down     stop what stack_up started (SIGTERM, then wait for the drain).
 # Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781). Development secrets are
 # generated once into $run_dir/dev.env (mode 600) unless COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY
@@ -115,6 +116,12 @@ for e in v["trail"]:
     extra = " ".join("%s=%s" % (k, d[k]) for k in ("child_id", "target", "model", "status", "error") if k in d)
     print("  %-5s %-22s %-18s %s" % (e["message_id"], e["route"], e["event"], extra))
 '
+  # The brain's operator API takes service_role tokens only.
+  local admin
+  admin=$("$build_dir/cogo" token --role service_role --ttl 60) || die "cannot mint a service token"
+  curl -fsS "http://127.0.0.1:$brain_port/api/orchestrator/state" -H "Authorization: Bearer $admin" \
+    | python3 -c 'import json,sys; s=json.load(sys.stdin); print("brain: %d in flight, %d workers" % (s["in_flight"], len(s["workers"])))' \
+    || die "the brain API did not answer with a service token"
   log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
 }
 

@@ -14,7 +14,8 @@
 #include "cogo/bus/inspect.h"
 #include "cogo/db/connection.h"
 #include "cogo/db/migrator.h"
-#include "cogo/edge/jwt.h"
+#include "cogo/auth/jwt.h"
+#include "cogo/auth/secret.h"
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/daemon.h"
@@ -175,7 +176,7 @@ int Run(int argc, char** argv) {
   std::string token_sub = "dev";
   int token_ttl_s = 3600;
   auto* token = app.add_subcommand(
-      "token", "mint a development HS256 JWT for cogo-edge (secret from COGO_JWT_SECRET)");
+      "token", "mint an HS256 JWT for cogo-edge and the brain API (secret from COGO_JWT_SECRET)");
   token->alias("mint-jwt");
   token->add_option("--role", token_role, "anon, authenticated or service_role")->capture_default_str();
   token->add_option("--tenant", token_tenant, "tenant claim (optional for service_role)");
@@ -190,11 +191,15 @@ int Run(int argc, char** argv) {
 
   try {
     if (*token) {
-      const char* secret = std::getenv("COGO_JWT_SECRET");
-      if (secret == nullptr || *secret == '\0') throw BadInput("COGO_JWT_SECRET is not set");
+      std::string secret;
+      try {
+        secret = auth::RequiredSecret("COGO_JWT_SECRET");
+      } catch (const std::invalid_argument& e) {
+        throw BadInput(e.what());
+      }
       if (token_tenant.empty() && token_role != "service_role") throw BadInput("--tenant is required");
       try {
-        std::cout << edge::MintDevToken(secret, token_role, token_tenant, token_sub,
+        std::cout << auth::MintDevToken(secret, token_role, token_tenant, token_sub,
                                         std::chrono::seconds(token_ttl_s))
                   << "\n";
       } catch (const std::invalid_argument& e) {

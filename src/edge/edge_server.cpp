@@ -1,8 +1,6 @@
 #include "cogo/edge/edge_server.h"
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 #include <chrono>
@@ -10,11 +8,7 @@
 #include <stdexcept>
 
 #include "cogo/bus/bus.h"
-#include "cogo/db/migrator.h"
-#include "cogo/db/pool.h"
 #include "cogo/orchestrator/request_view.h"
-#include "http/json_http.h"
-#include "http/server_runner.h"
 
 namespace cogo::edge {
 namespace {
@@ -22,16 +16,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kIngressPath = "/functions/v1/orchestrator-chat";
-
-std::optional<std::string> Header(const httplib::Request& req, const char* name) {
-  if (!req.has_header(name)) return std::nullopt;
-  return req.get_header_value(name);
-}
-
-std::optional<std::string_view> View(const std::optional<std::string>& value) {
-  if (!value) return std::nullopt;
-  return std::string_view(*value);
-}
 
 int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -43,109 +27,44 @@ double MonotonicSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-}  // namespace
+http::Response Refusal(auth::AuthError error) {
+  return http::Error(auth::HttpStatus(error), auth::ToString(error), auth::Describe(error));
+}
 
-class EdgeServer::Impl {
+class Ingress {
  public:
-  Impl(EdgeOptions options, std::shared_ptr<spdlog::logger> logger)
-      : options_(std::move(options)),
-        logger_(std::move(logger)),
-        pool_(options_.database_url, "cogo-edge", static_cast<size_t>(options_.threads)),
-        limiter_(options_.rate),
-        runner_(server_) {
-    if (options_.jwt_secret.empty()) throw std::invalid_argument("COGO_JWT_SECRET is not set");
-    if (options_.publishable_key.empty()) {
-      throw std::invalid_argument("COGO_PUBLISHABLE_KEY is not set");
-    }
-    const int threads = options_.threads;
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    // Bodies a little over the cap still reach ParseIngress for a precise JSON 413; far larger
-    // ones are cut off by httplib (also answered with a JSON 413).
-    server_.set_payload_max_length(std::max<size_t>(options_.limits.max_body_bytes * 4, 1 << 20));
-    server_.set_read_timeout(10, 0);
-    server_.set_write_timeout(10, 0);
-    http::InstallJsonErrors(server_);
-    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      http::SendJson(res, 200, R"({"status":"ok"})");
-    });
-    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { readiness_.Send(res, pool_); });
-    server_.Post(kIngressPath, [this](const httplib::Request& req, httplib::Response& res) {
-      Enqueue(req, res);
-    });
-    server_.Get(std::string(kIngressPath) + "/([^/]+)",
-                [this](const httplib::Request& req, httplib::Response& res) { Show(req, res); });
-  }
+  Ingress(http::JsonService& service, EdgeOptions options, std::shared_ptr<spdlog::logger> logger)
+      : service_(service), options_(std::move(options)), logger_(std::move(logger)), limiter_(options_.rate) {}
 
-  void Start() {
-    port_ = runner_.Start(options_.host, options_.port);
-    logger_->info("listening on http://{}:{}{} (shards {}, rate {}/s burst {})", options_.host,
-                  port_, kIngressPath, options_.shards, options_.rate.rate_per_s,
-                  options_.rate.burst);
-  }
-  void Drain() { runner_.Stop(); }
-  int port() const { return port_; }
-
- private:
-  void Refuse(httplib::Response& res, int status, std::string_view error, std::string_view message,
-              const char* what) {
-    logger_->info("{} refused: {} {}", what, status, error);
-    http::SendError(res, status, error, message);
-  }
-
-  // apikey, then the bearer token. nullopt: refused (the response is written).
-  std::optional<Claims> Authenticate(const httplib::Request& req, httplib::Response& res,
-                                     const char* what) {
-    const auto apikey = Header(req, "apikey");
-    if (auto e = CheckApiKey(View(apikey), options_.publishable_key)) {
-      Refuse(res, HttpStatus(*e), ToString(*e), Describe(*e), what);
-      return std::nullopt;
-    }
-    const auto authorization = Header(req, "Authorization");
-    auto verified = VerifyAuthorizationHeader(View(authorization), options_.jwt_secret,
-                                              NowSeconds(), options_.verify);
-    if (!verified.ok()) {
-      Refuse(res, HttpStatus(verified.error()), ToString(verified.error()),
-             Describe(verified.error()), what);
-      return std::nullopt;
-    }
-    return verified.claims();
-  }
-
-  void Enqueue(const httplib::Request& req, httplib::Response& res) {
-    const char* what = "POST";
-    const auto claims = Authenticate(req, res, what);
-    if (!claims) return;
-    const auto parsed = ParseIngress(req.body, req.get_header_value("Content-Type"), options_.limits);
+  http::Response Enqueue(const http::Request& req) {
+    const auto parsed = ParseIngress(req.body(), req.Header("Content-Type").value_or(""), options_.limits);
     if (!parsed.ok()) {
       const auto& r = parsed.rejection();
-      return Refuse(res, r.status, r.error, r.message, what);
+      return http::Error(r.status, r.error, r.message);
     }
     const auto& request = parsed.request();
-    if (auto e = CheckTenantAccess(*claims, request.tenant)) {
-      return Refuse(res, HttpStatus(*e), ToString(*e), Describe(*e), what);
-    }
+    if (auto refused = http::CheckTenant(req, request.tenant)) return std::move(*refused);
     if (options_.check_intents && options_.known_intents.count(request.intent) == 0) {
-      return Refuse(res, 422, "unknown_intent", "no routing rule handles this intent", what);
+      return http::Error(422, "unknown_intent", "no routing rule handles this intent");
     }
-    std::string idempotency_key;
-    if (req.has_header("Idempotency-Key")) {
-      idempotency_key = req.get_header_value("Idempotency-Key");
-      if (!ValidIdempotencyKey(idempotency_key)) {
-        return Refuse(res, 400, "invalid_idempotency_key",
-                      "Idempotency-Key must be 1..200 printable ASCII characters", what);
-      }
+    const std::string idempotency_key(req.Header("Idempotency-Key").value_or(""));
+    if (req.Header("Idempotency-Key") && !ValidIdempotencyKey(idempotency_key)) {
+      return http::Error(400, "invalid_idempotency_key",
+                         "Idempotency-Key must be 1..200 printable ASCII characters");
     }
     const auto taken = limiter_.Admit(request.tenant, MonotonicSeconds());
     if (!taken.allowed) {
-      res.set_header("Retry-After", std::to_string(RetryAfterSeconds(taken.retry_after_s)));
-      return Refuse(res, 429, "rate_limited", "too many requests for this tenant; retry later", what);
+      auto limited = http::Error(429, "rate_limited", "too many requests for this tenant; retry later");
+      limited.headers.emplace_back("Retry-After", std::to_string(RetryAfterSeconds(taken.retry_after_s)));
+      return limited;
     }
 
+    const auto& claims = *req.claims();
     json payload = {{"tenant", request.tenant},
                     {"intent", request.intent},
                     {"payload", json::parse(request.payload_json)},
-                    {"request", {{"role", ToString(claims->role)},
-                                 {"sub", claims->sub},
+                    {"request", {{"role", auth::ToString(claims.role)},
+                                 {"sub", claims.sub},
                                  {"received_at_ms", NowSeconds() * 1000}}}};
     bus::PublishRequest message;
     message.service = "orchestrator";
@@ -155,59 +74,67 @@ class EdgeServer::Impl {
     message.payload_json = payload.dump();
     message.max_attempts = options_.max_attempts;
     message.idempotency_key = idempotency_key;
+    bus::Published published;
     try {
-      bus::Published published;
-      pool_.With([&](pqxx::connection& conn) { published = bus::Bus(conn).Publish(message); });
-      logger_->info("enqueued decide {} for tenant {} intent {}{}", published.id, request.tenant,
-                    request.intent, published.created ? "" : " (idempotent repeat)");
-      json body = {{"id", published.id}, {"status_url", std::string(kIngressPath) + "/" + std::to_string(published.id)}};
-      if (!published.created) body["duplicate"] = true;
-      http::SendJson(res, 202, body.dump());
+      service_.pool().With([&](pqxx::connection& conn) { published = bus::Bus(conn).Publish(message); });
     } catch (const bus::InvalidMessage& e) {
-      Refuse(res, 400, e.rejection().reason, e.rejection().detail, what);
-    } catch (const std::exception& e) {
-      logger_->error("enqueue failed: {}", e.what());
-      http::SendError(res, 503, "unavailable", "the bus is unavailable; retry later");
+      return http::Error(400, e.rejection().reason, e.rejection().detail);
     }
+    logger_->info("enqueued decide {} for tenant {} intent {}{} (request {})", published.id, request.tenant,
+                  request.intent, published.created ? "" : " (idempotent repeat)", req.id());
+    json body = {{"id", published.id},
+                 {"status_url", std::string(kIngressPath) + "/" + std::to_string(published.id)}};
+    if (!published.created) body["duplicate"] = true;
+    return http::Json(202, body.dump());
   }
 
-  void Show(const httplib::Request& req, httplib::Response& res) {
-    const char* what = "GET";
-    const auto claims = Authenticate(req, res, what);
-    if (!claims) return;
-    const int64_t id = http::ParseId(req.matches[1]);
-    if (id == 0) return Refuse(res, 404, "not_found", "no such request", what);
-    std::optional<std::string> tenant;
-    if (claims->role != Role::kServiceRole) tenant = claims->tenant;
-    try {
-      std::optional<std::string> view;
-      pool_.With([&](pqxx::connection& conn) {
-        pqxx::read_transaction txn(conn);
-        view = orchestrator::RequestViewJson(txn, id, tenant);
+  // Another tenant's request is 404 like an absent one.
+  http::Response Show(const http::Request& req) {
+    const int64_t id = http::ParseId(req.Param("id"));
+    std::optional<std::string> view;
+    if (id > 0) {
+      service_.Read([&](pqxx::read_transaction& txn) {
+        view = orchestrator::RequestViewJson(txn, id, req.TenantScope());
       });
-      if (!view) return Refuse(res, 404, "not_found", "no such request", what);
-      http::SendJson(res, 200, *view);
-    } catch (const std::exception& e) {
-      logger_->error("read failed: {}", e.what());
-      http::SendError(res, 503, "unavailable", "the bus is unavailable; retry later");
     }
+    if (!view) return http::Error(404, "not_found", "no such request");
+    return http::Json(200, *view);
   }
 
+ private:
+  http::JsonService& service_;
   EdgeOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
-  db::ConnectionPool pool_;
   RateLimiter limiter_;
-  http::Readiness readiness_;
-  httplib::Server server_;
-  http::ServerRunner runner_;
-  int port_ = 0;
 };
 
-EdgeServer::EdgeServer(EdgeOptions options, std::shared_ptr<spdlog::logger> logger)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(logger))) {}
-EdgeServer::~EdgeServer() = default;
-void EdgeServer::Start() { impl_->Start(); }
-void EdgeServer::Drain() { impl_->Drain(); }
-int EdgeServer::port() const { return impl_->port(); }
+}  // namespace
+
+http::Authenticator EdgeAuthenticator(std::string jwt_secret, std::string publishable_key,
+                                      auth::VerifyOptions verify) {
+  if (publishable_key.empty()) throw std::invalid_argument("COGO_PUBLISHABLE_KEY is not set");
+  if (jwt_secret.empty()) throw std::invalid_argument("COGO_JWT_SECRET is not set");
+  auto bearer = http::BearerJwt(std::move(jwt_secret), verify);
+  return [key = std::move(publishable_key), bearer = std::move(bearer)](
+             const http::Request& req) -> std::variant<auth::Claims, http::Response> {
+    if (auto e = auth::CheckApiKey(req.Header("apikey"), key)) return Refusal(*e);
+    return bearer(req);
+  };
+}
+
+std::vector<http::Route> EdgeRoutes(http::JsonService& service, EdgeOptions options,
+                                    std::shared_ptr<spdlog::logger> logger) {
+  logger->info("ingress {} (shards {}, rate {}/s burst {})", kIngressPath, options.shards,
+               options.rate.rate_per_s, options.rate.burst);
+  auto ingress = std::make_shared<Ingress>(service, std::move(options), std::move(logger));
+  return {
+      {"POST", kIngressPath, http::Access::kAnyToken,
+       "authenticate, validate, rate-limit and enqueue orchestrator/decide -> 202 {id, status_url}",
+       [ingress](const http::Request& r) { return ingress->Enqueue(r); }},
+      {"GET", std::string(kIngressPath) + "/{id}", http::Access::kAnyToken,
+       "a request's status, result and trail; tenant tokens see their tenant's only",
+       [ingress](const http::Request& r) { return ingress->Show(r); }},
+  };
+}
 
 }  // namespace cogo::edge

@@ -68,8 +68,4 @@ bool ValidIdempotencyKey(std::string_view key) {
   return std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
-std::string ErrorJson(std::string_view error, std::string_view message) {
-  return json{{"error", error}, {"message", message}}.dump();
-}
-
 }  // namespace cogo::edge

@@ -1,6 +1,5 @@
 #include "cogo/orchestrator/brain.h"
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/transaction>
 
@@ -9,13 +8,9 @@
 
 #include "cogo/bus/bus.h"
 #include "cogo/bus/inspect.h"
-#include "cogo/db/migrator.h"
-#include "cogo/db/pool.h"
 #include "cogo/edge/ingress.h"
 #include "cogo/orchestrator/request_view.h"
 #include "cogo/policy/admit.h"
-#include "http/json_http.h"
-#include "http/server_runner.h"
 #include "orchestrator/ask.h"
 
 namespace cogo::orchestrator {
@@ -104,134 +99,64 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<spdlog::l
   };
 }
 
-class BrainServer::Impl {
+namespace {
+
+// The REST handlers; shared by the routes, alive as long as any of them.
+class BrainApi {
  public:
-  Impl(BrainServerOptions options, BrainConfig config, std::shared_ptr<spdlog::logger> logger)
-      : options_(std::move(options)),
-        config_(std::move(config)),
-        logger_(std::move(logger)),
-        pool_(options_.database_url, "cogo-orchestrator-brain", static_cast<size_t>(options_.threads)),
-        runner_(server_) {
-    const auto threads = static_cast<size_t>(options_.threads);
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server_.set_payload_max_length(options_.max_body_bytes * 4);
-    http::InstallJsonErrors(server_);
-    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      http::SendJson(res, 200, R"({"status":"ok"})");
-    });
-    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { readiness_.Send(res, pool_); });
-    server_.Post("/api/orchestrator/plan",
-                 [this](const httplib::Request& req, httplib::Response& res) { PlanOnly(req, res); });
-    server_.Post("/api/orchestrator/execute",
-                 [this](const httplib::Request& req, httplib::Response& res) { Execute(req, res); });
-    server_.Get("/api/orchestrator/state",
-                [this](const httplib::Request&, httplib::Response& res) { State(res); });
-    server_.Get("/api/messages/([^/]+)",
-                [this](const httplib::Request& req, httplib::Response& res) { Message(req, res); });
+  BrainApi(http::JsonService& service, BrainApiOptions options, BrainConfig config,
+           std::shared_ptr<spdlog::logger> logger)
+      : service_(service), options_(options), config_(std::move(config)), logger_(std::move(logger)) {}
+
+  http::Response PlanOnly(const http::Request& req) {
+    auto parsed = ParseAsk(std::string(req.body()), false, false, options_.max_body_bytes);
+    if (const auto* e = std::get_if<AskError>(&parsed)) return http::Error(e->status, e->error, e->message);
+    auto plan = PlanFor(std::get<Ask>(parsed));
+    if (auto* refusal = std::get_if<http::Response>(&plan)) return std::move(*refusal);
+    const auto& p = std::get<Plan>(plan);
+    json out = {{"plan", json::parse(PlanJson(p))},
+                {"assignment", json::parse(policy::ToJson(BuildAssignment(p, std::chrono::system_clock::now())))}};
+    return http::Json(200, out.dump());
   }
 
-  void Start() {
-    port_ = runner_.Start(options_.host, options_.port);
-    logger_->info("REST on http://{}:{}/api/orchestrator ({} routing rules, classifier {})",
-                  options_.host, port_, config_.routing->rules().size(),
-                  config_.routing->classifier().enabled ? config_.routing->classifier().model : "off");
-  }
-  void Drain() { runner_.Stop(); }
-  int port() const { return port_; }
-
- private:
-  // Plans (classifying when needed) or writes the error response and returns nullopt.
-  std::optional<Plan> PlanFor(const Ask& ask, httplib::Response& res) {
-    if (ask.plan_json) {
-      auto parsed = ParsePlanJson(*ask.plan_json);
-      if (const auto* e = std::get_if<RoutingConfigError>(&parsed)) {
-        http::SendError(res, 400, "invalid_plan", e->path + ": " + e->message);
-        return std::nullopt;
-      }
-      return std::get<Plan>(std::move(parsed));
-    }
-    try {
-      auto decided = DecideWithClassifier(config_, ask.intent, ask.payload_json, {}, nullptr);
-      if (const auto* f = std::get_if<DecideFailure>(&decided)) {
-        http::SendError(res, 422, f->reason, f->detail);
-        return std::nullopt;
-      }
-      return std::get<Plan>(std::move(decided));
-    } catch (const providers::ProviderError& e) {
-      http::SendError(res, 503, "classifier_unavailable", e.what());
-      return std::nullopt;
-    }
-  }
-
-  // The policy's verdict on a plan, as the executor will judge it (spend aside).
-  bool Admissible(const Plan& plan, httplib::Response& res) {
-    const auto now = std::chrono::system_clock::now();
-    const auto envelope = BuildAssignment(plan, now);
-    const auto decision = policy::Admit(envelope, config_.policy->Lookup(envelope), {now, now},
-                                        {0.0, std::numeric_limits<double>::infinity()}, now);
-    if (decision.admitted()) return true;
-    http::SendError(res, 422, "policy_" + std::string(policy::ReasonName(*decision.reject)), decision.detail);
-    return false;
-  }
-
-  void PlanOnly(const httplib::Request& req, httplib::Response& res) {
-    auto parsed = ParseAsk(req.body, false, false, options_.max_body_bytes);
-    if (const auto* e = std::get_if<AskError>(&parsed)) return http::SendError(res, e->status, e->error, e->message);
-    const auto plan = PlanFor(std::get<Ask>(parsed), res);
-    if (!plan) return;
-    json out = {{"plan", json::parse(PlanJson(*plan))},
-                {"assignment", json::parse(policy::ToJson(BuildAssignment(*plan, std::chrono::system_clock::now())))}};
-    http::SendJson(res, 200, out.dump());
-  }
-
-  void Execute(const httplib::Request& req, httplib::Response& res) {
-    auto parsed = ParseAsk(req.body, true, true, options_.max_body_bytes);
-    if (const auto* e = std::get_if<AskError>(&parsed)) return http::SendError(res, e->status, e->error, e->message);
+  http::Response Execute(const http::Request& req) {
+    auto parsed = ParseAsk(std::string(req.body()), true, true, options_.max_body_bytes);
+    if (const auto* e = std::get_if<AskError>(&parsed)) return http::Error(e->status, e->error, e->message);
     const auto& ask = std::get<Ask>(parsed);
-    std::string key;
-    if (req.has_header("Idempotency-Key")) {
-      key = req.get_header_value("Idempotency-Key");
-      if (!edge::ValidIdempotencyKey(key)) {
-        return http::SendError(res, 400, "invalid_idempotency_key",
-                               "Idempotency-Key must be 1..200 printable ASCII characters");
-      }
+    const std::string key(req.Header("Idempotency-Key").value_or(""));
+    if (req.Header("Idempotency-Key") && !edge::ValidIdempotencyKey(key)) {
+      return http::Error(400, "invalid_idempotency_key", "Idempotency-Key must be 1..200 printable ASCII characters");
     }
-    const auto plan = PlanFor(ask, res);
-    if (!plan || !Admissible(*plan, res)) return;
+    auto planned = PlanFor(ask);
+    if (auto* refusal = std::get_if<http::Response>(&planned)) return std::move(*refusal);
+    const auto& plan = std::get<Plan>(planned);
+    if (auto refusal = Inadmissible(plan)) return std::move(*refusal);
     bus::PublishRequest execute;
     execute.service = "orchestrator";
     execute.role = "execute";
     execute.shard = edge::ShardForTenant(ask.tenant, options_.shards);
     execute.tenant = ask.tenant;
-    execute.payload_json = ExecutePayloadJson(*plan, std::chrono::system_clock::now(), ask.payload_json);
+    execute.payload_json = ExecutePayloadJson(plan, std::chrono::system_clock::now(), ask.payload_json);
     execute.max_attempts = config_.execute_max_attempts;
     execute.idempotency_key = key;
-    try {
-      bus::Published published;
-      pool_.With([&](pqxx::connection& conn) {
-        bus::Bus bus(conn);
-        pqxx::work txn(conn);
-        published = bus.Publish(txn, execute);
-        if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(*plan, "api")}});
-        txn.commit();
-      });
-      logger_->info("execute {} enqueued for tenant {} ({}){}", published.id, ask.tenant,
-                    plan->rule.target.Route(), published.created ? "" : " (idempotent repeat)");
-      json out = {{"ids", {published.id}}, {"created", published.created},
-                  {"plan", json::parse(PlanJson(*plan))}};
-      http::SendJson(res, published.created ? 202 : 200, out.dump());
-    } catch (const std::exception& e) {
-      logger_->error("execute failed: {}", e.what());
-      http::SendError(res, 503, "unavailable", "the bus is unavailable; retry later");
-    }
+    bus::Published published;
+    service_.pool().With([&](pqxx::connection& conn) {
+      bus::Bus bus(conn);
+      pqxx::work txn(conn);
+      published = bus.Publish(txn, execute);
+      if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(plan, "api")}});
+      txn.commit();
+    });
+    logger_->info("execute {} enqueued for tenant {} ({}){} (request {})", published.id, ask.tenant,
+                  plan.rule.target.Route(), published.created ? "" : " (idempotent repeat)", req.id());
+    json out = {{"ids", {published.id}}, {"created", published.created}, {"plan", json::parse(PlanJson(plan))}};
+    return http::Json(published.created ? 202 : 200, out.dump());
   }
 
-  void State(httplib::Response& res) {
-    try {
-      json out;
-      pool_.With([&](pqxx::connection& conn) {
-        pqxx::read_transaction txn(conn);
-        out["routes"] = json::parse(txn.exec(R"SQL(
+  http::Response State(const http::Request&) {
+    json out;
+    service_.Read([&](pqxx::read_transaction& txn) {
+      out["routes"] = json::parse(txn.exec(R"SQL(
 SELECT coalesce(jsonb_agg(r ORDER BY r.service, r.role), '[]')::text FROM (
   SELECT service, role,
          count(*) FILTER (WHERE status = 'queued') AS depth,
@@ -240,63 +165,92 @@ SELECT coalesce(jsonb_agg(r ORDER BY r.service, r.role), '[]')::text FROM (
            AS oldest_queued_age_s
   FROM agent_messages WHERE status IN ('queued', 'running') GROUP BY service, role) r
 )SQL")[0][0].as<std::string>());
-        int64_t in_flight = 0;
-        for (const auto& route : out["routes"]) in_flight += route["in_flight"].get<int64_t>();
-        out["in_flight"] = in_flight;
-        out["workers"] = json::parse(bus::WorkersJson(txn));
-        out["recent_failures"] = json::parse(txn.exec(R"SQL(
+      int64_t in_flight = 0;
+      for (const auto& route : out["routes"]) in_flight += route["in_flight"].get<int64_t>();
+      out["in_flight"] = in_flight;
+      out["workers"] = json::parse(bus::WorkersJson(txn));
+      out["recent_failures"] = json::parse(txn.exec(R"SQL(
 SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
   SELECT id, service, role, tenant, status, last_error, last_error_at FROM agent_messages
   WHERE status IN ('failed', 'dead') ORDER BY last_error_at DESC NULLS LAST LIMIT 20) f
 )SQL")[0][0].as<std::string>());
-      });
-      out["routing"] = json::parse(config_.routing->ToJson());
-      out["policy"] = json::parse(config_.policy_json, nullptr, false);
-      http::SendJson(res, 200, out.dump());
-    } catch (const std::exception& e) {
-      logger_->error("state failed: {}", e.what());
-      http::SendError(res, 503, "unavailable", "the database is unavailable");
-    }
+    });
+    out["routing"] = json::parse(config_.routing->ToJson());
+    out["policy"] = json::parse(config_.policy_json, nullptr, false);
+    return http::Json(200, out.dump());
   }
 
-  void Message(const httplib::Request& req, httplib::Response& res) {
-    const int64_t id = http::ParseId(req.matches[1]);
-    if (id == 0) return http::SendError(res, 404, "not_found", "no such message");
+  // Another tenant's message is 404 like an absent one, so a tenant token cannot probe ids.
+  http::Response Message(const http::Request& req) {
+    const int64_t id = http::ParseId(req.Param("id"));
+    if (id == 0) return http::Error(404, "not_found", "no such message");
+    std::optional<std::string> view;
+    service_.Read([&](pqxx::read_transaction& txn) {
+      view = RequestViewJson(txn, id, req.TenantScope());
+      if (view) {
+        json v = json::parse(*view);
+        v["message"] = json::parse(*bus::MessageJson(txn, id));
+        view = v.dump();
+      }
+    });
+    if (!view) return http::Error(404, "not_found", "no such message");
+    return http::Json(200, *view);
+  }
+
+ private:
+  // The plan (classifying when needed), or the refusal to send.
+  std::variant<Plan, http::Response> PlanFor(const Ask& ask) {
+    if (ask.plan_json) {
+      auto parsed = ParsePlanJson(*ask.plan_json);
+      if (const auto* e = std::get_if<RoutingConfigError>(&parsed)) {
+        return http::Error(400, "invalid_plan", e->path + ": " + e->message);
+      }
+      return std::get<Plan>(std::move(parsed));
+    }
     try {
-      std::optional<std::string> view;
-      pool_.With([&](pqxx::connection& conn) {
-        pqxx::read_transaction txn(conn);
-        view = RequestViewJson(txn, id, std::nullopt);
-        if (view) {
-          json v = json::parse(*view);
-          v["message"] = json::parse(*bus::MessageJson(txn, id));
-          view = v.dump();
-        }
-      });
-      if (!view) return http::SendError(res, 404, "not_found", "no such message");
-      http::SendJson(res, 200, *view);
-    } catch (const std::exception& e) {
-      logger_->error("message read failed: {}", e.what());
-      http::SendError(res, 503, "unavailable", "the database is unavailable");
+      auto decided = DecideWithClassifier(config_, ask.intent, ask.payload_json, {}, nullptr);
+      if (const auto* f = std::get_if<DecideFailure>(&decided)) return http::Error(422, f->reason, f->detail);
+      return std::get<Plan>(std::move(decided));
+    } catch (const providers::ProviderError& e) {
+      return http::Error(503, "classifier_unavailable", e.what());
     }
   }
 
-  BrainServerOptions options_;
+  // The policy's verdict on a plan, as the executor will judge it (spend aside).
+  std::optional<http::Response> Inadmissible(const Plan& plan) {
+    const auto now = std::chrono::system_clock::now();
+    const auto envelope = BuildAssignment(plan, now);
+    const auto decision = policy::Admit(envelope, config_.policy->Lookup(envelope), {now, now},
+                                        {0.0, std::numeric_limits<double>::infinity()}, now);
+    if (decision.admitted()) return std::nullopt;
+    return http::Error(422, "policy_" + std::string(policy::ReasonName(*decision.reject)), decision.detail);
+  }
+
+  http::JsonService& service_;
+  BrainApiOptions options_;
   BrainConfig config_;
   std::shared_ptr<spdlog::logger> logger_;
-  db::ConnectionPool pool_;
-  http::Readiness readiness_;
-  httplib::Server server_;
-  http::ServerRunner runner_;
-  int port_ = 0;
 };
 
-BrainServer::BrainServer(BrainServerOptions options, BrainConfig config,
-                         std::shared_ptr<spdlog::logger> logger)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(config), std::move(logger))) {}
-BrainServer::~BrainServer() = default;
-void BrainServer::Start() { impl_->Start(); }
-void BrainServer::Drain() { impl_->Drain(); }
-int BrainServer::port() const { return impl_->port(); }
+}  // namespace
+
+std::vector<http::Route> BrainRoutes(http::JsonService& service, BrainApiOptions options,
+                                     BrainConfig config, std::shared_ptr<spdlog::logger> logger) {
+  auto api = std::make_shared<BrainApi>(service, options, std::move(config), std::move(logger));
+  using http::Access;
+  return {
+      {"POST", "/api/orchestrator/plan", Access::kServiceRole, "plan an intent; writes nothing",
+       [api](const http::Request& r) { return api->PlanOnly(r); }},
+      {"POST", "/api/orchestrator/execute", Access::kServiceRole,
+       "plan (or take a plan), check it against the policy, enqueue orchestrator/execute",
+       [api](const http::Request& r) { return api->Execute(r); }},
+      {"GET", "/api/orchestrator/state", Access::kServiceRole,
+       "queues, workers, recent failures, routing and policy",
+       [api](const http::Request& r) { return api->State(r); }},
+      {"GET", "/api/messages/{id}", Access::kAnyToken,
+       "a request's view and its message row; tenant tokens see their tenant's only",
+       [api](const http::Request& r) { return api->Message(r); }},
+  };
+}
 
 }  // namespace cogo::orchestrator

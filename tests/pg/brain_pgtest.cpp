@@ -1,7 +1,9 @@
 // cogo-orchestrator-brain over real HTTP and PostgreSQL: plan is side-effect free, execute is
-// idempotent with the same Idempotency-Key, state and message views, JSON errors.
+// idempotent with the same Idempotency-Key, state and message views, JSON errors; every call
+// needs a JWT (service_role for plan, execute and state; tenant tokens read their tenant only).
 #include <nlohmann/json.hpp>
 
+#include "cogo/auth/jwt.h"
 #include "front_support.h"
 #include "pg_fixture.h"
 
@@ -11,8 +13,22 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
+// Authorization headers for a token of `role` (and `tenant`), plus `extra` headers.
+std::map<std::string, std::string> As(auth::Role role, const std::string& tenant = "",
+                                      std::map<std::string, std::string> extra = {}) {
+  extra["Authorization"] = "Bearer " + auth::MintDevToken(kTestJwtSecret, auth::ToString(role), tenant);
+  return extra;
+}
+std::map<std::string, std::string> Service(std::map<std::string, std::string> extra = {}) {
+  return As(auth::Role::kServiceRole, "", std::move(extra));
+}
+
 class BrainTest : public BusTest {
  protected:
+  void SetUp() override {
+    BusTest::SetUp();
+    ExportEdgeSecrets();
+  }
   std::unique_ptr<Daemon> StartBrain() {
     return std::make_unique<Daemon>(
         "cogo-orchestrator-brain",
@@ -27,17 +43,17 @@ int64_t Rows(const char* table) { return Scalar<int64_t>(std::string("SELECT cou
 TEST_F(BrainTest, PlanIsSideEffectFree) {
   const auto brain = StartBrain();
   const auto r = HttpPost(brain->port(), "/api/orchestrator/plan",
-                          R"({"tenant":"acme","intent":"chat","payload":{"message":"hi"}})");
+                          R"({"tenant":"acme","intent":"chat","payload":{"message":"hi"}})", Service());
   ASSERT_EQ(r.status, 200) << r.body;
   const auto body = json::parse(r.body);
   EXPECT_EQ(body["plan"]["target"]["service"], "gateway");
   EXPECT_EQ(body["plan"]["matched_by"], "rule");
   EXPECT_EQ(body["assignment"]["agent_id"], "chat-assistant");
   EXPECT_EQ(body["assignment"]["budget"]["maxTokens"], 4000);
-  const auto unknown = HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":"launch-rockets"})");
+  const auto unknown = HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":"launch-rockets"})", Service());
   EXPECT_EQ(unknown.status, 422);
   EXPECT_EQ(json::parse(unknown.body)["error"], "unknown_intent");
-  const auto bad = HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":)");
+  const auto bad = HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":)", Service());
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(json::parse(bad.body)["error"], "malformed_json");
   EXPECT_EQ(Rows("agent_messages"), 0);
@@ -48,8 +64,8 @@ TEST_F(BrainTest, PlanIsSideEffectFree) {
 TEST_F(BrainTest, ExecuteIsIdempotentWithTheSameKey) {
   const auto brain = StartBrain();
   const std::string body = R"({"tenant":"acme","intent":"chat","payload":{"message":"hi"}})";
-  const auto first = HttpPost(brain->port(), "/api/orchestrator/execute", body, {{"Idempotency-Key", "k-1"}});
-  const auto again = HttpPost(brain->port(), "/api/orchestrator/execute", body, {{"Idempotency-Key", "k-1"}});
+  const auto first = HttpPost(brain->port(), "/api/orchestrator/execute", body, Service({{"Idempotency-Key", "k-1"}}));
+  const auto again = HttpPost(brain->port(), "/api/orchestrator/execute", body, Service({{"Idempotency-Key", "k-1"}}));
   ASSERT_EQ(first.status, 202) << first.body;
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(json::parse(first.body)["ids"], json::parse(again.body)["ids"]);
@@ -65,23 +81,23 @@ TEST_F(BrainTest, ExecuteIsIdempotentWithTheSameKey) {
   EXPECT_EQ(ScalarText("SELECT service || '/' || role FROM agent_messages"), "orchestrator/execute");
 
   // Without a key every call is new; a different key is a different request.
-  EXPECT_EQ(HttpPost(brain->port(), "/api/orchestrator/execute", body).status, 202);
-  EXPECT_EQ(HttpPost(brain->port(), "/api/orchestrator/execute", body, {{"Idempotency-Key", "k-2"}}).status, 202);
+  EXPECT_EQ(HttpPost(brain->port(), "/api/orchestrator/execute", body, Service()).status, 202);
+  EXPECT_EQ(HttpPost(brain->port(), "/api/orchestrator/execute", body, Service({{"Idempotency-Key", "k-2"}})).status, 202);
   EXPECT_EQ(Rows("agent_messages"), 3);
 }
 
 TEST_F(BrainTest, ExecuteTakesAPlanAndChecksItAgainstThePolicy) {
   const auto brain = StartBrain();
-  auto plan = json::parse(HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":"chat"})").body)["plan"];
+  auto plan = json::parse(HttpPost(brain->port(), "/api/orchestrator/plan", R"({"intent":"chat"})", Service()).body)["plan"];
   const auto ok = HttpPost(brain->port(), "/api/orchestrator/execute",
-                           json{{"tenant", "acme"}, {"plan", plan}, {"payload", {{"message", "x"}}}}.dump());
+                           json{{"tenant", "acme"}, {"plan", plan}, {"payload", {{"message", "x"}}}}.dump(), Service());
   EXPECT_EQ(ok.status, 202) << ok.body;
   plan["model"] = "gpt-4o";  // the default policy rule does not allow it
   const auto refused = HttpPost(brain->port(), "/api/orchestrator/execute",
-                                json{{"tenant", "acme"}, {"plan", plan}}.dump());
+                                json{{"tenant", "acme"}, {"plan", plan}}.dump(), Service());
   EXPECT_EQ(refused.status, 422) << refused.body;
   EXPECT_EQ(json::parse(refused.body)["error"], "policy_model_not_allowed");
-  const auto missing = HttpPost(brain->port(), "/api/orchestrator/execute", R"({"intent":"chat"})");
+  const auto missing = HttpPost(brain->port(), "/api/orchestrator/execute", R"({"intent":"chat"})", Service());
   EXPECT_EQ(missing.status, 400);
   EXPECT_EQ(json::parse(missing.body)["error"], "missing_field");
   EXPECT_EQ(Rows("agent_messages"), 1);
@@ -104,7 +120,7 @@ TEST_F(BrainTest, DecideWorkerHandsOffAndStateAndMessageViewsShowIt) {
   EXPECT_EQ(child["payload"]["intent"], "summarize");
   EXPECT_EQ(ScalarText("SELECT rationale FROM decisions WHERE message_id = " + std::to_string(id)).empty(), false);
 
-  const auto state = HttpGet(brain->port(), "/api/orchestrator/state");
+  const auto state = HttpGet(brain->port(), "/api/orchestrator/state", Service());
   ASSERT_EQ(state.status, 200) << state.body;
   const auto s = json::parse(state.body);
   ASSERT_EQ(s["routes"].size(), 1u) << s["routes"];
@@ -116,13 +132,86 @@ TEST_F(BrainTest, DecideWorkerHandsOffAndStateAndMessageViewsShowIt) {
   EXPECT_TRUE(s["policy"].contains("prices"));
   EXPECT_TRUE(s["recent_failures"].is_array());
 
-  const auto view = HttpGet(brain->port(), "/api/messages/" + std::to_string(id));
+  const auto view = HttpGet(brain->port(), "/api/messages/" + std::to_string(id), Service());
   ASSERT_EQ(view.status, 200);
   const auto v = json::parse(view.body);
   EXPECT_EQ(v["message"]["id"], id);
   EXPECT_EQ(v["status"], "running");  // the execute child is still queued
   EXPECT_EQ(v["messages"].size(), 2u);
-  EXPECT_EQ(HttpGet(brain->port(), "/api/messages/424242").status, 404);
+  EXPECT_EQ(HttpGet(brain->port(), "/api/messages/424242", Service()).status, 404);
+}
+
+TEST_F(BrainTest, EveryCallNeedsATokenAndPlanExecuteStateNeedServiceRole) {
+  const auto brain = StartBrain();
+  const std::string execute = R"({"tenant":"acme","intent":"chat"})";
+  const auto expired = auth::MintToken(kTestJwtSecret, {auth::Role::kServiceRole, "", "ops", std::nullopt},
+                                       std::chrono::duration_cast<std::chrono::seconds>(
+                                           std::chrono::system_clock::now().time_since_epoch()).count() - 7200,
+                                       std::chrono::hours(1));
+  const auto forged = auth::MintToken("another-secret-0123456789abcdef", {auth::Role::kServiceRole, "", "ops", std::nullopt},
+                                      std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch()).count(),
+                                      std::chrono::hours(1));
+  struct Case {
+    const char* name;
+    const char* method;
+    const char* path;
+    std::map<std::string, std::string> headers;
+    int status;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"plan without a token", "POST", "/api/orchestrator/plan", {}, 401, "missing_token"},
+      {"execute without a token", "POST", "/api/orchestrator/execute", {}, 401, "missing_token"},
+      {"state without a token", "GET", "/api/orchestrator/state", {}, 401, "missing_token"},
+      {"message without a token", "GET", "/api/messages/1", {}, 401, "missing_token"},
+      {"execute, not a bearer", "POST", "/api/orchestrator/execute", {{"Authorization", "Basic dXNlcjpwdw=="}}, 401, "malformed_token"},
+      {"execute, forged token", "POST", "/api/orchestrator/execute", {{"Authorization", "Bearer " + forged}}, 401, "bad_signature"},
+      {"execute, expired token", "POST", "/api/orchestrator/execute", {{"Authorization", "Bearer " + expired}}, 401, "token_expired"},
+      {"execute as a tenant", "POST", "/api/orchestrator/execute", As(auth::Role::kAuthenticated, "acme"), 403, "service_role_required"},
+      {"execute as anon", "POST", "/api/orchestrator/execute", As(auth::Role::kAnon, "acme"), 403, "service_role_required"},
+      {"plan as a tenant", "POST", "/api/orchestrator/plan", As(auth::Role::kAuthenticated, "acme"), 403, "service_role_required"},
+      {"state as a tenant", "GET", "/api/orchestrator/state", As(auth::Role::kAuthenticated, "acme"), 403, "service_role_required"},
+  };
+  for (const auto& c : cases) {
+    const auto r = std::string(c.method) == "GET" ? HttpGet(brain->port(), c.path, c.headers)
+                                                  : HttpPost(brain->port(), c.path, execute, c.headers);
+    ExpectJsonError(r, c.status, c.error, c.name);
+    if (c.status == 401) {
+      EXPECT_EQ(r.headers.count("WWW-Authenticate"), 1u) << c.name;
+    }
+  }
+  EXPECT_EQ(Rows("agent_messages"), 0);
+  EXPECT_EQ(Rows("decisions"), 0);
+  EXPECT_EQ(HttpPost(brain->port(), "/api/orchestrator/execute", execute, Service()).status, 202);
+}
+
+TEST_F(BrainTest, TenantTokensReadOnlyTheirTenantsMessages) {
+  const auto brain = StartBrain();
+  const auto acme = HttpPost(brain->port(), "/api/orchestrator/execute", R"({"tenant":"acme","intent":"chat"})", Service());
+  const auto globex = HttpPost(brain->port(), "/api/orchestrator/execute", R"({"tenant":"globex","intent":"chat"})", Service());
+  ASSERT_EQ(acme.status, 202) << acme.body;
+  ASSERT_EQ(globex.status, 202) << globex.body;
+  const auto acme_id = std::to_string(json::parse(acme.body)["ids"][0].get<int64_t>());
+  const auto globex_id = std::to_string(json::parse(globex.body)["ids"][0].get<int64_t>());
+  const auto as_acme = As(auth::Role::kAuthenticated, "acme");
+
+  const auto mine = HttpGet(brain->port(), "/api/messages/" + acme_id, as_acme);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_EQ(json::parse(mine.body)["message"]["tenant"], "acme");
+  // Another tenant's message answers exactly like one that does not exist.
+  const auto theirs = HttpGet(brain->port(), "/api/messages/" + globex_id, as_acme);
+  const auto absent = HttpGet(brain->port(), "/api/messages/999999", as_acme);
+  ExpectJsonError(theirs, 404, "not_found", "another tenant's message");
+  EXPECT_EQ(theirs.body, absent.body);
+  EXPECT_EQ(HttpGet(brain->port(), "/api/messages/" + globex_id, As(auth::Role::kAuthenticated, "globex")).status, 200);
+  EXPECT_EQ(HttpGet(brain->port(), "/api/messages/" + globex_id, Service()).status, 200);
+}
+
+TEST_F(BrainTest, ListensOnLoopbackByDefault) {
+  const auto brain = StartBrain();
+  EXPECT_NE(ReadFile(brain->log()).find("listening on http://127.0.0.1:" + std::to_string(brain->port())),
+            std::string::npos) << ReadFile(brain->log());
 }
 
 }  // namespace

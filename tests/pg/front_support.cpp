@@ -1,5 +1,6 @@
 #include "front_support.h"
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -18,6 +20,12 @@ namespace cogo::testing {
 
 std::string SourcePath(const std::string& relative) {
   return std::string(COGO_SOURCE_DIR) + "/" + relative;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ostringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
 }
 
 namespace {
@@ -67,6 +75,15 @@ HttpResult HttpGet(int port, const std::string& path, const std::map<std::string
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(10, 0);
   return ToResult(client.Get(path.c_str(), ToHeaders(headers)));
+}
+
+void ExpectJsonError(const HttpResult& r, int status, const std::string& error, const std::string& name) {
+  EXPECT_EQ(r.status, status) << name << ": " << r.body;
+  const auto body = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << name << ": " << r.body;
+  EXPECT_EQ(body.value("error", ""), error) << name;
+  EXPECT_FALSE(body.value("message", "").empty()) << name;
+  EXPECT_EQ(r.body.find(kTestJwtSecret), std::string::npos) << name;
 }
 
 Daemon::Daemon(const std::string& binary, std::vector<std::string> args, const std::string& log)

@@ -22,6 +22,7 @@ inline constexpr const char* kTestJwtSecret = "test-secret-0123456789abcdef01234
 inline constexpr const char* kTestPublishableKey = "pk_test_publishable";
 
 [[nodiscard]] std::string SourcePath(const std::string& relative);  // under the source tree
+[[nodiscard]] std::string ReadFile(const std::string& path);  // empty when unreadable
 
 struct HttpResult {
   int status = 0;  // 0: no HTTP answer
@@ -33,6 +34,10 @@ HttpResult HttpPost(int port, const std::string& path, const std::string& body,
                     const std::map<std::string, std::string>& headers = {});
 HttpResult HttpGet(int port, const std::string& path,
                    const std::map<std::string, std::string>& headers = {});
+
+// A refusal as every cogo HTTP server sends it: `status`, a JSON body `{error, message}` with
+// this `error` and a message, and never the test JWT secret. `name` labels failures.
+void ExpectJsonError(const HttpResult& r, int status, const std::string& error, const std::string& name);
 
 // A daemon binary started with --port 0: the kernel picks a free port (a port chosen by the test
 // could be taken by another process before the daemon binds it) and the daemon logs it as

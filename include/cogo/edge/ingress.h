@@ -62,7 +62,4 @@ class [[nodiscard]] IngressResult {
 // An Idempotency-Key header value is 1..200 printable ASCII characters.
 [[nodiscard]] bool ValidIdempotencyKey(std::string_view key);
 
-// `{"error": code, "message": message}` as JSON text.
-[[nodiscard]] std::string ErrorJson(std::string_view error, std::string_view message);
-
 }  // namespace cogo::edge

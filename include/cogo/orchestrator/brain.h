@@ -1,20 +1,21 @@
 // cogo-orchestrator-brain's parts: the (orchestrator, decide) handler — routing rules, optional
 // LLM classification, the decision recorded on the trail (`decided`, copied into `decisions`
 // by sql/004) and the (orchestrator, execute) hand-off committed with the completion — and the
-// REST server (plan, execute, state, messages). Thread-safe: the handler runs on many worker
-// threads; the server serves requests on its own thread pool with pooled connections.
+// REST API as routes on an http::JsonService. Thread-safe: the handler runs on many worker
+// threads; the routes run on the service's thread pool with its pooled connections.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <spdlog/logger.h>
 
+#include "cogo/http/json_service.h"
 #include "cogo/orchestrator/routing.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/daemon.h"
 #include "cogo/runtime/worker.h"
 
 namespace cogo::orchestrator {
@@ -42,28 +43,18 @@ struct BrainConfig {
 [[nodiscard]] runtime::Handler MakeDecideHandler(BrainConfig config,
                                                  std::shared_ptr<spdlog::logger> logger);
 
-struct BrainServerOptions {
-  std::string database_url;
-  std::string host = "127.0.0.1";  // --listen-host / COGO_BRAIN_HOST
-  int port = 8781;                 // --port / COGO_BRAIN_PORT; 0 = any free port
-  int threads = 4;
-  int shards = 1;                  // execute messages published by the API: hash(tenant) % shards
-  size_t max_body_bytes = 256 * 1024;
+struct BrainApiOptions {
+  int shards = 1;                      // execute messages the API publishes: hash(tenant) % shards
+  size_t max_body_bytes = 256 * 1024;  // plan/execute bodies; larger: 413 body_too_large
 };
 
-// POST /api/orchestrator/plan, POST /api/orchestrator/execute, GET /api/orchestrator/state,
-// GET /api/messages/{id}, /healthz, /readyz. Errors are `{error, message}` like the edge's.
-class BrainServer final : public runtime::Component {
- public:
-  BrainServer(BrainServerOptions options, BrainConfig config, std::shared_ptr<spdlog::logger> logger);
-  ~BrainServer() override;
-  void Start() override;
-  void Drain() override;
-  [[nodiscard]] int port() const;
-
- private:
-  class Impl;
-  std::unique_ptr<Impl> impl_;
-};
+// The REST API as routes for `service` (which must outlive them), every one behind a JWT:
+//   POST /api/orchestrator/plan     service_role   {intent, payload?, tenant?} -> {plan, assignment}
+//   POST /api/orchestrator/execute  service_role   {tenant, intent | plan, payload?} -> 202 {ids}
+//   GET  /api/orchestrator/state    service_role   queues, workers, failures, routing, policy
+//   GET  /api/messages/{id}         any token      a request view; another tenant's id is 404
+[[nodiscard]] std::vector<http::Route> BrainRoutes(http::JsonService& service, BrainApiOptions options,
+                                                   BrainConfig config,
+                                                   std::shared_ptr<spdlog::logger> logger);
 
 }  // namespace cogo::orchestrator

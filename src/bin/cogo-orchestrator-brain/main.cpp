@@ -1,8 +1,10 @@
 // cogo-orchestrator-brain: the (orchestrator, decide) worker and the orchestrator REST API
-// (see include/cogo/orchestrator/brain.h). Refuses to start when a routing rule would be
-// rejected by the policy table.
+// (see include/cogo/orchestrator/brain.h), on 127.0.0.1:8781 by default, every call behind a JWT
+// signed with COGO_JWT_SECRET (or the file COGO_JWT_SECRET_FILE). Refuses to start without the secret, or when
+// a routing rule would be rejected by the policy table.
 #include <CLI/CLI.hpp>
 
+#include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
 #include "cogo/orchestrator/brain.h"
 #include "cogo/providers/factory.h"
@@ -12,7 +14,9 @@ int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   worker.service = "orchestrator";
   worker.role = "decide";
-  cogo::orchestrator::BrainServerOptions server;
+  cogo::orchestrator::BrainApiOptions api;
+  cogo::http::JsonServiceOptions http;
+  http.port = 8781;
   cogo::providers::ProviderFlags provider;
   std::string routing = "config/routing.example.json";
   std::string policy = "config/policy.example.json";
@@ -23,9 +27,8 @@ int main(int argc, char** argv) {
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--routing", routing, "routing rules (JSON)")->envname("COGO_ROUTING")->capture_default_str();
         app.add_option("--policy", policy, "policy table (JSON)")->envname("COGO_POLICY")->capture_default_str();
-        app.add_option("--listen-host", server.host)->envname("COGO_BRAIN_HOST")->capture_default_str();
-        app.add_option("--port", server.port)->envname("COGO_BRAIN_PORT")->capture_default_str();
-        app.add_option("--api-shards", server.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
+        cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
+        app.add_option("--api-shards", api.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) {
         cogo::orchestrator::BrainConfig config;
@@ -39,11 +42,15 @@ int main(int argc, char** argv) {
           config.classifier = cogo::providers::MakeProvider(
               provider, cogo::providers::MakePricer(config.policy->prices()), ctx.logger);
         }
-        server.database_url = ctx.options.database_url;
+        http.authenticate = cogo::http::BearerJwt(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
+        http.database_url = ctx.options.database_url;
+        http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
+        auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
+        rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker, cogo::orchestrator::MakeDecideHandler(config, ctx.logger), ctx));
-        components.push_back(std::make_unique<cogo::orchestrator::BrainServer>(server, config, ctx.logger));
+        components.push_back(std::move(rest));
         return components;
       }});
 }

@@ -1,4 +1,4 @@
-#include "cogo/edge/jwt.h"
+#include "cogo/auth/jwt.h"
 
 #include <gtest/gtest.h>
 #include <jwt.h>
@@ -7,7 +7,7 @@
 
 #include <string>
 
-namespace cogo::edge {
+namespace cogo::auth {
 namespace {
 
 using std::chrono::seconds;
@@ -279,4 +279,4 @@ TEST(Jwt, MintDevToken) {
 }
 
 }  // namespace
-}  // namespace cogo::edge
+}  // namespace cogo::auth

@@ -1,6 +1,6 @@
-// Edge authentication: HS256 JWT verification and minting (through libjwt, no crypto of our
-// own), the Bearer header, the tenant check and the publishable-apikey check. Every outcome a
-// client can cause is a machine-readable AuthError value; no message ever contains a secret.
+// Authentication for cogo's HTTP services: HS256 JWT verification and minting (through libjwt, no
+// crypto of our own), the Bearer header, the tenant check and the publishable-apikey check. Every
+// outcome a client can cause is a machine-readable AuthError value; no message contains a secret.
 // Thread-safe: pure functions of their arguments; time is passed in as seconds since the epoch.
 #pragma once
 
@@ -12,7 +12,7 @@
 #include <utility>
 #include <variant>
 
-namespace cogo::edge {
+namespace cogo::auth {
 
 enum class Role { kAnon, kAuthenticated, kServiceRole };
 
@@ -116,4 +116,4 @@ struct MintClaims {
                                        std::string_view tenant, std::string_view sub = "dev",
                                        std::chrono::seconds ttl = std::chrono::hours(1));
 
-}  // namespace cogo::edge
+}  // namespace cogo::auth

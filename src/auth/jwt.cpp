@@ -1,4 +1,4 @@
-#include "cogo/edge/jwt.h"
+#include "cogo/auth/jwt.h"
 
 #include <jwt.h>
 #include <openssl/crypto.h>
@@ -12,7 +12,7 @@
 #include <new>
 #include <stdexcept>
 
-namespace cogo::edge {
+namespace cogo::auth {
 namespace {
 
 using nlohmann::json;
@@ -321,4 +321,4 @@ std::string MintDevToken(std::string_view secret, std::string_view role, std::st
                    static_cast<int64_t>(now), ttl);
 }
 
-}  // namespace cogo::edge
+}  // namespace cogo::auth

@@ -2,6 +2,7 @@
 // idempotent with the same Idempotency-Key, state and message views, JSON errors; every call
 // needs a JWT (service_role for plan, execute and state; tenant tokens read their tenant only).
 #include <nlohmann/json.hpp>
+#include <signal.h>
 
 #include "cogo/auth/jwt.h"
 #include "front_support.h"
@@ -206,6 +207,25 @@ TEST_F(BrainTest, TenantTokensReadOnlyTheirTenantsMessages) {
   EXPECT_EQ(theirs.body, absent.body);
   EXPECT_EQ(HttpGet(brain->port(), "/api/messages/" + globex_id, As(auth::Role::kAuthenticated, "globex")).status, 200);
   EXPECT_EQ(HttpGet(brain->port(), "/api/messages/" + globex_id, Service()).status, 200);
+}
+
+// The first SIGTERM turns /readyz to 503 `draining` while the listener stays open for
+// --http-drain-delay-ms, so a load balancer stops sending before the port closes.
+TEST_F(BrainTest, ReadyzIs503WhileDrainingAfterSigterm) {
+  const auto log = ScratchFile("brain.log");
+  auto brain = std::make_unique<Daemon>(
+      "cogo-orchestrator-brain",
+      std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
+                               SourcePath("config/policy.example.json"), "--http-drain-delay-ms", "3000"},
+      log);
+  const int port = brain->port();
+  ASSERT_EQ(HttpGet(port, "/readyz").status, 200);
+  brain->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(port, "/readyz").status == 503; }, 2s)) << ReadFile(log);
+  ExpectJsonError(HttpGet(port, "/readyz"), 503, "draining", "after SIGTERM");
+  EXPECT_EQ(HttpGet(port, "/healthz").status, 200);  // still serving
+  EXPECT_EQ(brain->Wait(30s), 0);
+  EXPECT_EQ(HttpGet(port, "/healthz").status, 0);  // then gone
 }
 
 TEST_F(BrainTest, ListensOnLoopbackByDefault) {

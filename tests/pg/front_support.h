@@ -48,6 +48,8 @@ class Daemon {
   ~Daemon();
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] const std::string& log() const { return log_; }
+  void Signal(int signal) { child_->Signal(signal); }
+  [[nodiscard]] std::optional<int> Wait(std::chrono::milliseconds timeout) { return child_->Wait(timeout); }
 
  private:
   std::unique_ptr<ChildProcess> child_;

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "child_process.h"
-#include "cogo/edge/jwt.h"
+#include "cogo/auth/jwt.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "front_support.h"
@@ -249,7 +249,7 @@ WHERE m.service = 'gateway'
 
   static std::map<std::string, std::string> Auth() {
     return {{"Authorization",
-             "Bearer " + edge::MintToken(kTestJwtSecret, {edge::Role::kAuthenticated, "acme", "user-1", std::nullopt},
+             "Bearer " + auth::MintToken(kTestJwtSecret, {auth::Role::kAuthenticated, "acme", "user-1", std::nullopt},
                                          std::chrono::duration_cast<std::chrono::seconds>(
                                              std::chrono::system_clock::now().time_since_epoch()).count(),
                                          std::chrono::hours(1))},

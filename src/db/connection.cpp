@@ -2,6 +2,8 @@
 
 #include <pqxx/nontransaction>
 
+#include <cctype>
+
 namespace cogo::db {
 
 std::unique_ptr<pqxx::connection> Connect(const std::string& url,
@@ -10,6 +12,48 @@ std::unique_ptr<pqxx::connection> Connect(const std::string& url,
   pqxx::nontransaction txn(*conn);
   txn.exec("SET application_name = " + txn.quote(std::string(application_name)));
   return conn;
+}
+
+std::string RedactPasswords(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // userinfo: "://" user ":" password "@", the password ending at the last '@' before the
+    // host (a password may contain '@' only percent-encoded, but be generous).
+    if (text.compare(i, 3, "://") == 0) {
+      const size_t start = i + 3;
+      const size_t end = text.find_first_of(" \t\n\"'/?#", start);
+      const size_t at = text.rfind('@', end == std::string_view::npos ? text.size() : end);
+      const size_t colon = text.find(':', start);
+      if (at != std::string_view::npos && at >= start && colon != std::string_view::npos && colon < at) {
+        out.append(text.substr(i, colon + 1 - i)).append("***");
+        i = at;
+        continue;
+      }
+    }
+    // keyword or query parameter: password=VALUE
+    constexpr std::string_view kKey = "password=";
+    if (text.size() - i >= kKey.size() && (i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_'))) {
+      bool match = true;
+      for (size_t k = 0; k < kKey.size() && match; ++k) {
+        match = std::tolower(static_cast<unsigned char>(text[i + k])) == kKey[k];
+      }
+      if (match) {
+        out.append(text.substr(i, kKey.size())).append("***");
+        i += kKey.size();
+        if (i < text.size() && text[i] == '\'') {  // a quoted keyword value
+          const size_t close = text.find('\'', i + 1);
+          i = close == std::string_view::npos ? text.size() : close + 1;
+        } else {
+          while (i < text.size() && std::string_view(" \t\n\"&").find(text[i]) == std::string_view::npos) ++i;
+        }
+        continue;
+      }
+    }
+    out.push_back(text[i++]);
+  }
+  return out;
 }
 
 }  // namespace cogo::db

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "cogo/db/connection.h"
 #include "cogo/log/logging.h"
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/wake/wake_hub.h"
@@ -94,7 +95,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     return app.exit(e);
   }
   if (print_config) {
-    std::cout << app.config_to_str(true, false);
+    std::cout << db::RedactPasswords(app.config_to_str(true, false));
     return 0;
   }
 

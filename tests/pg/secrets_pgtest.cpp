@@ -1,7 +1,8 @@
 // Secrets never leave the process: the edge and the brain run at debug level while a client
 // provokes every refusal it can (bad tokens, wrong keys, oversize and malformed bodies, unknown
 // paths) and reads the admin state; then every response body and header, every daemon log and
-// `--print-config` of both daemons are searched for the JWT secret and the publishable key.
+// `--print-config` of both daemons are searched for the JWT secret, the publishable key and a
+// database password.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -85,9 +86,16 @@ TEST_F(SecretsTest, NoSecretInLogsErrorBodiesStateOrPrintConfig) {
   const auto logs = ReadFile(log);
   ASSERT_NE(logs.find("listening on"), std::string::npos) << logs;
   ASSERT_NE(logs.find("-> 401 bad_signature"), std::string::npos) << logs;  // refusals were logged
-  seen += RunCommand("cogo-orchestrator-brain", {"--print-config"}).output;
-  seen += RunCommand("cogo-edge", {"--print-config"}).output;
-  for (const char* secret : {kTestJwtSecret, kTestPublishableKey}) {
+  // A database password given on the command line is masked too.
+  constexpr const char* kDatabasePassword = "db-password-5f1c";
+  const std::string url = std::string("postgresql://cogo:") + kDatabasePassword + "@db.internal:5432/cogo";
+  for (const char* daemon : {"cogo-orchestrator-brain", "cogo-edge"}) {
+    const auto printed = RunCommand(daemon, {"--print-config", "--database-url", url});
+    EXPECT_EQ(printed.status, 0) << printed.output;
+    EXPECT_NE(printed.output.find("postgresql://cogo:***@db.internal:5432/cogo"), std::string::npos) << printed.output;
+    seen += printed.output;
+  }
+  for (const char* secret : {kTestJwtSecret, kTestPublishableKey, kDatabasePassword}) {
     EXPECT_EQ(seen.find(secret), std::string::npos) << "responses or --print-config show " << secret;
     EXPECT_EQ(logs.find(secret), std::string::npos) << "the logs show " << secret;
   }

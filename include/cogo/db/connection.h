@@ -14,6 +14,11 @@ namespace cogo::db {
 [[nodiscard]] std::unique_ptr<pqxx::connection> Connect(const std::string& url,
                                                          std::string_view application_name);
 
+// `text` with every connection password masked as "***": the password of a URL's userinfo
+// (postgresql://user:PASSWORD@host) and the value of a `password=` keyword or query parameter.
+// For anything that prints configuration (--print-config) or a connection string.
+[[nodiscard]] std::string RedactPasswords(std::string_view text);
+
 // Formats integers as a PostgreSQL array literal, e.g. {1,2,3}.
 template <typename Range>
 [[nodiscard]] std::string IntArrayLiteral(const Range& values) {

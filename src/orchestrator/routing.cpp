@@ -21,15 +21,13 @@ RoutingRule ReadRule(const JsonObject& o, std::string intent) {
   RoutingRule r;
   r.intent = std::move(intent);
   const auto target = o.Object("target");
-  r.target.service = target.String("service");
-  r.target.role = target.String("role");
+  r.target = policy::ReadTarget(target);
   target.Finish();
   r.agent_id = o.String("agent_id");
   r.model = o.String("model");
   r.version = o.String("version");
   const auto budget = o.Object("budget");
-  r.budget.max_cost_usd = budget.Double("maxCostUsd", config::DoubleRange::Positive());
-  r.budget.max_tokens = budget.Int("maxTokens", 1);
+  r.budget = policy::ReadBudget(budget);
   budget.Finish();
   r.ttl = std::chrono::milliseconds(o.Int("ttl_ms", 1, policy::kMaxTtl.count()));
   r.description = o.StringOr("description", "", {.allow_empty = true});

@@ -22,19 +22,12 @@ AssignmentEnvelope ReadFields(const config::JsonObject& e) {
   out.agent_id = e.String("agent_id");
   out.version = e.String("version");
   out.model = e.String("model");
-  const auto budget = e.Object("budget");
-  out.budget.max_cost_usd = budget.Double("maxCostUsd", config::DoubleRange::Positive());
-  out.budget.max_tokens = budget.Int("maxTokens", 1);
+  out.budget = ReadBudget(e.Object("budget"));
   out.ttl = std::chrono::milliseconds(e.Int("ttl_ms", 1, kMaxTtl.count()));
   if (const auto issued_at = e.Optional("issued_at")) {
     out.issued_at = TimePoint(std::chrono::milliseconds(issued_at->AsInt(0, kMaxIssuedAtMs)));
   }
-  if (const auto target = e.OptionalObject("target")) {
-    Target route;
-    route.service = target->String("service");
-    route.role = target->String("role");
-    out.target = std::move(route);
-  }
+  if (const auto target = e.OptionalObject("target")) out.target = ReadTarget(*target);
   return out;
 }
 
@@ -64,6 +57,20 @@ AssignmentResult FromEnvelopeValue(const config::JsonValue& value) {
 }
 
 }  // namespace
+
+Budget ReadBudget(const config::JsonObject& budget) {
+  Budget out;
+  out.max_cost_usd = budget.Double("maxCostUsd", config::DoubleRange::Positive());
+  out.max_tokens = budget.Int("maxTokens", 1);
+  return out;
+}
+
+Target ReadTarget(const config::JsonObject& target) {
+  Target out;
+  out.service = target.String("service");
+  out.role = target.String("role");
+  return out;
+}
 
 std::string_view ErrorCodeName(AssignmentErrorCode code) {
   switch (code) {

@@ -25,6 +25,19 @@ std::optional<JsonError> ErrorOf(const std::string& text,
   }
 }
 
+// Checks one case's outcome: no error when `reason` is nullopt, else that reason at `path`.
+void ExpectOutcome(const char* name, const std::optional<JsonError>& error,
+                   const std::optional<Reason>& reason, const std::string& path) {
+  if (!reason) {
+    EXPECT_FALSE(error) << name << ": " << error->what();
+    return;
+  }
+  ASSERT_TRUE(error) << name;
+  EXPECT_EQ(error->reason(), *reason) << name << ": " << error->what();
+  EXPECT_EQ(error->path(), path) << name;
+  EXPECT_FALSE(error->message().empty()) << name;
+}
+
 struct DocumentCase {
   const char* name;
   std::string text;
@@ -55,15 +68,7 @@ TEST(JsonReader, ParseRejectsMalformedDeepAndDuplicateDocuments) {
       {"scalar document", "42", 4, std::nullopt, ""},
   };
   for (const auto& c : cases) {
-    const auto error = ErrorOf(c.text, [](const JsonValue&) {}, {c.max_depth, false});
-    if (!c.reason) {
-      EXPECT_FALSE(error) << c.name << ": " << error->what();
-      continue;
-    }
-    ASSERT_TRUE(error) << c.name;
-    EXPECT_EQ(error->reason(), *c.reason) << c.name << ": " << error->what();
-    EXPECT_EQ(error->path(), c.path) << c.name;
-    EXPECT_FALSE(error->message().empty()) << c.name;
+    ExpectOutcome(c.name, ErrorOf(c.text, [](const JsonValue&) {}, {c.max_depth, false}), c.reason, c.path);
   }
 }
 
@@ -132,15 +137,7 @@ TEST(JsonReader, GettersCheckTypeAndRangeNamingThePath) {
       {"embedded document has its own paths", R"({"env":{"x":"1"}})", [](const JsonObject& o) { (void)o.Required("env").WithPath("").AsObject().Int("x"); }, Reason::wrong_type, "x"},
   };
   for (const auto& c : cases) {
-    const auto error = ErrorOf(c.text, [&](const JsonValue& root) { c.read(root.AsObject()); });
-    if (!c.reason) {
-      EXPECT_FALSE(error) << c.name << ": " << error->what();
-      continue;
-    }
-    ASSERT_TRUE(error) << c.name;
-    EXPECT_EQ(error->reason(), *c.reason) << c.name << ": " << error->what();
-    EXPECT_EQ(error->path(), c.path) << c.name;
-    EXPECT_FALSE(error->message().empty()) << c.name;
+    ExpectOutcome(c.name, ErrorOf(c.text, [&](const JsonValue& root) { c.read(root.AsObject()); }), c.reason, c.path);
   }
 }
 
@@ -159,14 +156,7 @@ TEST(JsonReader, FinishRejectsKeysNotTakenAndAllowsComments) {
        Reason::unknown_key, "rules.chat.t"},
   };
   for (const auto& c : cases) {
-    const auto error = ErrorOf(c.text, [&](const JsonValue& root) { c.read(root.AsObject()); });
-    if (!c.reason) {
-      EXPECT_FALSE(error) << c.name << ": " << error->what();
-      continue;
-    }
-    ASSERT_TRUE(error) << c.name;
-    EXPECT_EQ(error->reason(), *c.reason) << c.name << ": " << error->what();
-    EXPECT_EQ(error->path(), c.path) << c.name;
+    ExpectOutcome(c.name, ErrorOf(c.text, [&](const JsonValue& root) { c.read(root.AsObject()); }), c.reason, c.path);
   }
 }
 

@@ -11,6 +11,10 @@
 #include <utility>
 #include <variant>
 
+namespace cogo::config {
+class JsonObject;
+}
+
 namespace cogo::policy {
 
 // Wall-clock instant. Policy code never reads a clock: callers pass `now` in.
@@ -90,6 +94,12 @@ class [[nodiscard]] AssignmentResult {
 
 // Parses the envelope object itself (the value of `__assignment`).
 [[nodiscard]] AssignmentResult ParseAssignmentEnvelope(std::string_view envelope_json);
+
+// The wire shapes of `budget` and `target` (config/json_reader.h), for readers that embed them
+// (routing rules). They read only their own keys: the caller decides whether others may appear
+// (Finish). Throw config::JsonError.
+[[nodiscard]] Budget ReadBudget(const config::JsonObject& budget);
+[[nodiscard]] Target ReadTarget(const config::JsonObject& target);
 
 // The envelope as a compact JSON object with the wire names, for the orchestrator to embed at
 // `payload.__assignment`. Optional fields are written only when set. Round-trips through

@@ -6,7 +6,10 @@
 #include <chrono>
 
 #include "cogo/auth/jwt.h"
+#include "cogo/edge/edge_server.h"
+#include "cogo/http/json_service.h"
 #include "front_support.h"
+#include "log_sink.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -260,6 +263,52 @@ TEST_F(EdgeTest, UnknownIntentPassesTheEdgeWithoutRoutingAndTheBrainFailsIt) {
   EXPECT_EQ(view["error"].get<std::string>().rfind("orchestrator/decide: unknown_intent", 0), 0u) << view["error"];
   EXPECT_EQ(Scalar<int>("SELECT attempts FROM agent_messages WHERE id = " + id), 1);  // never retried
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM decisions"), 0);
+}
+
+// The edge's log is what an operator reads: each refusal once, with its code, and never the
+// credential refused (a token, an apikey) nor a string from the body. The edge runs in process
+// so its logger writes to an in-memory sink.
+TEST_F(EdgeTest, ARefusalIsLoggedOnceWithItsCodeAndNeverTheSecret) {
+  auto sink = std::make_shared<LogSink>();
+  const auto logger = MakeTestLogger("edge", sink);
+  http::JsonServiceOptions options;
+  options.database_url = DatabaseUrl();
+  options.authenticate = edge::EdgeAuthenticator(kTestJwtSecret, kTestPublishableKey, {});
+  http::JsonService service("cogo-edge", options, logger);
+  service.Add(edge::EdgeRoutes(service, {}, logger));
+  service.Start();
+
+  const std::string forged = Token("acme", auth::Role::kAuthenticated, Now(), std::nullopt,
+                                   "another-secret-0123456789abcdef");
+  const std::string wrong_apikey = "pk_live_not-the-key-4242";
+  const std::string body_secret = "sk-BODY-Secret!777";  // not a valid intent
+  struct Case {
+    const char* name;
+    std::map<std::string, std::string> headers;
+    std::string body;
+    int status;
+    const char* code;
+  };
+  const std::vector<Case> cases = {
+      {"forged token", Auth(forged), Body(), 401, "bad_signature"},
+      {"wrong apikey", {{"Authorization", "Bearer " + Token("acme")}, {"apikey", wrong_apikey}}, Body(), 401, "bad_apikey"},
+      {"secret where the intent belongs", Auth(Token("acme")),
+       json{{"tenant", "acme"}, {"intent", body_secret}}.dump(), 400, "invalid_field"},
+      {"secret as an unknown key", Auth(Token("acme")),
+       json{{"tenant", "acme"}, {"intent", "chat"}, {body_secret, 1}}.dump(), 400, "unknown_field"},
+  };
+  for (const auto& c : cases) {
+    const auto r = HttpPost(service.port(), kPath, c.body, c.headers);
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    EXPECT_EQ(json::parse(r.body)["error"], c.code) << c.name;
+    EXPECT_EQ(r.body.find(body_secret), std::string::npos) << c.name << ": " << r.body;
+    EXPECT_TRUE(WaitFor([&] { return sink->Count(c.code) == 1; }, 2s)) << c.name << ":\n" << sink->Text();
+  }
+  for (const auto& secret : {forged, wrong_apikey, body_secret, std::string(kTestJwtSecret),
+                             std::string(kTestPublishableKey)}) {
+    EXPECT_EQ(sink->Count(secret), 0u) << secret << " in:\n" << sink->Text();
+  }
+  EXPECT_EQ(Messages(), 0);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "log_sink.h"
+
 namespace cogo::executor {
 namespace {
 
@@ -160,6 +162,28 @@ TEST(Executor, TransientFailureFollowsTheRuleBackoffUntilTheLastAttempt) {
       EXPECT_EQ(detail["delay_ms"], c.delay_ms);
     }
   }
+}
+
+// The handler's log is what an operator reads: one line per refusal, naming the reason, and no
+// string from the payload (a caller's credential, or one put where a budget belongs).
+TEST(Executor, RefusalIsLoggedOnceWithItsReasonAndNeverTheSecret) {
+  const std::string secret = "sk-live-0123456789secret";
+  auto sink = std::make_shared<testing::LogSink>();
+  auto handler = MakeExecutorHandler({"", std::make_shared<const policy::PolicyTable>(Table())},
+                                     testing::MakeTestLogger("executor", sink));
+  const auto message = Message(Payload([&](json& a) {
+    a["agent_id"] = secret;  // valid, read first, never echoed
+    a["budget"] = secret;    // a wrong type: the refusal names the path and the type only
+  }));
+  runtime::UsageGuard usage(std::nullopt, std::stop_source{});
+  runtime::HandlerContext ctx{message, {}, nullptr, std::nullopt, usage};
+  const HandlerResult r = handler(ctx);
+  ASSERT_EQ(r.kind, HandlerResult::Kind::fail);
+  EXPECT_EQ(r.error.find(secret), std::string::npos) << r.error;
+  EXPECT_EQ(sink->Lines().size(), 1u) << sink->Text();
+  EXPECT_EQ(sink->Count("warning execute 42 refused: assignment_invalid: budget: wrong_type"), 1u)
+      << sink->Text();
+  EXPECT_EQ(sink->Count(secret), 0u) << sink->Text();
 }
 
 }  // namespace

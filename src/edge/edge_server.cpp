@@ -76,7 +76,19 @@ class Ingress {
     message.idempotency_key = idempotency_key;
     bus::Published published;
     try {
-      service_.pool().With([&](pqxx::connection& conn) { published = bus::Bus(conn).Publish(message); });
+      // The pool runs this once more after a lost connection. With a key the repeat finds the
+      // first message; without one it could enqueue the request twice if the first had committed,
+      // so that publish runs in a transaction, whose commit reports the doubt (never repeated).
+      service_.pool().With([&](pqxx::connection& conn) {
+        bus::Bus bus(conn);
+        if (!message.idempotency_key.empty()) {
+          published = bus.Publish(message);
+          return;
+        }
+        pqxx::work txn(conn);
+        published = bus.Publish(txn, message);
+        txn.commit();
+      });
     } catch (const bus::InvalidMessage& e) {
       return http::Error(400, e.rejection().reason, e.rejection().detail);
     }

@@ -15,8 +15,10 @@ tenant=demo
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cogo-pm2.XXXXXX")
 export PM2_HOME="$scratch/pm2-home"
 pm2="$scratch/npm/node_modules/.bin/pm2"
+provider_pid=
 cleanup() {
   [ -x "$pm2" ] && "$pm2" kill >/dev/null 2>&1 || true
+  [ -n "$provider_pid" ] && kill "$provider_pid" 2>/dev/null || true
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -24,6 +26,11 @@ fail() { echo "FAIL: $*" >&2; for f in "$scratch"/logs/*.log; do echo "== $f"; t
 
 npm install --prefix "$scratch/npm" --no-audit --no-fund --loglevel=error pm2 >/dev/null \
   || fail "npm install pm2"
+
+# Chat answers take 1 s, so the reload finds handlers running and must drain them.
+"$src/tests/deploy/slow_provider.py" "$scratch/provider.port" 1 & provider_pid=$!
+for i in $(seq 1 100); do [ -s "$scratch/provider.port" ] && break; sleep 0.05; done
+[ -s "$scratch/provider.port" ] || fail "slow provider did not start"
 
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077
@@ -39,6 +46,7 @@ COGO_POLICY=$src/config/policy.example.json
 COGO_ROUTING=$src/config/routing.example.json
 COGO_WORKFLOWS=$src/config/workflows
 COGO_DRAIN_GRACE_MS=5000
+COGO_PROVIDER_BASE_URL=http://127.0.0.1:$(cat "$scratch/provider.port")/v1
 ENV
 )
 [ "$(stat -c %a "$scratch/cogo.env")" = 600 ] || fail "env file is not mode 600"
@@ -75,10 +83,15 @@ export -f send
 export edge_port token tenant scratch
 mkdir -p "$scratch/ids"
 
-# Four clients send the requests; once a quarter is in, the chat worker is reloaded under them.
+# Four clients send the requests; once a quarter is in and a chat handler is running, the chat
+# worker is reloaded under them.
 old_pid=$("$pm2" pid cogo-gateway-chat)
 seq 1 "$requests" | xargs -P 4 -I{} bash -c 'send {}' & clients=$!
 until [ "$(ls "$scratch/ids" | wc -l)" -ge $((requests / 4)) ]; do sleep 0.05; done
+running_chats() {
+  psql "$url" -Atc "SELECT count(*) FROM agent_messages WHERE id > $first_id AND service = 'gateway' AND role = 'chat' AND status = 'running'"
+}
+for i in $(seq 1 100); do in_flight=$(running_chats); [ "$in_flight" -gt 0 ] && break; sleep 0.05; done
 "$pm2" reload cogo-gateway-chat >/dev/null || fail "pm2 reload"
 wait "$clients" || fail "a request was not accepted"
 new_pid=$("$pm2" pid cogo-gateway-chat)
@@ -106,4 +119,4 @@ read -r chats once <<<"$(psql "$url" -AtF ' ' -c "
 "$pm2" kill >/dev/null
 claims=$(psql "$url" -Atc "SELECT count(*) FROM bus_events e JOIN agent_messages m ON m.id = e.message_id
   WHERE m.id > $first_id AND m.service = 'gateway' AND m.role = 'chat' AND e.event = 'claimed'")
-echo "pm2: $requests requests done once each ($claims chat claims) across a reload of cogo-gateway-chat (pid $old_pid -> $new_pid)"
+echo "pm2: $requests requests done once each ($claims chat claims; $in_flight chat handlers running at the reload) across a reload of cogo-gateway-chat (pid $old_pid -> $new_pid)"

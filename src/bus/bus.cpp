@@ -48,13 +48,37 @@ std::string CompleteInput(const std::vector<Completion>& completions) {
   for (const Completion& c : completions) {
     json row = {{"id", c.lease.message_id},
                 {"owner", c.lease.owner},
-                {"attempt", c.lease.attempt},
+                {"fence", c.lease.fence},
                 {"snippet", c.snippet.empty() ? json() : json(c.snippet)},
                 {"url", c.url.empty() ? json() : json(c.url)}};
     row["result"] = c.result_json.empty() ? json() : json::parse(c.result_json);
     input.push_back(std::move(row));
   }
   return input.dump();
+}
+
+std::string LeaseInput(const std::vector<Lease>& leases) {
+  json input = json::array();
+  for (const Lease& l : leases) {
+    input.push_back({{"id", l.message_id}, {"owner", l.owner}, {"fence", l.fence}});
+  }
+  return input.dump();
+}
+
+// (message id, fence) pairs a lease-checking statement returned, sorted. A batch may hold two
+// claims of one message (a stale one and its successor): only the fence tells them apart.
+using ClaimId = std::pair<int64_t, int64_t>;
+
+std::vector<ClaimId> Claims(const pqxx::result& rows) {
+  std::vector<ClaimId> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.emplace_back(row[0].as<int64_t>(), row[1].as<int64_t>());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool Holds(const std::vector<ClaimId>& claims, const Lease& lease) {
+  return std::binary_search(claims.begin(), claims.end(), ClaimId{lease.message_id, lease.fence});
 }
 
 bool IsEmptyOrBlank(const std::string& s) {
@@ -204,7 +228,7 @@ std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
   out.reserve(rows.size());
   for (const auto& row : rows) {
     ClaimedMessage m;
-    m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>()};
+    m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>(), row[12].as<int64_t>()};
     m.route = {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<int>()};
     m.tenant = row[4].as<std::string>();
     m.payload_json = row[5].as<std::string>();
@@ -235,13 +259,8 @@ std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
   std::vector<bool> held(completions.size(), false);
   if (completions.empty()) return held;
   const pqxx::result rows = txn.exec_prepared(sql::kCompleteName, CompleteInput(completions));
-  std::vector<int64_t> done;
-  done.reserve(rows.size());
-  for (const auto& row : rows) done.push_back(row[0].as<int64_t>());
-  std::sort(done.begin(), done.end());
-  for (size_t i = 0; i < completions.size(); ++i) {
-    held[i] = std::binary_search(done.begin(), done.end(), completions[i].lease.message_id);
-  }
+  const std::vector<ClaimId> done = Claims(rows);
+  for (size_t i = 0; i < completions.size(); ++i) held[i] = Holds(done, completions[i].lease);
   return held;
 }
 
@@ -251,7 +270,7 @@ FailOutcome Bus::Fail(const Failure& failure) {
 
 FailOutcome Bus::Fail(pqxx::transaction_base& txn, const Failure& failure) {
   const pqxx::result rows = txn.exec_prepared(
-      sql::kFailName, failure.lease.message_id, failure.lease.owner, failure.lease.attempt,
+      sql::kFailName, failure.lease.message_id, failure.lease.owner, failure.lease.fence,
       failure.error, failure.kind != FailureKind::permanent, failure.retry_delay_ms,
       failure.kind == FailureKind::infrastructure, kAttemptsGivenBack);
   if (rows.empty()) return FailOutcome::lease_lost;
@@ -265,21 +284,19 @@ std::vector<Lease> Bus::LeasesOf(const std::string& owner) {
   pqxx::nontransaction txn(conn_);
   std::vector<Lease> leases;
   for (const auto& row : txn.exec_prepared(sql::kLeasesOfName, owner)) {
-    leases.push_back({row[0].as<int64_t>(), owner, row[1].as<int>()});
+    leases.push_back({row[0].as<int64_t>(), owner, row[1].as<int>(), row[2].as<int64_t>()});
   }
   return leases;
 }
 
-std::vector<int64_t> Bus::Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,
-                                    int64_t lease_ms) {
-  std::vector<int64_t> extended;
-  if (ids.empty()) return extended;
+std::vector<bool> Bus::Heartbeat(const std::vector<Lease>& leases, int64_t lease_ms) {
+  std::vector<bool> held(leases.size(), false);
+  if (leases.empty()) return held;
   pqxx::nontransaction txn(conn_);
-  const pqxx::result rows =
-      txn.exec_prepared(sql::kHeartbeatName, owner, db::IntArrayLiteral(ids), lease_ms);
-  extended.reserve(rows.size());
-  for (const auto& row : rows) extended.push_back(row[0].as<int64_t>());
-  return extended;
+  const std::vector<ClaimId> extended =
+      Claims(txn.exec_prepared(sql::kHeartbeatName, LeaseInput(leases), lease_ms));
+  for (size_t i = 0; i < leases.size(); ++i) held[i] = Holds(extended, leases[i]);
+  return held;
 }
 
 bool Bus::Release(const Lease& lease) {
@@ -287,24 +304,15 @@ bool Bus::Release(const Lease& lease) {
 }
 
 bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
-  return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.attempt).empty();
+  return !txn.exec_prepared(sql::kReleaseName, lease.message_id, lease.owner, lease.fence).empty();
 }
 
 std::vector<bool> Bus::LockLeases(pqxx::transaction_base& txn, const std::vector<Lease>& leases) {
   std::vector<bool> held(leases.size(), false);
   if (leases.empty()) return held;
-  json input = json::array();
-  for (const Lease& l : leases) {
-    input.push_back({{"id", l.message_id}, {"owner", l.owner}, {"attempt", l.attempt}});
-  }
-  std::vector<int64_t> locked;
-  for (const auto& row : txn.exec_prepared(sql::kLockLeasesName, input.dump())) {
-    locked.push_back(row[0].as<int64_t>());
-  }
-  std::sort(locked.begin(), locked.end());
-  for (size_t i = 0; i < leases.size(); ++i) {
-    held[i] = std::binary_search(locked.begin(), locked.end(), leases[i].message_id);
-  }
+  const std::vector<ClaimId> locked =
+      Claims(txn.exec_prepared(sql::kLockLeasesName, LeaseInput(leases)));
+  for (size_t i = 0; i < leases.size(); ++i) held[i] = Holds(locked, leases[i]);
   return held;
 }
 

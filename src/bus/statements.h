@@ -57,6 +57,7 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
                      AND m.idempotency_key = x.idempotency_key)SQL";
 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
+// Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.
 // One index scan per shard, each already in claim order, so LIMIT stops it early (with
 // `shard = ANY` the planner read every queued row of the route and sorted them). The update
 // finds its rows by primary key (a join with `picked` could hash a scan of the whole table).
@@ -75,31 +76,31 @@ WITH picked AS (
   LIMIT $4),
 claimed AS (
   UPDATE agent_messages m
-  SET status = 'running', attempts = m.attempts + 1, lease_owner = $5,
+  SET status = 'running', attempts = m.attempts + 1, fence = m.fence + 1, lease_owner = $5,
       lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now()
   WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
-            m.max_attempts, m.correlation_id, m.created_at),
+            m.max_attempts, m.correlation_id, m.created_at, m.fence),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, 'claimed', service, role, tenant,
-         jsonb_build_object('owner', $5::text, 'attempt', attempts)
+         jsonb_build_object('owner', $5::text, 'attempt', attempts, 'fence', fence)
   FROM claimed),
 busy AS (
   UPDATE bus_workers SET idle = false, last_seen = now()
   WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed))
 SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_attempts,
        coalesce(correlation_id, ''), extract(epoch FROM created_at)::float8,
-       extract(epoch FROM now())::float8
+       extract(epoch FROM now())::float8, fence
 FROM claimed ORDER BY priority DESC, id)SQL";
 
-// $1: jsonb array of {id, owner, attempt, result, snippet, url}. `id = ANY` keeps the update
+// $1: jsonb array of {id, owner, fence, result, snippet, url}. `id = ANY` keeps the update
 // on primary-key lookups; joined with the input alone, it hashed a scan of every running row.
 inline constexpr const char* kCompleteName = "cogo_complete";
 inline constexpr const char* kComplete = R"SQL(
 WITH input AS MATERIALIZED (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(id bigint, owner text, attempt int, result jsonb, snippet text, url text)),
+    AS x(id bigint, owner text, fence bigint, result jsonb, snippet text, url text)),
 done AS (
   UPDATE agent_messages m
   SET status = 'done', result = input.result, result_snippet = input.snippet,
@@ -107,25 +108,26 @@ done AS (
   FROM input
   WHERE m.id = ANY (ARRAY(SELECT id FROM input))
     AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
-    AND m.attempts = input.attempt
-  RETURNING m.id, m.service, m.role, m.tenant, m.attempts, input.owner),
+    AND m.fence = input.fence
+  RETURNING m.id, m.service, m.role, m.tenant, m.attempts, m.fence, input.owner),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, 'completed', service, role, tenant,
-         jsonb_build_object('owner', owner, 'attempt', attempts)
+         jsonb_build_object('owner', owner, 'attempt', attempts, 'fence', fence)
   FROM done)
-SELECT id FROM done)SQL";
+SELECT id, fence FROM done)SQL";
 
-// $1 id, $2 owner, $3 attempt, $4 error, $5 retryable, $6 retry delay ms, $7 give the attempt
+// $1 id, $2 owner, $3 fence, $4 error, $5 retryable, $6 retry delay ms, $7 give the attempt
 // back (our own infrastructure failed: FailureKind::infrastructure), $8 how many times a
 // message's attempt may be given back (sql/012_attempts_given_back.sql); beyond that the
 // failure spends it like any retryable one.
 inline constexpr const char* kFailName = "cogo_fail";
 inline constexpr const char* kFail = R"SQL(
 WITH target AS (
-  SELECT id, $7 AND attempts_given_back < $8 AS given_back, attempts >= max_attempts AS spent
+  SELECT id, attempts AS attempt, $7 AND attempts_given_back < $8 AS given_back,
+         attempts >= max_attempts AS spent
   FROM agent_messages
-  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND fence = $3
   FOR UPDATE),
 failed AS (
   UPDATE agent_messages m
@@ -139,44 +141,52 @@ failed AS (
       last_error = $4, last_error_at = now(), lease_owner = NULL, lease_expires_at = NULL
   FROM target t
   WHERE m.id = t.id
-  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.retry_at, t.given_back),
+  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.retry_at, t.given_back,
+            t.attempt),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE status WHEN 'queued' THEN 'retry_scheduled'
                          WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
          service, role, tenant,
          jsonb_strip_nulls(jsonb_build_object(
-           'error', $4::text, 'attempt', $3::int,
+           'error', $4::text, 'attempt', attempt, 'fence', $3::bigint,
            'retry_at', CASE WHEN status = 'queued' THEN retry_at END,
            'attempt_given_back', CASE WHEN status = 'queued' AND given_back THEN true END))
   FROM failed)
 SELECT status, CASE WHEN status = 'queued' AND retry_at <= now() THEN cogo_wake(service, role, shard) END
 FROM failed)SQL";
 
-// $1 owner, $2 ids bigint[], $3 lease ms.
+// $1: jsonb array of {id, owner, fence}, $2 lease ms. Returns the leases it extended; a message
+// claimed again (even by the same worker) extends only for its latest fence.
 inline constexpr const char* kHeartbeatName = "cogo_heartbeat";
 inline constexpr const char* kHeartbeat = R"SQL(
-UPDATE agent_messages SET lease_expires_at = now() + $3 * interval '1 millisecond'
-WHERE id = ANY ($2::bigint[]) AND status = 'running' AND lease_owner = $1
-RETURNING id)SQL";
+WITH input AS MATERIALIZED (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, fence bigint))
+UPDATE agent_messages m SET lease_expires_at = now() + $2 * interval '1 millisecond'
+FROM input
+WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+  AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
+  AND m.fence = input.fence
+RETURNING m.id, m.fence)SQL";
 
 // $1 owner. Every message leased to a worker (the lease index holds exactly the running rows).
 inline constexpr const char* kLeasesOfName = "cogo_leases_of";
 inline constexpr const char* kLeasesOf = R"SQL(
-SELECT id, attempts FROM agent_messages
+SELECT id, attempts, fence FROM agent_messages
 WHERE lease_expires_at IS NOT NULL AND status = 'running' AND lease_owner = $1)SQL";
 
-// $1 id, $2 owner, $3 attempt.
+// $1 id, $2 owner, $3 fence. The attempt is given back to the retry budget; the fence stays.
 inline constexpr const char* kReleaseName = "cogo_release";
 inline constexpr const char* kRelease = R"SQL(
 WITH released AS (
   UPDATE agent_messages
   SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
-  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
-  RETURNING id, service, role, shard, tenant, retry_at),
+  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND fence = $3
+  RETURNING id, service, role, shard, tenant, retry_at, attempts),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-  SELECT id, 'released', service, role, tenant, jsonb_build_object('owner', $2::text, 'attempt', $3::int)
+  SELECT id, 'released', service, role, tenant,
+         jsonb_build_object('owner', $2::text, 'attempt', attempts + 1, 'fence', $3::bigint)
   FROM released)
 SELECT id, CASE WHEN retry_at IS NULL OR retry_at <= now() THEN cogo_wake(service, role, shard) END
 FROM released)SQL";
@@ -199,7 +209,7 @@ RETURNING message_id)SQL";
 inline constexpr const char* kReclaimName = "cogo_reclaim";
 inline constexpr const char* kReclaim = R"SQL(
 WITH expired AS (
-  SELECT id, lease_owner AS owner FROM agent_messages
+  SELECT id, lease_owner AS owner, fence FROM agent_messages
   WHERE status = 'running' AND lease_expires_at < now()
   ORDER BY lease_expires_at
   LIMIT $1
@@ -212,12 +222,13 @@ moved AS (
       lease_owner = NULL, lease_expires_at = NULL
   FROM expired WHERE m.id = expired.id
   RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at,
-            expired.owner),
+            expired.owner, expired.fence),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE WHEN status = 'dead' THEN 'dead_lettered' ELSE 'reclaimed' END,
          service, role, tenant,
-         jsonb_build_object('reason', 'lease_expired', 'owner', owner, 'attempt', attempts)
+         jsonb_build_object('reason', 'lease_expired', 'owner', owner, 'attempt', attempts,
+                            'fence', fence)
   FROM moved),
 woken AS MATERIALIZED (
   SELECT cogo_wake(service, role, shard) AS notified
@@ -228,7 +239,7 @@ SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status 
 FROM moved)SQL";
 
 // $1 id (NULL: every dead letter of the route), $2 service or '', $3 role or '',
-// $4 statuses that may be retried.
+// $4 statuses that may be retried. A fresh retry budget; the fence is never reset.
 inline constexpr const char* kRetryName = "cogo_retry";
 inline constexpr const char* kRetry = R"SQL(
 WITH retried AS (
@@ -276,16 +287,16 @@ SELECT cogo_try_idle($2, $3, $4::int[]))SQL";
 inline constexpr const char* kLeaveIdleName = "cogo_leave_idle";
 inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::int[])";
 
-// $1: jsonb array of {id, owner, attempt}. Locks the rows whose lease still holds, in id order,
+// $1: jsonb array of {id, owner, fence}. Locks the rows whose lease still holds, in id order,
 // so everything else a flush writes about them in this transaction stands or falls with them.
 inline constexpr const char* kLockLeasesName = "cogo_lock_leases";
 inline constexpr const char* kLockLeases = R"SQL(
 WITH input AS MATERIALIZED (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, attempt int))
-SELECT m.id
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, fence bigint))
+SELECT m.id, m.fence
 FROM agent_messages m JOIN input ON m.id = input.id
 WHERE m.id = ANY (ARRAY(SELECT id FROM input))
-  AND m.status = 'running' AND m.lease_owner = input.owner AND m.attempts = input.attempt
+  AND m.status = 'running' AND m.lease_owner = input.owner AND m.fence = input.fence
 ORDER BY m.id
 FOR UPDATE OF m)SQL";
 

@@ -6,12 +6,11 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
@@ -114,6 +113,13 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
 constexpr std::chrono::milliseconds kCoveredLook{250};
 constexpr std::chrono::milliseconds kBusyLook{16};
 
+// The failure reason of a handler still running when the drain grace ran out.
+constexpr const char* kDrainTimeout = "drain_timeout";
+
+// A claim in flight: (message id, fence).
+using ClaimKey = std::pair<int64_t, int64_t>;
+ClaimKey KeyOf(const bus::Lease& lease) { return {lease.message_id, lease.fence}; }
+
 // The claim and flush statements are primary-key lookups and ordered index scans. A plan made
 // while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
 // the cached plan keeps doing so as the table grows, until the next ANALYZE. These sessions
@@ -187,14 +193,25 @@ class Worker::Impl {
       for (auto& job : ready_) outcomes_.push_back(Outcome::Release(job->message.lease));
       ready_.clear();
       cv_flush_.notify_one();
+      // A handler still running when the grace runs out may still have side effects, and one
+      // that always hangs must reach the dead letters: its attempt counts, as a retryable
+      // failure named drain_timeout (its late outcome is dropped; the fence refuses it anyway).
       if (!cv_idle_.wait_for(lock, options_.drain_grace, [&] { return running_ == 0; })) {
-        logger_->warn("drain grace of {} ms ran out with {} handlers running; releasing them",
-                      options_.drain_grace.count(), running_);
-        for (auto& [id, job] : in_flight_) {
+        logger_->warn("drain grace of {} ms ran out with {} handlers running; failing them as {}",
+                      options_.drain_grace.count(), running_, kDrainTimeout);
+        std::mt19937_64 rng(std::random_device{}());
+        for (auto& [key, job] : in_flight_) {
           if (job->state != Job::State::running) continue;
           job->stop.request_stop();
           job->state = Job::State::abandoned;
-          outcomes_.push_back(Outcome::Release(job->message.lease));
+          const bus::Lease& lease = job->message.lease;
+          const auto delay = policy::NextBackoff(
+              lease.attempt, options_.retry_backoff, std::uniform_real_distribution<double>(0, 1)(rng));
+          outcomes_.push_back(Outcome::Fail(
+              {lease,
+               fmt::format("{}: the handler still ran when the drain grace of {} ms ran out",
+                           kDrainTimeout, options_.drain_grace.count()),
+               bus::FailureKind::retryable, delay.count()}));
         }
       }
       stop_handlers_ = true;
@@ -245,6 +262,12 @@ class Worker::Impl {
       Outcome o;
       o.kind = Kind::release;
       o.completion.lease = lease;
+      return o;
+    }
+    static Outcome Fail(bus::Failure failure) {
+      Outcome o;
+      o.kind = Kind::fail;
+      o.failure = std::move(failure);
       return o;
     }
     [[nodiscard]] const bus::Lease& lease() const {
@@ -366,13 +389,11 @@ class Worker::Impl {
   // leased to this worker, which never saw them. They go back to the queue unrun, their attempt
   // given back (instead of waiting for the lease to expire and spending it).
   void GiveBackOrphans(bus::Bus& bus) {
-    std::unordered_set<int64_t> held;
-    {
-      std::lock_guard lock(mu_);
-      for (const auto& [key, job] : in_flight_) held.insert(job->message.lease.message_id);
-    }
     for (const bus::Lease& lease : bus.LeasesOf(id_)) {
-      if (held.count(lease.message_id) != 0) continue;
+      {
+        std::lock_guard lock(mu_);
+        if (in_flight_.count(KeyOf(lease)) != 0) continue;  // a claim this worker saw
+      }
       const auto result = bus.Fail({lease, "claim_lost: the claim's answer was lost with its connection",
                                     bus::FailureKind::infrastructure, 0});
       logger_->warn("message {} was claimed by a claim whose answer was lost: {}", lease.message_id,
@@ -388,7 +409,7 @@ class Worker::Impl {
                          m.claimed_at_epoch - m.created_at_epoch);
         auto job = std::make_shared<Job>();
         job->message = std::move(m);
-        in_flight_[job->message.lease.message_id] = job;
+        in_flight_[KeyOf(job->message.lease)] = job;
         ready_.push_back(std::move(job));
       }
       stats_.claimed += claimed.size();
@@ -560,10 +581,10 @@ class Worker::Impl {
     const auto steady_now = Clock::now();
     auto next = Clock::time_point::max();
     std::lock_guard lock(mu_);
-    for (auto& [id, job] : in_flight_) {
+    for (auto& [key, job] : in_flight_) {
       if (job->state != Job::State::running || !job->deadline || job->stop.stop_requested()) continue;
       if (*job->deadline <= system_now) {
-        logger_->warn("message {} ran past its deadline; stopping its handler", id);
+        logger_->warn("message {} ran past its deadline; stopping its handler", key.first);
         job->stop.request_stop();
       } else {
         next = std::min(next, steady_now + std::chrono::duration_cast<Clock::duration>(
@@ -682,10 +703,7 @@ class Worker::Impl {
     {
       std::lock_guard lock(mu_);
       for (const auto& o : batch) {
-        auto it = in_flight_.find(o.lease().message_id);
-        if (it != in_flight_.end() && it->second->message.lease.attempt == o.lease().attempt) {
-          in_flight_.erase(it);
-        }
+        in_flight_.erase(KeyOf(o.lease()));
       }
       stats_.completed += delta.completed;
       stats_.retried += delta.retried;
@@ -697,24 +715,24 @@ class Worker::Impl {
   }
 
   void Heartbeat(bus::Bus& bus) {
-    std::vector<int64_t> ids;
+    std::vector<bus::Lease> leases;
     {
       std::lock_guard lock(mu_);
-      ids.reserve(in_flight_.size());
-      for (const auto& [id, job] : in_flight_) ids.push_back(id);
+      leases.reserve(in_flight_.size());
+      for (const auto& [key, job] : in_flight_) leases.push_back(job->message.lease);
     }
     bus.TouchWorker(id_);
-    if (ids.empty()) return;
-    std::vector<int64_t> extended = bus.Heartbeat(id_, ids, options_.lease.count());
-    if (extended.size() == ids.size()) return;
-    std::sort(extended.begin(), extended.end());
+    if (leases.empty()) return;
+    const std::vector<bool> held = bus.Heartbeat(leases, options_.lease.count());
     std::lock_guard lock(mu_);
-    for (int64_t id : ids) {
-      if (std::binary_search(extended.begin(), extended.end(), id)) continue;
-      auto it = in_flight_.find(id);
+    for (size_t i = 0; i < leases.size(); ++i) {
+      if (held[i]) continue;
+      auto it = in_flight_.find(KeyOf(leases[i]));
       if (it == in_flight_.end()) continue;
-      // Reclaimed or cancelled under us: tell the handler to stop; its outcome will be refused.
-      logger_->warn("lost the lease of message {}; stopping its handler", id);
+      // Reclaimed, cancelled or claimed again under us: tell the handler to stop; its outcome
+      // will be refused.
+      logger_->warn("lost the lease of message {} (fence {}); stopping its handler",
+                    leases[i].message_id, leases[i].fence);
       it->second->stop.request_stop();
     }
   }
@@ -733,7 +751,9 @@ class Worker::Impl {
   std::condition_variable cv_flush_;
   std::condition_variable cv_idle_;
   std::deque<std::shared_ptr<Job>> ready_;
-  std::unordered_map<int64_t, std::shared_ptr<Job>> in_flight_;
+  // Keyed by claim, not by message: a message cancelled, retried and claimed again while its
+  // first handler still runs is in flight twice, and each claim keeps its own heartbeat.
+  std::map<ClaimKey, std::shared_ptr<Job>> in_flight_;
   std::vector<Outcome> outcomes_;
   std::vector<Outcome> unflushed_;  // the flusher's batch in progress (flusher thread only)
   int running_ = 0;

@@ -192,7 +192,7 @@ TEST_F(BusTest, OnlyTheLeaseHolderMayFinishAMessage) {
   EXPECT_EQ(bus_->Fail({stranger, "x", FailureKind::permanent, 0}), FailOutcome::lease_lost);
   EXPECT_FALSE(bus_->Release(stranger));
   bus::Lease stale = lease;
-  stale.attempt = 0;
+  stale.fence = 0;
   EXPECT_FALSE(bus_->Complete({stale, "", "", ""}));
   EXPECT_EQ(Status(id), "running");
 
@@ -239,14 +239,14 @@ TEST_F(BusTest, ReclaimRequeuesExpiredLeasesAndFencesTheOldOwner) {
   EXPECT_EQ(bus_->Reclaim(100).requeued, 0) << "lease not yet expired";
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
 
-  EXPECT_FALSE(bus_->Heartbeat("slow", {id}, 30000).empty())
+  EXPECT_TRUE(bus_->Heartbeat({old_lease}, 30000).at(0))
       << "an expired but unreclaimed lease can still be renewed";
   // Renewed: expire it again, for real this time.
   pqxx::nontransaction(*conn_).exec("UPDATE agent_messages SET lease_expires_at = now() - interval '1 s'");
   const auto counts = bus_->Reclaim(100);
   EXPECT_EQ(counts.requeued, 1);
   EXPECT_EQ(Status(id), "queued");
-  EXPECT_TRUE(bus_->Heartbeat("slow", {id}, 30000).empty());
+  EXPECT_FALSE(bus_->Heartbeat({old_lease}, 30000).at(0));
 
   EXPECT_FALSE(bus_->Complete({old_lease, "", "", ""})) << "complete after reclaim";
   EXPECT_EQ(bus_->Fail({old_lease, "x", FailureKind::retryable, 0}), FailOutcome::lease_lost)
@@ -294,6 +294,42 @@ TEST_F(BusTest, CancelStopsQueuedAndRunningMessages) {
   ASSERT_TRUE(bus_->Cancel(running, "user asked"));
   EXPECT_FALSE(bus_->Complete({lease, "", "", ""})) << "complete after cancel";
   EXPECT_EQ(Trail(running), "claimed cancelled");
+}
+
+// attempts is the retry budget and goes down (release) or back to 0 (operator retry); the fence
+// only rises, so a stale claim by the same owner with the same attempt number is still refused.
+TEST_F(BusTest, TheFenceRisesWithEveryClaimAndNothingLowersIt) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto first = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(first.attempt, 1);
+  EXPECT_EQ(first.fence, 1);
+  ASSERT_TRUE(bus_->Release(first));
+  const auto second = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(second.attempt, 1) << "a release gives the attempt back";
+  EXPECT_EQ(second.fence, 2);
+  ASSERT_TRUE(bus_->Cancel(id, "operator"));
+  ASSERT_TRUE(bus_->Retry(id));
+  const auto third = bus_->Claim(ClaimOn("w")).at(0).lease;
+  EXPECT_EQ(third.attempt, 1) << "an operator retry starts the budget afresh";
+  EXPECT_EQ(third.fence, 3);
+
+  for (const auto& stale : {first, second}) {
+    EXPECT_FALSE(bus_->Complete({stale, "", "", ""}));
+    EXPECT_EQ(bus_->Fail({stale, "x", FailureKind::retryable, 0}), FailOutcome::lease_lost);
+    EXPECT_FALSE(bus_->Release(stale));
+    EXPECT_FALSE(bus_->Heartbeat({stale}, 30000).at(0));
+  }
+  {
+    pqxx::work txn(*conn_);
+    EXPECT_EQ(bus_->LockLeases(txn, {second, third}), (std::vector<bool>{false, true}));
+  }
+  EXPECT_EQ(bus_->Heartbeat({second, third}, 30000), (std::vector<bool>{false, true}));
+  EXPECT_EQ(bus_->CompleteBatch({{second, "", "", ""}, {third, "", "", ""}}),
+            (std::vector<bool>{false, true}))
+      << "two claims of one message in one batch: only the latest counts";
+  EXPECT_EQ(ScalarText("SELECT string_agg(detail->>'fence', ' ' ORDER BY id) FROM bus_events "
+                       "WHERE event IN ('claimed', 'completed')"),
+            "1 2 3 3");
 }
 
 TEST_F(BusTest, OperatorRetryAndBulkRequeueOfDeadLetters) {

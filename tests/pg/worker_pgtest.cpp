@@ -1,6 +1,7 @@
 // The worker runtime and wake-ups against a real PostgreSQL: NOTIFY wakes an idle worker, the
 // poll fallback delivers everything without notifications, the LISTEN connection comes back
-// after pg_terminate_backend, handler outcomes map to bus outcomes, and drain is graceful.
+// after pg_terminate_backend, handler outcomes map to bus outcomes, drain is graceful (and
+// counts a handler that outlives the grace), and only the latest claim's outcome counts.
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -300,22 +301,35 @@ TEST_F(WorkerTest, DrainFinishesRunningWorkAndReleasesTheRest) {
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers"), 0) << "unregistered";
 }
 
-TEST_F(WorkerTest, DrainGraceRunsOutStopsAndReleasesTheHandler) {
+// A handler still running when the drain grace runs out is not released (uncounted: it might
+// still have side effects while another worker starts the message, and one that always hangs
+// would never be dead-lettered): its attempt fails as retryable with the reason drain_timeout.
+TEST_F(WorkerTest, DrainGraceRunsOutFailsTheRunningHandlersAsDrainTimeout) {
   auto options = Options(50ms);
   options.drain_grace = 100ms;
-  std::atomic<bool> saw_stop{false};
+  std::atomic<int> saw_stop{0};
   runtime::Worker worker(options, [&](HandlerContext& c) {
     while (!c.stop.stop_requested()) std::this_thread::sleep_for(5ms);
-    saw_stop = true;
+    ++saw_stop;
     return HandlerResult::Complete();
   }, nullptr, logger_);
-  const auto id = bus_->Publish(Message()).id;
+  auto last_attempt = Message();
+  last_attempt.max_attempts = 1;
+  const auto ids = bus_->PublishBatch({Message(), last_attempt});
   worker.Start();
-  ASSERT_TRUE(WaitFor([&] { return CountStatus("running") == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("running") == 2; }));
   worker.Drain();
-  EXPECT_TRUE(saw_stop.load());
-  EXPECT_EQ(CountStatus("queued"), 1) << "released, not completed";
-  EXPECT_EQ(Trail(id), "claimed released");
+  EXPECT_EQ(saw_stop.load(), 2);
+  EXPECT_EQ(Trail(ids[0].id), "claimed retry_scheduled") << "counted and retryable";
+  EXPECT_EQ(Trail(ids[1].id), "claimed dead_lettered") << "a message that always hangs ends";
+  EXPECT_EQ(Scalar<int>("SELECT attempts FROM agent_messages WHERE id = " + std::to_string(ids[0].id)), 1);
+  EXPECT_EQ(ScalarText("SELECT string_agg(DISTINCT split_part(last_error, ':', 1), ',') "
+                       "FROM agent_messages"),
+            "drain_timeout");
+  const auto stats = worker.stats();
+  EXPECT_EQ(stats.retried, 1u);
+  EXPECT_EQ(stats.failed, 1u);
+  EXPECT_EQ(stats.released, 0u);
 }
 
 TEST_F(WorkerTest, LostLeaseStopsTheHandlerAndItsOutcomeIsRefused) {
@@ -336,6 +350,47 @@ TEST_F(WorkerTest, LostLeaseStopsTheHandlerAndItsOutcomeIsRefused) {
   ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }, 10s));
   worker.Drain();
   EXPECT_EQ(Trail(id), "claimed cancelled");
+}
+
+// The fencing token at work: cancel -> operator retry lets the same worker claim the message
+// again as the same attempt while the first handler, deaf to its stop token, still runs. Only
+// the second claim's outcome may count, and the second claim keeps its heartbeat after the
+// first outcome is refused.
+TEST_F(WorkerTest, OnlyTheLatestClaimsOutcomeCountsAfterCancelAndRetry) {
+  auto options = Options(50ms);
+  options.lease = 1000ms;
+  options.heartbeat = 100ms;
+  std::atomic<int> calls{0};
+  std::atomic<bool> finish_first{false};
+  std::atomic<bool> finish_second{false};
+  runtime::Worker worker(options, [&](HandlerContext&) {
+    const int call = ++calls;
+    auto& finish = call == 1 ? finish_first : finish_second;
+    while (!finish.load()) std::this_thread::sleep_for(5ms);
+    return HandlerResult::Complete(call == 1 ? R"({"by":"first"})" : R"({"by":"second"})");
+  }, nullptr, logger_);
+  const auto id = bus_->Publish(Message()).id;
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  ASSERT_TRUE(bus_->Cancel(id, "operator"));
+  ASSERT_TRUE(bus_->Retry(id));
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 2; })) << "the same worker claims it again";
+
+  finish_first = true;
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }, 10s))
+      << "the first claim's outcome is refused";
+  EXPECT_EQ(CountStatus("running"), 1);
+  // Longer than the lease: only heartbeats keep the second claim.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(bus_->Reclaim(10).requeued, 0) << "the second claim kept its heartbeat";
+
+  finish_second = true;
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }, 10s));
+  worker.Drain();
+  EXPECT_EQ(ScalarText("SELECT result->>'by' FROM agent_messages WHERE id = " + std::to_string(id)),
+            "second");
+  EXPECT_EQ(worker.stats().completed, 1u);
+  EXPECT_EQ(Trail(id), "claimed cancelled retried claimed completed");
 }
 
 }  // namespace

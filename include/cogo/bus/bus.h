@@ -89,9 +89,8 @@ class Bus {
   [[nodiscard]] FailOutcome Fail(const Failure& failure);
   [[nodiscard]] FailOutcome Fail(pqxx::transaction_base& txn, const Failure& failure);
 
-  // Extends the leases `owner` still holds; returns the ids it extended (the others are lost).
-  std::vector<int64_t> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids,
-                                 int64_t lease_ms);
+  // Extends the leases that still hold; result[i] says whether leases[i] did (else it is lost).
+  [[nodiscard]] std::vector<bool> Heartbeat(const std::vector<Lease>& leases, int64_t lease_ms);
   // Every lease `owner` holds (a worker's view after its claim connection broke).
   [[nodiscard]] std::vector<Lease> LeasesOf(const std::string& owner);
   // Gives a running message back to the queue without counting the attempt.

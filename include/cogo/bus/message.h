@@ -38,11 +38,15 @@ struct Published {
 };
 
 // Proof of ownership of a running message: the claimer and which claim of the message it was.
-// A reclaimed and re-claimed message has a higher attempt, so a stale lease never matches.
+// `fence` is the fencing token: every claim of the message raises it and nothing lowers it
+// (sql/009_fencing.sql), so a stale lease never matches, even one held by the same worker after
+// a cancel and an operator retry. `attempt` is the retry budget spent (a release gives one
+// back, an operator retry starts afresh): it never proves ownership.
 struct Lease {
   int64_t message_id = 0;
   std::string owner;
   int attempt = 0;
+  int64_t fence = 0;
 };
 
 struct ClaimedMessage {

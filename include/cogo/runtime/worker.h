@@ -2,7 +2,9 @@
 // capacity, `concurrency` handler threads run the handler, and a flusher thread commits
 // outcomes in batches, heartbeats leases and keeps the registry row fresh. Each thread has its
 // own connection. Public methods are thread-safe. Drain() is the graceful stop: no new claims,
-// running handlers get the grace period, everything not finished is released to the queue.
+// running handlers get the grace period; claimed messages no handler started are released to
+// the queue, and a handler still running when the grace runs out fails its attempt as
+// retryable with the reason drain_timeout (counted: one that always hangs is dead-lettered).
 #pragma once
 
 #include <chrono>
@@ -76,13 +78,21 @@ class UsageGuard {
 };
 
 struct HandlerContext {
-  const bus::ClaimedMessage& message;
+  const bus::ClaimedMessage& message;  // message.lease is this claim
   // Requested when the lease is lost, the deadline passes, the budget is exceeded or the
   // drain grace ran out: long work checks it (or hands it to a provider call).
   std::stop_token stop;
   const policy::AssignmentEnvelope* assignment;  // null when the payload carries none
   std::optional<policy::TimePoint> deadline;     // from the assignment's TTL
   UsageGuard& usage;
+
+  // The fencing token of this claim: higher than every earlier claim of the message, and lower
+  // than every later one. A handler whose side effects outlive it (an artifact write, a
+  // webhook, a row in another system) sends (message.lease.message_id, fence()) with them; the
+  // receiver keeps the highest fence it has seen per message and refuses lower ones, so a
+  // handler whose lease was lost (cancelled, reclaimed, drained) cannot overwrite the work of
+  // the claim that replaced it (docs/architecture.md, "Fencing").
+  [[nodiscard]] int64_t fence() const { return message.lease.fence; }
 };
 
 struct HandlerResult {

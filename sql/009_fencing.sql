@@ -1,0 +1,19 @@
+-- 009: a fencing token per claim, apart from the retry budget.
+--
+-- Until now `attempts` was both the retry budget and the proof of a lease: every lease check
+-- compared (lease_owner, attempts). But the budget goes down as well as up: a release gives the
+-- attempt back (attempts - 1) and an operator retry starts it afresh (attempts = 0). After
+-- cancel -> retry, the worker still running the cancelled claim could claim the message again
+-- as the same (owner, attempt) and its late outcome then completed the new claim.
+--
+-- `fence` counts the claims of a message: every claim increments it and no statement ever
+-- lowers it, so a later claim always holds a higher token than every earlier one. Lease checks
+-- (complete, fail, release, heartbeat, the flush's lease lock) compare it instead of attempts;
+-- `attempts` is only the retry budget now. Handlers pass (message id, fence) to downstream side
+-- effects, which refuse a token lower than the highest they have seen (docs/architecture.md).
+--
+-- A constant default is stored in the catalog: no table rewrite, only a brief ACCESS EXCLUSIVE
+-- lock. Rows claimed before the upgrade keep fence 0 and stay fenced by their owner, since a
+-- worker that checks fences never claimed them. The column is not indexed, so a claim's update
+-- stays HOT-eligible as before.
+ALTER TABLE agent_messages ADD COLUMN fence bigint NOT NULL DEFAULT 0;

@@ -55,7 +55,9 @@ export COGO_ENV_FILE="$scratch/cogo.env" COGO_BIN_DIR="$bin" COGO_LOG_DIR="$scra
 set -a; source "$scratch/cogo.env"; set +a   # for `cogo migrate` and `cogo token`
 
 "$bin/cogo" migrate >/dev/null || fail "migrate"
+# Only rows of this test count: other tests truncate the tables and ids may be reused.
 first_id=$(psql "$url" -Atc 'SELECT coalesce(max(id), 0) FROM agent_messages')
+first_event=$(psql "$url" -Atc 'SELECT coalesce(max(id), 0) FROM bus_events')
 "$pm2" start "$src/deploy/pm2/ecosystem.config.js" >/dev/null || fail "pm2 start"
 
 # The bound port from the daemon's "listening on http://HOST:PORT" line.
@@ -103,20 +105,22 @@ for f in "$scratch"/ids/*; do id=$(cat "$f"); [ -n "$id" ] || fail "request $(ba
 
 id_list=$(IFS=,; echo "${ids[*]}")
 for i in $(seq 1 300); do
-  open=$(psql "$url" -Atc "SELECT count(*) FROM agent_messages WHERE id IN ($id_list) AND status NOT IN ('done','failed','dead','cancelled')")
-  [ "$open" = 0 ] && break
+  # The request is over when its root and every message it led to (decide, execute, chat) are.
+  read -r open chats_seen <<<"$(psql "$url" -AtF ' ' -c "SELECT count(*) FILTER (WHERE status NOT IN ('done','failed','dead','cancelled')),
+    count(*) FILTER (WHERE service = 'gateway' AND role = 'chat') FROM agent_messages WHERE id > $first_id")"
+  [ "$open" = 0 ] && [ "$chats_seen" -ge "$requests" ] && break
   sleep 0.2
 done
 done_roots=$(psql "$url" -Atc "SELECT count(*) FROM agent_messages WHERE id IN ($id_list) AND status = 'done'")
 [ "$done_roots" = "$requests" ] || fail "$done_roots of $requests requests done"
 read -r chats once <<<"$(psql "$url" -AtF ' ' -c "
   SELECT count(*), count(*) FILTER (WHERE dones = 1) FROM (
-    SELECT m.id, (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id AND e.event = 'completed') AS dones
+    SELECT m.id, (SELECT count(*) FROM bus_events e WHERE e.id > $first_event AND e.message_id = m.id AND e.event = 'completed') AS dones
     FROM agent_messages m WHERE m.id > $first_id AND m.service = 'gateway' AND m.role = 'chat') c")"
 [ "$chats" = "$requests" ] || fail "$chats chat messages for $requests requests (lost or doubled)"
 [ "$once" = "$requests" ] || fail "only $once of $chats chat messages finished exactly once"
 
 "$pm2" kill >/dev/null
 claims=$(psql "$url" -Atc "SELECT count(*) FROM bus_events e JOIN agent_messages m ON m.id = e.message_id
-  WHERE m.id > $first_id AND m.service = 'gateway' AND m.role = 'chat' AND e.event = 'claimed'")
+  WHERE e.id > $first_event AND m.id > $first_id AND m.service = 'gateway' AND m.role = 'chat' AND e.event = 'claimed'")
 echo "pm2: $requests requests done once each ($claims chat claims; $in_flight chat handlers running at the reload) across a reload of cogo-gateway-chat (pid $old_pid -> $new_pid)"

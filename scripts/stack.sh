@@ -69,6 +69,7 @@ stack_up() {
   export COGO_DATABASE_URL=$url
   export COGO_POLICY=${COGO_POLICY:-$repo/config/policy.example.json}
   export COGO_ROUTING=${COGO_ROUTING:-$repo/config/routing.example.json}
+  export COGO_WORKFLOWS=${COGO_WORKFLOWS:-$repo/config/workflows}
   stack_secrets
   "$build_dir/cogo" migrate >/dev/null || die "migration failed"
   log "migrated $url"

@@ -348,9 +348,11 @@ void Bus::RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord
 }
 
 bool Bus::Cancel(int64_t id, const std::string& reason) {
-  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
-    return !txn.exec_prepared(sql::kCancelName, id, reason).empty();
-  });
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return Cancel(txn, id, reason); });
+}
+
+bool Bus::Cancel(pqxx::transaction_base& txn, int64_t id, const std::string& reason) {
+  return !txn.exec_prepared(sql::kCancelName, id, reason).empty();
 }
 
 ReclaimCounts Bus::Reclaim(int limit) {

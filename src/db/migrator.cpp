@@ -1,7 +1,5 @@
 #include "cogo/db/migrator.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -13,24 +11,13 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "cogo/base/digest.h"
+
 namespace cogo::db {
 namespace {
 
 // Distinct from the bus's advisory-lock classes (001: 1668245295, 005: 1668245297).
 constexpr int kMigrationLockKey = 1668245296;
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
 
 constexpr const char* kCreateTable = R"SQL(
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -91,7 +78,7 @@ std::vector<Migration> LoadMigrations(const std::filesystem::path& dir) {
     std::stringstream bytes;
     bytes << in.rdbuf();
     Migration m{std::stoi(match[1].str()), name, bytes.str(), ""};
-    m.checksum = Sha256Hex(m.sql);
+    m.checksum = base::Sha256Hex(m.sql);
     out.push_back(std::move(m));
   }
   std::sort(out.begin(), out.end(),

@@ -113,6 +113,12 @@ std::optional<std::string_view> Request::Header(std::string_view name) const {
   return std::string_view(it->second);
 }
 
+std::optional<std::string_view> Request::Query(std::string_view name) const {
+  const auto it = raw_.params.find(std::string(name));
+  if (it == raw_.params.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
 std::string_view Request::Param(std::string_view name) const {
   if (param_names_ == nullptr) return {};
   for (size_t i = 0; i < param_names_->size(); ++i) {

@@ -11,6 +11,7 @@
 #include "cogo/edge/ingress.h"
 #include "cogo/orchestrator/request_view.h"
 #include "cogo/policy/admit.h"
+#include "cogo/workflow/api.h"
 #include "orchestrator/ask.h"
 
 namespace cogo::orchestrator {
@@ -174,6 +175,9 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
   SELECT id, service, role, tenant, status, last_error, last_error_at FROM agent_messages
   WHERE status IN ('failed', 'dead') ORDER BY last_error_at DESC NULLS LAST LIMIT 20) f
 )SQL")[0][0].as<std::string>());
+      if (config_.workflows) {
+        out["workflows"] = json::parse(workflow::WorkflowStateJson(txn, *config_.workflows, std::nullopt));
+      }
     });
     out["routing"] = json::parse(config_.routing->ToJson());
     out["policy"] = json::parse(config_.policy_json, nullptr, false);

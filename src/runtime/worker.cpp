@@ -59,6 +59,12 @@ HandlerResult HandlerResult::Fail(std::string error) {
   return r;
 }
 
+HandlerResult HandlerResult::Committed() {
+  HandlerResult r;
+  r.kind = Kind::committed;
+  return r;
+}
+
 UsageGuard::UsageGuard(std::optional<policy::Budget> budget, std::stop_source stop)
     : stop_(std::move(stop)) {
   if (budget) meter_.emplace(*budget);
@@ -250,7 +256,7 @@ class Worker::Impl {
   };
 
   struct Outcome {
-    enum class Kind { complete, fail, release };
+    enum class Kind { complete, fail, release, committed };
     Kind kind = Kind::complete;
     bus::Completion completion;
     bus::Failure failure;
@@ -446,7 +452,15 @@ class Worker::Impl {
         std::lock_guard lock(mu_);
         --running_;
         // An abandoned job was already released; its late outcome would only fail the lease.
-        if (job->state != Job::State::abandoned) outcomes_.push_back(std::move(outcome));
+        // A committed one is already written: only the bookkeeping is left.
+        if (outcome.kind == Outcome::Kind::committed) {
+          auto it = in_flight_.find(job->message.lease.message_id);
+          if (it != in_flight_.end() && it->second == job) in_flight_.erase(it);
+          ++stats_.completed;
+          cv_claim_.notify_one();
+        } else if (job->state != Job::State::abandoned) {
+          outcomes_.push_back(std::move(outcome));
+        }
         job->state = Job::State::finished;
       }
       cv_flush_.notify_one();
@@ -504,14 +518,15 @@ class Worker::Impl {
       } catch (...) {
         verdict = HandlerResult::Retry("handler threw a non-standard exception");
       }
-      // The guards outrank what the handler says.
-      if (usage.verdict() != policy::MeterVerdict::within) {
+      // The guards outrank what the handler says, unless it already committed its outcome.
+      const bool judged = verdict->kind != HandlerResult::Kind::committed;
+      if (judged && usage.verdict() != policy::MeterVerdict::within) {
         const auto spent = usage.total();
         verdict = Violation("budget_exceeded",
                             fmt::format("{} ({} tokens, {:.6f} USD spent)",
                                         policy::VerdictName(usage.verdict()),
                                         spent.total_tokens(), spent.cost_usd));
-      } else if (deadline && SystemClock::now() > *deadline) {
+      } else if (judged && deadline && SystemClock::now() > *deadline) {
         verdict = Violation("ttl_exceeded", "the handler ran past the assignment's TTL");
       }
     }
@@ -540,6 +555,11 @@ class Worker::Impl {
 
     Outcome outcome;
     const bus::Lease& lease = m.lease;
+    if (result.kind == HandlerResult::Kind::committed) {
+      outcome.kind = Outcome::Kind::committed;
+      outcome.completion.lease = lease;
+      return outcome;
+    }
     for (auto& e : result.events) {
       if (e.message_id == 0) e.message_id = lease.message_id;
     }

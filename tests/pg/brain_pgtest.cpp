@@ -34,7 +34,8 @@ class BrainTest : public BusTest {
     return std::make_unique<Daemon>(
         "cogo-orchestrator-brain",
         std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
-                                 SourcePath("config/policy.example.json"), "--poll-ms", "100"},
+                                 SourcePath("config/policy.example.json"), "--workflows",
+                                 SourcePath("config/workflows"), "--poll-ms", "100"},
         ScratchFile("brain.log"));
   }
 };

@@ -199,7 +199,8 @@ TEST_F(EdgeTest, RequestTravelsEndToEndAndGetShowsResultAndTrail) {
   const auto log = ScratchFile("e2e.log");
   Daemon brain("cogo-orchestrator-brain",
                {"--routing", SourcePath("config/routing.example.json"), "--policy",
-                SourcePath("config/policy.example.json"), "--poll-ms", "100"},
+                SourcePath("config/policy.example.json"), "--workflows",
+                SourcePath("config/workflows"), "--poll-ms", "100"},
                log);
   WorkerDaemon chat("cogo-gateway-chat",
                     {"--policy", SourcePath("config/policy.example.json"), "--poll-ms", "100"}, log);
@@ -250,7 +251,8 @@ TEST_F(EdgeTest, UnknownIntentPassesTheEdgeWithoutRoutingAndTheBrainFailsIt) {
   const auto log = ScratchFile("brain.log");
   Daemon brain("cogo-orchestrator-brain",
                {"--routing", SourcePath("config/routing.example.json"), "--policy",
-                SourcePath("config/policy.example.json"), "--poll-ms", "100"},
+                SourcePath("config/policy.example.json"), "--workflows",
+                SourcePath("config/workflows"), "--poll-ms", "100"},
                log);
   const auto posted = HttpPost(edge->port(), kPath, Body("acme", "launch-rockets"), Auth(Token("acme")));
   ASSERT_EQ(posted.status, 202);

@@ -108,6 +108,7 @@ class Bus {
 
   // Operator actions.
   [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);
+  [[nodiscard]] bool Cancel(pqxx::transaction_base& txn, int64_t id, const std::string& reason);
   ReclaimCounts Reclaim(int limit);
   [[nodiscard]] bool Retry(int64_t id);  // a dead, failed or cancelled message, queued afresh
   int64_t RequeueDead(const std::string& service, const std::string& role);  // "" = any

@@ -90,6 +90,8 @@ class Request {
   [[nodiscard]] std::string_view path() const;
   [[nodiscard]] std::string_view body() const;
   [[nodiscard]] std::optional<std::string_view> Header(std::string_view name) const;
+  // The first value of the query parameter `name` (decoded); nullopt when absent.
+  [[nodiscard]] std::optional<std::string_view> Query(std::string_view name) const;
   // The `{name}` capture of the route's pattern; empty when the pattern has none by that name.
   [[nodiscard]] std::string_view Param(std::string_view name) const;
   // The verified claims; null on kPublic routes (and inside the authenticator).

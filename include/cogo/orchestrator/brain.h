@@ -18,6 +18,10 @@
 #include "cogo/providers/provider.h"
 #include "cogo/runtime/worker.h"
 
+namespace cogo::workflow {
+class DefinitionCatalog;
+}
+
 namespace cogo::orchestrator {
 
 // What both the decide handler and the REST server decide with. Immutable once built.
@@ -27,6 +31,7 @@ struct BrainConfig {
   std::string policy_json;                       // the policy file, for the state snapshot
   std::shared_ptr<providers::ModelProvider> classifier;  // null: no classification
   int execute_max_attempts = 5;                  // of each (orchestrator, execute) message
+  std::shared_ptr<workflow::DefinitionCatalog> workflows;  // null: no workflow API
 };
 
 // Classifies `intent` through the provider into one of the table's intents. Usage (priced

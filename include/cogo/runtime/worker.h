@@ -96,7 +96,9 @@ struct HandlerContext {
 };
 
 struct HandlerResult {
-  enum class Kind { complete, retry, fail, give_back };
+  // committed: the handler recorded the outcome itself, in its own transaction under the lease
+  // (Bus::LockLeases), or found the lease gone; the worker writes nothing more about it.
+  enum class Kind { complete, retry, fail, give_back, committed };
   Kind kind = Kind::complete;
   std::string result_json;  // complete: the result document (may be empty)
   std::string snippet;      // complete: a short summary
@@ -117,6 +119,7 @@ struct HandlerResult {
   // the attempt (bus::FailureKind::infrastructure, bounded per message).
   static HandlerResult GiveBack(std::string error,
                                 std::optional<std::chrono::milliseconds> delay = std::nullopt);
+  static HandlerResult Committed();
 };
 
 // A handler that throws fails the message as retryable, unless it throws PermanentError, or a

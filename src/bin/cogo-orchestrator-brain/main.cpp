@@ -1,7 +1,10 @@
-// cogo-orchestrator-brain: the (orchestrator, decide) worker and the orchestrator REST API
-// (see include/cogo/orchestrator/brain.h), on 127.0.0.1:8781 by default, every call behind a JWT
-// signed with COGO_JWT_SECRET (or the file COGO_JWT_SECRET_FILE). Refuses to start without the secret, or when
-// a routing rule would be rejected by the policy table.
+// cogo-orchestrator-brain: the (orchestrator, decide) worker, the workflow engine's workers
+// (orchestrator, workflow) and (orchestrator, notify), and the orchestrator and workflow REST
+// API (see include/cogo/orchestrator/brain.h, include/cogo/workflow/), on 127.0.0.1:8781 by
+// default, every call behind a JWT signed with COGO_JWT_SECRET (or the file
+// COGO_JWT_SECRET_FILE). Webhooks are signed with COGO_NOTIFY_SECRET. Refuses to start without
+// the JWT secret, when a routing rule would be rejected by the policy table, or when a workflow
+// definition is invalid.
 #include <CLI/CLI.hpp>
 
 #include "cogo/auth/secret.h"
@@ -9,6 +12,7 @@
 #include "cogo/orchestrator/brain.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
+#include "cogo/workflow/api.h"
 
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
@@ -20,13 +24,16 @@ int main(int argc, char** argv) {
   cogo::providers::ProviderFlags provider;
   std::string routing = "config/routing.example.json";
   std::string policy = "config/policy.example.json";
+  cogo::workflow::EngineOptions engine;
   return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-orchestrator-brain", "decide worker (orchestrator/decide) and orchestrator REST API",
+      "cogo-orchestrator-brain", "decide worker, workflow engine and orchestrator REST API",
       [&](CLI::App& app) {
         cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--routing", routing, "routing rules (JSON)")->envname("COGO_ROUTING")->capture_default_str();
         app.add_option("--policy", policy, "policy table (JSON)")->envname("COGO_POLICY")->capture_default_str();
+        app.add_option("--workflows", engine.definitions_dir, "directory of workflow definitions (*.json)")->envname("COGO_WORKFLOWS")->capture_default_str();
+        app.add_option("--workflow-concurrency", engine.concurrency, "handler threads of the workflow and notify workers")->check(CLI::Range(1, 64))->capture_default_str();
         cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
         app.add_option("--api-shards", api.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
       },
@@ -42,14 +49,17 @@ int main(int argc, char** argv) {
           config.classifier = cogo::providers::MakeProvider(
               provider, cogo::providers::MakePricer(config.policy->prices()), ctx.logger);
         }
+        config.workflows = cogo::workflow::LoadCatalog(engine.definitions_dir, ctx.options.database_url);
         http.authenticate = cogo::http::BearerJwt(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
         http.database_url = ctx.options.database_url;
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
         auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
+        rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker, cogo::orchestrator::MakeDecideHandler(config, ctx.logger), ctx));
+        cogo::workflow::AddEngineWorkers(config.workflows, worker, engine, ctx, components);
         components.push_back(std::move(rest));
         return components;
       }});

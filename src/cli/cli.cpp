@@ -19,6 +19,7 @@
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/daemon.h"
+#include "cli/workflows.h"
 
 namespace cogo::cli {
 namespace {
@@ -183,6 +184,8 @@ int Run(int argc, char** argv) {
   token->add_option("--sub", token_sub)->capture_default_str();
   token->add_option("--ttl", token_ttl_s, "seconds")->check(CLI::Range(1, 31 * 24 * 3600))->capture_default_str();
 
+  WorkflowCommands workflows(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -208,6 +211,7 @@ int Run(int argc, char** argv) {
       return 0;
     }
     if (*migrate) return Migrate(common, sql_dir);
+    if (workflows.chosen()) return workflows.Run(common);
     if (*publish) return Publish(common, request);
     if (*inspect) return Inspect(common, id);
     if (*wait) return Wait(common, id, timeout_s);
@@ -244,6 +248,9 @@ int Run(int argc, char** argv) {
       return 0;
     }
   } catch (const BadInput& e) {
+    std::cerr << "cogo: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::invalid_argument& e) {
     std::cerr << "cogo: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& e) {

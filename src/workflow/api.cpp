@@ -134,18 +134,18 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
     return http::Json(200, out);
   }});
 
-  routes.push_back({"GET", "/api/workflows/runs/{runId}", Access::kAnyToken, "a run: steps, gates, trail",
+  routes.push_back({"GET", "/api/workflows/runs/{run_id}", Access::kAnyToken, "a run: steps, gates, trail",
                     [&service](const http::Request& req) -> http::Response {
-    const int64_t id = http::ParseId(req.Param("runId"));
+    const int64_t id = http::ParseId(req.Param("run_id"));
     std::optional<std::string> view;
     if (id > 0) service.Read([&](pqxx::read_transaction& txn) { view = RunViewJson(txn, id, req.TenantScope()); });
     return view ? http::Json(200, *view) : http::Error(404, "not_found", "no such run");
   }});
 
-  routes.push_back({"POST", "/api/workflows/runs/{runId}/events", Access::kAnyToken,
+  routes.push_back({"POST", "/api/workflows/runs/{run_id}/events", Access::kAnyToken,
                     "deliver an external event to a run",
                     [&service](const http::Request& req) -> http::Response {
-    const int64_t id = http::ParseId(req.Param("runId"));
+    const int64_t id = http::ParseId(req.Param("run_id"));
     if (id == 0) return http::Error(404, "not_found", "no such run");
     std::string name;
     json data = json::object();
@@ -167,10 +167,10 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
     }
   }});
 
-  routes.push_back({"POST", "/api/workflows/runs/{runId}/cancel", Access::kAnyToken,
+  routes.push_back({"POST", "/api/workflows/runs/{run_id}/cancel", Access::kAnyToken,
                     "cancel a run and its in-flight messages",
                     [&service, logger](const http::Request& req) -> http::Response {
-    const int64_t id = http::ParseId(req.Param("runId"));
+    const int64_t id = http::ParseId(req.Param("run_id"));
     if (id == 0) return http::Error(404, "not_found", "no such run");
     std::string reason = "cancelled through the API";
     if (!req.body().empty()) {
@@ -199,9 +199,9 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
     return http::Json(200, json{{"definitions", out}}.dump());
   }});
 
-  routes.push_back({"GET", "/api/workflows/definitions/{workflowId}", Access::kAnyToken, "one definition, as loaded",
+  routes.push_back({"GET", "/api/workflows/definitions/{workflow_id}", Access::kAnyToken, "one definition, as loaded",
                     [catalog](const http::Request& req) -> http::Response {
-    const auto entry = catalog->Current(std::string(req.Param("workflowId")));
+    const auto entry = catalog->Current(std::string(req.Param("workflow_id")));
     if (!entry.definition) return http::Error(404, "not_found", "no such workflow");
     json out = DefinitionSummary(entry);
     out["definition"] = json::parse(entry.definition->canonical_json);

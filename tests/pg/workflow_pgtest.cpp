@@ -15,6 +15,7 @@
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include "cogo/auth/jwt.h"
 #include "cogo/db/connection.h"
 #include "cogo/workflow/runs.h"
 #include "front_support.h"
@@ -146,6 +147,7 @@ class WorkflowTest : public BusTest {
     catalog_ = std::make_shared<workflow::DefinitionCatalog>(workflow::LoadDefinitions(dir_));
     catalog_->Register(*conn_);
     setenv("COGO_NOTIFY_SECRET", kNotifySecret, 1);
+    ExportEdgeSecrets();
   }
 
   std::unique_ptr<Daemon> StartBrain(const std::string& log) {
@@ -395,6 +397,113 @@ TEST_F(WorkflowTest, ARunThatNothingWillAdvanceIsReportedStuck) {
   const auto stuck = json::parse(workflow::StuckRunsJson(txn, std::nullopt, 0));
   ASSERT_EQ(stuck.size(), 1u);
   EXPECT_EQ(stuck[0]["runId"], run);
+}
+
+std::map<std::string, std::string> As(const std::string& role, const std::string& tenant = "") {
+  return {{"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, role, tenant)}};
+}
+
+// The REST API as a user drives it: start, read, list, deliver an event, cancel; tenants see only
+// their own runs; bad input is a 4xx with a reason and writes nothing.
+TEST_F(WorkflowTest, TheRestApiStartsReadsSignalsAndCancelsRunsPerTenant) {
+  const auto log = ScratchFile("wf-api.log");
+  const auto brain = StartBrain(log);
+  const auto worker = StartWorker("echo", "complete", log);
+  const int port = brain->port();
+  const auto acme = As("authenticated", "acme");
+  const auto globex = As("authenticated", "globex");
+  const auto service = As("service_role");
+
+  auto started = HttpPost(port, "/api/workflows/execute",
+                          R"({"workflowId":"fiveTypes","parameters":{"ok":true,"hook":"http://127.0.0.1:9/h"}})", acme);
+  ASSERT_EQ(started.status, 202) << started.body;
+  const int64_t run = json::parse(started.body)["runId"];
+  EXPECT_EQ(json::parse(started.body)["version"], 1);
+  // A service token names the tenant; an idempotent repeat returns the first run.
+  const std::string by_service =
+      R"({"workflowId":"timeout","tenant":"globex","parameters":{}})";
+  auto other = HttpPost(port, "/api/workflows/execute", by_service, [&] {
+    auto h = service;
+    h["Idempotency-Key"] = "k1";
+    return h;
+  }());
+  ASSERT_EQ(other.status, 202) << other.body;
+  auto again = HttpPost(port, "/api/workflows/execute", by_service, [&] {
+    auto h = service;
+    h["Idempotency-Key"] = "k1";
+    return h;
+  }());
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(json::parse(again.body)["runId"], json::parse(other.body)["runId"]);
+  const int64_t globex_run = json::parse(other.body)["runId"];
+
+  const std::string path = "/api/workflows/runs/" + std::to_string(run);
+  ASSERT_TRUE(WaitFor([&] { return json::parse(HttpGet(port, path, acme).body)["status"] == "waiting"; }))
+      << "see " << log;
+  EXPECT_EQ(HttpGet(port, path, globex).status, 404);
+  EXPECT_EQ(HttpGet(port, "/api/workflows/runs/" + std::to_string(globex_run), acme).status, 404);
+  EXPECT_EQ(HttpGet(port, path, service).status, 200);
+  const auto listed = json::parse(HttpGet(port, "/api/workflows/runs", acme).body);
+  ASSERT_EQ(listed["runs"].size(), 1u);
+  EXPECT_EQ(listed["runs"][0]["runId"], run);
+  EXPECT_EQ(json::parse(HttpGet(port, "/api/workflows/runs?tenant=globex", service).body)["runs"].size(), 1u);
+  EXPECT_EQ(HttpGet(port, "/api/workflows/runs?tenant=globex", acme).status, 403);
+  EXPECT_EQ(HttpGet(port, "/api/workflows/runs?status=sleeping", acme).status, 400);
+  EXPECT_EQ(HttpGet(port, "/api/workflows/runs?limit=0", acme).status, 400);
+
+  // Another tenant can neither signal nor cancel it.
+  EXPECT_EQ(HttpPost(port, path + "/events", R"({"name":"approve","data":{}})", globex).status, 404);
+  EXPECT_EQ(HttpPost(port, path + "/cancel", "{}", globex).status, 404);
+  EXPECT_EQ(HttpPost(port, path + "/events", R"({"name":"approve","data":{"by":"ann"},"x":1})", acme).status, 400);
+  auto signal = HttpPost(port, path + "/events", R"({"name":"nope","data":{}})", acme);
+  EXPECT_EQ(signal.status, 202) << signal.body;
+  auto cancel = HttpPost(port, path + "/cancel", R"({"reason":"changed my mind"})", acme);
+  EXPECT_EQ(cancel.status, 200) << cancel.body;
+  EXPECT_EQ(Status(run), "cancelled");
+  const auto late = HttpPost(port, path + "/events", R"({"name":"approve","data":{}})", acme);
+  EXPECT_EQ(late.status, 409);
+  EXPECT_EQ(json::parse(late.body)["error"], "run_finished");
+  EXPECT_EQ(HttpPost(port, path + "/cancel", "{}", acme).status, 409);
+
+  const auto state = json::parse(HttpGet(port, "/api/orchestrator/state", service).body);
+  EXPECT_EQ(state["workflows"]["runs"]["fiveTypes"]["cancelled"], 1);
+  EXPECT_EQ(state["workflows"]["definitions"].size(), 5u);
+  EXPECT_EQ(json::parse(HttpGet(port, "/api/workflows/definitions/flaky", acme).body)["version"], 1);
+}
+
+TEST_F(WorkflowTest, TheRestApiRefusesBadStartsWithAReasonAndWritesNothing) {
+  const auto log = ScratchFile("wf-api-bad.log");
+  const auto brain = StartBrain(log);
+  const auto acme = As("authenticated", "acme");
+  struct Case {
+    const char* what;
+    std::string body;
+    std::map<std::string, std::string> headers;
+    int status;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"no token", R"({"workflowId":"timeout"})", {}, 401, ""},
+      {"unknown workflow", R"({"workflowId":"nope","parameters":{}})", acme, 400, "unknown_workflow"},
+      {"wrong parameter type", R"({"workflowId":"fiveTypes","parameters":{"ok":"yes","hook":"h"}})", acme, 400, "wrong_type"},
+      {"missing parameter", R"({"workflowId":"fiveTypes","parameters":{"hook":"h"}})", acme, 400, "missing_key"},
+      {"unknown parameter", R"({"workflowId":"timeout","parameters":{"x":1}})", acme, 400, "unknown_key"},
+      {"parameters not an object", R"({"workflowId":"timeout","parameters":[1]})", acme, 400, "wrong_type"},
+      {"unknown field", R"({"workflowId":"timeout","colour":1})", acme, 400, "unknown_field"},
+      {"malformed", R"({"workflowId":)", acme, 400, "malformed_json"},
+      {"another tenant", R"({"workflowId":"timeout","tenant":"globex"})", acme, 403, "tenant_mismatch"},
+      {"service without tenant", R"({"workflowId":"timeout"})", As("service_role"), 400, "missing_key"},
+      {"oversize", R"({"workflowId":"timeout","parameters":{},"pad":")" + std::string(5 << 20, 'x') + "\"}", acme, 413, ""},
+  };
+  for (const auto& c : cases) {
+    const auto r = HttpPost(brain->port(), "/api/workflows/execute", c.body, c.headers);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    if (!c.error.empty() && r.status == c.status) {
+      EXPECT_EQ(json::parse(r.body)["error"], c.error) << c.what;
+    }
+  }
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_runs"), 0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 0);
 }
 
 // The brain SIGKILLed at random moments while 200 runs of three steps advance: every run ends

@@ -4,6 +4,7 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <filesystem>
 #include <random>
 
 #include "cogo/bus/bus.h"
@@ -266,8 +267,15 @@ runtime::Handler MakeWorkflowHandler(std::shared_ptr<DefinitionCatalog> catalog,
   };
 }
 
+std::string DefaultDefinitionsDir() {
+  for (const char* dir : {"config/workflows", COGO_SOURCE_WORKFLOWS_DIR}) {
+    if (std::filesystem::is_directory(dir)) return dir;
+  }
+  return COGO_WORKFLOWS_DIR;
+}
+
 std::shared_ptr<DefinitionCatalog> LoadCatalog(const std::string& dir, const std::string& database_url) {
-  auto catalog = std::make_shared<DefinitionCatalog>(LoadDefinitions(dir));
+  auto catalog = std::make_shared<DefinitionCatalog>(LoadDefinitions(dir.empty() ? DefaultDefinitionsDir() : dir));
   const auto conn = db::Connect(database_url, "cogo-workflow-catalog");
   catalog->Register(*conn);
   return catalog;

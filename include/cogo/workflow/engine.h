@@ -55,11 +55,16 @@ class DefinitionCatalog {
 };
 
 struct EngineOptions {
-  std::string definitions_dir = "config/workflows";  // --workflows / COGO_WORKFLOWS
+  std::string definitions_dir;  // --workflows / COGO_WORKFLOWS; empty: DefaultDefinitionsDir()
   int concurrency = 4;  // handler threads (and pooled connections) of each engine worker
 };
 
-// Loads every definition of `dir` and registers it in the database (LoadDefinitions, then
+// Where definitions are when no directory is named: ./config/workflows when it exists (a
+// checkout or an install root), else this build's source tree's, else the installed
+// <sysconfdir>/cogo/workflows (like the migrations' DefaultSqlDir).
+[[nodiscard]] std::string DefaultDefinitionsDir();
+
+// Loads every definition of `dir` (empty: DefaultDefinitionsDir()) and registers it in the database (LoadDefinitions, then
 // DefinitionCatalog::Register). Throws on an invalid file or an unreachable database.
 [[nodiscard]] std::shared_ptr<DefinitionCatalog> LoadCatalog(const std::string& dir,
                                                              const std::string& database_url);

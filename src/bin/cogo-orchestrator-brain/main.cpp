@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--routing", routing, "routing rules (JSON)")->envname("COGO_ROUTING")->capture_default_str();
         app.add_option("--policy", policy, "policy table (JSON)")->envname("COGO_POLICY")->capture_default_str();
-        app.add_option("--workflows", engine.definitions_dir, "directory of workflow definitions (*.json)")->envname("COGO_WORKFLOWS")->capture_default_str();
+        app.add_option("--workflows", engine.definitions_dir, "directory of workflow definitions (*.json; default ./config/workflows, else the installed ones)")->envname("COGO_WORKFLOWS");
         app.add_option("--workflow-concurrency", engine.concurrency, "handler threads of the workflow and notify workers")->check(CLI::Range(1, 64))->capture_default_str();
         cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
         app.add_option("--api-shards", api.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();

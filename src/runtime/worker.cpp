@@ -454,7 +454,7 @@ class Worker::Impl {
         // An abandoned job was already released; its late outcome would only fail the lease.
         // A committed one is already written: only the bookkeeping is left.
         if (outcome.kind == Outcome::Kind::committed) {
-          auto it = in_flight_.find(job->message.lease.message_id);
+          auto it = in_flight_.find(KeyOf(job->message.lease));
           if (it != in_flight_.end() && it->second == job) in_flight_.erase(it);
           ++stats_.completed;
           cv_claim_.notify_one();

@@ -3,6 +3,7 @@
 // and the brain SIGKILLed under 200 concurrent runs (every run ends once, no step twice).
 #include <httplib.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <filesystem>
@@ -137,8 +138,10 @@ class WorkflowTest : public BusTest {
  protected:
   void SetUp() override {
     BusTest::SetUp();
-    dir_ = ScratchFile("workflows");
-    std::filesystem::create_directories(dir_);
+    // A directory of its own: a scratch name can repeat when the test process's pid does.
+    std::string templ = (std::filesystem::temp_directory_path() / "cogo-test-workflows.XXXXXX").string();
+    ASSERT_NE(mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
     for (const auto& [name, text] : std::map<std::string, const char*>{
              {"fiveTypes", kFiveTypes}, {"flaky", kFlaky}, {"timeout", kTimeout},
              {"budget", kBudget}, {"threeSteps", kThreeSteps}}) {
@@ -192,6 +195,8 @@ class WorkflowTest : public BusTest {
   static bool Has(const std::vector<std::string>& events, const std::string& name) {
     return std::find(events.begin(), events.end(), name) != events.end();
   }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string dir_;
   std::shared_ptr<workflow::DefinitionCatalog> catalog_;

@@ -488,7 +488,8 @@ json WorkflowRound(const Config& cfg, const StatementStats& stats, int round, bo
   fmt::print("workflow {} {}: {} runs in {:.3f} s = {:.0f} runs/s = {:.0f} steps/s (database span "
              "{:.3f} s; starters done in {:.3f} s; {} messages of which {} timers; {} NOTIFYs; "
              "verified; load {:.1f})\n",
-             paced ? fmt::format("paced ({}/s)", cfg.paced_rate) : "round", round, n, seconds, runs_per_s, runs_per_s * kStepsPerRun, db_seconds, start_s,
+             paced ? fmt::format("paced ({}/s)", cfg.paced_rate) : "round", round, n, seconds,
+             runs_per_s, runs_per_s * kStepsPerRun, db_seconds, start_s,
              counts[0].as<int64_t>(), counts[1].as<int64_t>(), notifications, load);
   fmt::print("  step hand-off          {}\n", DistributionText(handoff));
   fmt::print("    finished -> engine claimed   {}\n", DistributionText(to_engine));

@@ -339,6 +339,17 @@ class Machine {
   bool ended_ = false;
 };
 
+template <typename T>
+bool Order(const T& a, CompareOp op, const T& b) {
+  switch (op) {
+    case CompareOp::lt: return a < b;
+    case CompareOp::le: return a <= b;
+    case CompareOp::gt: return a > b;
+    case CompareOp::ge: return a >= b;
+    default: return false;
+  }
+}
+
 bool Compare(const json& actual, CompareOp op, const json& expected) {
   switch (op) {
     case CompareOp::exists: return !actual.is_null();
@@ -349,27 +360,9 @@ bool Compare(const json& actual, CompareOp op, const json& expected) {
     default: break;
   }
   // Orderings compare numbers with numbers and strings with strings; anything else is false.
-  if (actual.is_number() && expected.is_number()) {
-    const double a = actual.get<double>();
-    const double b = expected.get<double>();
-    switch (op) {
-      case CompareOp::lt: return a < b;
-      case CompareOp::le: return a <= b;
-      case CompareOp::gt: return a > b;
-      case CompareOp::ge: return a >= b;
-      default: return false;
-    }
-  }
+  if (actual.is_number() && expected.is_number()) return Order(actual.get<double>(), op, expected.get<double>());
   if (actual.is_string() && expected.is_string()) {
-    const auto& a = actual.get_ref<const std::string&>();
-    const auto& b = expected.get_ref<const std::string&>();
-    switch (op) {
-      case CompareOp::lt: return a < b;
-      case CompareOp::le: return a <= b;
-      case CompareOp::gt: return a > b;
-      case CompareOp::ge: return a >= b;
-      default: return false;
-    }
+    return Order(actual.get_ref<const std::string&>(), op, expected.get_ref<const std::string&>());
   }
   return false;
 }

@@ -8,10 +8,12 @@
 
 #include "cogo/bus/bus.h"
 #include "cogo/bus/inspect.h"
+#include "cogo/db/pool.h"
 #include "cogo/edge/ingress.h"
 #include "cogo/orchestrator/request_view.h"
 #include "cogo/policy/admit.h"
 #include "cogo/workflow/api.h"
+#include "cogo/workflow/runs.h"
 #include "orchestrator/ask.h"
 
 namespace cogo::orchestrator {
@@ -25,6 +27,46 @@ std::string DecisionDetail(const Plan& plan, const char* source) {
   d["target"] = plan.rule.target.Route();
   d["source"] = source;
   return d.dump();
+}
+
+// A workflow decision in the decisions table's shape: the workflow stands where the agent
+// would, its pinned version is the version and its run limits the budget (0: none).
+std::string DecisionDetail(const Plan& plan, const char* source, const workflow::DefinitionCatalog& catalog,
+                           const workflow::Started& started) {
+  json d = json::parse(PlanJson(plan));
+  const auto entry = catalog.Current(plan.rule.workflow);
+  const auto& limits = entry.definition->limits;
+  d["target"] = "workflow/" + plan.rule.workflow;
+  d["agent_id"] = plan.rule.workflow;
+  d["model"] = "workflow";
+  d["version"] = std::to_string(started.version);
+  d["budget"] = {{"maxCostUsd", limits.max_cost_usd.value_or(0.0)}, {"maxTokens", limits.max_tokens.value_or(0)}};
+  d["ttl_ms"] = 0;
+  d["run_id"] = started.run_id;
+  d["source"] = source;
+  return d.dump();
+}
+
+// A plan that names a workflow starts its run with the request's payload as the parameters.
+// The run's idempotency key is the decide message's id, so a decide handled twice (a lost
+// completion, a reclaimed lease) finds the run it started instead of starting another.
+runtime::HandlerResult StartPlannedRun(const BrainConfig& config, db::ConnectionPool& pool,
+                                       const bus::ClaimedMessage& m, const Plan& plan, const json& input) {
+  using runtime::HandlerResult;
+  if (!config.workflows) return HandlerResult::Fail("unknown_workflow: this brain runs no workflows");
+  workflow::StartRequest request{m.tenant, plan.rule.workflow, input, "decide:" + std::to_string(m.lease.message_id)};
+  workflow::Started started;
+  try {
+    pool.With([&](pqxx::connection& conn) { started = workflow::StartRun(conn, *config.workflows, request); });
+  } catch (const workflow::RunError& e) {
+    return HandlerResult::Fail(e.reason() + ": parameters" + (e.path().empty() ? "" : "." + e.path()) + ": " + e.what());
+  }
+  json out = json::parse(PlanJson(plan));
+  out["workflow_run"] = {{"run_id", started.run_id}, {"workflow_id", plan.rule.workflow}, {"version", started.version}};
+  auto result = HandlerResult::Complete(out.dump(), plan.intent + " -> workflow " + plan.rule.workflow + " run " +
+                                                        std::to_string(started.run_id));
+  result.events.push_back({0, "decided", DecisionDetail(plan, "decide", *config.workflows, started)});
+  return result;
 }
 
 // Decide with classification when needed. Throws providers::ProviderError.
@@ -55,8 +97,20 @@ std::optional<std::string> Classify(providers::ModelProvider& provider, const Ro
   return ParseClassification(response.content, table);
 }
 
-runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<spdlog::logger> logger) {
-  return [config, logger](runtime::HandlerContext& ctx) {
+std::vector<std::string> CheckWorkflowRules(const RoutingTable& table, const workflow::DefinitionCatalog* catalog) {
+  std::vector<std::string> problems;
+  for (const auto& [intent, rule] : table.rules()) {
+    if (rule.workflow.empty()) continue;
+    if (catalog == nullptr || !catalog->Current(rule.workflow).definition) {
+      problems.push_back("rule " + intent + ": no workflow definition named " + rule.workflow);
+    }
+  }
+  return problems;
+}
+
+runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::ConnectionPool> pool,
+                                   std::shared_ptr<spdlog::logger> logger) {
+  return [config, pool, logger](runtime::HandlerContext& ctx) {
     using runtime::HandlerResult;
     const auto& m = ctx.message;
     json request = json::parse(m.payload_json, nullptr, false);
@@ -83,9 +137,8 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<spdlog::l
       return HandlerResult::Fail(failure->reason + ": " + failure->detail);
     }
     const auto& plan = std::get<Plan>(decided);
-    auto result = HandlerResult::Complete(
-        PlanJson(plan), intent + " -> " + plan.rule.target.Route() + " (" + plan.rule.agent_id + ", " +
-                            plan.rule.model + ")");
+    if (!plan.rule.workflow.empty()) return StartPlannedRun(config, *pool, m, plan, input);
+    auto result = HandlerResult::Complete(PlanJson(plan), intent + " -> " + Destination(plan.rule));
     bus::PublishRequest execute;
     execute.service = "orchestrator";
     execute.role = "execute";
@@ -115,8 +168,10 @@ class BrainApi {
     auto plan = PlanFor(std::get<Ask>(parsed));
     if (auto* refusal = std::get_if<http::Response>(&plan)) return std::move(*refusal);
     const auto& p = std::get<Plan>(plan);
-    json out = {{"plan", json::parse(PlanJson(p))},
-                {"assignment", json::parse(policy::ToJson(BuildAssignment(p, std::chrono::system_clock::now())))}};
+    json out = {{"plan", json::parse(PlanJson(p))}};
+    if (p.rule.workflow.empty()) {
+      out["assignment"] = json::parse(policy::ToJson(BuildAssignment(p, std::chrono::system_clock::now())));
+    }
     return http::Json(200, out.dump());
   }
 
@@ -131,6 +186,7 @@ class BrainApi {
     auto planned = PlanFor(ask);
     if (auto* refusal = std::get_if<http::Response>(&planned)) return std::move(*refusal);
     const auto& plan = std::get<Plan>(planned);
+    if (!plan.rule.workflow.empty()) return ExecuteWorkflow(req, ask, plan, key);
     if (auto refusal = Inadmissible(plan)) return std::move(*refusal);
     bus::PublishRequest execute;
     execute.service = "orchestrator";
@@ -202,6 +258,34 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
   }
 
  private:
+  // A workflow plan starts its run (the payload as parameters) and records the decision on
+  // the run's start message, in one transaction.
+  http::Response ExecuteWorkflow(const http::Request& req, const Ask& ask, const Plan& plan, const std::string& key) {
+    if (!config_.workflows || !config_.workflows->Current(plan.rule.workflow).definition) {
+      return http::Error(422, "unknown_workflow", "the plan names a workflow this brain does not run");
+    }
+    workflow::StartRequest start{ask.tenant, plan.rule.workflow, json::parse(ask.payload_json), key};
+    workflow::Started started;
+    try {
+      service_.pool().With([&](pqxx::connection& conn) {
+        bus::Bus bus(conn);
+        pqxx::work txn(conn);
+        started = workflow::StartRun(txn, bus, *config_.workflows, start);
+        if (started.created) {
+          bus.AddEvents(txn, {{started.start_message_id, "decided", DecisionDetail(plan, "api", *config_.workflows, started)}});
+        }
+        txn.commit();
+      });
+    } catch (const workflow::RunError& e) {
+      return http::Error(400, e.reason(), "parameters" + (e.path().empty() ? "" : "." + e.path()) + ": " + e.what());
+    }
+    logger_->info("workflow {} run {} started for tenant {}{} (request {})", plan.rule.workflow, started.run_id,
+                  ask.tenant, started.created ? "" : " (idempotent repeat)", req.id());
+    json out = {{"runId", started.run_id}, {"workflowId", plan.rule.workflow}, {"version", started.version},
+                {"created", started.created}, {"plan", json::parse(PlanJson(plan))}};
+    return http::Json(started.created ? 202 : 200, out.dump());
+  }
+
   // The plan (classifying when needed), or the refusal to send.
   std::variant<Plan, http::Response> PlanFor(const Ask& ask) {
     if (ask.plan_json) {

@@ -32,6 +32,26 @@ SELECT jsonb_build_object(
 )::text
 )SQL";
 
+// A request routed to a workflow is as far along as its run.
+void FollowWorkflowRun(pqxx::transaction_base& txn, json& out) {
+  const auto& result = out["result"];
+  if (!result.is_object() || !result.contains("workflow_run")) return;
+  const auto run_id = result["workflow_run"].value("run_id", int64_t{0});
+  const auto rows = txn.exec_params(
+      "SELECT workflow_id, status, reason FROM workflow_runs WHERE id = $1", run_id);
+  if (rows.empty()) return;
+  const auto workflow_id = rows[0][0].as<std::string>();
+  const auto status = rows[0][1].as<std::string>();
+  const auto reason = rows[0][2].is_null() ? std::string() : rows[0][2].as<std::string>();
+  out["workflow"] = {{"run_id", run_id}, {"workflow_id", workflow_id}, {"status", status}, {"reason", reason}};
+  if (status == "running" || status == "waiting") {
+    out["status"] = "running";
+  } else if (status != "succeeded") {
+    out["status"] = "failed";
+    out["error"] = "workflow/" + workflow_id + ": " + status + (reason.empty() ? "" : " (" + reason + ")");
+  }
+}
+
 }  // namespace
 
 RequestSummary Summarize(const std::vector<NodeState>& nodes) {
@@ -85,6 +105,7 @@ std::optional<std::string> RequestViewJson(pqxx::transaction_base& txn, int64_t 
                               {"route", m["service"].get<std::string>() + "/" + m["role"].get<std::string>()}};
       }
     }
+    FollowWorkflowRun(txn, out);
   } else if (summary.status == "failed") {
     out["error"] = summary.error;
   }

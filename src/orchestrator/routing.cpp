@@ -16,10 +16,18 @@ namespace {
 using nlohmann::json;
 using config::JsonObject;
 
+// Workflow ids are file names in the definitions directory (workflow/definition.cpp).
+constexpr config::NameRule kWorkflowName{"workflow id", 64, true};
+
 // The rule's fields; the caller finishes the object (a plan carries a few more keys).
 RoutingRule ReadRule(const JsonObject& o, std::string intent) {
   RoutingRule r;
   r.intent = std::move(intent);
+  r.description = o.StringOr("description", "", {.allow_empty = true});
+  if (o.Has("workflow")) {
+    r.workflow = o.Name("workflow", kWorkflowName);
+    return r;
+  }
   const auto target = o.Object("target");
   r.target = policy::ReadTarget(target);
   target.Finish();
@@ -30,11 +38,15 @@ RoutingRule ReadRule(const JsonObject& o, std::string intent) {
   r.budget = policy::ReadBudget(budget);
   budget.Finish();
   r.ttl = std::chrono::milliseconds(o.Int("ttl_ms", 1, policy::kMaxTtl.count()));
-  r.description = o.StringOr("description", "", {.allow_empty = true});
   return r;
 }
 
 json RuleJson(const RoutingRule& r) {
+  if (!r.workflow.empty()) {
+    json out = {{"workflow", r.workflow}};
+    if (!r.description.empty()) out["description"] = r.description;
+    return out;
+  }
   json out = {{"target", {{"service", r.target.service}, {"role", r.target.role}}},
               {"agent_id", r.agent_id},
               {"model", r.model},
@@ -111,6 +123,7 @@ std::vector<std::string> CheckAgainstPolicy(const RoutingTable& table,
                                             policy::TimePoint now) {
   std::vector<std::string> problems;
   for (const auto& [intent, rule] : table.rules()) {
+    if (!rule.workflow.empty()) continue;  // its nodes' assignments are the workflow's
     Plan plan{intent, "rule", rule, ""};
     const auto envelope = BuildAssignment(plan, now);
     const auto decision = policy::Admit(
@@ -131,19 +144,23 @@ bool NeedsClassification(std::string_view intent, const RoutingTable& table) {
   return table.Find(intent) == nullptr && table.classifier().enabled;
 }
 
+std::string Destination(const RoutingRule& rule) {
+  if (!rule.workflow.empty()) return "workflow " + rule.workflow;
+  return rule.target.Route() + " (agent " + rule.agent_id + ", model " + rule.model + ")";
+}
+
 DecideResult Decide(std::string_view intent, const RoutingTable& table,
                     const std::optional<std::string>& classified) {
   if (const auto* rule = table.Find(intent)) {
     return Plan{std::string(intent), "rule", *rule,
-                "intent '" + std::string(intent) + "' matches a routing rule -> " +
-                    rule->target.Route() + " (agent " + rule->agent_id + ", model " + rule->model + ")"};
+                "intent '" + std::string(intent) + "' matches a routing rule -> " + Destination(*rule)};
   }
   if (classified) {
     if (const auto* rule = table.Find(*classified)) {
       return Plan{std::string(intent), "classifier", *rule,
                   "no rule for intent '" + std::string(intent) + "'; the classifier (" +
                       table.classifier().model + ") chose '" + *classified + "' -> " +
-                      rule->target.Route()};
+                      Destination(*rule)};
     }
   }
   if (table.classifier().enabled) {

@@ -48,6 +48,14 @@ RunError::RunError(Kind kind, std::string reason, std::string path, const std::s
     : std::runtime_error(message), kind_(kind), reason_(std::move(reason)), path_(std::move(path)) {}
 
 Started StartRun(pqxx::connection& conn, const DefinitionCatalog& catalog, const StartRequest& request) {
+  bus::Bus bus(conn);
+  pqxx::work txn(conn);
+  const auto started = StartRun(txn, bus, catalog, request);
+  txn.commit();
+  return started;
+}
+
+Started StartRun(pqxx::work& txn, bus::Bus& bus, const DefinitionCatalog& catalog, const StartRequest& request) {
   const auto entry = catalog.Current(request.workflow_id);
   if (!entry.definition) {
     throw RunError(RunError::Kind::invalid, "unknown_workflow", "workflowId", "no workflow named so");
@@ -56,22 +64,18 @@ Started StartRun(pqxx::connection& conn, const DefinitionCatalog& catalog, const
     throw RunError(RunError::Kind::invalid, error->reason, error->path, error->message);
   }
   const auto& limits = entry.definition->limits;
-  bus::Bus bus(conn);
-  pqxx::work txn(conn);
   const std::optional<std::string> key =
       request.idempotency_key.empty() ? std::nullopt : std::optional<std::string>(request.idempotency_key);
   const auto inserted = txn.exec_params(sql::kInsertRun, request.tenant, request.workflow_id, entry.version,
                                         request.parameters.dump(), limits.max_cost_usd, limits.max_tokens, key);
   if (inserted.empty()) {  // an idempotent repeat
     const auto id = txn.exec_params1(sql::kRunByKey, request.tenant, request.workflow_id, *key)[0].as<int64_t>();
-    txn.commit();
-    return {id, false, entry.version};
+    return {id, false, entry.version, 0};
   }
   const int64_t run_id = inserted[0][0].as<int64_t>();
-  (void)bus.Publish(txn, EngineMessage(request.tenant, run_id, {{"kind", "start"}},
-                                       "wf-start:" + std::to_string(run_id)));
-  txn.commit();
-  return {run_id, true, entry.version};
+  const auto published = bus.Publish(txn, EngineMessage(request.tenant, run_id, {{"kind", "start"}},
+                                                        "wf-start:" + std::to_string(run_id)));
+  return {run_id, true, entry.version, published.id};
 }
 
 int64_t DeliverSignal(pqxx::connection& conn, int64_t run_id, const std::optional<std::string>& scope,

@@ -17,6 +17,7 @@
 #include <pqxx/transaction>
 
 #include "cogo/auth/jwt.h"
+#include "cogo/config/files.h"
 #include "cogo/db/connection.h"
 #include "cogo/workflow/runs.h"
 #include "front_support.h"
@@ -134,6 +135,21 @@ class Receiver {
 
 constexpr const char* kNotifySecret = "notify-secret-for-tests";
 
+// The example's agent rules (its workflow rules name definitions these tests do not load)
+// plus two intents that start the tests' workflows.
+std::string WorkflowRouting() {
+  auto routing = json::parse(config::ReadFile(SourcePath("config/routing.example.json")));
+  for (auto it = routing["rules"].begin(); it != routing["rules"].end();) {
+    it = it.value().contains("workflow") ? routing["rules"].erase(it) : std::next(it);
+  }
+  routing["rules"]["three"] = {{"workflow", "threeSteps"}, {"description", "three echo steps"}};
+  routing["rules"]["five"] = {{"workflow", "fiveTypes"}};
+  const auto path = ScratchFile("wf-routing.json");
+  std::ofstream(path) << routing.dump();
+  return path;
+}
+
+
 class WorkflowTest : public BusTest {
  protected:
   void SetUp() override {
@@ -151,12 +167,13 @@ class WorkflowTest : public BusTest {
     catalog_->Register(*conn_);
     setenv("COGO_NOTIFY_SECRET", kNotifySecret, 1);
     ExportEdgeSecrets();
+    routing_ = WorkflowRouting();
   }
 
   std::unique_ptr<Daemon> StartBrain(const std::string& log) {
     return std::make_unique<Daemon>(
         "cogo-orchestrator-brain",
-        std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
+        std::vector<std::string>{"--routing", routing_, "--policy",
                                  SourcePath("config/policy.example.json"), "--workflows", dir_,
                                  "--poll-ms", "100", "--lease-ms", "2000", "--heartbeat-ms", "500"},
         log);
@@ -199,6 +216,7 @@ class WorkflowTest : public BusTest {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string dir_;
+  std::string routing_;
   std::shared_ptr<workflow::DefinitionCatalog> catalog_;
 };
 
@@ -408,6 +426,72 @@ std::map<std::string, std::string> As(const std::string& role, const std::string
   return {{"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, role, tenant)}};
 }
 
+// An intent whose rule names a workflow: the edge's request becomes a run (the payload its
+// parameters), the request's status follows the run, the decision is recorded, a decide
+// handled twice starts one run, and parameters the definition refuses fail the request by name.
+TEST_F(WorkflowTest, AnEdgeIntentRoutedToAWorkflowStartsOneRunAndReportsIt) {
+  const auto log = ScratchFile("wf-intent.log");
+  const auto brain = StartBrain(log);
+  const auto worker = StartWorker("echo", "complete", log);
+  const auto edge = std::make_unique<Daemon>("cogo-edge", std::vector<std::string>{"--routing", routing_}, log);
+  auto headers = As("authenticated", "acme");
+  headers["apikey"] = kTestPublishableKey;
+  constexpr const char* kIngress = "/functions/v1/orchestrator-chat";
+
+  const auto accepted = HttpPost(edge->port(), kIngress, R"({"tenant":"acme","intent":"three","payload":{}})", headers);
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  const std::string status_url = kIngress + std::string("/") + std::to_string(json::parse(accepted.body)["id"].get<int64_t>());
+  json view;
+  ASSERT_TRUE(WaitFor([&] {
+    view = json::parse(HttpGet(edge->port(), status_url, headers).body);
+    return view["status"] == "done";
+  })) << view.dump() << " see " << log;
+  const int64_t run = view["workflow"]["run_id"];
+  EXPECT_EQ(view["workflow"]["workflow_id"], "threeSteps");
+  EXPECT_EQ(view["workflow"]["status"], "succeeded");
+  EXPECT_EQ(Status(run), "succeeded");
+  EXPECT_EQ(ScalarText("SELECT tenant FROM workflow_runs WHERE id = " + std::to_string(run)), "acme");
+  EXPECT_EQ(ScalarText("SELECT target || ' ' || agent_id || ' ' || version FROM decisions WHERE source = 'decide'"),
+            "workflow/threeSteps threeSteps 1");
+
+  // The same decide message handled again (a lost completion) finds its run.
+  const int64_t decide = json::parse(accepted.body)["id"];
+  pqxx::nontransaction(*conn_).exec0(
+      "UPDATE agent_messages SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
+      "finished_at = NULL, retry_at = NULL WHERE id = " + std::to_string(decide));
+  ASSERT_TRUE(WaitFor([&] {
+    return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(decide)) == "done";
+  }));
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_runs"), 1);
+
+  // fiveTypes needs {ok, hook}: the request fails with the definition's reason, no run starts.
+  const auto bad = HttpPost(edge->port(), kIngress, R"({"tenant":"acme","intent":"five","payload":{"ok":"yes"}})", headers);
+  ASSERT_EQ(bad.status, 202) << bad.body;
+  const std::string bad_url = kIngress + std::string("/") + std::to_string(json::parse(bad.body)["id"].get<int64_t>());
+  ASSERT_TRUE(WaitFor([&] {
+    view = json::parse(HttpGet(edge->port(), bad_url, headers).body);
+    return view["status"] == "failed";
+  })) << view.dump();
+  EXPECT_NE(view["error"].get<std::string>().find("wrong_type"), std::string::npos) << view.dump();
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_runs"), 1);
+
+  // The REST execute path takes the same rule: one run per Idempotency-Key, the decision on it.
+  auto service = As("service_role");
+  service["Idempotency-Key"] = "run-once";
+  const std::string body = R"({"tenant":"globex","intent":"three","payload":{}})";
+  const auto first = HttpPost(brain->port(), "/api/orchestrator/execute", body, service);
+  ASSERT_EQ(first.status, 202) << first.body;
+  const auto second = HttpPost(brain->port(), "/api/orchestrator/execute", body, service);
+  EXPECT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(json::parse(first.body)["runId"], json::parse(second.body)["runId"]);
+  EXPECT_TRUE(Ends(json::parse(first.body)["runId"].get<int64_t>(), "succeeded")) << "see " << log;
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE source = 'api' AND target = 'workflow/threeSteps'"), 1);
+  const auto refused = HttpPost(brain->port(), "/api/orchestrator/execute",
+                                R"({"tenant":"globex","intent":"five","payload":{"ok":true}})", As("service_role"));
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(json::parse(refused.body)["error"], "missing_key");
+}
+
 // The REST API as a user drives it: start, read, list, deliver an event, cancel; tenants see only
 // their own runs; bad input is a 4xx with a reason and writes nothing.
 TEST_F(WorkflowTest, TheRestApiStartsReadsSignalsAndCancelsRunsPerTenant) {
@@ -526,7 +610,7 @@ TEST_F(WorkflowTest, BrainKilledRepeatedlyUnderLoadLosesAndDoublesNothing) {
   };
   for (int kill = 0; kill < 6; ++kill) {
     ChildProcess brain("cogo-orchestrator-brain",
-                       {"--routing", SourcePath("config/routing.example.json"), "--policy",
+                       {"--routing", routing_, "--policy",
                         SourcePath("config/policy.example.json"), "--workflows", dir_, "--poll-ms", "100",
                         "--lease-ms", "2000", "--heartbeat-ms", "500", "--port", "0"},
                        log);

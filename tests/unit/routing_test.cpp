@@ -51,6 +51,9 @@ TEST(Routing, LoaderRejectsBadConfigNamingThePath) {
       {"no rules", [](json& c) { c["rules"] = json::object(); }, "rules"},
       {"classifier without model", [](json& c) { c["classifier"] = {{"enabled", true}}; }, "classifier.model"},
       {"classifier unknown key", [](json& c) { c["classifier"]["temperature"] = 0; }, "classifier.temperature"},
+      {"workflow rule with a target", [](json& c) { c["rules"]["index"] = {{"workflow", "indexing"}, {"target", c["rules"]["chat"]["target"]}}; }, "rules.index.target"},
+      {"workflow id not a name", [](json& c) { c["rules"]["index"] = {{"workflow", "../etc"}}; }, "rules.index.workflow"},
+      {"workflow id not a string", [](json& c) { c["rules"]["index"] = {{"workflow", 7}}; }, "rules.index.workflow"},
   };
   for (const auto& c : cases) {
     json config = BaseConfig();
@@ -118,6 +121,26 @@ TEST(Routing, DecideTableOfCases) {
   EXPECT_FALSE(NeedsClassification("chat", classifying));
   EXPECT_TRUE(NeedsClassification("weather", classifying));
   EXPECT_FALSE(NeedsClassification("weather", plain));
+}
+
+// A rule may start a workflow instead of calling an agent: it decides like any rule, is not
+// judged by the agent policy, and survives the plan round trip.
+TEST(Routing, AWorkflowRuleDecidesAndRoundTrips) {
+  json config = BaseConfig();
+  config["rules"]["index"] = {{"workflow", "indexing"}, {"description", "index a document"}};
+  const auto table = Load(config);
+  const auto decided = Decide("index", table, std::nullopt);
+  ASSERT_TRUE(std::holds_alternative<Plan>(decided));
+  const auto& plan = std::get<Plan>(decided);
+  EXPECT_EQ(plan.rule.workflow, "indexing");
+  EXPECT_EQ(plan.rationale, "intent 'index' matches a routing rule -> workflow indexing");
+  EXPECT_EQ(Destination(plan.rule), "workflow indexing");
+  const auto again = ParsePlanJson(PlanJson(plan));
+  ASSERT_TRUE(std::holds_alternative<Plan>(again));
+  EXPECT_EQ(std::get<Plan>(again).rule.workflow, "indexing");
+  EXPECT_EQ(json::parse(table.ToJson())["rules"]["index"], config["rules"]["index"]);
+  const auto [system, user] = ClassificationPrompt("please index", "{}", table);
+  EXPECT_NE(system.find("- index: index a document"), std::string::npos);
 }
 
 TEST(Routing, ClassificationReplies) {

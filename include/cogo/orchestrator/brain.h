@@ -18,6 +18,9 @@
 #include "cogo/providers/provider.h"
 #include "cogo/runtime/worker.h"
 
+namespace cogo::db {
+class ConnectionPool;
+}
 namespace cogo::workflow {
 class DefinitionCatalog;
 }
@@ -45,8 +48,15 @@ struct BrainConfig {
 // The decide handler. Payload `{tenant, intent, payload, ...}` (the edge's); completes with the
 // plan as its result and one (orchestrator, execute) follow-up on the same tenant and shard,
 // correlation_id = the decide message's id. Unknown intent -> permanent `unknown_intent`.
-[[nodiscard]] runtime::Handler MakeDecideHandler(BrainConfig config,
+// A plan that names a workflow instead starts a run of it (parameters = the payload; through
+// `pool`) and completes with `workflow_run: {run_id, workflow_id, version}`; parameters the
+// definition refuses fail the message with the reason (missing_key, wrong_type, ...).
+[[nodiscard]] runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::ConnectionPool> pool,
                                                  std::shared_ptr<spdlog::logger> logger);
+
+// Routing rules that name a workflow the catalog (null: none) does not have. Empty when fine.
+[[nodiscard]] std::vector<std::string> CheckWorkflowRules(const RoutingTable& table,
+                                                          const workflow::DefinitionCatalog* catalog);
 
 struct BrainApiOptions {
   int shards = 1;                      // execute messages the API publishes: hash(tenant) % shards
@@ -55,7 +65,8 @@ struct BrainApiOptions {
 
 // The REST API as routes for `service` (which must outlive them), every one behind a JWT:
 //   POST /api/orchestrator/plan     service_role   {intent, payload?, tenant?} -> {plan, assignment}
-//   POST /api/orchestrator/execute  service_role   {tenant, intent | plan, payload?} -> 202 {ids}
+//   POST /api/orchestrator/execute  service_role   {tenant, intent | plan, payload?} -> 202 {ids};
+//                                                  a workflow plan -> 202 {runId, workflowId, version}
 //   GET  /api/orchestrator/state    service_role   queues, workers, failures, routing, policy
 //   GET  /api/messages/{id}         any token      a request view; another tenant's id is 404
 [[nodiscard]] std::vector<http::Route> BrainRoutes(http::JsonService& service, BrainApiOptions options,

@@ -34,7 +34,9 @@ struct RequestSummary {
 [[nodiscard]] RequestSummary Summarize(const std::vector<NodeState>& nodes);
 
 // {id, tenant, status, result, error, messages: [...], trail: [...]}, or nullopt when absent.
-// `tenant`: when set, a message of another tenant is reported absent.
+// `tenant`: when set, a message of another tenant is reported absent. A request the brain
+// routed to a workflow also has `workflow: {run_id, workflow_id, status, reason}`, and its
+// status follows the run's (running until the run ends, failed unless it succeeded).
 [[nodiscard]] std::optional<std::string> RequestViewJson(pqxx::transaction_base& txn, int64_t id,
                                                          const std::optional<std::string>& tenant);
 

@@ -21,8 +21,12 @@
 
 namespace cogo::orchestrator {
 
+// A rule either sends the request to one agent (target, agent, model, version, budget, TTL) or,
+// when `workflow` is set, starts that workflow with the request's payload as its parameters
+// (the other fields then stay empty: the definition's nodes carry the assignments).
 struct RoutingRule {
   std::string intent;
+  std::string workflow;  // a workflow id; empty for an agent rule
   policy::Target target;
   std::string agent_id;
   std::string model;
@@ -64,8 +68,8 @@ class RoutingTable {
 // Reads and parses a routing file; throws std::runtime_error naming the file and the key path.
 [[nodiscard]] std::shared_ptr<const RoutingTable> LoadRoutingFile(const std::string& path);
 
-// Problems a rule would meet at the executor: each rule's assignment admitted by the policy's
-// rule for it (model, version, budget and TTL caps). Empty when all rules pass.
+// Problems a rule would meet at the executor: each agent rule's assignment admitted by the
+// policy's rule for it (model, version, budget and TTL caps). Empty when all rules pass.
 [[nodiscard]] std::vector<std::string> CheckAgainstPolicy(const RoutingTable& table,
                                                           const policy::PolicyTable& policy,
                                                           policy::TimePoint now);
@@ -84,6 +88,9 @@ struct DecideFailure {
 
 using DecideResult = std::variant<Plan, DecideFailure>;
 
+// Where a rule sends work, for people: "gateway/chat (agent a, model m)" or "workflow indexing".
+[[nodiscard]] std::string Destination(const RoutingRule& rule);
+
 // Whether `intent` needs the classifier: no rule matches and the classifier is enabled.
 [[nodiscard]] bool NeedsClassification(std::string_view intent, const RoutingTable& table);
 
@@ -100,7 +107,7 @@ using DecideResult = std::variant<Plan, DecideFailure>;
 [[nodiscard]] std::optional<std::string> ParseClassification(std::string_view reply,
                                                              const RoutingTable& table);
 
-// The envelope for a plan issued at `issued_at`.
+// The envelope for an agent plan issued at `issued_at`.
 [[nodiscard]] policy::AssignmentEnvelope BuildAssignment(const Plan& plan,
                                                          policy::TimePoint issued_at);
 // `{"__assignment": ..., "intent": ..., "input": <input_json>}` — the execute message payload.

@@ -12,8 +12,10 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
+#include <pqxx/transaction>
 #include <pqxx/transaction_base>
 
+#include "cogo/bus/bus.h"
 #include "cogo/workflow/engine.h"
 
 namespace cogo::workflow {
@@ -44,12 +46,16 @@ struct Started {
   int64_t run_id = 0;
   bool created = false;
   int version = 0;
+  int64_t start_message_id = 0;  // the run's start message; 0 for an idempotent repeat
 };
 
 // Validates the request against the current definition, inserts the run pinned to its version
 // and publishes its start message, in one transaction. Throws RunError (unknown_workflow,
 // parameter errors as DefinitionError reasons).
 [[nodiscard]] Started StartRun(pqxx::connection& conn, const DefinitionCatalog& catalog,
+                               const StartRequest& request);
+// The same inside the caller's transaction, for a caller that records more with the start.
+[[nodiscard]] Started StartRun(pqxx::work& txn, bus::Bus& bus, const DefinitionCatalog& catalog,
                                const StartRequest& request);
 
 // Records `name` with `data` for the run and publishes its signal message. A run that already

@@ -3,12 +3,13 @@
 // API (see include/cogo/orchestrator/brain.h, include/cogo/workflow/), on 127.0.0.1:8781 by
 // default, every call behind a JWT signed with COGO_JWT_SECRET (or the file
 // COGO_JWT_SECRET_FILE). Webhooks are signed with COGO_NOTIFY_SECRET. Refuses to start without
-// the JWT secret, when a routing rule would be rejected by the policy table, or when a workflow
-// definition is invalid.
+// the JWT secret, when a routing rule would be rejected by the policy table or names a workflow
+// it does not have, or when a workflow definition is invalid.
 #include <CLI/CLI.hpp>
 
 #include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
+#include "cogo/db/pool.h"
 #include "cogo/orchestrator/brain.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
@@ -50,6 +51,8 @@ int main(int argc, char** argv) {
               provider, cogo::providers::MakePricer(config.policy->prices()), ctx.logger);
         }
         config.workflows = cogo::workflow::LoadCatalog(engine.definitions_dir, ctx.options.database_url);
+        const auto unknown = cogo::orchestrator::CheckWorkflowRules(*config.routing, config.workflows.get());
+        if (!unknown.empty()) throw std::runtime_error(routing + ": " + unknown.front());
         http.authenticate = cogo::http::BearerJwt(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
         http.database_url = ctx.options.database_url;
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
@@ -58,7 +61,11 @@ int main(int argc, char** argv) {
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, cogo::orchestrator::MakeDecideHandler(config, ctx.logger), ctx));
+            worker,
+            cogo::orchestrator::MakeDecideHandler(
+                config, std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-brain-decide", 2),
+                ctx.logger),
+            ctx));
         cogo::workflow::AddEngineWorkers(config.workflows, worker, engine, ctx, components);
         components.push_back(std::move(rest));
         return components;

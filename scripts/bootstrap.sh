@@ -8,6 +8,7 @@ packages=(
   libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcpp-httplib-dev
   libcli11-dev libgtest-dev prometheus-cpp-dev libjwt-dev libssl-dev zlib1g-dev
   postgresql-15 postgresql-contrib curl ca-certificates python3
+  bubblewrap git  # cogo-build-test-worker's sandbox; promote commits with git
   systemd docker-compose  # systemd-analyze verify and docker-compose config (tests/deploy)
 )
 

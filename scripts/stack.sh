@@ -63,6 +63,19 @@ stack_wait_ready() {
   die "$name not ready on port $port"
 }
 
+# The codeBuildTest sample (examples/codegen-tasks): a git copy of examples/tinylib under
+# $run_dir/repos, where the tasks' "repo" points and promoted branches land. Made once.
+stack_sample_repo() {
+  local dir="$run_dir/repos/tinylib"
+  [ -d "$dir/.git" ] && return 0
+  mkdir -p "$run_dir/repos"
+  cp -r "$repo/examples/tinylib" "$dir"
+  git -C "$dir" init -q && git -C "$dir" add -A &&
+    git -C "$dir" -c user.name=cogo -c user.email=cogo@localhost commit -qm "tinylib sample" ||
+    die "cannot make the sample repository $dir"
+  log "sample repository $dir"
+}
+
 stack_up() {
   local url=$1
   mkdir -p "$run_dir/logs" "$run_dir/pids"
@@ -70,12 +83,17 @@ stack_up() {
   export COGO_POLICY=${COGO_POLICY:-$repo/config/policy.example.json}
   export COGO_ROUTING=${COGO_ROUTING:-$repo/config/routing.example.json}
   export COGO_WORKFLOWS=${COGO_WORKFLOWS:-$repo/config/workflows}
+  export COGO_ARTIFACTS_DIR=${COGO_ARTIFACTS_DIR:-$run_dir/artifacts}
+  export COGO_REPO_ROOTS=${COGO_REPO_ROOTS:-$run_dir/repos}
   stack_secrets
+  stack_sample_repo
   "$build_dir/cogo" migrate >/dev/null || die "migration failed"
   log "migrated $url"
 
   stack_start cogo-orchestrator-brain --port "$brain_port"
   stack_start cogo-gateway-chat
+  stack_start cogo-codegen-service
+  stack_start cogo-build-test-worker
   stack_start cogo-executor-dispatcher
   stack_start cogo-bus-reclaimer
   stack_start cogo-bus-retention

@@ -7,6 +7,7 @@
 // it does not have, or when a workflow definition is invalid.
 #include <CLI/CLI.hpp>
 
+#include "cogo/artifacts/api.h"
 #include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
 #include "cogo/db/pool.h"
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::string routing = "config/routing.example.json";
   std::string policy = "config/policy.example.json";
   cogo::workflow::EngineOptions engine;
+  std::string artifacts = "artifacts";
   return cogo::runtime::RunDaemon(argc, argv, {
       "cogo-orchestrator-brain", "decide worker, workflow engine and orchestrator REST API",
       [&](CLI::App& app) {
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
         app.add_option("--workflows", engine.definitions_dir, "directory of workflow definitions (*.json; default ./config/workflows, else the installed ones)")->envname("COGO_WORKFLOWS");
         app.add_option("--workflow-concurrency", engine.concurrency, "handler threads of the workflow and notify workers")->check(CLI::Range(1, 64))->capture_default_str();
         cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
+        app.add_option("--artifacts-dir", artifacts, "task artifacts served under /api/artifacts")->envname("COGO_ARTIFACTS_DIR")->capture_default_str();
         app.add_option("--api-shards", api.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) {
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
         auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
+        rest->Add(cogo::artifacts::ArtifactRoutes(std::make_shared<cogo::artifacts::ArtifactStore>(artifacts)));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker,

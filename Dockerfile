@@ -20,11 +20,12 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr/
  && DESTDIR=/install cmake --install /build --strip
 
 FROM debian:12-slim
-# The runtime libraries of the build stage's -dev packages; curl for the healthchecks.
+# The runtime libraries of the build stage's -dev packages; curl for the healthchecks; bubblewrap
+# and git for cogo-build-test-worker (its sandbox, promotion).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libcpp-httplib0.11 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libjwt0 libssl3 zlib1g ca-certificates curl \
+      libprometheus-cpp-pull1.0 libjwt0 libssl3 zlib1g ca-certificates curl bubblewrap git \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/cogo --create-home --shell /usr/sbin/nologin cogo
 COPY --from=build /install/usr/local /usr/local

@@ -92,3 +92,12 @@ SELECT format('start -> gate verdict: p50 %s ms, p99 %s ms; of which commands (s
   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY total_ms - commands_ms)::numeric, 1),
   count(*))
 FROM o"
+# Where the time goes: each publish step from its start to its message's end (the worker's
+# claim, its work and its commit), and the rest (the engine's hand-offs between steps).
+psql "
+SELECT format('%s: p50 %s ms, p99 %s ms', node,
+  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+  round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1))
+FROM (SELECT node, extract(epoch FROM finished_at - started_at) * 1000 AS ms
+      FROM workflow_steps WHERE node IN ('generate', 'buildTest') AND activation = 1) s
+GROUP BY node ORDER BY node"

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+
 namespace cogo::buildtest {
 namespace {
 
@@ -47,6 +49,16 @@ std::string BuildReport(const ReportInput& in) {
   tests["ok"] = tests["ok"].get<bool>() && counts.failed == 0 && counts.passed >= 1;
   const bool timed_out = (in.build && in.build->timed_out) || (in.tests && in.tests->timed_out);
   const bool truncated = (in.build && in.build->output_truncated) || (in.tests && in.tests->output_truncated);
+  // Which limits ended a command: the wall clock, RLIMIT_CPU (SIGXCPU), RLIMIT_FSIZE (SIGXFSZ),
+  // and the output cap (the log was cut, the command went on).
+  json hit = json::array();
+  for (const auto* run : {in.build ? &*in.build : nullptr, in.tests ? &*in.tests : nullptr}) {
+    if (run == nullptr) continue;
+    if (run->timed_out) hit.push_back("wall_clock");
+    if (run->signal == SIGXCPU) hit.push_back("cpu");
+    if (run->signal == SIGXFSZ) hit.push_back("file_size");
+    if (run->output_truncated) hit.push_back("output");
+  }
   json report = {{"taskId", in.task_id},
                  {"attempt", {{"message_id", in.message_id}, {"fence", in.fence}}},
                  {"sandbox", in.sandbox},
@@ -54,6 +66,7 @@ std::string BuildReport(const ReportInput& in) {
                  {"build", build},
                  {"tests", tests},
                  {"limits", {{"timed_out", timed_out},
+                             {"hit", hit},
                              {"output_truncated", truncated},
                              {"timeout_ms", in.limits.timeout.count()},
                              {"cpu_seconds", in.limits.cpu_seconds},

@@ -28,6 +28,7 @@ struct Task {
   std::string test;
   std::string edits_json = "[]";
   std::optional<int64_t> timeout_ms;
+  std::string junit;  // a JUnit XML file the test command writes, relative to the workspace
 };
 
 Task ReadTask(const std::string& payload, bool promote) {
@@ -40,6 +41,7 @@ Task ReadTask(const std::string& payload, bool promote) {
     task.build = o.String("build", {.allow_empty = true, .max_bytes = 4096});
     task.test = o.String("test", {.max_bytes = 4096});
     if (auto timeout = o.Optional("timeoutMs")) task.timeout_ms = timeout->AsInt(1, 24LL * 3600 * 1000);
+    task.junit = o.StringOr("junit", "", {.allow_empty = true, .max_bytes = 256});
   }
   if (auto edits = o.Optional("edits")) task.edits_json = edits->Dump();
   (void)o.Optional("__assignment");
@@ -145,6 +147,11 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
     auto parsed = codegen::ParseEditsJson(task.edits_json, options.edit_limits);
     if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
     const auto edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
+    if (!task.junit.empty()) {
+      if (auto bad = codegen::CheckPath(task.junit, options.edit_limits); std::holds_alternative<codegen::EditError>(bad)) {
+        return HandlerResult::Fail("invalid_input: junit: " + std::get<codegen::EditError>(bad).reason);
+      }
+    }
 
     const fs::path root = WorkspaceRoot(options);
     fs::create_directories(root);
@@ -182,8 +189,22 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
       report.build = task.build.empty() ? SandboxRun{.exit_code = 0, .output = ""}
                                         : RunSandboxed(task.build, workspace.string(), options.sandbox, report.limits, ctx.stop);
       if (report.build->exit_code == 0 && !report.build->timed_out && !ctx.stop.stop_requested()) {
+        // A JUnit file counts only when the test command wrote it: one the repository or the
+        // edits brought along is removed first.
+        auto junit = [&] { return codegen::ReadFileInTree(workspace.string(), task.junit, options.edit_limits); };
+        if (!task.junit.empty()) {
+          if (auto before = junit(); std::holds_alternative<std::optional<std::string>>(before) &&
+                                     std::get<std::optional<std::string>>(before)) {
+            fs::remove(workspace / task.junit);
+          }
+        }
         report.tests = RunSandboxed(task.test, workspace.string(), options.sandbox, report.limits, ctx.stop);
         report.counts = ParseTestOutput(report.tests->output);
+        if (!report.counts && !task.junit.empty()) {
+          if (auto after = junit(); std::holds_alternative<std::optional<std::string>>(after)) {
+            if (const auto& xml = std::get<std::optional<std::string>>(after)) report.counts = ParseJUnitXml(*xml);
+          }
+        }
       }
     }
     if (ctx.stop.stop_requested()) {

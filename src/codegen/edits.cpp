@@ -307,6 +307,16 @@ std::variant<std::vector<FileChange>, EditError> PlanEdits(const std::string& ro
   return changes;
 }
 
+std::variant<std::optional<std::string>, EditError> ReadFileInTree(const std::string& root, const std::string& path,
+                                                                  const EditLimits& limits) {
+  if (auto bad = CheckPath(path, limits); std::holds_alternative<EditError>(bad)) return std::get<EditError>(bad);
+  const int root_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) throw std::runtime_error("cannot open the tree " + root + ": " + std::strerror(errno));
+  auto read = ReadUnder(root_fd, path, limits);
+  close(root_fd);
+  return read;
+}
+
 void WriteChanges(const std::string& root, const std::vector<FileChange>& changes) {
   const int root_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) throw std::runtime_error("cannot open the tree " + root + ": " + std::strerror(errno));

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+
 #include "cogo/buildtest/report.h"
 #include "cogo/buildtest/test_output.h"
 #include "cogo/artifacts/store.h"
@@ -120,6 +122,15 @@ TEST(BuildTestReportTest, ReportShapes) {
   EXPECT_EQ(s["limits"]["timed_out"], true);
   EXPECT_EQ(s["tests"]["timed_out"], true);
   EXPECT_EQ(s["tests"]["ok"], false);
+  EXPECT_EQ(s["limits"]["hit"], json::array({"wall_clock"}));
+
+  // Which limit ended a command, from its signal.
+  ReportInput limited;
+  limited.apply.ok = true;
+  limited.build = SandboxRun{.exit_code = -1, .signal = SIGXCPU, .output = ""};
+  limited.tests = SandboxRun{.exit_code = 1, .signal = SIGXFSZ, .output = "", .output_truncated = true};
+  EXPECT_EQ(json::parse(BuildReport(limited))["limits"]["hit"], json::parse(R"(["cpu", "file_size", "output"])"));
+  EXPECT_EQ(n["limits"]["hit"], json::array());
 }
 
 TEST(ArtifactsTest, TaskIds) {

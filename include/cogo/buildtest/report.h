@@ -41,7 +41,7 @@ struct ReportInput {
 //  build: {ran, ok, exit_code, signal, timed_out, duration_ms, log},
 //  tests: {ran, ok, runner, exit_code, signal, timed_out, duration_ms, passed, failed, skipped,
 //          failures: [{name, message}], log},
-//  limits: {timed_out, output_truncated, timeout_ms, cpu_seconds, memory_bytes, file_bytes, processes}}
+//  limits: {timed_out, hit: ["wall_clock"|"cpu"|"file_size"|"output"], output_truncated, timeout_ms, cpu_seconds, memory_bytes, file_bytes, processes}}
 // A command that did not run has ok false and exit_code -1.
 [[nodiscard]] std::string BuildReport(const ReportInput& input);
 

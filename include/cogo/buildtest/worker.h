@@ -1,11 +1,12 @@
 // The (code, build-test) and (code, promote) handlers of cogo-build-test-worker.
-// build-test, payload `{taskId, repo, build, test, edits?, timeoutMs?}`: copies the repository
+// build-test, payload `{taskId, repo, build, test, edits?, timeoutMs?, junit?}`: copies the repository
 // (without .git) into a fresh workspace `<workspace_root>/<message id>-<fence>` (leftovers of
 // earlier claims of the same message, e.g. a worker SIGKILLed mid-build, are removed first),
 // applies the edits all or nothing, runs `build` and then `test` in the sandbox (sandbox.h),
 // writes `<taskId>/build-test/{report.json,build.log,test.log}` and completes with the report
 // (logs cut to their tail). Edits that do not apply and failing builds or tests are results, not
-// failures: the workflow's gate judges them. The workspace is removed (kept on failure when
+// failures: the workflow's gate judges them. Test counts come from the runner's output (ctest,
+// pytest); when it is neither, from the JUnit XML file `junit` names, if the test command wrote it. The workspace is removed (kept on failure when
 // `keep_failed_workspaces`).
 // promote, payload `{taskId, repo, edits}`: applies the edits in a temporary git worktree of the
 // target repository (hooks disabled), commits them and points branch `cogo/<taskId>` at the

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -89,6 +90,11 @@ struct FileChange {
 [[nodiscard]] std::variant<std::vector<FileChange>, EditError> PlanEdits(const std::string& root,
                                                                          const std::vector<Edit>& edits,
                                                                          const EditLimits& limits);
+// The content of the regular file `path` under `root` (nullopt: absent), read without following
+// a symlink anywhere on the path, at most limits.max_file_bytes (else too_large).
+[[nodiscard]] std::variant<std::optional<std::string>, EditError> ReadFileInTree(const std::string& root,
+                                                                                const std::string& path,
+                                                                                const EditLimits& limits);
 // Writes planned changes under `root`, creating parent directories, never following a
 // symlink. Throws std::runtime_error on an I/O failure.
 void WriteChanges(const std::string& root, const std::vector<FileChange>& changes);

@@ -246,9 +246,10 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
     auto parsed = codegen::ParseEditsJson(task.edits_json, options.edit_limits);
     if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
     const auto edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
-    // Hooks off: a commit must not run code from the target repository outside the sandbox.
-    const std::vector<std::string> git = {"git", "-c", "core.hooksPath=/dev/null", "-c", "user.name=cogo",
-                                          "-c", "user.email=cogo@localhost", "-C"};
+    // Hooks and the fsmonitor command off: a commit must not run code from the target
+    // repository outside the sandbox.
+    const std::vector<std::string> git = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
+                                          "-c", "user.name=cogo", "-c", "user.email=cogo@localhost", "-C"};
     auto git_in = [&](const std::string& dir, std::vector<std::string> args) {
       auto argv = git;
       argv.push_back(dir);

@@ -210,7 +210,8 @@ TEST_F(CodegenTest, BuildTestRefusesEscapingEdits) {
   // A JUnit file counts only when the test command wrote it, not when the edits planted it.
   const std::string xml = "<testsuite><testcase name=\"a\"/><testcase name=\"b\"><failure message=\"no\"/></testcase></testsuite>";
   auto junit_task = [&](const json& edits, const std::string& test) {
-    return bus_->Publish(Message(json{{"taskId", "junit"}, {"repo", repo_}, {"build", ""}, {"test", test},
+    // Each its own task: of two messages writing one task's report, the newer wins.
+    return bus_->Publish(Message(json{{"taskId", "junit-" + std::to_string(edits.size())}, {"repo", repo_}, {"build", ""}, {"test", test},
                                       {"junit", "out/junit.xml"}, {"edits", edits}}.dump(), "code", "build-test")).id;
   };
   const auto planted = junit_task(json::array({{{"path", "out/junit.xml"}, {"replace", "<testcase name=\"fake\"/>"}}}), "true");

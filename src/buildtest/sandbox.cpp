@@ -70,8 +70,10 @@ class CappedOutput {
   std::string head_, tail_;
 };
 
-void SetLimit(int resource, int64_t value) {
-  const rlimit limit{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+// `hard_extra` above the soft limit: for RLIMIT_CPU the soft limit sends SIGXCPU, which names
+// the cause, a second before the hard limit's SIGKILL.
+void SetLimit(int resource, int64_t value, int64_t hard_extra = 0) {
+  const rlimit limit{static_cast<rlim_t>(value), static_cast<rlim_t>(value + hard_extra)};
   (void)setrlimit(resource, &limit);
 }
 
@@ -101,7 +103,7 @@ SandboxRun RunSandboxed(const std::string& command, const std::string& workspace
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     close_range(3, ~0U, 0);
-    SetLimit(RLIMIT_CPU, limits.cpu_seconds);
+    SetLimit(RLIMIT_CPU, limits.cpu_seconds, 1);
     SetLimit(RLIMIT_AS, limits.memory_bytes);
     SetLimit(RLIMIT_FSIZE, limits.file_bytes);
     SetLimit(RLIMIT_NPROC, limits.processes);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -280,10 +281,22 @@ TEST_F(CodegenTest, SandboxContainsNetworkWritesForkBombsAndSleeps) {
   EXPECT_EQ(writes.output.find("host file"), std::string::npos);
   EXPECT_EQ(Slurp(ws + "/ok.txt"), "inside\n");
 
+  // File size and CPU time: the rlimits end the command with SIGXFSZ / SIGXCPU.
+  buildtest::SandboxLimits small = limits;
+  small.file_bytes = 1 << 20;
+  const auto big = buildtest::RunSandboxed("head -c 3000000 /dev/zero > big", ws, options, small);
+  EXPECT_EQ(big.signal, SIGXFSZ) << big.exit_code << " " << big.output;
+  EXPECT_EQ(fs::file_size(ws + "/big"), 1u << 20);
+  small.cpu_seconds = 1;
+  small.timeout = 20s;
+  const auto spin = buildtest::RunSandboxed("while :; do :; done", ws, options, small);
+  EXPECT_EQ(spin.signal, SIGXCPU) << spin.exit_code << " " << spin.output;
+  EXPECT_FALSE(spin.timed_out);
+
   // A fork bomb: bounded by RLIMIT_NPROC, then the timeout (or its own exit) ends the group.
   limits.timeout = 2s;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto bomb = buildtest::RunSandboxed("b() { b | b & }; b; sleep 60", ws, options, limits);
+  const auto bomb = buildtest::RunSandboxed("b() { b | b & }; b; sleep 59.3", ws, options, limits);
   EXPECT_TRUE(bomb.timed_out || bomb.exit_code != 0) << bomb.exit_code;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
   EXPECT_NE(bomb.output.find("fork"), std::string::npos) << "forks were refused: " << bomb.output.substr(0, 300);
@@ -294,7 +307,7 @@ TEST_F(CodegenTest, SandboxContainsNetworkWritesForkBombsAndSleeps) {
   EXPECT_LT(sleeper.duration_ms, 5000);
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 41.5'"), "0\n");
-  EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 60'"), "0\n");
+  EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 59.3'"), "0\n");
   // The PID namespace's init was killed: the kernel takes the rest down, promptly.
   EXPECT_TRUE(WaitFor([&] { return RunShell("ps -u " + std::to_string(options.uid) + " --no-headers | wc -l") == "0\n"; }, 3s))
       << "nothing of the sandbox is left: " << RunShell("ps -u " + std::to_string(options.uid) + " -o pid,args");
@@ -412,6 +425,46 @@ TEST_F(CodegenTest, CodegenTurnsModelRepliesIntoCheckedEdits) {
   EXPECT_EQ(MessageStatus(direct), "failed");
   EXPECT_EQ(LastError(direct).rfind("edits_invalid: search_ambiguous", 0), 0u) << LastError(direct);
   EXPECT_EQ(model.requests().size(), requests_before);
+}
+
+// The whole loop with a model: its first patch fails the tests, the gate sends the run back to
+// generate with the report, and the second patch, written with that feedback, passes.
+TEST_F(CodegenTest, AModelPatchThatFailsIsRetriedWithTheReportFedBack) {
+  FakeModel model([](const std::string& prompt, size_t) -> std::string {
+    const bool told = prompt.find("- clamp: Failed") != std::string::npos;
+    return std::string("src/tiny.c\n<<<<<<< SEARCH\n  if (x > hi) return lo;\n=======\n  if (x > hi) return ") +
+           (told ? "hi" : "x") + ";\n>>>>>>> REPLACE\n";
+  });
+  const auto log = ScratchFile("codegen-loop.log");
+  Daemon brain("cogo-orchestrator-brain",
+               {"--routing", SourcePath("config/routing.example.json"), "--policy", SourcePath("config/policy.example.json"),
+                "--workflows", SourcePath("config/workflows"), "--artifacts-dir", artifacts_, "--poll-ms", "100"},
+               log);
+  const auto codegen = StartCodegen(log, {"--provider-base-url", "http://127.0.0.1:" + std::to_string(model.port()) + "/v1",
+                                          "--provider-max-retries", "0"});
+  WorkerDaemon buildtest("cogo-build-test-worker", BuildTestArgs(), log);
+  json task = Task("fix-clamp", repo_);
+  task["parameters"].erase("edits");
+  task["parameters"]["taskId"] = "model-loop";
+  const auto acme = As("authenticated", "acme");
+  const auto started = HttpPost(brain.port(), "/api/workflows/execute", task.dump(), acme);
+  ASSERT_EQ(started.status, 202) << started.body;
+  const std::string path = "/api/workflows/runs/" + std::to_string(json::parse(started.body)["runId"].get<int64_t>());
+  json view;
+  ASSERT_TRUE(WaitFor([&] {
+    view = json::parse(HttpGet(brain.port(), path, acme).body);
+    return view["status"] != "running" && view["status"] != "waiting";
+  }, 90s)) << "see " << log;
+  ASSERT_EQ(view["status"], "succeeded") << view.dump(1);
+  ASSERT_EQ(view["gates"].size(), 2u);
+  EXPECT_EQ(view["gates"][0]["verdict"], "fail");
+  EXPECT_EQ(view["gates"][1]["verdict"], "pass");
+  const auto requests = model.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0]["messages"][1]["content"].get<std::string>().find("did not pass"), std::string::npos);
+  EXPECT_NE(requests[1]["messages"][1]["content"].get<std::string>().find("- clamp: Failed"), std::string::npos);
+  EXPECT_EQ(Head("refs/heads/cogo/model-loop").size(), 40u);
+  EXPECT_EQ(json::parse(Slurp(artifacts_ + "/model-loop/edits.json"))["source"], "model");
 }
 
 // A build-test worker SIGKILLed mid-build: the lease runs out, the message is claimed again, the

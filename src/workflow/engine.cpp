@@ -30,8 +30,20 @@ json JsonOrNull(const pqxx::field& f) {
 
 std::string Correlation(int64_t run_id) { return "wf:" + std::to_string(run_id); }
 
-// Loads what Transition needs about a run whose row the transaction has locked.
-RunState LoadRun(pqxx::transaction_base& txn, int64_t run_id, const pqxx::row& row) {
+// The step message an engine message reports on (step_finished), or nullopt.
+std::optional<int64_t> ReportedMessage(const json& payload) {
+  if (payload.value("kind", "") != "step_finished") return std::nullopt;
+  return payload.at("message_id").get<int64_t>();
+}
+
+// Loads what Transition needs about a run whose row the transaction has locked (`row`, from
+// kLockRun) and the event `payload` stands for, in one round trip (kLoadRunState). Throws
+// std::invalid_argument (or a json error) on a malformed payload.
+std::pair<RunState, Event> LoadRunAndEvent(pqxx::transaction_base& txn, int64_t run_id, const pqxx::row& row,
+                                           const json& payload) {
+  const auto kind = payload.at("kind").get<std::string>();
+  const auto message_id = ReportedMessage(payload);
+  const auto state = txn.exec_params1(sql::kLoadRunState, run_id, message_id);
   RunState run;
   run.id = run_id;
   run.tenant = row[0].as<std::string>();
@@ -41,80 +53,84 @@ RunState LoadRun(pqxx::transaction_base& txn, int64_t run_id, const pqxx::row& r
   run.cursor_activation = row[6].as<int>();
   if (!row[7].is_null()) run.max_cost_usd = row[7].as<double>();
   if (!row[8].is_null()) run.max_tokens = row[8].as<int64_t>();
-  for (const auto& s : txn.exec_params(sql::kLatestSteps, run_id)) {
-    StepState step{s[1].as<int>(), s[2].as<std::string>(), JsonOrNull(s[3]), s[4].as<std::string>(),
-                   s[5].as<int64_t>()};
+  for (const auto& s : json::parse(state[0].as<std::string>())) {
+    StepState step{s[1].get<int>(), s[2].get<std::string>(), s[3], s[4].get<std::string>(), s[5].get<int64_t>()};
     run.total_activations += step.activation;
-    run.steps.emplace(s[0].as<std::string>(), std::move(step));
+    run.steps.emplace(s[0].get<std::string>(), std::move(step));
   }
-  const auto budget = txn.exec_params1(sql::kRunBudget, run_id);
-  run.spent_usd = budget[0].as<double>();
-  run.spent_tokens = budget[1].as<int64_t>();
-  run.reserved_usd = budget[2].as<double>();
-  run.reserved_tokens = budget[3].as<int64_t>();
-  for (const auto& s : txn.exec_params(sql::kOpenSignals, run_id)) {
-    run.signals.push_back({s[0].as<int64_t>(), s[1].as<std::string>(), json::parse(s[2].as<std::string>()),
-                           s[3].as<int64_t>()});
+  run.spent_usd = state[1].as<double>();
+  run.spent_tokens = state[2].as<int64_t>();
+  run.reserved_usd = state[3].as<double>();
+  run.reserved_tokens = state[4].as<int64_t>();
+  for (const auto& s : json::parse(state[5].as<std::string>())) {
+    run.signals.push_back({s[0].get<int64_t>(), s[1].get<std::string>(), s[2], s[3].get<int64_t>()});
   }
-  return run;
-}
 
-// The event an engine message stands for. Throws std::invalid_argument on a malformed payload.
-Event ReadEvent(pqxx::transaction_base& txn, const json& payload) {
-  const auto kind = payload.at("kind").get<std::string>();
-  if (kind == "start") return StartEvent{};
-  if (kind == "signal") return SignalEvent{payload.at("signal_id").get<int64_t>()};
+  if (kind == "start") return {std::move(run), StartEvent{}};
+  if (kind == "signal") return {std::move(run), SignalEvent{payload.at("signal_id").get<int64_t>()}};
   if (kind == "timer") {
     const auto purpose = payload.at("purpose").get<std::string>();
-    return TimerEvent{payload.at("node").get<std::string>(), payload.at("activation").get<int>(),
-                      purpose == "retry_backoff" ? TimerPurpose::retry_backoff : TimerPurpose::wait_timeout};
+    return {std::move(run), TimerEvent{payload.at("node").get<std::string>(), payload.at("activation").get<int>(),
+                                       purpose == "retry_backoff" ? TimerPurpose::retry_backoff
+                                                                  : TimerPurpose::wait_timeout}};
   }
   if (kind == "step_finished") {
+    if (state[6].is_null()) throw std::invalid_argument("no such step message");
     StepFinishedEvent e;
     e.node = payload.at("node").get<std::string>();
     e.activation = payload.at("activation").get<int>();
-    const auto m = txn.exec_params1(sql::kStepMessage, payload.at("message_id").get<int64_t>());
-    e.message_status = m[0].as<std::string>();
-    e.result = JsonOrNull(m[1]);
-    e.error = m[2].as<std::string>();
-    e.spent_usd = m[3].as<double>();
-    e.spent_tokens = m[4].as<int64_t>();
-    return e;
+    e.message_status = state[6].as<std::string>();
+    e.result = JsonOrNull(state[7]);
+    e.error = state[8].as<std::string>();
+    e.spent_usd = state[9].as<double>();
+    e.spent_tokens = state[10].as<int64_t>();
+    return {std::move(run), std::move(e)};
   }
   throw std::invalid_argument("unknown workflow message kind " + kind);
 }
 
-// Writes one transition's actions; `cause` is the engine message (parent of what it publishes,
-// owner of the audit rows).
+json NullIfEmpty(const std::string& text) { return text.empty() ? json() : json(text); }
+
+// Collects one transition's actions and writes them in three statements: the messages (one
+// batch), the run's tables (kApplyTransition) and the audit rows. `cause` is the engine
+// message (parent of what it publishes, owner of the audit rows).
 class ActionWriter {
  public:
   ActionWriter(pqxx::transaction_base& txn, bus::Bus& bus, const RunState& run, int64_t cause)
       : txn_(txn), bus_(bus), run_(run), cause_(cause) {}
 
   void operator()(const StartStep& a) {
-    std::optional<int64_t> message_id;
+    started_.push_back({{"node", a.node}, {"activation", a.activation}, {"node_type", NodeTypeName(a.type)},
+                        {"status", a.status}, {"input", a.input}, {"message_id", nullptr},
+                        {"reserved_usd", a.reserved_usd}, {"reserved_tokens", a.reserved_tokens},
+                        {"output", nullptr}, {"error", nullptr}, {"finished", false}});
     // A step that failed before publishing (template, budget) has no route.
-    if (!a.service.empty()) {
-      bus::PublishRequest request;
-      request.service = a.service;
-      request.role = a.role;
-      request.tenant = run_.tenant;
-      request.payload_json = a.input.dump();
-      request.max_attempts = a.max_attempts;
-      // A transition written twice could not publish the step twice either.
-      request.idempotency_key = Correlation(run_.id) + ":" + a.node + ":" + std::to_string(a.activation);
-      request.correlation_id = Correlation(run_.id);
-      request.parent_id = cause_;
-      message_id = bus_.Publish(txn_, request).id;
-    }
-    txn_.exec_params0(sql::kInsertStep, run_.id, a.node, a.activation, NodeTypeName(a.type), a.status,
-                      a.input.is_null() ? std::optional<std::string>() : a.input.dump(), message_id,
-                      a.reserved_usd, a.reserved_tokens);
+    if (a.service.empty()) return;
+    bus::PublishRequest request;
+    request.service = a.service;
+    request.role = a.role;
+    request.tenant = run_.tenant;
+    request.payload_json = a.input.dump();
+    request.max_attempts = a.max_attempts;
+    // A transition written twice could not publish the step twice either.
+    request.idempotency_key = Correlation(run_.id) + ":" + a.node + ":" + std::to_string(a.activation);
+    request.correlation_id = Correlation(run_.id);
+    request.parent_id = cause_;
+    step_of_publish_.push_back(started_.size() - 1);
+    publish_.push_back(std::move(request));
   }
   void operator()(const FinishStep& a) {
-    txn_.exec_params0(sql::kFinishStep, run_.id, a.node, a.activation, a.status,
-                      a.output.is_null() ? std::optional<std::string>() : a.output.dump(),
-                      a.error.empty() ? std::optional<std::string>() : a.error);
+    for (auto& row : started_) {
+      if (row["node"] == a.node && row["activation"] == a.activation) {
+        row["status"] = a.status;
+        row["output"] = a.output;
+        row["error"] = NullIfEmpty(a.error);
+        row["finished"] = true;
+        return;
+      }
+    }
+    finished_.push_back({{"node", a.node}, {"activation", a.activation}, {"status", a.status},
+                         {"output", a.output}, {"error", NullIfEmpty(a.error)}});
   }
   void operator()(const ScheduleTimer& a) {
     bus::PublishRequest request;
@@ -129,17 +145,22 @@ class ActionWriter {
                               std::to_string(a.activation) + ":" + TimerPurposeName(a.purpose);
     request.correlation_id = Correlation(run_.id);
     request.delay_ms = std::max<int64_t>(a.delay.count(), 1);
-    (void)bus_.Publish(txn_, request);
+    step_of_publish_.push_back(kNoStep);
+    publish_.push_back(std::move(request));
   }
   void operator()(const ConsumeSignal& a) {
-    txn_.exec_params0(sql::kConsumeSignal, a.signal_id, a.node + "#" + std::to_string(a.activation));
+    consumed_.push_back({{"id", a.signal_id}, {"by", a.node + "#" + std::to_string(a.activation)}});
   }
+  // The run's row is written once: the last cursor, and the status of whichever came last.
   void operator()(const MoveCursor& a) {
-    txn_.exec_params0(sql::kMoveCursor, run_.id, a.node, a.activation, a.status);
+    cursor_node_ = a.node;
+    cursor_activation_ = a.activation;
+    run_status_ = a.status;
   }
   void operator()(const FinishRun& a) {
-    txn_.exec_params0(sql::kFinishRun, run_.id, a.status,
-                      a.reason.empty() ? std::optional<std::string>() : a.reason);
+    run_status_ = a.status;
+    reason_ = a.reason.empty() ? std::optional<std::string>() : a.reason;
+    finished_run_ = true;
   }
   void operator()(const Audit& a) {
     json detail = a.detail.is_object() ? a.detail : json::object();
@@ -147,13 +168,36 @@ class ActionWriter {
     events_.push_back({cause_, a.event, detail.dump()});
   }
 
-  void Flush() { bus_.AddEvents(txn_, events_); }
+  void Flush() {
+    if (!publish_.empty()) {
+      const auto published = bus_.PublishBatch(txn_, publish_);
+      for (size_t i = 0; i < published.size(); ++i) {
+        if (step_of_publish_[i] != kNoStep) started_[step_of_publish_[i]]["message_id"] = published[i].id;
+      }
+    }
+    if (!started_.empty() || !finished_.empty() || !consumed_.empty() || run_status_ || cursor_node_) {
+      (void)txn_.exec_params1(sql::kApplyTransition, run_.id, started_.dump(), finished_.dump(), consumed_.dump(),
+                        cursor_node_, cursor_activation_, run_status_, reason_, finished_run_);
+    }
+    if (!events_.empty()) bus_.AddEvents(txn_, events_);
+  }
 
  private:
+  static constexpr size_t kNoStep = static_cast<size_t>(-1);
   pqxx::transaction_base& txn_;
   bus::Bus& bus_;
   const RunState& run_;
   int64_t cause_;
+  std::vector<bus::PublishRequest> publish_;
+  std::vector<size_t> step_of_publish_;  // the started_ row a publish is the message of
+  json started_ = json::array();
+  json finished_ = json::array();
+  json consumed_ = json::array();
+  std::optional<std::string> cursor_node_;
+  std::optional<int> cursor_activation_;
+  std::optional<std::string> run_status_;
+  std::optional<std::string> reason_;
+  bool finished_run_ = false;
   std::vector<bus::AuditEvent> events_;
 };
 
@@ -241,14 +285,16 @@ runtime::Handler MakeWorkflowHandler(std::shared_ptr<DefinitionCatalog> catalog,
         result.ignored = "no such run";
       } else {
         const auto& row = rows[0];
-        const RunState run = LoadRun(txn, run_id, row);
-        const auto definition = catalog->Pinned(txn, row[1].as<std::string>(), row[2].as<int>());
-        Event event;
+        std::pair<RunState, Event> loaded;
         try {
-          event = ReadEvent(txn, payload);
-        } catch (const std::exception& e) {
+          loaded = LoadRunAndEvent(txn, run_id, row, payload);
+        } catch (const json::exception& e) {
+          throw runtime::PermanentError(std::string("invalid_workflow_message: ") + e.what());
+        } catch (const std::invalid_argument& e) {
           throw runtime::PermanentError(std::string("invalid_workflow_message: ") + e.what());
         }
+        const auto& [run, event] = loaded;
+        const auto definition = catalog->Pinned(txn, row[1].as<std::string>(), row[2].as<int>());
         result = Transition(*definition, run, event, row[9].as<int64_t>(), jitter);
         ActionWriter writer(txn, bus, run, m.lease.message_id);
         for (const auto& action : result.actions) std::visit(writer, action);

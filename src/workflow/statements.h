@@ -41,15 +41,17 @@ SELECT tenant, workflow_id, version, status, parameters::text, cursor_node,
        (extract(epoch FROM now()) * 1000)::bigint
 FROM workflow_runs WHERE id = $1 FOR UPDATE)SQL";
 
-// $1 run id: the latest activation of every node, and the budget the run has used: usage of its
-// step messages, and what its running steps hold.
-inline constexpr const char* kLatestSteps = R"SQL(
-SELECT DISTINCT ON (node) node, activation, status, output::text, coalesce(error, ''),
-       (extract(epoch FROM started_at) * 1000)::bigint
-FROM workflow_steps WHERE run_id = $1 ORDER BY node, activation DESC)SQL";
-
-inline constexpr const char* kRunBudget = R"SQL(
+// $1 run id (its row already locked by kLockRun: a statement of its own, so this one's snapshot
+// sees every advance committed before the lock was granted), $2 the step message an event
+// reports, or NULL. One row, in one round trip: the latest activation of every node (JSON),
+// the budget the run has used (usage of its step messages, and what its running steps hold),
+// its unconsumed signals (JSON), and how the step message ended and what it spent.
+inline constexpr const char* kLoadRunState = R"SQL(
 SELECT
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(node, activation, status, output, coalesce(error, ''),
+                                               (extract(epoch FROM started_at) * 1000)::bigint)), '[]')
+   FROM (SELECT DISTINCT ON (node) node, activation, status, output, error, started_at
+         FROM workflow_steps WHERE run_id = $1 ORDER BY node, activation DESC) latest)::text,
   coalesce((SELECT sum(u.cost_usd) FROM message_usage u
             JOIN workflow_steps s ON s.message_id = u.message_id WHERE s.run_id = $1), 0)::float8,
   coalesce((SELECT sum(u.input_tokens + u.output_tokens) FROM message_usage u
@@ -57,48 +59,57 @@ SELECT
   coalesce((SELECT sum(reserved_usd) FROM workflow_steps
             WHERE run_id = $1 AND status = 'running'), 0)::float8,
   coalesce((SELECT sum(reserved_tokens) FROM workflow_steps
-            WHERE run_id = $1 AND status = 'running'), 0)::bigint)SQL";
+            WHERE run_id = $1 AND status = 'running'), 0)::bigint,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(id, name, data, (extract(epoch FROM created_at) * 1000)::bigint)
+                             ORDER BY id), '[]')
+   FROM workflow_signals WHERE run_id = $1 AND consumed_at IS NULL)::text,
+  m.status, m.result::text, coalesce(m.last_error, ''),
+  coalesce((SELECT sum(cost_usd) FROM message_usage WHERE message_id = $2), 0)::float8,
+  coalesce((SELECT sum(input_tokens + output_tokens) FROM message_usage WHERE message_id = $2), 0)::bigint
+FROM (SELECT 1) one LEFT JOIN agent_messages m ON m.id = $2)SQL";
 
-// $1 run id.
-inline constexpr const char* kOpenSignals = R"SQL(
-SELECT id, name, data::text, (extract(epoch FROM created_at) * 1000)::bigint
-FROM workflow_signals WHERE run_id = $1 AND consumed_at IS NULL ORDER BY id)SQL";
-
-// $1 message id: how a step's message ended and what it spent.
-inline constexpr const char* kStepMessage = R"SQL(
-SELECT m.status, m.result::text, coalesce(m.last_error, ''),
-       coalesce((SELECT sum(cost_usd) FROM message_usage WHERE message_id = m.id), 0)::float8,
-       coalesce((SELECT sum(input_tokens + output_tokens) FROM message_usage
-                 WHERE message_id = m.id), 0)::bigint
-FROM agent_messages m WHERE m.id = $1)SQL";
-
-// $1 run, $2 node, $3 activation, $4 node type, $5 status, $6 input or NULL, $7 message id or
-// NULL, $8 reserved usd, $9 reserved tokens.
-inline constexpr const char* kInsertStep = R"SQL(
-INSERT INTO workflow_steps (run_id, node, activation, node_type, status, input, message_id,
-                            reserved_usd, reserved_tokens)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9))SQL";
-
-// $1 run, $2 node, $3 activation, $4 status, $5 output or NULL, $6 error or NULL. Only an open
-// step finishes: its outcome is recorded once.
-inline constexpr const char* kFinishStep = R"SQL(
-UPDATE workflow_steps SET status = $4, output = $5::jsonb, error = $6, finished_at = now()
-WHERE run_id = $1 AND node = $2 AND activation = $3 AND status IN ('running', 'waiting'))SQL";
-
-// $1 run, $2 node, $3 activation, $4 status.
-inline constexpr const char* kMoveCursor = R"SQL(
-UPDATE workflow_runs SET cursor_node = $2, cursor_activation = $3, status = $4, updated_at = now()
-WHERE id = $1)SQL";
+// A transition's writes to the run's tables in one statement. $1 run id; $2 new step rows
+// [{node, activation, node_type, status, input, message_id, reserved_usd, reserved_tokens,
+// output, error, finished}] (a step that also finished in this transition is inserted
+// finished); $3 steps that finish [{node, activation, status, output, error}] (only an open
+// step finishes: its outcome is recorded once); $4 signals consumed [{id, by}]; the run's row:
+// $5 cursor node, $6 cursor activation (NULL: unchanged), $7 status (NULL: unchanged), $8
+// reason, $9 finished. Sibling CTEs see the same snapshot, so each row is written by one of
+// them only (the caller folds a step's start and finish, and the cursor and the end).
+inline constexpr const char* kApplyTransition = R"SQL(
+WITH started AS (
+  INSERT INTO workflow_steps (run_id, node, activation, node_type, status, input, message_id,
+                              reserved_usd, reserved_tokens, output, error, finished_at)
+  SELECT $1, s.node, s.activation, s.node_type, s.status, s.input, s.message_id, s.reserved_usd,
+         s.reserved_tokens, s.output, s.error, CASE WHEN s.finished THEN now() END
+  FROM ROWS FROM (jsonb_to_recordset($2::jsonb)
+                  AS (node text, activation integer, node_type text, status text, input jsonb,
+                      message_id bigint, reserved_usd float8, reserved_tokens bigint, output jsonb,
+                      error text, finished boolean)) WITH ORDINALITY AS s
+  ORDER BY s.ordinality),
+finished AS (
+  UPDATE workflow_steps w SET status = f.status, output = f.output, error = f.error, finished_at = now()
+  FROM jsonb_to_recordset($3::jsonb) AS f(node text, activation integer, status text, output jsonb, error text)
+  WHERE w.run_id = $1 AND w.node = f.node AND w.activation = f.activation
+    AND w.status IN ('running', 'waiting')),
+consumed AS (
+  UPDATE workflow_signals g SET consumed_at = now(), consumed_by = c.by
+  FROM jsonb_to_recordset($4::jsonb) AS c(id bigint, by text)
+  WHERE g.id = c.id AND g.consumed_at IS NULL),
+moved AS (
+  UPDATE workflow_runs SET cursor_node = coalesce($5, cursor_node),
+                           cursor_activation = coalesce($6, cursor_activation),
+                           status = coalesce($7, status),
+                           reason = CASE WHEN $9 THEN $8 ELSE reason END,
+                           finished_at = CASE WHEN $9 THEN now() ELSE finished_at END,
+                           updated_at = now()
+  WHERE id = $1)
+SELECT 1)SQL";
 
 // $1 run, $2 status, $3 reason or NULL.
 inline constexpr const char* kFinishRun = R"SQL(
 UPDATE workflow_runs SET status = $2, reason = $3, finished_at = now(), updated_at = now()
 WHERE id = $1)SQL";
-
-// $1 signal id, $2 'node#activation'.
-inline constexpr const char* kConsumeSignal = R"SQL(
-UPDATE workflow_signals SET consumed_at = now(), consumed_by = $2
-WHERE id = $1 AND consumed_at IS NULL)SQL";
 
 // $1 run, $2 name, $3 data.
 inline constexpr const char* kInsertSignal = R"SQL(

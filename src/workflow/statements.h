@@ -74,8 +74,9 @@ FROM (SELECT 1) one LEFT JOIN agent_messages m ON m.id = $2)SQL";
 // finished); $3 steps that finish [{node, activation, status, output, error}] (only an open
 // step finishes: its outcome is recorded once); $4 signals consumed [{id, by}]; the run's row:
 // $5 cursor node, $6 cursor activation (NULL: unchanged), $7 status (NULL: unchanged), $8
-// reason, $9 finished. Sibling CTEs see the same snapshot, so each row is written by one of
-// them only (the caller folds a step's start and finish, and the cursor and the end).
+// reason, $9 finished. Every CTE runs to completion though nothing reads it; they share one
+// snapshot, so each row is written by one of them only (the caller folds a step's start and
+// finish, and the cursor and the end).
 inline constexpr const char* kApplyTransition = R"SQL(
 WITH started AS (
   INSERT INTO workflow_steps (run_id, node, activation, node_type, status, input, message_id,

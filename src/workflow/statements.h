@@ -48,9 +48,13 @@ FROM workflow_runs WHERE id = $1 FOR UPDATE)SQL";
 // its unconsumed signals (JSON), and how the step message ended and what it spent.
 inline constexpr const char* kLoadRunState = R"SQL(
 SELECT
-  (SELECT coalesce(jsonb_agg(jsonb_build_array(node, activation, status, output, coalesce(error, ''),
-                                               (extract(epoch FROM started_at) * 1000)::bigint)), '[]')
-   FROM (SELECT DISTINCT ON (node) node, activation, status, output, error, started_at
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(
+              node, activation, status, output, coalesce(error, ''),
+              (extract(epoch FROM started_at) * 1000)::bigint,
+              CASE WHEN status = 'running' THEN reserved_usd ELSE 0 END,
+              CASE WHEN status = 'running' THEN reserved_tokens ELSE 0 END)), '[]')
+   FROM (SELECT DISTINCT ON (node) node, activation, status, output, error, started_at, reserved_usd,
+                reserved_tokens
          FROM workflow_steps WHERE run_id = $1 ORDER BY node, activation DESC) latest)::text,
   coalesce((SELECT sum(u.cost_usd) FROM message_usage u
             JOIN workflow_steps s ON s.message_id = u.message_id WHERE s.run_id = $1), 0)::float8,

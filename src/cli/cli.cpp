@@ -19,6 +19,8 @@
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/daemon.h"
+#include "cli/agents.h"
+#include "cli/eval.h"
 #include "cli/workflows.h"
 
 namespace cogo::cli {
@@ -185,6 +187,8 @@ int Run(int argc, char** argv) {
   token->add_option("--ttl", token_ttl_s, "seconds")->check(CLI::Range(1, 31 * 24 * 3600))->capture_default_str();
 
   WorkflowCommands workflows(app);
+  AgentCommands agents(app);
+  EvalCommands eval(app);
 
   try {
     app.parse(argc, argv);
@@ -212,6 +216,8 @@ int Run(int argc, char** argv) {
     }
     if (*migrate) return Migrate(common, sql_dir);
     if (workflows.chosen()) return workflows.Run(common);
+    if (agents.chosen()) return agents.Run(common);
+    if (eval.chosen()) return eval.Run();
     if (*publish) return Publish(common, request);
     if (*inspect) return Inspect(common, id);
     if (*wait) return Wait(common, id, timeout_s);

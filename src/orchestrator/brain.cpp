@@ -11,6 +11,7 @@
 #include "cogo/db/pool.h"
 #include "cogo/edge/ingress.h"
 #include "cogo/orchestrator/request_view.h"
+#include "cogo/orchestrator/version_store.h"
 #include "cogo/policy/admit.h"
 #include "cogo/workflow/api.h"
 #include "cogo/workflow/runs.h"
@@ -21,11 +22,12 @@ namespace {
 
 using nlohmann::json;
 
-// The `decided` event's detail; sql/004 copies it into the decisions table.
-std::string DecisionDetail(const Plan& plan, const char* source) {
+// The `decided` event's detail; sql/004 (and 016) copy it into the decisions table.
+std::string DecisionDetail(const Plan& plan, const char* source, bool canary) {
   json d = json::parse(PlanJson(plan));
   d["target"] = plan.rule.target.Route();
   d["source"] = source;
+  d["canary"] = canary;
   return d.dump();
 }
 
@@ -69,15 +71,11 @@ runtime::HandlerResult StartPlannedRun(const BrainConfig& config, db::Connection
   return result;
 }
 
-// Decide with classification when needed. Throws providers::ProviderError.
-DecideResult DecideWithClassifier(const BrainConfig& config, const std::string& intent,
-                                  const std::string& payload_json,
-                                  const providers::CallControl& control, policy::Usage* usage) {
-  std::optional<std::string> classified;
-  if (NeedsClassification(intent, *config.routing) && config.classifier) {
-    classified = Classify(*config.classifier, *config.routing, intent, payload_json, control, usage);
-  }
-  return Decide(intent, *config.routing, classified);
+// The plan with the agent version weighted choice gives `request_id` (the rule's own version
+// when the brain keeps no versions).
+VersionBook::Chosen WithChosenVersion(const BrainConfig& config, const Plan& plan, const std::string& request_id) {
+  if (!config.versions || !plan.rule.workflow.empty()) return {plan, false};
+  return config.versions->Choose(plan, request_id);
 }
 
 }  // namespace
@@ -108,6 +106,16 @@ std::vector<std::string> CheckWorkflowRules(const RoutingTable& table, const wor
   return problems;
 }
 
+DecideResult DecideWithClassifier(const BrainConfig& config, const std::string& intent,
+                                  const std::string& payload_json,
+                                  const providers::CallControl& control, policy::Usage* usage) {
+  std::optional<std::string> classified;
+  if (NeedsClassification(intent, *config.routing) && config.classifier) {
+    classified = Classify(*config.classifier, *config.routing, intent, payload_json, control, usage);
+  }
+  return Decide(intent, *config.routing, classified);
+}
+
 runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::ConnectionPool> pool,
                                    std::shared_ptr<spdlog::logger> logger) {
   return [config, pool, logger](runtime::HandlerContext& ctx) {
@@ -136,8 +144,10 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
       logger->info("decide {}: {} for intent {}", m.lease.message_id, failure->reason, intent);
       return HandlerResult::Fail(failure->reason + ": " + failure->detail);
     }
-    const auto& plan = std::get<Plan>(decided);
-    if (!plan.rule.workflow.empty()) return StartPlannedRun(config, *pool, m, plan, input);
+    const auto& decided_plan = std::get<Plan>(decided);
+    if (!decided_plan.rule.workflow.empty()) return StartPlannedRun(config, *pool, m, decided_plan, input);
+    const auto chosen = WithChosenVersion(config, decided_plan, std::to_string(m.lease.message_id));
+    const auto& plan = chosen.plan;
     auto result = HandlerResult::Complete(PlanJson(plan), intent + " -> " + Destination(plan.rule));
     bus::PublishRequest execute;
     execute.service = "orchestrator";
@@ -148,7 +158,7 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
     execute.max_attempts = config.execute_max_attempts;
     execute.correlation_id = std::to_string(m.lease.message_id);
     result.publish.push_back(std::move(execute));
-    result.events.push_back({0, "decided", DecisionDetail(plan, "decide")});
+    result.events.push_back({0, "decided", DecisionDetail(plan, "decide", chosen.canary)});
     return result;
   };
 }
@@ -167,9 +177,11 @@ class BrainApi {
     if (const auto* e = std::get_if<AskError>(&parsed)) return http::Error(e->status, e->error, e->message);
     auto plan = PlanFor(std::get<Ask>(parsed));
     if (auto* refusal = std::get_if<http::Response>(&plan)) return std::move(*refusal);
-    const auto& p = std::get<Plan>(plan);
+    const auto chosen = WithChosenVersion(config_, std::get<Plan>(plan), std::string(req.id()));
+    const auto& p = chosen.plan;
     json out = {{"plan", json::parse(PlanJson(p))}};
     if (p.rule.workflow.empty()) {
+      out["canary"] = chosen.canary;
       out["assignment"] = json::parse(policy::ToJson(BuildAssignment(p, std::chrono::system_clock::now())));
     }
     return http::Json(200, out.dump());
@@ -185,8 +197,11 @@ class BrainApi {
     }
     auto planned = PlanFor(ask);
     if (auto* refusal = std::get_if<http::Response>(&planned)) return std::move(*refusal);
-    const auto& plan = std::get<Plan>(planned);
-    if (!plan.rule.workflow.empty()) return ExecuteWorkflow(req, ask, plan, key);
+    if (!std::get<Plan>(planned).rule.workflow.empty()) return ExecuteWorkflow(req, ask, std::get<Plan>(planned), key);
+    // A plan given by the caller is executed as given; a decided one gets its agent version.
+    const auto chosen = ask.plan_json ? VersionBook::Chosen{std::get<Plan>(planned), false}
+                                      : WithChosenVersion(config_, std::get<Plan>(planned), key.empty() ? std::string(req.id()) : key);
+    const auto& plan = chosen.plan;
     if (auto refusal = Inadmissible(plan)) return std::move(*refusal);
     bus::PublishRequest execute;
     execute.service = "orchestrator";
@@ -201,7 +216,7 @@ class BrainApi {
       bus::Bus bus(conn);
       pqxx::work txn(conn);
       published = bus.Publish(txn, execute);
-      if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(plan, "api")}});
+      if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(plan, "api", chosen.canary)}});
       txn.commit();
     });
     logger_->info("execute {} enqueued for tenant {} ({}){} (request {})", published.id, ask.tenant,
@@ -234,6 +249,7 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
       if (config_.workflows) {
         out["workflows"] = json::parse(workflow::WorkflowStateJson(txn, *config_.workflows, std::nullopt));
       }
+      out["agents"] = json::parse(AgentsStateJson(txn, 3600));
     });
     out["routing"] = json::parse(config_.routing->ToJson());
     out["policy"] = json::parse(config_.policy_json, nullptr, false);

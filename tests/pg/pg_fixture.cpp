@@ -51,7 +51,8 @@ void BusTest::SetUp() {
       << "COGO_TEST_DATABASE_URL is not set: run the tests with `scripts/cogo-dev test`";
   conn_ = db::Connect(DatabaseUrl(), "cogo-test");
   pqxx::nontransaction(*conn_).exec(
-      "TRUNCATE agent_messages, bus_events, bus_workers, message_usage, decisions, workflow_runs, "
+      "TRUNCATE agent_messages, bus_events, bus_workers, message_usage, decisions, decision_feedback, "
+      "agent_versions, agent_version_events, workflow_runs, "
       "workflow_steps, workflow_signals, workflow_definitions RESTART IDENTITY");
   bus_ = std::make_unique<bus::Bus>(*conn_);
 }

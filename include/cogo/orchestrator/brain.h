@@ -27,6 +27,8 @@ class DefinitionCatalog;
 
 namespace cogo::orchestrator {
 
+class VersionBook;
+
 // What both the decide handler and the REST server decide with. Immutable once built.
 struct BrainConfig {
   std::shared_ptr<const RoutingTable> routing;
@@ -35,6 +37,7 @@ struct BrainConfig {
   std::shared_ptr<providers::ModelProvider> classifier;  // null: no classification
   int execute_max_attempts = 5;                  // of each (orchestrator, execute) message
   std::shared_ptr<workflow::DefinitionCatalog> workflows;  // null: no workflow API
+  std::shared_ptr<VersionBook> versions;  // agent versions by weight; null: the rules' versions
 };
 
 // Classifies `intent` through the provider into one of the table's intents. Usage (priced
@@ -44,6 +47,12 @@ struct BrainConfig {
                                                   const std::string& payload_json,
                                                   const providers::CallControl& control,
                                                   policy::Usage* usage);
+
+// Decide, asking the classifier when no rule matches and it is enabled. Usage goes to `usage`
+// (may be null). Throws providers::ProviderError.
+[[nodiscard]] DecideResult DecideWithClassifier(const BrainConfig& config, const std::string& intent,
+                                                const std::string& payload_json,
+                                                const providers::CallControl& control, policy::Usage* usage);
 
 // The decide handler. Payload `{tenant, intent, payload, ...}` (the edge's); completes with the
 // plan as its result and one (orchestrator, execute) follow-up on the same tenant and shard,
@@ -67,7 +76,8 @@ struct BrainApiOptions {
 //   POST /api/orchestrator/plan     service_role   {intent, payload?, tenant?} -> {plan, assignment}
 //   POST /api/orchestrator/execute  service_role   {tenant, intent | plan, payload?} -> 202 {ids};
 //                                                  a workflow plan -> 202 {runId, workflowId, version}
-//   GET  /api/orchestrator/state    service_role   queues, workers, failures, routing, policy
+//   GET  /api/orchestrator/state    service_role   queues, workers, failures, routing, policy,
+//                                                  agents (versions, weights, live figures over 1 h)
 //   GET  /api/messages/{id}         any token      a request view; another tenant's id is 404
 [[nodiscard]] std::vector<http::Route> BrainRoutes(http::JsonService& service, BrainApiOptions options,
                                                    BrainConfig config,

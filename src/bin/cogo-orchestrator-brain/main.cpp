@@ -1,5 +1,6 @@
 // cogo-orchestrator-brain: the (orchestrator, decide) worker, the workflow engine's workers
-// (orchestrator, workflow) and (orchestrator, notify), and the orchestrator and workflow REST
+// (orchestrator, workflow) and (orchestrator, notify), the upgrade steps' (orchestrator,
+// upgrade), and the orchestrator, agent-version and workflow REST
 // API (see include/cogo/orchestrator/brain.h, include/cogo/workflow/), on 127.0.0.1:8781 by
 // default, every call behind a JWT signed with COGO_JWT_SECRET (or the file
 // COGO_JWT_SECRET_FILE). Webhooks are signed with COGO_NOTIFY_SECRET. Refuses to start without
@@ -11,7 +12,10 @@
 #include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
 #include "cogo/db/pool.h"
+#include "cogo/orchestrator/agents_api.h"
 #include "cogo/orchestrator/brain.h"
+#include "cogo/orchestrator/upgrade.h"
+#include "cogo/orchestrator/version_store.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
 #include "cogo/workflow/api.h"
@@ -28,6 +32,8 @@ int main(int argc, char** argv) {
   std::string policy = "config/policy.example.json";
   cogo::workflow::EngineOptions engine;
   std::string artifacts = "artifacts";
+  int versions_refresh_ms = 1000;
+  cogo::orchestrator::UpgradeOptions upgrade;
   return cogo::runtime::RunDaemon(argc, argv, {
       "cogo-orchestrator-brain", "decide worker, workflow engine and orchestrator REST API",
       [&](CLI::App& app) {
@@ -39,6 +45,9 @@ int main(int argc, char** argv) {
         app.add_option("--workflow-concurrency", engine.concurrency, "handler threads of the workflow and notify workers")->check(CLI::Range(1, 64))->capture_default_str();
         cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
         app.add_option("--artifacts-dir", artifacts, "task artifacts served under /api/artifacts")->envname("COGO_ARTIFACTS_DIR")->capture_default_str();
+        app.add_option("--versions-refresh-ms", versions_refresh_ms, "how often the decide path rereads agent versions and weights")->check(CLI::Range(10, 600000))->capture_default_str();
+        app.add_option("--upgrade-tenant", upgrade.operator_tenant, "the tenant whose workflow runs may change agent versions")->capture_default_str();
+        app.add_option("--eval-sets", upgrade.eval_dir, "directory of evaluation sets the upgrade workflow names")->capture_default_str();
         app.add_option("--api-shards", api.shards, "shards for execute messages the API publishes")->check(CLI::Range(1, 1024))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) {
@@ -56,6 +65,8 @@ int main(int argc, char** argv) {
         config.workflows = cogo::workflow::LoadCatalog(engine.definitions_dir, ctx.options.database_url);
         const auto unknown = cogo::orchestrator::CheckWorkflowRules(*config.routing, config.workflows.get());
         if (!unknown.empty()) throw std::runtime_error(routing + ": " + unknown.front());
+        config.versions = cogo::orchestrator::OpenVersionBook(ctx.options.database_url, *config.routing,
+                                                              std::chrono::milliseconds(versions_refresh_ms), ctx.logger);
         http.authenticate = cogo::http::BearerJwt(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
         http.database_url = ctx.options.database_url;
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
@@ -63,6 +74,7 @@ int main(int argc, char** argv) {
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
         rest->Add(cogo::artifacts::ArtifactRoutes(std::make_shared<cogo::artifacts::ArtifactStore>(artifacts)));
+        rest->Add(cogo::orchestrator::AgentRoutes(*rest, config.routing, config.policy, config.versions, ctx.logger));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker,
@@ -71,6 +83,7 @@ int main(int argc, char** argv) {
                 ctx.logger),
             ctx));
         cogo::workflow::AddEngineWorkers(config.workflows, worker, engine, ctx, components);
+        cogo::orchestrator::AddUpgradeWorker(config, upgrade, worker, ctx, components);
         components.push_back(std::move(rest));
         return components;
       }});

@@ -1,5 +1,5 @@
 // cogo-test-worker: a worker daemon with a configurable test handler, for end-to-end and
-// failure tests and for trying the bus by hand. Each handler call can be appended to a record
+// failure tests and for trying the bus by hand; --fail-version makes one agent version worse. Each handler call can be appended to a record
 // file ("<id> <attempt>" per line, written before the handler's work) so tests count runs.
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@ struct TestHandlerOptions {
   int sleep_ms = 0;
   std::string record;       // file to append handler calls to
   std::string outcome = "complete";  // complete | retry | fail
+  std::string fail_version;  // messages whose assignment names this version fail permanently
 };
 
 cogo::runtime::HandlerResult Handle(const TestHandlerOptions& o, int record_fd,
@@ -31,6 +32,9 @@ cogo::runtime::HandlerResult Handle(const TestHandlerOptions& o, int record_fd,
   while (std::chrono::steady_clock::now() < until) {
     if (ctx.stop.stop_requested()) return cogo::runtime::HandlerResult::Retry("stopped");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!o.fail_version.empty() && ctx.assignment != nullptr && ctx.assignment->version == o.fail_version) {
+    return cogo::runtime::HandlerResult::Fail("test handler: version " + o.fail_version + " fails");
   }
   if (o.outcome == "retry") return cogo::runtime::HandlerResult::Retry("test handler: transient");
   if (o.outcome == "fail") return cogo::runtime::HandlerResult::Fail("test handler: permanent");
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
         app.add_option("--sleep-ms", handler.sleep_ms, "time each message takes");
         app.add_option("--record", handler.record, "append '<id> <attempt>' per handler call");
         app.add_option("--outcome", handler.outcome)->check(CLI::IsMember({"complete", "retry", "fail"}));
+        app.add_option("--fail-version", handler.fail_version, "fail messages whose __assignment names this version (a bad canary)");
       },
       [&](cogo::runtime::DaemonContext& ctx) {
         int fd = -1;

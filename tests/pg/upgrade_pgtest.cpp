@@ -1,0 +1,197 @@
+// The upgrade workflow end to end: the real brain (decide, workflow engine, upgrade steps), the
+// real executor and a test worker serving the agent's route, with decisions flowing while the
+// canary runs. A candidate as good as the active version is promoted; one the worker fails is
+// rolled back by the live gate; a person's `review` event stops one. The shipped definition is
+// used with its observation window shortened to seconds.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cogo/auth/jwt.h"
+#include "front_support.h"
+#include "pg_fixture.h"
+
+namespace cogo::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::map<std::string, std::string> kService = {
+    {"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, "service_role", "", "ann")}};
+
+class UpgradeTest : public BusTest {
+ protected:
+  void SetUp() override {
+    BusTest::SetUp();
+    ExportEdgeSecrets();
+    std::string templ = (std::filesystem::temp_directory_path() / "cogo-test-upgrade.XXXXXX").string();
+    ASSERT_NE(mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+    auto definition = json::parse(ReadFile(SourcePath("config/workflows/upgrade.json")));
+    definition["nodes"]["observe"]["timeout"] = "3s";
+    definition["nodes"]["observeMore"]["backoff"]["baseMs"] = 200;
+    std::ofstream(dir_ + "/upgrade.json") << definition.dump(2);
+  }
+  void TearDown() override {
+    worker_.reset();
+    executor_.reset();
+    brain_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<Daemon> StartBrain(const std::string& log) {
+    return std::make_unique<Daemon>(
+        "cogo-orchestrator-brain",
+        std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
+                                 SourcePath("config/policy.example.json"), "--workflows", dir_, "--eval-sets",
+                                 SourcePath("config/eval"), "--poll-ms", "100", "--versions-refresh-ms", "100"},
+        log);
+  }
+  static std::unique_ptr<WorkerDaemon> StartChatWorker(const std::string& log, const std::string& fail_version = "") {
+    std::vector<std::string> args{"--service", "gateway", "--role", "chat", "--poll-ms", "100", "--concurrency", "8"};
+    if (!fail_version.empty()) args.insert(args.end(), {"--fail-version", fail_version});
+    return std::make_unique<WorkerDaemon>("cogo-test-worker", args, log);
+  }
+
+  // Proposes chat-assistant 2.0.0 and starts an upgrade run of it for the operator tenant.
+  int64_t StartUpgrade(int port) {
+    const auto proposed = HttpPost(port, "/api/agents/chat-assistant/versions", R"({"version":"2.0.0"})", kService);
+    EXPECT_EQ(proposed.status, 201) << proposed.body;
+    const json body = {{"workflowId", "upgrade"},
+                       {"tenant", "ops"},
+                       {"parameters",
+                        {{"agentId", "chat-assistant"}, {"candidateVersion", "2.0.0"}, {"baselineVersion", "1.0.0"},
+                         {"canaryWeight", 50}, {"minDecisions", 10}, {"evaluationSet", "routing"}}}};
+    const auto started = HttpPost(port, "/api/workflows/execute", body.dump(), kService);
+    EXPECT_EQ(started.status, 202) << started.body;
+    return json::parse(started.body).value("runId", int64_t{0});
+  }
+  static std::string Status(const std::string& version) {
+    return ScalarText("SELECT status FROM agent_versions WHERE agent_id = 'chat-assistant' AND version = '" + version + "'");
+  }
+  static std::string RunStatus(int64_t run) {
+    return ScalarText("SELECT status || '/' || coalesce(reason, '') FROM workflow_runs WHERE id = " + std::to_string(run));
+  }
+  // Chat requests through the decide path while the canary runs.
+  // An upgrade run with chat traffic flowing once the canary is on, through the real executor
+  // and a worker that fails `fail_version` (none: everything succeeds); returns when it ended,
+  // the daemons still running.
+  int64_t UpgradeUnderTraffic(const std::string& log, const std::string& fail_version = "") {
+    brain_ = StartBrain(log);
+    executor_ = StartExecutor(log);
+    worker_ = StartChatWorker(log, fail_version);
+    const int64_t run = StartUpgrade(brain_->port());
+    EXPECT_TRUE(WaitFor([] { return Status("2.0.0") == "canary"; }, 30s)) << RunStatus(run) << ", see " << log;
+    Traffic(60);
+    EXPECT_TRUE(WaitFor([&] { return RunStatus(run) != "running/" && RunStatus(run) != "waiting/"; }, 90s))
+        << RunStatus(run) << ", see " << log;
+    return run;
+  }
+  void Traffic(int n) {
+    for (int i = 0; i < n; ++i) {
+      (void)bus_->Publish(Message(R"({"tenant":"tenant-a","intent":"chat","payload":{"message":"hi"}})",
+                                  "orchestrator", "decide"));
+    }
+  }
+
+  std::string dir_;
+  std::unique_ptr<Daemon> brain_;
+  std::unique_ptr<WorkerDaemon> executor_;
+  std::unique_ptr<WorkerDaemon> worker_;
+};
+
+TEST_F(UpgradeTest, ACandidateAsGoodAsTheActiveVersionIsPromoted) {
+  const int64_t run = UpgradeUnderTraffic(ScratchFile("upgrade-promote.log"));
+  EXPECT_EQ(RunStatus(run), "succeeded/");
+  EXPECT_EQ(Status("2.0.0"), "active");
+  EXPECT_EQ(Status("1.0.0"), "retired");
+  EXPECT_EQ(ScalarText("SELECT weight::text FROM agent_versions WHERE version = '2.0.0'"), "100.00");
+  // Both versions served during the canary, each decision recording which and whether canary.
+  EXPECT_GT(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE version = '2.0.0' AND canary"), 0);
+  EXPECT_GT(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE version = '1.0.0' AND NOT canary"), 0);
+  // Every change is the run's, tied to the step message that made it, and on the run's trail.
+  const std::string actor = "workflow:" + std::to_string(run);
+  EXPECT_EQ(ScalarText("SELECT string_agg(version || ' ' || action, ', ' ORDER BY id) FROM agent_version_events "
+                       "WHERE actor = '" + actor + "' AND message_id IS NOT NULL"),
+            "1.0.0 weight, 2.0.0 canary, 1.0.0 retired, 2.0.0 promoted");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event LIKE 'upgrade_%' AND message_id NOT IN "
+                            "(SELECT id FROM agent_messages WHERE correlation_id = 'wf:" + std::to_string(run) + "')"), 0);
+  const auto trail = ScalarText("SELECT string_agg(event, ' ' ORDER BY id) FROM bus_events WHERE event LIKE 'upgrade_%'");
+  EXPECT_EQ(trail.rfind("upgrade_evaluate upgrade_canary upgrade_measure", 0), 0u) << trail;
+  EXPECT_EQ(trail.substr(trail.size() - std::string("upgrade_promote").size()), "upgrade_promote") << trail;
+  const auto measured = json::parse(ScalarText(
+      "SELECT output::text FROM workflow_steps WHERE run_id = " + std::to_string(run) +
+      " AND node = 'measure' AND output IS NOT NULL ORDER BY activation DESC LIMIT 1"));
+  EXPECT_EQ(measured["candidate"]["failure_rate"], 0.0);
+  EXPECT_GE(measured["candidate"]["judged"].get<int64_t>(), 10);
+  const auto evaluated = json::parse(ScalarText("SELECT output::text FROM workflow_steps WHERE run_id = " +
+                                                std::to_string(run) + " AND node = 'evaluate'"));
+  EXPECT_EQ(evaluated["candidate"]["admitted"], true);
+  EXPECT_EQ(evaluated["candidate"]["evaluation"]["items"], 6);
+}
+
+TEST_F(UpgradeTest, ACandidateThatFailsMoreIsRolledBackByTheLiveGate) {
+  const auto log = ScratchFile("upgrade-rollback.log");
+  const int64_t run = UpgradeUnderTraffic(log, "2.0.0");
+  EXPECT_EQ(RunStatus(run), "failed/rolled_back");
+  EXPECT_EQ(Status("2.0.0"), "retired");
+  EXPECT_EQ(Status("1.0.0"), "active");
+  EXPECT_EQ(ScalarText("SELECT weight::text FROM agent_versions WHERE version = '1.0.0'"), "100.00");
+  const auto reason = ScalarText("SELECT reason FROM agent_version_events WHERE action = 'rolled_back'");
+  EXPECT_NE(reason.find("liveGate failed"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("failure_rate_delta"), std::string::npos) << reason;
+  EXPECT_EQ(ScalarText("SELECT verdict FROM (SELECT output->>'verdict' AS verdict, activation FROM workflow_steps "
+                       "WHERE run_id = " + std::to_string(run) + " AND node = 'liveGate') g"), "fail");
+  // The quality figure shows why: the candidate's decisions failed, the baseline's did not.
+  EXPECT_EQ(ScalarText("SELECT count(*) FROM decision_outcomes WHERE version = '2.0.0' AND correct"), "0");
+  EXPECT_EQ(ScalarText("SELECT count(*) FROM decision_outcomes WHERE version = '1.0.0' AND correct = false"), "0");
+  // After the rollback every new decision goes to 1.0.0.
+  std::this_thread::sleep_for(300ms);
+  const auto before = Scalar<int64_t>("SELECT coalesce(max(id), 0) FROM decisions");
+  Traffic(20);
+  ASSERT_TRUE(WaitFor([&] { return Scalar<int64_t>("SELECT count(*) FROM decisions WHERE id > " + std::to_string(before)) == 20; }));
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE id > " + std::to_string(before) + " AND version <> '1.0.0'"), 0);
+}
+
+TEST_F(UpgradeTest, APersonStopsTheCanaryWithAReviewEvent) {
+  const auto log = ScratchFile("upgrade-stop.log");
+  const auto brain = StartBrain(log);
+  const int64_t run = StartUpgrade(brain->port());
+  ASSERT_TRUE(WaitFor([] { return Status("2.0.0") == "canary"; }, 30s)) << RunStatus(run) << ", see " << log;
+  const auto stop = HttpPost(brain->port(), "/api/workflows/runs/" + std::to_string(run) + "/events",
+                             R"({"name":"review","data":{"action":"stop","by":"ann","reason":"the replies look odd"}})",
+                             kService);
+  ASSERT_EQ(stop.status, 202) << stop.body;
+  ASSERT_TRUE(WaitFor([&] { return RunStatus(run) == "failed/rolled_back"; }, 30s)) << RunStatus(run) << ", see " << log;
+  EXPECT_EQ(Status("2.0.0"), "retired");
+  EXPECT_EQ(Status("1.0.0"), "active");
+  EXPECT_EQ(ScalarText("SELECT reason FROM agent_version_events WHERE action = 'rolled_back'"),
+            "upgrade run " + std::to_string(run) + " rolled back: stop by ann: the replies look odd");
+  // No measurement was needed: the person decided.
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_steps WHERE run_id = " + std::to_string(run) +
+                            " AND node = 'liveGate'"), 0);
+}
+
+TEST_F(UpgradeTest, OnlyTheOperatorTenantsRunsMayChangeVersions) {
+  const auto log = ScratchFile("upgrade-tenant.log");
+  const auto brain = StartBrain(log);
+  ASSERT_EQ(HttpPost(brain->port(), "/api/agents/chat-assistant/versions", R"({"version":"2.0.0"})", kService).status, 201);
+  const auto tenant = std::map<std::string, std::string>{
+      {"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, "authenticated", "acme", "mallory")}};
+  const auto started = HttpPost(brain->port(), "/api/workflows/execute",
+                                R"({"workflowId":"upgrade","parameters":{"agentId":"chat-assistant",)"
+                                R"("candidateVersion":"2.0.0","baselineVersion":"1.0.0","canaryWeight":100}})",
+                                tenant);
+  ASSERT_EQ(started.status, 202) << started.body;
+  const int64_t run = json::parse(started.body)["runId"];
+  ASSERT_TRUE(WaitFor([&] { return RunStatus(run) == "failed/step_failed"; }, 30s)) << RunStatus(run) << ", see " << log;
+  EXPECT_EQ(Status("2.0.0"), "proposed");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_version_events WHERE actor LIKE 'workflow:%'"), 0);
+}
+
+}  // namespace
+}  // namespace cogo::testing

@@ -5,7 +5,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev \
-      libfmt-dev libcpp-httplib-dev libcli11-dev prometheus-cpp-dev libjwt-dev libssl-dev zlib1g-dev \
+      libfmt-dev libcpp-httplib-dev libhnswlib-dev libcli11-dev prometheus-cpp-dev libjwt-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libgtest-dev prometheus-cpp-dev libjwt-dev libssl-dev zlib1g-dev
   postgresql-15 postgresql-contrib curl ca-certificates python3
   bubblewrap git  # cogo-build-test-worker's sandbox; promote commits with git
+  libhnswlib-dev  # header-only HNSW for cogo-rag-dispatcher
   systemd docker-compose  # systemd-analyze verify and docker-compose config (tests/deploy)
 )
 

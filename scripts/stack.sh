@@ -3,8 +3,8 @@
 #   stack_up URL   migrate URL, start every daemon built so far (logs in $run_dir/logs, PID files
 #                  in $run_dir/pids), wait for /readyz, mint a development JWT, send a sample
 #                  request with curl as a user would, poll until it is final, print the result
-#                  and its trail, read the brain's state with a service_role token, and leave
-#                  the stack running.
+#                  and its trail, index a document through the `indexing` workflow and query it,
+#                  read the brain's state with a service_role token, and leave the stack running.
 #   stack_down     stop what stack_up started (SIGTERM, then wait for the drain).
 # Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781). Development secrets are
 # generated once into $run_dir/dev.env (mode 600) unless COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY
@@ -94,6 +94,9 @@ stack_up() {
   stack_start cogo-gateway-chat
   stack_start cogo-codegen-service
   stack_start cogo-build-test-worker
+  stack_start cogo-rag-embed
+  stack_start cogo-rag-dispatcher
+  stack_start cogo-kg-builder
   stack_start cogo-executor-dispatcher
   stack_start cogo-bus-reclaimer
   stack_start cogo-bus-retention
@@ -135,6 +138,8 @@ for e in v["trail"]:
     extra = " ".join("%s=%s" % (k, d[k]) for k in ("child_id", "target", "model", "status", "error") if k in d)
     print("  %-5s %-22s %-18s %s" % (e["message_id"], e["route"], e["event"], extra))
 '
+  stack_index_demo "$token"
+
   # The brain's operator API takes service_role tokens only.
   local admin
   admin=$("$build_dir/cogo" token --role service_role --ttl 60) || die "cannot mint a service token"
@@ -142,6 +147,48 @@ for e in v["trail"]:
     | python3 -c 'import json,sys; s=json.load(sys.stdin); print("brain: %d in flight, %d workers" % (s["in_flight"], len(s["workers"])))' \
     || die "the brain API did not answer with a service token"
   log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
+}
+
+# stack_index_demo TOKEN: what indexing looks like to a user: start an `indexing` run on the brain
+# with a small document, poll the run until it ends, then ask a question of the tenant's chunks
+# and look an entity up in its graph.
+stack_index_demo() {
+  local token=$1 brain="http://127.0.0.1:$brain_port" run status i view
+  local doc='{"workflowId":"indexing","parameters":{"doc_id":"cogo-overview","title":"About cogo","text":"cogo is an agent-orchestration platform built on PostgreSQL. The Orchestrator Brain uses PostgreSQL as its bus: every step of a workflow is a message in one table, and the Workflow Engine advances a run only in the transaction that consumes a message.\n\nThe Indexing Workflow splits a document into chunks. The Embedding Worker stores each chunk with its vector, and the Graph Builder extracts entities and relations with the chunk that said them.\n\nQueries go to the Rag Dispatcher. The Rag Dispatcher keeps an HNSW index in memory, built from PostgreSQL and kept current by a cursor over the chunks table, so several dispatchers can answer side by side."}}'
+  log "POST $brain/api/workflows/execute (indexing) as tenant $stack_tenant"
+  run=$(curl -sS -X POST "$brain/api/workflows/execute" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d "$doc" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runId"])') \
+    || die "the brain did not start the indexing run"
+  for i in $(seq 1 300); do
+    view=$(curl -sS "$brain/api/workflows/runs/$run" -H "Authorization: Bearer $token")
+    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    case $status in succeeded|failed|timed_out|cancelled) break ;; esac
+    sleep 0.1
+  done
+  printf '%s' "$view" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print("indexing run %s: %s" % (v["runId"], v["status"]))
+for s in (s for s in v["steps"] if s["type"] == "publish"):
+    out = s.get("output") or {}
+    extra = " ".join("%s=%s" % (k, out[k]) for k in ("status", "chunks", "entities", "relations") if k in out)
+    print("  step %-10s %-10s %s" % (s["node"], s["status"], extra))
+'
+  [ "$status" = succeeded ] || die "the indexing run ended $status"
+  log "POST $brain/api/rag/query"
+  curl -sS -X POST "$brain/api/rag/query" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"query":"which component keeps the HNSW index in memory?","k":2}' | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["results"]:
+    print("  %.3f %s#%s: %s" % (r["score"], r["doc_id"], r["chunk_id"], r["text"][:100].replace("\n", " ")))
+'
+  log "GET $brain/api/kg/entities?name=rag+dispatcher"
+  curl -sS "$brain/api/kg/entities?name=rag+dispatcher" -H "Authorization: Bearer $token" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["entities"][:3]:
+    rel = ", ".join("%s %s" % (r["type"], r["entity"]["name"]) for r in e["relations"][:4])
+    print("  %s (%s, %d mentions): %s" % (e["name"], e["type"], e["mentions"], rel))
+'
 }
 
 stack_down() {

@@ -143,6 +143,18 @@ std::optional<Response> CheckTenant(const Request& request, std::string_view ten
   return std::nullopt;
 }
 
+std::variant<std::string, Response> ActingTenant(const Request& request, const std::string& named,
+                                                std::string_view what) {
+  if (const auto scope = request.TenantScope()) {
+    if (!named.empty()) {
+      if (auto refused = CheckTenant(request, named)) return *refused;
+    }
+    return *scope;
+  }
+  if (named.empty()) return Error(400, "missing_key", "tenant: a service_role token names " + std::string(what));
+  return named;
+}
+
 Authenticator BearerJwt(std::string secret, auth::VerifyOptions verify) {
   if (secret.empty()) throw std::invalid_argument("the JWT secret is not set");
   return [secret = std::move(secret), verify](const Request& request) -> std::variant<auth::Claims, Response> {

@@ -54,7 +54,8 @@ std::pair<RunState, Event> LoadRunAndEvent(pqxx::transaction_base& txn, int64_t 
   if (!row[7].is_null()) run.max_cost_usd = row[7].as<double>();
   if (!row[8].is_null()) run.max_tokens = row[8].as<int64_t>();
   for (const auto& s : json::parse(state[0].as<std::string>())) {
-    StepState step{s[1].get<int>(), s[2].get<std::string>(), s[3], s[4].get<std::string>(), s[5].get<int64_t>()};
+    StepState step{s[1].get<int>(), s[2].get<std::string>(), s[3], s[4].get<std::string>(), s[5].get<int64_t>(),
+                   s[6].is_number() ? s[6].get<double>() : 0.0, s[7].is_number() ? s[7].get<int64_t>() : 0};
     run.total_activations += step.activation;
     run.steps.emplace(s[0].get<std::string>(), std::move(step));
   }

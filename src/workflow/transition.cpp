@@ -280,7 +280,8 @@ class Machine {
   }
 
   void StartStepNow(StartStep step) {
-    run_.steps[step.node] = StepState{step.activation, step.status, json(), "", now_ms_};
+    run_.steps[step.node] = StepState{step.activation, step.status, json(), "", now_ms_,
+                                      step.reserved_usd, step.reserved_tokens};
     run_.reserved_usd += step.reserved_usd;
     run_.reserved_tokens += step.reserved_tokens;
     Emit(std::move(step));
@@ -289,6 +290,11 @@ class Machine {
   void FinishStepNow(const std::string& node, int activation, const std::string& status, json output,
                      const std::string& error) {
     auto& state = run_.steps[node];
+    // What it was handed is no longer held: a step published later in this transition gets it.
+    run_.reserved_usd -= state.reserved_usd;
+    run_.reserved_tokens -= state.reserved_tokens;
+    state.reserved_usd = 0;
+    state.reserved_tokens = 0;
     state.status = status;
     state.output = output;
     state.error = error;

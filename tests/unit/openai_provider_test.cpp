@@ -11,96 +11,18 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "fake_openai.h"
+
 namespace cogo::providers {
 namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
+using testing::FakeOpenAI;
+using testing::ReplyJson;
 
 constexpr const char* kApiKey = "sk-test-0123456789abcdef";
-
-struct Seen {
-  std::string path;
-  std::string authorization;  // "" when absent
-  std::string content_type;
-  json body;
-  Clock::time_point at;
-};
-
-// Answers the n-th request (0-based) on a path; fills the response.
-using Script = std::function<void(int n, const httplib::Request&, httplib::Response&)>;
-
-class FakeOpenAI {
- public:
-  FakeOpenAI() {
-    for (const char* path : {"/v1/chat/completions", "/v1/embeddings"}) {
-      server_.Post(path, [this](const httplib::Request& request, httplib::Response& response) {
-        Script script;
-        int n;
-        {
-          std::lock_guard lock(mutex_);
-          n = static_cast<int>(seen_.size());
-          Seen seen{request.path, request.get_header_value("Authorization"),
-                    request.get_header_value("Content-Type"),
-                    json::parse(request.body, nullptr, false), Clock::now()};
-          seen_.push_back(std::move(seen));
-          script = script_;
-        }
-        if (script) script(n, request, response);
-      });
-    }
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
-  }
-
-  ~FakeOpenAI() {
-    Release();
-    server_.stop();
-    thread_.join();
-  }
-
-  void Play(Script script) {
-    std::lock_guard lock(mutex_);
-    script_ = std::move(script);
-  }
-
-  std::vector<Seen> seen() {
-    std::lock_guard lock(mutex_);
-    return seen_;
-  }
-
-  // For slow handlers: blocks until Release() or `limit`.
-  void Hold(milliseconds limit) {
-    std::unique_lock lock(mutex_);
-    released_cv_.wait_for(lock, limit, [this] { return released_; });
-  }
-  void Release() {
-    {
-      std::lock_guard lock(mutex_);
-      released_ = true;
-    }
-    released_cv_.notify_all();
-  }
-
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable released_cv_;
-  bool released_ = false;
-  Script script_;
-  std::vector<Seen> seen_;
-};
-
-void ReplyJson(httplib::Response& response, const json& body, int status = 200) {
-  response.status = status;
-  response.set_content(body.dump(), "application/json");
-}
 
 json ChatCompletion(const std::string& content, int prompt_tokens = 11, int completion_tokens = 7) {
   return {{"id", "chatcmpl-1"},

@@ -66,10 +66,15 @@ std::vector<std::string> AuditNames(const TransitionResult& r) {
 void ApplyTo(RunState& run, const TransitionResult& r) {
   for (const auto& action : r.actions) {
     if (const auto* s = std::get_if<StartStep>(&action)) {
-      run.steps[s->node] = StepState{s->activation, s->status, json(), "", kNow};
+      run.steps[s->node] = StepState{s->activation, s->status, json(), "", kNow, s->reserved_usd, s->reserved_tokens};
       run.total_activations++;
       run.reserved_usd += s->reserved_usd;
+      run.reserved_tokens += s->reserved_tokens;
     } else if (const auto* f = std::get_if<FinishStep>(&action)) {
+      run.reserved_usd -= run.steps[f->node].reserved_usd;  // as the engine's reload: only running steps hold
+      run.reserved_tokens -= run.steps[f->node].reserved_tokens;
+      run.steps[f->node].reserved_usd = 0;
+      run.steps[f->node].reserved_tokens = 0;
       run.steps[f->node].status = f->status;
       run.steps[f->node].output = f->output;
       run.steps[f->node].error = f->error;
@@ -102,7 +107,6 @@ class WorkflowRun : public ::testing::Test {
     return r;
   }
   TransitionResult FinishWork(const std::string& status, json result, int activation = 1) {
-    run_.reserved_usd = 0;
     return Step(StepFinishedEvent{"work", activation, status, std::move(result), status == "done" ? "" : "boom"});
   }
   Definition def_;
@@ -231,6 +235,41 @@ TEST_F(WorkflowRun, SpendReachingTheRunBudgetFailsItBudgetExhausted) {
   const auto r = Step(e);
   ASSERT_EQ(Of<FinishRun>(r).size(), 1u);
   EXPECT_EQ(Of<FinishRun>(r)[0].reason, "budget_exhausted");
+}
+
+// The indexing shape: a step's wait leads straight to the next publish in the same transition,
+// which must get what the finished step was handed back (minus what it spent).
+TEST(WorkflowBudget, AFinishedStepsReservationGoesToTheNextStep) {
+  const auto def = Parse(R"({
+    "limits": {"maxCostUsd": 1.0, "maxTokens": 1000},
+    "start": "a",
+    "nodes": {
+      "a": {"type": "publish", "service": "s", "role": "a", "payload": {},
+            "assignment": {"agentId": "x", "version": "v1", "model": "m", "ttlMs": 60000}, "next": "wa"},
+      "wa": {"type": "wait", "step": "a", "timeout": "1m", "next": "b"},
+      "b": {"type": "publish", "service": "s", "role": "b", "payload": {},
+            "assignment": {"agentId": "x", "version": "v1", "model": "m", "ttlMs": 60000}, "next": "wb"},
+      "wb": {"type": "wait", "step": "b", "timeout": "1m", "next": "done"},
+      "done": {"type": "end"}
+    }
+  })");
+  RunState run;
+  run.id = 1;
+  run.status = "running";
+  run.max_cost_usd = 1.0;
+  run.max_tokens = 1000;
+  auto r = Transition(def, run, StartEvent{}, kNow, 0.5);
+  ApplyTo(run, r);
+  ASSERT_DOUBLE_EQ(Of<StartStep>(r)[0].reserved_usd, 1.0);
+  run.spent_usd = 0;  // what the engine reloads: a's usage arrives with its finish below
+  r = Transition(def, run, StepFinishedEvent{"a", 1, "done", json::object(), "", 0.25, 100}, kNow, 0.5);
+  ApplyTo(run, r);
+  ASSERT_TRUE(Of<FinishRun>(r).empty()) << "not budget_exhausted";
+  const auto starts = Of<StartStep>(r);
+  const auto b = std::find_if(starts.begin(), starts.end(), [](const StartStep& s) { return s.node == "b"; });
+  ASSERT_NE(b, starts.end());
+  EXPECT_DOUBLE_EQ(b->reserved_usd, 0.75);
+  EXPECT_EQ(b->reserved_tokens, 900);
 }
 
 TEST_F(WorkflowRun, NothingLeftOfTheBudgetFailsBeforePublishing) {

@@ -116,6 +116,12 @@ class Request {
 // else 403 `tenant_mismatch`.
 [[nodiscard]] std::optional<Response> CheckTenant(const Request& request, std::string_view tenant);
 
+// The tenant a request acts for: a tenant token's own (`named`, when not empty, must be it:
+// else 403 tenant_mismatch), or the one a service_role token names (`named` empty: 400
+// missing_key). `what` says what the tenant is for, in the refusal's message.
+[[nodiscard]] std::variant<std::string, Response> ActingTenant(const Request& request, const std::string& named,
+                                                               std::string_view what);
+
 enum class Access { kPublic, kAnyToken, kServiceRole };
 
 using Handler = std::function<Response(const Request&)>;

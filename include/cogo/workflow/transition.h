@@ -29,6 +29,8 @@ struct StepState {
   nlohmann::json output;
   std::string error;
   int64_t started_ms = 0;  // database time, ms since the epoch
+  double reserved_usd = 0;      // what the step was handed while it runs (released when it ends)
+  int64_t reserved_tokens = 0;
 };
 
 struct Signal {  // an external event delivered to the run and not yet consumed

@@ -17,6 +17,7 @@
 #include "cogo/orchestrator/upgrade.h"
 #include "cogo/orchestrator/version_store.h"
 #include "cogo/providers/factory.h"
+#include "cogo/rag/api.h"
 #include "cogo/runtime/worker_component.h"
 #include "cogo/workflow/api.h"
 
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
         rest->Add(cogo::artifacts::ArtifactRoutes(std::make_shared<cogo::artifacts::ArtifactStore>(artifacts)));
         rest->Add(cogo::orchestrator::AgentRoutes(*rest, config.routing, config.policy, config.versions, ctx.logger));
+        rest->Add(cogo::rag::RagRoutes(*rest, {}, ctx.logger));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker,

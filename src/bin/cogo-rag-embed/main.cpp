@@ -1,0 +1,41 @@
+// cogo-rag-embed: the (rag, embed) worker — documents split into chunks, embedded and stored
+// with their vectors in PostgreSQL (see include/cogo/rag/embed_worker.h). Embeddings come from
+// the offline hash embedder unless --provider-base-url names an OpenAI-compatible server.
+#include <CLI/CLI.hpp>
+
+#include "cogo/policy/policy_table.h"
+#include "cogo/rag/embed_worker.h"
+#include "cogo/rag/embedder.h"
+#include "cogo/runtime/worker_component.h"
+
+int main(int argc, char** argv) {
+  cogo::runtime::WorkerOptions worker;
+  worker.service = "rag";
+  worker.role = "embed";
+  worker.require_assignment = true;
+  cogo::rag::EmbedderFlags embedder;
+  cogo::rag::EmbedWorkerOptions embed;
+  std::string policy = "config/policy.example.json";
+  return cogo::runtime::RunDaemon(argc, argv, {
+      "cogo-rag-embed", "chunks, embeds and stores documents for rag/embed",
+      [&](CLI::App& app) {
+        cogo::runtime::AddWorkerOptions(app, worker, false);
+        cogo::rag::AddEmbedderOptions(app, embedder);
+        app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
+        app.add_option("--chunk-max-chars", embed.chunking.max_chars, "bytes per chunk, at most")->check(CLI::Range(64, 100000))->capture_default_str();
+        app.add_option("--chunk-overlap-chars", embed.chunking.overlap_chars, "bytes repeated from the chunk before")->check(CLI::Range(0, 50000))->capture_default_str();
+        app.add_option("--max-text-bytes", embed.max_text_bytes, "larger documents fail document_too_large")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+      },
+      [&](cogo::runtime::DaemonContext& ctx) {
+        const auto table = cogo::policy::LoadPolicyFile(policy);
+        embed.chunking.min_chars = embed.chunking.max_chars / 2;
+        embed.batch_size = embedder.batch_size;
+        embed.dimension_hint = embedder.provider.base_url.empty() ? embedder.dimension : 0;
+        auto provider = cogo::rag::MakeEmbeddingProvider(embedder, cogo::providers::MakePricer(table->prices()), ctx.logger);
+        auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-rag-embed", worker.concurrency);
+        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
+        components.push_back(cogo::runtime::MakeWorkerComponent(
+            worker, cogo::rag::MakeEmbedHandler(provider, table, pool, embed, ctx.logger), ctx));
+        return components;
+      }});
+}

@@ -106,3 +106,8 @@ CREATE TABLE kg_provenance (
 CREATE INDEX kg_provenance_chunk ON kg_provenance (chunk_id);
 CREATE INDEX kg_provenance_entity ON kg_provenance (entity_id) WHERE entity_id IS NOT NULL;
 CREATE INDEX kg_provenance_relation ON kg_provenance (relation_id) WHERE relation_id IS NOT NULL;
+
+-- Least privilege (sql/010_roles.sql): workers change rows but delete nothing by default. These
+-- deletes are the flow's own: rag-embed replaces a changed document's chunks, kg-builder its
+-- mentions, rag-dispatcher prunes old deletion records.
+GRANT DELETE ON rag_chunks, rag_chunk_deletions, kg_provenance TO cogo_worker;

@@ -43,8 +43,7 @@ std::variant<Extraction, HandlerResult> ExtractWithChat(providers::ModelProvider
     try {
       response = chat.Chat(request);
     } catch (const providers::ProviderError& e) {
-      const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-      return e.retryable() ? HandlerResult::Retry(error) : HandlerResult::Fail(error);
+      return rag::FromProviderError(e);
     }
     const auto usage = policy::PricedUsage(table.prices(), model, response.usage.input_tokens,
                                            response.usage.output_tokens).value_or(response.usage);
@@ -63,14 +62,12 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
                                   std::shared_ptr<db::ConnectionPool> pool, BuilderOptions options,
                                   std::shared_ptr<spdlog::logger> logger) {
   return [=](runtime::HandlerContext& ctx) {
-    if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
-    const std::string model = ctx.assignment->model;
+    auto priced = rag::PricedModel(ctx, *policy_table);
+    if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
+    const std::string model = std::get<std::string>(priced);
     const bool offline = model == kOfflineModel;
     if (!offline && chat == nullptr) {
       return HandlerResult::Fail("model_not_served: this builder has no chat provider for " + model);
-    }
-    if (!policy::CostUsd(policy_table->prices(), model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced: " + model + " is not in the price table");
     }
     std::string doc_id;
     try {

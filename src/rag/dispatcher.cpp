@@ -99,7 +99,14 @@ runtime::Handler MakeQueryHandler(std::shared_ptr<providers::ModelProvider> prov
     try {
       const auto doc = config::JsonDocument::Parse(ctx.message.payload_json);
       const auto o = doc.root().AsObject();
-      input = ReadQuery(o, options);
+      // From the executor (an edge intent): {__assignment, intent, input: {query, k?}}.
+      if (auto routed = o.OptionalObject("input")) {
+        input = ReadQuery(*routed, options);
+        routed->Finish();
+        (void)o.Optional("intent");
+      } else {
+        input = ReadQuery(o, options);
+      }
       (void)o.Optional("__assignment");
       o.Finish();
     } catch (const config::JsonError& e) {
@@ -110,8 +117,7 @@ runtime::Handler MakeQueryHandler(std::shared_ptr<providers::ModelProvider> prov
       embedded = EmbedInBatches(*provider, {input.query}, model, 1, ControlOf(ctx));
     } catch (const providers::ProviderError& e) {
       logger->warn("message {}: embeddings {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-      const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-      return e.retryable() ? HandlerResult::Retry(error) : HandlerResult::Fail(error);
+      return FromProviderError(e);
     }
     if (ctx.assignment != nullptr) {
       (void)ctx.usage.Report(policy::PricedUsage(policy_table->prices(), model, embedded.usage.input_tokens, 0)

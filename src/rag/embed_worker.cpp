@@ -28,11 +28,9 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
                                   std::shared_ptr<db::ConnectionPool> pool, EmbedWorkerOptions options,
                                   std::shared_ptr<spdlog::logger> logger) {
   return [=](runtime::HandlerContext& ctx) {
-    if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
-    const std::string model = ctx.assignment->model;
-    if (!policy::CostUsd(policy_table->prices(), model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced: " + model + " is not in the price table");
-    }
+    auto priced = PricedModel(ctx, *policy_table);
+    if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
+    const std::string model = std::get<std::string>(priced);
     auto parsed = ParseDocument(ctx.message.payload_json, options.max_text_bytes);
     if (const auto* error = std::get_if<DocumentError>(&parsed)) {
       return HandlerResult::Fail(error->reason + ": " + error->detail);
@@ -63,8 +61,7 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
       embedded = EmbedInBatches(*provider, texts, model, options.batch_size, ControlOf(ctx));
     } catch (const providers::ProviderError& e) {
       logger->warn("message {}: embeddings {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-      const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-      return e.retryable() ? HandlerResult::Retry(error) : HandlerResult::Fail(error);
+      return FromProviderError(e);
     }
     const auto usage = policy::PricedUsage(policy_table->prices(), model, embedded.usage.input_tokens, 0)
                            .value_or(embedded.usage);

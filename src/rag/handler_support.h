@@ -4,8 +4,11 @@
 
 #include <chrono>
 #include <string>
+#include <variant>
 
 #include "cogo/bus/message.h"
+#include "cogo/policy/metering.h"
+#include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
 #include "cogo/runtime/worker.h"
 
@@ -20,6 +23,24 @@ inline providers::CallControl ControlOf(const runtime::HandlerContext& ctx) {
                            *ctx.deadline - std::chrono::system_clock::now());
   }
   return control;
+}
+
+// The assignment's model, or the permanent failure when there is no assignment or the model has
+// no price (usage could not be metered).
+inline std::variant<std::string, runtime::HandlerResult> PricedModel(const runtime::HandlerContext& ctx,
+                                                                     const policy::PolicyTable& table) {
+  if (ctx.assignment == nullptr) return runtime::HandlerResult::Fail("assignment_missing");
+  const std::string& model = ctx.assignment->model;
+  if (!policy::CostUsd(table.prices(), model, 0, 0)) {
+    return runtime::HandlerResult::Fail("model_not_priced: " + model + " is not in the price table");
+  }
+  return model;
+}
+
+// A provider's failure as the message's: retried by the bus when it may pass, else permanent.
+inline runtime::HandlerResult FromProviderError(const providers::ProviderError& e) {
+  const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
+  return e.retryable() ? runtime::HandlerResult::Retry(error) : runtime::HandlerResult::Fail(error);
 }
 
 // What the worker would record for a completed message, for handlers that commit themselves.

@@ -39,17 +39,30 @@ class RagTest : public BusTest {
         "RESTART IDENTITY CASCADE");
     ExportEdgeSecrets();
     log_ = ScratchFile("rag.log");
+    // The daemons log in as a member of cogo_worker (sql/010_roles.sql), as deployed.
+    pqxx::nontransaction admin(*conn_);
+    admin.exec0("DROP ROLE IF EXISTS cogo_test_rag");
+    admin.exec0("CREATE ROLE cogo_test_rag LOGIN IN ROLE cogo_worker");
+  }
+  void TearDown() override { pqxx::nontransaction(*conn_).exec0("DROP ROLE IF EXISTS cogo_test_rag"); }
+
+  // The test database's URL as the worker user (the test cluster trusts local connections).
+  static std::string WorkerUrl() {
+    const auto& url = DatabaseUrl();
+    const auto scheme = url.find("://") + 3;
+    return url.substr(0, scheme) + "cogo_test_rag" + url.substr(url.find('@', scheme));
   }
 
   std::unique_ptr<Daemon> StartBrain() {
     return std::make_unique<Daemon>(
         "cogo-orchestrator-brain",
         std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy", Policy(),
-                                 "--workflows", SourcePath("config/workflows"), "--poll-ms", "100"},
+                                 "--workflows", SourcePath("config/workflows"), "--poll-ms", "100",
+                                 "--database-url", WorkerUrl()},
         log_);
   }
   std::unique_ptr<WorkerDaemon> StartWorker(const std::string& binary, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100"};
+    std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100", "--database-url", WorkerUrl()};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<WorkerDaemon>(binary, args, log_);
   }
@@ -153,6 +166,47 @@ TEST_F(RagTest, AnIndexingRunStoresChunksVectorsAndAGraphThatQueriesFind) {
   EXPECT_TRUE(is_a) << graph.body;
 }
 
+// What a user does at the edge: the `index` intent starts an indexing run, the `ask` intent is
+// answered by a dispatcher through the executor.
+TEST_F(RagTest, EdgeIntentsIndexADocumentAndAskOfIt) {
+  const auto brain = StartBrain();
+  Daemon edge("cogo-edge", {"--routing", SourcePath("config/routing.example.json"), "--database-url", WorkerUrl()}, log_);
+  const auto executor = StartWorker("cogo-executor-dispatcher");
+  const auto embed = StartWorker("cogo-rag-embed");
+  const auto dispatcher = StartWorker("cogo-rag-dispatcher");
+  const auto builder = StartWorker("cogo-kg-builder");
+  const std::map<std::string, std::string> user = {
+      {"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, "authenticated", "acme")},
+      {"apikey", kTestPublishableKey}};
+  constexpr const char* kIngress = "/functions/v1/orchestrator-chat";
+  const auto send = [&](const json& body) {
+    const auto r = HttpPost(edge.port(), kIngress, body.dump(), user);
+    EXPECT_EQ(r.status, 202) << r.body;
+    const std::string id = std::to_string(json::parse(r.body)["id"].get<int64_t>());
+    json view;
+    EXPECT_TRUE(WaitFor([&] {
+      view = json::parse(HttpGet(edge.port(), std::string(kIngress) + "/" + id, user).body);
+      return view["status"] == "done" || view["status"] == "failed";
+    }, 60s)) << view.dump() << "; see " << log_;
+    return view;
+  };
+
+  const json indexed = send({{"tenant", "acme"}, {"intent", "index"},
+                             {"payload", {{"doc_id", "pg-intro"}, {"title", "PostgreSQL"}, {"text", kPostgresDoc}}}});
+  EXPECT_EQ(indexed["status"], "done") << indexed.dump();
+  EXPECT_EQ(indexed["workflow"]["status"], "succeeded") << indexed.dump();
+  EXPECT_GE(Count("SELECT count(*) FROM rag_chunks WHERE tenant = 'acme'"), 1);
+  EXPECT_GT(Count("SELECT count(*) FROM kg_provenance WHERE tenant = 'acme'"), 0);
+
+  const json asked = send({{"tenant", "acme"}, {"intent", "ask"},
+                           {"payload", {{"query", "autovacuum removes dead tuples"}, {"k", 2}}}});
+  ASSERT_EQ(asked["status"], "done") << asked.dump();
+  const json results = asked["result"]["results"];
+  ASSERT_FALSE(results.empty()) << asked.dump();
+  EXPECT_EQ(results[0]["doc_id"], "pg-intro");
+  EXPECT_NE(results[0]["text"].get<std::string>().find("Autovacuum"), std::string::npos) << asked.dump();
+}
+
 TEST_F(RagTest, TenantsNeverSeeEachOthersDocumentsOrGraph) {
   const auto brain = StartBrain();
   const auto embed = StartWorker("cogo-rag-embed");
@@ -208,7 +262,8 @@ TEST_F(RagTest, ReindexingTheSameContentIsANoOpAndChangedContentReplacesItEveryw
   const auto embed = StartWorker("cogo-rag-embed");
   const auto builder = StartWorker("cogo-kg-builder");
   // Two dispatchers, each with its own index: both must forget the replaced chunks.
-  const std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100", "--search", "hnsw"};
+  const std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100", "--search", "hnsw",
+                                      "--database-url", WorkerUrl()};
   ChildProcess d1("cogo-rag-dispatcher", args, log_);
   ChildProcess d2("cogo-rag-dispatcher", args, log_);
   const int port = brain->port();
@@ -281,7 +336,7 @@ TEST_F(RagTest, AnEmbedWorkerKilledMidEmbedLeavesNothingAndTheRetryWritesOnce) {
   const std::vector<std::string> remote = {"--provider-base-url", server.base_url(), "--lease-ms", "1500",
                                            "--heartbeat-ms", "300", "--embed-batch-size", "2",
                                            "--chunk-max-chars", "120", "--chunk-overlap-chars", "20"};
-  std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100"};
+  std::vector<std::string> args{"--policy", Policy(), "--poll-ms", "100", "--database-url", WorkerUrl()};
   args.insert(args.end(), remote.begin(), remote.end());
   auto embed = std::make_unique<ChildProcess>("cogo-rag-embed", args, log_);
 

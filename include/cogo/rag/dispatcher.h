@@ -72,7 +72,8 @@ struct QueryInput {
 // (out_of_range for k, invalid_value for a query that is not UTF-8 or only whitespace).
 [[nodiscard]] QueryInput ReadQuery(const config::JsonObject& o, const QueryOptions& options);
 
-// Payload `{query, k?}`: result `{"results": [{doc_id, chunk_id, title, text, score}], "search":
+// Payload `{query, k?}` (or, handed on by the executor for an edge intent, `{intent, input:
+// {query, k?}}`): result `{"results": [{doc_id, chunk_id, title, text, score}], "search":
 // "exact" | "hnsw"}` of the message's tenant. Failures: invalid_input (a missing, empty, oversize
 // or non-UTF-8 query, k out of range), model_not_served (an assignment naming another model
 // than the index's). The query's embedding is metered against the assignment when there is one.

@@ -132,7 +132,7 @@ double Index(const Config& cfg, const std::string& tenant, const std::vector<Pag
   while (pqxx::nontransaction(*conn).exec(pending)[0][0].as<int64_t>() > 0) std::this_thread::sleep_for(20ms);
   const double seconds = Seconds(Clock::now() - started);
   for (auto& w : workers) w->Drain();
-  hub.Drain();
+  hub.Stop();
   const auto failed = pqxx::nontransaction(*conn).exec(
       "SELECT count(*) FROM agent_messages WHERE service = 'rag' AND tenant = " + conn->quote(tenant) + " AND status <> 'done'");
   if (failed[0][0].as<int64_t>() > 0) throw std::runtime_error(tenant + ": some documents failed to index");

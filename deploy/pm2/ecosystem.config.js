@@ -46,6 +46,9 @@ const daemons = [
   'cogo-orchestrator-brain',
   'cogo-executor-dispatcher',
   'cogo-gateway-chat',
+  'cogo-rag-embed',
+  'cogo-rag-dispatcher',
+  'cogo-kg-builder',
   'cogo-bus-reclaimer',
   'cogo-bus-retention',
 ];

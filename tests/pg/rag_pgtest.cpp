@@ -362,6 +362,63 @@ TEST_F(RagTest, AnEmbedWorkerKilledMidEmbedLeavesNothingAndTheRetryWritesOnce) {
   (void)embed->Wait(10s);
 }
 
+// The chat extractor against a local server speaking the OpenAI wire format: a malformed reply
+// is asked again; a model that never answers in the schema fails the message by name.
+TEST_F(RagTest, TheChatExtractorAsksAgainAfterAMalformedReplyThenFailsByName) {
+  FakeOpenAI server;
+  std::atomic<bool> always_malformed{false};
+  server.Play([&](int n, const httplib::Request&, httplib::Response& response) {
+    const bool good = !always_malformed && n % 2 == 1;
+    const std::string content =
+        good ? R"({"entities":[{"name":"Ada Lovelace","type":"person"},{"name":"Analytical Engine","type":"machine"}],)"
+               R"("relations":[{"source":"Ada Lovelace","target":"Analytical Engine","type":"programmed"}]})"
+             : "Sure! Ada Lovelace programmed the Analytical Engine.";
+    ReplyJson(response, {{"model", "gpt-4o-mini"},
+                         {"choices", {{{"index", 0}, {"finish_reason", "stop"},
+                                       {"message", {{"role", "assistant"}, {"content", content}}}}}},
+                         {"usage", {{"prompt_tokens", 100}, {"completion_tokens", 40}}}});
+  });
+  const auto embed = StartWorker("cogo-rag-embed");
+  const auto builder = StartWorker("cogo-kg-builder", {"--provider-base-url", server.base_url()});
+  const auto assignment = [](const std::string& model) {
+    return json{{"agent_id", "t"}, {"version", "v1"}, {"model", model},
+                {"budget", {{"maxCostUsd", 1.0}, {"maxTokens", 100000}}}, {"ttl_ms", 60000}};
+  };
+  const auto publish = [&](const std::string& role, json payload) {
+    payload["__assignment"] = assignment(role == "embed" ? "offline-embed" : "gpt-4o-mini");
+    auto message = Message(payload.dump(), role == "embed" ? "rag" : "kg", role);
+    message.max_attempts = 1;
+    return std::to_string(bus_->Publish(message).id);
+  };
+  const auto final_status = [&](const std::string& id) {
+    std::string status;
+    EXPECT_TRUE(WaitFor([&] {
+      status = ScalarText("SELECT status FROM agent_messages WHERE id = " + id);
+      return status != "queued" && status != "running";
+    })) << "see " << log_;
+    return status;
+  };
+  for (const char* doc : {"ada", "babbage"}) {
+    const auto id = publish("embed", {{"doc_id", doc}, {"title", doc}, {"text", "Ada Lovelace wrote programs."}});
+    ASSERT_EQ(final_status(id), "done");
+  }
+
+  const auto built = publish("build", {{"doc_id", "ada"}});
+  ASSERT_EQ(final_status(built), "done") << ScalarText("SELECT last_error FROM agent_messages WHERE id = " + built);
+  EXPECT_EQ(server.seen().size(), 2u) << "one malformed reply, asked once more";
+  EXPECT_EQ(Count("SELECT count(*) FROM kg_entities WHERE tenant = 'tenant-a' AND type IN ('person', 'machine')"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM kg_relations WHERE type = 'programmed'"), 1);
+  EXPECT_EQ(Count("SELECT input_tokens + output_tokens FROM message_usage WHERE message_id = " + built), 280)
+      << "both replies metered";
+
+  always_malformed = true;
+  const auto failed = publish("build", {{"doc_id", "babbage"}});
+  ASSERT_EQ(final_status(failed), "failed");
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + failed),
+            "extraction_malformed");
+  EXPECT_EQ(Count("SELECT count(*) FROM kg_provenance p JOIN rag_chunks c ON c.id = p.chunk_id WHERE c.doc_id = 'babbage'"), 0);
+}
+
 TEST_F(RagTest, BadInputFailsByNameAndWritesNothing) {
   const auto brain = StartBrain();
   const auto embed = StartWorker("cogo-rag-embed");

@@ -51,7 +51,7 @@ TEST(PolicyTable, ExampleConfigLoads) {
   const PolicyTableResult result = ParsePolicyTable(ReadExampleConfig());
   ASSERT_TRUE(result.ok()) << result.error().ToString();
   const PolicyTable& table = result.table();
-  EXPECT_EQ(table.prices().size(), 5u);
+  EXPECT_EQ(table.prices().size(), 7u);
   EXPECT_DOUBLE_EQ(table.DailyCapUsd("acme"), 500.0);
   EXPECT_DOUBLE_EQ(table.DailyCapUsd("trial-tenant"), 1.0);
   EXPECT_DOUBLE_EQ(table.DailyCapUsd("unlisted"), 25.0);

@@ -77,7 +77,8 @@ TEST_F(AgentsTest, TheBrainSeedsVersionsFromTheRoutingRulesAndNeverClobbersAnOpe
     EXPECT_EQ(Version("chat-assistant", "1.0.0", "status"), "active");
     EXPECT_EQ(Version("chat-assistant", "1.0.0", "weight"), "100.00");
     EXPECT_EQ(Version("summarizer", "1.0.0", "model"), "offline-deterministic");
-    EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_version_events WHERE action = 'seeded' AND actor = 'routing'"), 2);
+    // One per agent rule of the example routing: chat, summarize, ask.
+    EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_version_events WHERE action = 'seeded' AND actor = 'routing'"), 3);
     const auto proposed = HttpPost(brain->port(), "/api/agents/chat-assistant/versions",
                                    R"({"version":"2.0.0","model":"gpt-4o-mini","note":"cheaper"})", kService);
     ASSERT_EQ(proposed.status, 201) << proposed.body;
@@ -87,7 +88,7 @@ TEST_F(AgentsTest, TheBrainSeedsVersionsFromTheRoutingRulesAndNeverClobbersAnOpe
   const auto brain = StartBrain(log);
   EXPECT_EQ(Version("chat-assistant", "2.0.0", "status"), "active");
   EXPECT_EQ(Version("chat-assistant", "1.0.0", "status"), "retired");
-  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_version_events WHERE action = 'seeded'"), 2);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_version_events WHERE action = 'seeded'"), 3);
   // The proposal took the active version's budget and TTL, and the model it named.
   EXPECT_EQ(Version("chat-assistant", "2.0.0", "model"), "gpt-4o-mini");
   EXPECT_EQ(Version("chat-assistant", "2.0.0", "max_tokens"), "4000");

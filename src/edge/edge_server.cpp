@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cogo/bus/bus.h"
+#include "cogo/bus/keys.h"
 #include "cogo/orchestrator/request_view.h"
 
 namespace cogo::edge {
@@ -48,7 +49,7 @@ class Ingress {
       return http::Error(422, "unknown_intent", "no routing rule handles this intent");
     }
     const std::string idempotency_key(req.Header("Idempotency-Key").value_or(""));
-    if (req.Header("Idempotency-Key") && !ValidIdempotencyKey(idempotency_key)) {
+    if (req.Header("Idempotency-Key") && !bus::ValidIdempotencyKey(idempotency_key)) {
       return http::Error(400, "invalid_idempotency_key",
                          "Idempotency-Key must be 1..200 printable ASCII characters");
     }
@@ -69,7 +70,7 @@ class Ingress {
     bus::PublishRequest message;
     message.service = "orchestrator";
     message.role = "decide";
-    message.shard = ShardForTenant(request.tenant, options_.shards);
+    message.shard = bus::ShardForTenant(request.tenant, options_.shards);
     message.tenant = request.tenant;
     message.payload_json = payload.dump();
     message.max_attempts = options_.max_attempts;

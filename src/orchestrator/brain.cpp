@@ -8,8 +8,8 @@
 
 #include "cogo/bus/bus.h"
 #include "cogo/bus/inspect.h"
+#include "cogo/bus/keys.h"
 #include "cogo/db/pool.h"
-#include "cogo/edge/ingress.h"
 #include "cogo/orchestrator/request_view.h"
 #include "cogo/orchestrator/version_store.h"
 #include "cogo/policy/admit.h"
@@ -192,7 +192,7 @@ class BrainApi {
     if (const auto* e = std::get_if<AskError>(&parsed)) return http::Error(e->status, e->error, e->message);
     const auto& ask = std::get<Ask>(parsed);
     const std::string key(req.Header("Idempotency-Key").value_or(""));
-    if (req.Header("Idempotency-Key") && !edge::ValidIdempotencyKey(key)) {
+    if (req.Header("Idempotency-Key") && !bus::ValidIdempotencyKey(key)) {
       return http::Error(400, "invalid_idempotency_key", "Idempotency-Key must be 1..200 printable ASCII characters");
     }
     auto planned = PlanFor(ask);
@@ -206,7 +206,7 @@ class BrainApi {
     bus::PublishRequest execute;
     execute.service = "orchestrator";
     execute.role = "execute";
-    execute.shard = edge::ShardForTenant(ask.tenant, options_.shards);
+    execute.shard = bus::ShardForTenant(ask.tenant, options_.shards);
     execute.tenant = ask.tenant;
     execute.payload_json = ExecutePayloadJson(plan, std::chrono::system_clock::now(), ask.payload_json);
     execute.max_attempts = config_.execute_max_attempts;

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "cogo/bus/keys.h"
 #include "cogo/config/json_reader.h"
 #include "cogo/workflow/runs.h"
 
@@ -87,7 +88,9 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
     if (auto* refused = std::get_if<http::Response>(&acting)) return *refused;
     start.tenant = std::get<std::string>(acting);
     if (const auto key = req.Header("Idempotency-Key")) {
-      if (key->empty() || key->size() > 200) return http::Error(400, "invalid_idempotency_key", "1..200 characters");
+      if (!bus::ValidIdempotencyKey(*key)) {
+        return http::Error(400, "invalid_idempotency_key", "Idempotency-Key must be 1..200 printable ASCII characters");
+      }
       start.idempotency_key = std::string(*key);
     }
     try {

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "cogo/bus/keys.h"
 #include "cogo/edge/ingress.h"
 #include "cogo/edge/rate_limit.h"
 
@@ -64,24 +65,24 @@ TEST(EdgeIngress, KeepsThePayloadAndDefaultsItToAnObject) {
   EXPECT_EQ(bare.request().payload_json, "{}");
 }
 
-TEST(EdgeIngress, ShardIsStableAndInRange) {
-  EXPECT_EQ(ShardForTenant("acme", 1), 0);
-  EXPECT_EQ(ShardForTenant("acme", 0), 0);
+TEST(BusKeys, ShardIsStableAndInRange) {
+  EXPECT_EQ(bus::ShardForTenant("acme", 1), 0);
+  EXPECT_EQ(bus::ShardForTenant("acme", 0), 0);
   // FNV-1a 64 of "acme" is fixed across processes and releases.
-  EXPECT_EQ(ShardForTenant("acme", 16), ShardForTenant(std::string("ac") + "me", 16));
+  EXPECT_EQ(bus::ShardForTenant("acme", 16), bus::ShardForTenant(std::string("ac") + "me", 16));
   for (const char* t : {"a", "b", "tenant-42", "acme"}) {
-    const int s = ShardForTenant(t, 7);
+    const int s = bus::ShardForTenant(t, 7);
     EXPECT_GE(s, 0);
     EXPECT_LT(s, 7);
   }
-  EXPECT_NE(ShardForTenant("a", 1024), ShardForTenant("b", 1024));
+  EXPECT_NE(bus::ShardForTenant("a", 1024), bus::ShardForTenant("b", 1024));
 }
 
-TEST(EdgeIngress, IdempotencyKeyShape) {
-  EXPECT_TRUE(ValidIdempotencyKey("req-1"));
-  EXPECT_FALSE(ValidIdempotencyKey(""));
-  EXPECT_FALSE(ValidIdempotencyKey("has space"));
-  EXPECT_FALSE(ValidIdempotencyKey(std::string(201, 'k')));
+TEST(BusKeys, IdempotencyKeyShape) {
+  EXPECT_TRUE(bus::ValidIdempotencyKey("req-1"));
+  EXPECT_FALSE(bus::ValidIdempotencyKey(""));
+  EXPECT_FALSE(bus::ValidIdempotencyKey("has space"));
+  EXPECT_FALSE(bus::ValidIdempotencyKey(std::string(201, 'k')));
 }
 
 TEST(RateLimit, BucketTableOfCases) {

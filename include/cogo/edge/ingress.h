@@ -55,11 +55,4 @@ class [[nodiscard]] IngressResult {
 [[nodiscard]] IngressResult ParseIngress(std::string_view body, std::string_view content_type,
                                          const IngressLimits& limits);
 
-// Stable across processes, hosts and releases (FNV-1a 64 of the tenant) modulo `shards`;
-// shards <= 1 -> 0.
-[[nodiscard]] int ShardForTenant(std::string_view tenant, int shards);
-
-// An Idempotency-Key header value is 1..200 printable ASCII characters.
-[[nodiscard]] bool ValidIdempotencyKey(std::string_view key);
-
 }  // namespace cogo::edge

@@ -308,9 +308,11 @@ TEST_F(CodegenTest, SandboxContainsNetworkWritesForkBombsAndSleeps) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 41.5'"), "0\n");
   EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 59.3'"), "0\n");
-  // The PID namespace's init was killed: the kernel takes the rest down, promptly.
-  EXPECT_TRUE(WaitFor([&] { return RunShell("ps -u " + std::to_string(options.uid) + " --no-headers | wc -l") == "0\n"; }, 3s))
-      << "nothing of the sandbox is left: " << RunShell("ps -u " + std::to_string(options.uid) + " -o pid,args");
+  // The PID namespace's init was killed: the kernel takes the rest down, promptly. A zombie
+  // runs nothing (it waits for a parent to reap it, and a container's PID 1 may never do so).
+  const std::string alive = "ps -u " + std::to_string(options.uid) + " -o stat= | grep -vc '^Z'";
+  EXPECT_TRUE(WaitFor([&] { return RunShell(alive) == "0\n"; }, 3s))
+      << "nothing of the sandbox is left: " << RunShell("ps -u " + std::to_string(options.uid) + " -o pid,stat,args");
 }
 
 class FakeModel {

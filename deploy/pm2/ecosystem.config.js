@@ -49,6 +49,8 @@ const daemons = [
   'cogo-rag-embed',
   'cogo-rag-dispatcher',
   'cogo-kg-builder',
+  'cogo-codegen-service',
+  'cogo-build-test-worker',
   'cogo-bus-reclaimer',
   'cogo-bus-retention',
 ];

@@ -12,7 +12,7 @@
 //               best chunk; recall@1/5/10 and MRR of the answer page; PostgreSQL full text
 //               (ts_rank over an OR of the query's words) as the lexical baseline; random is k/N
 //   latency     per query, search alone (top 10) at 10k and 100k chunks, exact vs HNSW, p50/p99;
-//               ANN recall@10 against exact
+//               ANN recall@10 against exact (tie-aware: the repeated corpus has identical vectors)
 // Single-threaded main; the workers own their threads.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
   app.add_option("--latency-queries", cfg.latency_queries)->capture_default_str();
   app.add_flag("!--no-lexical", cfg.lexical, "skip the PostgreSQL full-text baseline");
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen
   cogo::log::Setup(cogo::log::Format::text, "warn");
 
   const auto pages = LoadCorpus(cfg.corpus);
@@ -258,9 +260,9 @@ int main(int argc, char** argv) {
     for (const Page* page : asked) {
       std::vector<std::string> docs;
       for (const auto& row : pqxx::nontransaction(*conn).exec_params(
-               "SELECT doc_id FROM rag_chunks, replace(plainto_tsquery('english', $1)::text, '&', '|')::tsquery q "
-               "WHERE tenant = 'q' AND q::text <> '' AND to_tsvector('english', text) @@ q "
-               "ORDER BY ts_rank(to_tsvector('english', text), q) DESC, id LIMIT 100",
+               "SELECT doc_id FROM rag_chunks, (SELECT replace(plainto_tsquery('english', $1)::text, '&', '|')::tsquery AS q) w "
+               "WHERE tenant = 'q' AND w.q::text <> '' AND to_tsvector('english', text) @@ w.q "
+               "ORDER BY ts_rank(to_tsvector('english', text), w.q) DESC, id LIMIT 100",
                page->query)) {
         docs.push_back(row[0].as<std::string>());
       }
@@ -280,9 +282,10 @@ int main(int argc, char** argv) {
       t = Clock::now();
       const auto h = index.index().Search(tenant, vec, 10, cogo::rag::SearchMode::hnsw);
       hnsw_ms.push_back(Seconds(Clock::now() - t) * 1000);
-      std::set<int64_t> truth;
-      for (const auto& x : e) truth.insert(x.chunk_id);
-      for (const auto& x : h) overlap += static_cast<double>(truth.count(x.chunk_id)) / 10.0;
+      // Tie-aware: the repeated corpus holds identical vectors, so an HNSW hit counts when it
+      // scores at least the exact 10th (another copy of a true neighbour is as near).
+      const float tenth = e.empty() ? 0.0F : e.back().score - 1e-6F;
+      for (const auto& x : h) overlap += x.score >= tenth ? 0.1 : 0.0;
     }
     latency_rows.push_back(fmt::format("| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} |", sizes[tenant],
                                        Percentile(exact_ms, 0.5), Percentile(exact_ms, 0.99), Percentile(hnsw_ms, 0.5),

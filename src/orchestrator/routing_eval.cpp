@@ -15,7 +15,7 @@ std::vector<EvalItem> ParseEvalSet(std::string_view text) {
   for (const auto& value : root.Array("items", false)) {
     const auto o = value.AsObject();
     EvalItem item;
-    item.intent = o.String("intent", {.max_bytes = 4096});
+    item.intent = o.Name("intent", config::kIntentName);
     if (const auto payload = o.Optional("payload")) item.payload_json = payload->Dump();
     const auto expected = o.Object("expected");
     item.expected_intent = expected.Name("intent", config::kIntentName);

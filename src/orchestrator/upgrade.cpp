@@ -31,7 +31,7 @@ struct Step {
   std::optional<int64_t> min_decisions;
   std::optional<int64_t> latency_slo_ms;
   std::string set;
-  json why;  // rollback: what led there (gate verdicts, a person's stop)
+  json why;  // promote, rollback: what led there (gate verdicts, a person's review)
 };
 
 Step ReadStep(const std::string& payload_json) {
@@ -54,9 +54,9 @@ Step ReadStep(const std::string& payload_json) {
   } else if (s.action == "measure") {
     if (const auto n = o.Optional("minDecisions")) s.min_decisions = n->AsInt(1, 1000000);
     if (const auto slo = o.Optional("latencySloMs")) s.latency_slo_ms = slo->AsInt(1, 3600000);
-  } else if (s.action == "rollback") {
+  } else if (s.action == "promote" || s.action == "rollback") {
     if (const auto why = o.Optional("why")) s.why = json::parse(why->Dump());
-  } else if (s.action != "promote") {
+  } else {
     o.FailAt("action", config::JsonReason::invalid_value, "evaluate, canary, measure, promote or rollback");
   }
   o.Finish();
@@ -79,17 +79,26 @@ double Number(const json& figures, const char* key, double fallback) {
   return it == figures.end() || it->is_null() ? fallback : it->get<double>();
 }
 
-// Why a rollback happened, in one line for agent_version_events.
-std::string RollbackReason(const json& why, int64_t run) {
-  std::string reason = "upgrade run " + std::to_string(run) + " rolled back";
+// Why a promotion or rollback happened, in one line for agent_version_events: a person's
+// review, else the gate that decided it: the one that passed for a promotion, the one that
+// failed (and its failed checks) for a rollback.
+std::string StepReason(const json& why, int64_t run, const std::string& what) {
+  std::string reason = "upgrade run " + std::to_string(run) + " " + what;
   if (!why.is_object()) return reason;
   if (why.contains("review") && why["review"].is_object()) {
     const auto& r = why["review"];
-    return reason + ": " + r.value("action", "stop") + " by " + r.value("by", "a person") +
-           (r.contains("reason") && r["reason"].is_string() ? ": " + r["reason"].get<std::string>() : "");
+    const auto text = [&](const char* key, const char* fallback) {
+      return r.contains(key) && r[key].is_string() ? r[key].get<std::string>() : std::string(fallback);
+    };
+    const auto note = text("reason", "");
+    return reason + ": " + text("action", "review") + " by " + text("by", "a person") + (note.empty() ? "" : ": " + note);
   }
-  for (const char* gate : {"liveGate", "offlineGate"}) {
+  const bool promoted = what == "promoted";
+  for (const char* gate : {"liveGate", "enough", "offlineGate"}) {
     if (!why.contains(gate) || !why[gate].is_object()) continue;
+    const bool passed = why[gate].value("verdict", "") == "pass";
+    if (passed != promoted) continue;
+    if (passed) return reason + ": " + gate + " passed";
     std::string failed;
     for (const auto& check : why[gate].value("checks", json::array())) {
       if (check.value("ok", true)) continue;
@@ -133,12 +142,11 @@ class Upgrader {
     }
     if (step.action == "promote") {
       op.action = VersionAction::promote;
-      outcome = Change(op, {actor.name, "upgrade run " + std::to_string(run) + " passed its gates", actor.message_id},
-                       "already_active");
+      outcome = Change(op, {actor.name, StepReason(step.why, run, "promoted"), actor.message_id}, "already_active");
     }
     if (step.action == "rollback") {
       op.action = VersionAction::rollback;
-      outcome = Change(op, {actor.name, RollbackReason(step.why, run), actor.message_id}, "version_retired");
+      outcome = Change(op, {actor.name, StepReason(step.why, run, "rolled back"), actor.message_id}, "version_retired");
     }
     if (const auto* error = std::get_if<std::string>(&outcome)) {
       logger_->warn("upgrade {} of {} {} (run {}): {}", step.action, step.agent_id, step.candidate, run, *error);

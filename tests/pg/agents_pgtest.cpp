@@ -213,6 +213,33 @@ TEST_F(AgentsTest, TheCliListsProposesAndActsLikeTheApi) {
   EXPECT_EQ(ScalarText("SELECT count(*) FROM agent_version_events WHERE actor LIKE 'cli:%'"), "5");  // the canary moved two rows, the promotion two
 }
 
+// `cogo eval routing` against the running brain: the shipped set's two free-text items need
+// the classifier, which the example routing leaves off, so they are refused: 4 of 6.
+TEST_F(AgentsTest, EvalRoutingScoresALabelledSetThroughTheBrainsDecidePath) {
+  const auto brain = StartBrain(ScratchFile("agents-eval-brain.log"));
+  const auto eval = [&](const std::string& out, std::vector<std::string> extra,
+                        const std::string& set = SourcePath("config/eval/routing.json")) {
+    std::vector<std::string> args{"eval", "routing", "--set", set, "--brain-url",
+                                  "http://127.0.0.1:" + std::to_string(brain->port())};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ChildProcess cli("cogo", args, out);
+    return cli.Wait(30s).value_or(-1);
+  };
+  const auto out = ScratchFile("agents-eval.json");
+  ASSERT_EQ(eval(out, {}), 0) << ReadFile(out);
+  const auto score = json::parse(ReadFile(out));
+  EXPECT_EQ(score["items"], 6);
+  EXPECT_EQ(score["correct"], 4);
+  EXPECT_EQ(score["confusion"]["chat"]["chat"], 2);
+  EXPECT_EQ(score["confusion"]["chat"]["(none)"], 1);
+  EXPECT_EQ(score["confusion"]["summarize"]["summarize"], 2);
+  ASSERT_EQ(score["wrong"].size(), 2u);
+  EXPECT_EQ(score["wrong"][0]["refused"], "unknown_intent");
+  // For CI: below the threshold the exit status says so.
+  EXPECT_EQ(eval(ScratchFile("agents-eval-strict.json"), {"--min-accuracy", "0.85"}), 1);
+  EXPECT_EQ(eval(ScratchFile("agents-eval-bad.json"), {}, SourcePath("config/routing.example.json")), 2);
+}
+
 TEST_F(AgentsTest, FeedbackOverridesTheOutcomeInTheQualityFigure) {
   const auto log = ScratchFile("agents-quality.log");
   const auto brain = StartBrain(log);

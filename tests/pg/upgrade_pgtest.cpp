@@ -118,6 +118,8 @@ TEST_F(UpgradeTest, ACandidateAsGoodAsTheActiveVersionIsPromoted) {
   EXPECT_EQ(Status("2.0.0"), "active");
   EXPECT_EQ(Status("1.0.0"), "retired");
   EXPECT_EQ(ScalarText("SELECT weight::text FROM agent_versions WHERE version = '2.0.0'"), "100.00");
+  EXPECT_EQ(ScalarText("SELECT reason FROM agent_version_events WHERE action = 'promoted'"),
+            "upgrade run " + std::to_string(run) + " promoted: liveGate passed");
   // Both versions served during the canary, each decision recording which and whether canary.
   EXPECT_GT(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE version = '2.0.0' AND canary"), 0);
   EXPECT_GT(Scalar<int64_t>("SELECT count(*) FROM decisions WHERE version = '1.0.0' AND NOT canary"), 0);
@@ -182,6 +184,23 @@ TEST_F(UpgradeTest, APersonStopsTheCanaryWithAReviewEvent) {
   // No measurement was needed: the person decided.
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_steps WHERE run_id = " + std::to_string(run) +
                             " AND node = 'liveGate'"), 0);
+}
+
+TEST_F(UpgradeTest, APersonApprovesTheCanaryWithAReviewEvent) {
+  const auto log = ScratchFile("upgrade-approve.log");
+  const auto brain = StartBrain(log);
+  const int64_t run = StartUpgrade(brain->port());
+  ASSERT_TRUE(WaitFor([] { return Status("2.0.0") == "canary"; }, 30s)) << RunStatus(run) << ", see " << log;
+  ASSERT_EQ(HttpPost(brain->port(), "/api/workflows/runs/" + std::to_string(run) + "/events",
+                     R"({"name":"review","data":{"action":"approve","by":"bob"}})", kService).status, 202);
+  ASSERT_TRUE(WaitFor([&] { return Ended(run); }, 30s)) << RunStatus(run) << ", see " << log;
+  EXPECT_EQ(RunStatus(run), "succeeded/");
+  EXPECT_EQ(Status("2.0.0"), "active");
+  EXPECT_EQ(Status("1.0.0"), "retired");
+  EXPECT_EQ(ScalarText("SELECT reason FROM agent_version_events WHERE action = 'promoted'"),
+            "upgrade run " + std::to_string(run) + " promoted: approve by bob");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_steps WHERE run_id = " + std::to_string(run) +
+                            " AND node = 'measure'"), 0);
 }
 
 TEST_F(UpgradeTest, OnlyTheOperatorTenantsRunsMayChangeVersions) {

@@ -30,6 +30,7 @@ TEST(RoutingEval, ASetIsReadStrictly) {
       {R"({"items": []})", "items"},
       {R"({"items": [{"intent": "chat"}]})", "items[0].expected"},
       {R"({"items": [{"intent": "chat", "expected": {"intent": "Chat"}}]})", "items[0].expected.intent"},
+      {R"({"items": [{"intent": "free text", "expected": {"intent": "chat"}}]})", "items[0].intent"},
       {R"({"items": [{"intent": "chat", "expected": {"intent": "chat", "agent": "x"}}]})", "items[0].expected.agent"},
       {R"({"items": [{"intent": "chat", "expected": {"intent": "chat"}}], "extra": 1})", "extra"},
   };
@@ -47,7 +48,7 @@ TEST(RoutingEval, AccuracyAndConfusion) {
   const std::vector<EvalItem> items = {
       {"chat", "{}", "chat", "chat-assistant"},
       {"chat", "{}", "chat", "chat-assistant"},
-      {"gist please", "{}", "summarize", ""},
+      {"gist", "{}", "summarize", ""},
       {"summarize", "{}", "summarize", "summarizer"},
       {"talk", "{}", "chat", ""},
   };

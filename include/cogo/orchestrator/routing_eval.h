@@ -13,7 +13,7 @@
 namespace cogo::orchestrator {
 
 struct EvalItem {
-  std::string intent;               // as a caller sends it (may be free text the rules miss)
+  std::string intent;               // as a caller sends it (one no rule names: the classifier's case)
   std::string payload_json = "{}";  // the request's payload
   std::string expected_intent;      // the rule it should be routed by
   std::string expected_agent;       // empty: any agent

@@ -5,8 +5,9 @@
 //   canary    {agentId, version, weight?}           the candidate takes `weight` % (10 default)
 //   measure   {agentId, candidate, baseline, minDecisions?, latencySloMs?}  live figures of both
 //             since the canary began, and the comparisons the live gate asserts
-//   promote   {agentId, version}                    the candidate becomes the active version
+//   promote   {agentId, version, why?}              the candidate becomes the active version
 //   rollback  {agentId, version, why?}              the candidate is retired, weight 0
+//   (`why`: the review and gate outputs that led there; the change's recorded reason)
 // Each completes with its figures as the step's output (what the gates read). Changes go
 // through RunVersionOp as `workflow:<run id>` with the step message's id, and each action is an
 // `upgrade_<action>` event on the step's trail. Re-running a step (a lost completion) finds the

@@ -54,7 +54,7 @@ struct Config {
   int concurrency = 2;
   size_t small = 10000;
   size_t big = 100000;
-  size_t ef = 64;
+  size_t ef = 256;  // the dispatcher's default
   size_t latency_queries = 1000;
   bool lexical = true;
 };

@@ -14,6 +14,7 @@ COPY include include
 COPY src src
 COPY sql sql
 COPY config config
+COPY share share
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr/local \
       -DCOGO_BUILD_TESTS=OFF -DCOGO_BUILD_BENCH=OFF \
  && cmake --build /build -j "$(nproc)" \
@@ -21,11 +22,13 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr/
 
 FROM debian:12-slim
 # The runtime libraries of the build stage's -dev packages; curl for the healthchecks; bubblewrap
-# and git for cogo-build-test-worker (its sandbox, promotion).
+# and git for cogo-build-test-worker (its sandbox, promotion); Chart.js for the metrics server's
+# dashboard.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libcpp-httplib0.11 libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 libjwt0 libssl3 zlib1g ca-certificates curl bubblewrap git \
+      libjs-chart.js \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/cogo --create-home --shell /usr/sbin/nologin cogo
 COPY --from=build /install/usr/local /usr/local

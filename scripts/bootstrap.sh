@@ -11,6 +11,8 @@ packages=(
   bubblewrap git  # cogo-build-test-worker's sandbox; promote commits with git
   libhnswlib-dev  # header-only HNSW for cogo-rag-dispatcher
   systemd docker-compose  # systemd-analyze verify and docker-compose config (tests/deploy)
+  libjs-chart.js          # the dashboard's charts, served by cogo-metrics-server from its Debian path
+  prometheus chromium     # tests: a real Prometheus scrape and promtool; the dashboard in headless Chromium
 )
 
 missing=()

@@ -6,12 +6,14 @@
 #                  and its trail, index a document through the `indexing` workflow and query it,
 #                  read the brain's state with a service_role token, and leave the stack running.
 #   stack_down     stop what stack_up started (SIGTERM, then wait for the drain).
-# Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781). Development secrets are
+# Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781), COGO_METRICS_SERVER_PORT
+# (8782: the metrics API and the dashboard). Development secrets are
 # generated once into $run_dir/dev.env (mode 600) unless COGO_JWT_SECRET / COGO_PUBLISHABLE_KEY
 # are already set. Uses $repo, $build_dir, $run_dir, log and die from cogo-dev.
 
 edge_port=${COGO_EDGE_PORT:-8780}
 brain_port=${COGO_BRAIN_PORT:-8781}
+metrics_port=${COGO_METRICS_SERVER_PORT:-8782}
 stack_tenant=${COGO_DEMO_TENANT:-demo}
 
 # The development secrets: from the environment, else made once and kept in $run_dir/dev.env.
@@ -101,8 +103,10 @@ stack_up() {
   stack_start cogo-bus-reclaimer
   stack_start cogo-bus-retention
   stack_start cogo-edge --port "$edge_port"
+  stack_start cogo-metrics-server --port "$metrics_port"
   stack_wait_ready cogo-orchestrator-brain "$brain_port"
   stack_wait_ready cogo-edge "$edge_port"
+  stack_wait_ready cogo-metrics-server "$metrics_port"
   log "edge ready on http://127.0.0.1:$edge_port, brain on http://127.0.0.1:$brain_port"
 
   # What a user does: get a token, POST, then poll the status URL.
@@ -146,6 +150,13 @@ for e in v["trail"]:
   curl -fsS "http://127.0.0.1:$brain_port/api/orchestrator/state" -H "Authorization: Bearer $admin" \
     | python3 -c 'import json,sys; s=json.load(sys.stdin); print("brain: %d in flight, %d workers" % (s["in_flight"], len(s["workers"])))' \
     || die "the brain API did not answer with a service token"
+  # The dashboard asks for a token; a URL carrying one in its fragment (which the browser never
+  # sends to a server) is written to a private file rather than to this log.
+  (umask 077
+   printf 'http://127.0.0.1:%s/#token=%s\n' "$metrics_port" \
+     "$("$build_dir/cogo" token --role service_role --ttl 43200)" >"$run_dir/dashboard.url") \
+    || die "cannot mint a dashboard token"
+  log "dashboard: http://127.0.0.1:$metrics_port/ (signed-in URL, valid 12 h, in $run_dir/dashboard.url)"
   log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
 }
 

@@ -53,6 +53,7 @@ const daemons = [
   'cogo-build-test-worker',
   'cogo-bus-reclaimer',
   'cogo-bus-retention',
+  'cogo-metrics-server',
 ];
 
 module.exports = {

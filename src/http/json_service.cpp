@@ -66,8 +66,11 @@ Response LibraryError(int status) {
 
 void Write(httplib::Response& res, const Response& out) {
   res.status = out.status;
-  for (const auto& [name, value] : out.headers) res.set_header(name, value);
-  res.set_content(out.body, "application/json");
+  for (const auto& [name, value] : out.headers) {
+    res.headers.erase(name);  // a default of the same name (set before the handler ran) goes
+    res.set_header(name, value);
+  }
+  res.set_content(out.body, out.content_type);
 }
 
 std::string_view AccessName(Access access) {

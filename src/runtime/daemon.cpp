@@ -102,12 +102,15 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   log::Setup(log::ParseFormat(options.log_format), options.log_level);
   auto logger = log::Get(spec.name);
   try {
-    prometheus::Registry registry;
+    // The Exposer holds only a weak_ptr to what it collects: this shared_ptr must live as long
+    // as it does (a temporary expired at once, and /metrics served no cogo metric at all).
+    const auto registry_ptr = std::make_shared<prometheus::Registry>();
+    prometheus::Registry& registry = *registry_ptr;
     metrics::BusMetrics bus_metrics(registry);
     std::unique_ptr<prometheus::Exposer> exposer;
     if (!options.metrics_listen.empty()) {
       exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
-      exposer->RegisterCollectable(std::shared_ptr<prometheus::Registry>(&registry, [](auto*) {}));
+      exposer->RegisterCollectable(registry_ptr);
     }
     std::unique_ptr<wake::WakeHub> wake;
     if (options.notify) {

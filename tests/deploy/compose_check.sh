@@ -55,7 +55,8 @@ for name, s in services.items():
     deps = s.get("depends_on") or {}
     if not deps or any(not isinstance(v, dict) or "condition" not in v for v in deps.values()):
         problems.append(f"{name}: depends_on without a condition")
-    port_var = {"cogo-edge": "COGO_EDGE_PORT", "cogo-orchestrator-brain": "COGO_BRAIN_PORT"}.get(exe)
+    port_var = {"cogo-edge": "COGO_EDGE_PORT", "cogo-orchestrator-brain": "COGO_BRAIN_PORT",
+                "cogo-metrics-server": "COGO_METRICS_SERVER_PORT"}.get(exe)
     if "--port" in help_of(exe):
         if port_var is None or port_var not in env or f"Env:{port_var})" not in help_of(exe):
             problems.append(f"{name}: HTTP daemon without its port variable"); continue

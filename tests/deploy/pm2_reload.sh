@@ -40,6 +40,7 @@ COGO_JWT_SECRET=$secret
 COGO_PUBLISHABLE_KEY=pk_test_$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 COGO_EDGE_PORT=0
 COGO_BRAIN_PORT=0
+COGO_METRICS_SERVER_PORT=0
 COGO_EDGE_RATE_PER_S=1000
 COGO_EDGE_RATE_BURST=1000
 COGO_POLICY=$src/config/policy.example.json

@@ -49,7 +49,9 @@ int DecodeStatus(int status) {
 
 }  // namespace
 
-std::string BinaryPath(const std::string& name) { return std::string(COGO_BIN_DIR) + "/" + name; }
+std::string BinaryPath(const std::string& name) {
+  return name.starts_with('/') ? name : std::string(COGO_BIN_DIR) + "/" + name;
+}
 
 std::string ScratchFile(const std::string& name) {
   static int counter = 0;

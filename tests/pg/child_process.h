@@ -13,7 +13,7 @@ namespace cogo::testing {
 
 class ChildProcess {
  public:
-  // Runs `binary` (a name in the build's binary directory) with `args`; stdout and stderr go
+  // Runs `binary` (BinaryPath) with `args`; stdout and stderr go
   // to `log_path`. COGO_DATABASE_URL is set to the test database.
   ChildProcess(const std::string& binary, const std::vector<std::string>& args,
                const std::string& log_path);
@@ -39,6 +39,7 @@ struct RunResult {
 RunResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
                      const std::string& stdin_text = {});
 
+// A name in the build's binary directory, or an absolute path as it is (a system tool).
 [[nodiscard]] std::string BinaryPath(const std::string& name);
 [[nodiscard]] std::string ScratchFile(const std::string& name);  // unique path under TMPDIR
 

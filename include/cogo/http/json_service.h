@@ -70,11 +70,14 @@ class App;
 
 namespace cogo::http {
 
-// What a handler returns. `body` is JSON text, sent as application/json.
+// What a handler returns. `body` is JSON text, sent as application/json, unless the handler
+// names another content type (a page, a script, Prometheus text). A header named here replaces
+// the skeleton's default of that name (a page's own Content-Security-Policy).
 struct Response {
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra, e.g. Retry-After
+  std::string content_type = "application/json";
 };
 [[nodiscard]] Response Json(int status, std::string body);
 // `{"error": error, "message": message}`. Never put a secret or request content in `message`.

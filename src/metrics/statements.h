@@ -1,0 +1,241 @@
+// Every SQL statement of the metrics server, named once. All of them read; only the alert
+// evaluator's writes (the last group) touch the tables of sql/015_alerts.sql.
+//
+// Why they stay fast on a bus of millions of rows (EXPLAINs in docs/metrics.md): every scan is
+// bounded by time on a column whose values follow insertion order and carries a BRIN index
+// (agent_messages.finished_at, bus_events.at, decisions.decided_at, workflow_runs.created_at),
+// so a 15m window reads the last few block ranges, not the table; or it reads a partial index
+// that holds only live rows (agent_messages_queued, agent_messages_lease). Nothing counts the
+// finished rows of agent_messages as a whole. Parameters: a window is float8 seconds, a tenant
+// is text or NULL (every tenant: the service role).
+#pragma once
+
+namespace cogo::metrics::sql {
+
+// Run first in every read: percentiles sort the window's rows, and in the default 4MB a 24h
+// window of a busy bus spills to disk (docs/metrics.md).
+inline constexpr const char* kSortMemory = "SET LOCAL work_mem = '64MB'";
+
+// $1 window s, $2 tenant. Messages that finished in the window: queue wait (started_at -
+// created_at: from publish to the start of the attempt that ended it, retry backoff included)
+// and handler time (finished_at - started_at), per route and tenant, per route, and in total
+// (GROUPING SETS; level 0 = route and tenant, 1 = route, 7 = all).
+inline constexpr const char* kLatency = R"SQL(
+SELECT GROUPING(service, role, tenant) AS level, service, role, tenant, count(*) AS messages,
+       percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY wait) AS wait,
+       avg(wait) AS wait_avg,
+       percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY handler) AS handler,
+       avg(handler) AS handler_avg
+FROM (SELECT service, role, tenant,
+             extract(epoch FROM started_at - created_at)::float8 AS wait,
+             extract(epoch FROM finished_at - started_at)::float8 AS handler
+      FROM agent_messages
+      WHERE finished_at >= now() - $1::float8 * interval '1 second' AND started_at IS NOT NULL
+        AND ($2::text IS NULL OR tenant = $2)) m
+GROUP BY GROUPING SETS ((service, role, tenant), (service, role), ())
+ORDER BY level DESC, service, role, tenant)SQL";
+
+// $1 tenant. Live rows only, from the two partial indexes that hold them: queued (due now or
+// delayed by a retry backoff) with the lag (age of the oldest message due now, counted from
+// when it became due), and running with the age of the oldest running attempt.
+inline constexpr const char* kDepth = R"SQL(
+WITH queued AS (
+  SELECT service, role, count(*) AS queued,
+         count(*) FILTER (WHERE retry_at > now()) AS delayed,
+         extract(epoch FROM now() - min(greatest(created_at, coalesce(retry_at, created_at)))
+                 FILTER (WHERE retry_at IS NULL OR retry_at <= now()))::float8 AS lag
+  FROM agent_messages WHERE status = 'queued' AND ($1::text IS NULL OR tenant = $1)
+  GROUP BY service, role),
+running AS (
+  SELECT service, role, count(*) AS running,
+         extract(epoch FROM now() - min(started_at))::float8 AS oldest_running
+  FROM agent_messages
+  WHERE lease_expires_at IS NOT NULL AND status = 'running' AND ($1::text IS NULL OR tenant = $1)
+  GROUP BY service, role)
+SELECT coalesce(q.service, r.service) AS service, coalesce(q.role, r.role) AS role,
+       coalesce(q.queued, 0), coalesce(q.delayed, 0), greatest(coalesce(q.lag, 0), 0),
+       coalesce(r.running, 0), greatest(coalesce(r.oldest_running, 0), 0)
+FROM queued q FULL JOIN running r ON r.service = q.service AND r.role = q.role
+ORDER BY 1, 2)SQL";
+
+// $1 window s, $2 bucket s, $3 tenant. Attempt outcomes per bucket and route from the trail:
+// completed, failed (for good), dead_lettered (retries spent), retry_scheduled. Buckets are
+// aligned to the bucket width since 2000-01-01 UTC, so the same bucket is the same interval in
+// every query.
+inline constexpr const char* kFailureTrend = R"SQL(
+SELECT extract(epoch FROM date_bin($2::float8 * interval '1 second', at, TIMESTAMPTZ '2000-01-01 00:00:00+00'))::bigint,
+       service, role,
+       count(*) FILTER (WHERE event = 'completed'),
+       count(*) FILTER (WHERE event = 'failed'),
+       count(*) FILTER (WHERE event = 'dead_lettered'),
+       count(*) FILTER (WHERE event = 'retry_scheduled')
+FROM bus_events
+WHERE at >= now() - $1::float8 * interval '1 second'
+  AND event IN ('completed', 'failed', 'dead_lettered', 'retry_scheduled')
+  AND ($3::text IS NULL OR tenant = $3)
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3)SQL";
+
+// $1 window s, $2 tenant. Failed attempts per route, event and reason. The reason is the
+// machine-readable code: a reclaim's `reason`, else the error text up to its first ':' (cogo's
+// failure messages begin with their code), at most 64 characters.
+inline constexpr const char* kFailureReasons = R"SQL(
+SELECT service, role, event,
+       left(coalesce(detail->>'reason', nullif(split_part(detail->>'error', ':', 1), ''), 'unknown'), 64) AS reason,
+       count(*) AS n
+FROM bus_events
+WHERE at >= now() - $1::float8 * interval '1 second'
+  AND event IN ('failed', 'dead_lettered', 'retry_scheduled')
+  AND ($2::text IS NULL OR tenant = $2)
+GROUP BY 1, 2, 3, 4 ORDER BY n DESC, 1, 2, 3, 4 LIMIT 200)SQL";
+
+// $1 window s, $2 tenant. Tokens and USD per UTC day, tenant, agent and model.
+inline constexpr const char* kSpend = R"SQL(
+SELECT to_char(date_trunc('day', recorded_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, tenant,
+       coalesce(agent_id, ''), coalesce(model, ''), count(*), sum(input_tokens), sum(output_tokens),
+       sum(cost_usd)::float8
+FROM message_usage
+WHERE recorded_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR tenant = $2)
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4)SQL";
+
+// $1 tenant. Spent since the start of the UTC day (database clock), per tenant: the executor's
+// own measure against the daily cap (src/executor/statements.h).
+inline constexpr const char* kSpentToday = R"SQL(
+SELECT tenant, sum(cost_usd)::float8 FROM message_usage
+WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND ($1::text IS NULL OR tenant = $1)
+GROUP BY tenant ORDER BY tenant)SQL";
+
+// $1 window s, $2 tenant. Decisions taken in the window and how their execution ended: the
+// execute message (the decide message's child, or the decision's own message when the API
+// executed a plan) and the work it handed off (its child). done: the work finished done;
+// failed: the work or the execute message ended failed, dead or cancelled; else pending.
+// Per agent, version and intent (level 0), per agent (level 3), and in total (level 7). Each
+// message is looked up per decision (LATERAL: its primary key, or agent_messages_parent); a
+// plain join on the computed id made the planner hash all of agent_messages.
+inline constexpr const char* kDecisions = R"SQL(
+WITH o AS (
+  SELECT d.agent_id, d.version, d.intent,
+         CASE WHEN w.status = 'done' THEN 'done'
+              WHEN w.status IN ('failed', 'dead', 'cancelled') OR x.status IN ('failed', 'dead', 'cancelled')
+                THEN 'failed'
+              ELSE 'pending' END AS outcome
+  FROM decisions d
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN d.source = 'api' THEN d.message_id
+                ELSE (SELECT c.id FROM agent_messages c
+                      WHERE c.parent_id = d.message_id AND c.role = 'execute' ORDER BY c.id LIMIT 1)
+           END AS id) e
+  LEFT JOIN LATERAL (SELECT x.status FROM agent_messages x WHERE x.id = e.id) x ON true
+  LEFT JOIN LATERAL (SELECT w.status FROM agent_messages w
+                     WHERE w.parent_id = e.id ORDER BY w.id LIMIT 1) w ON true
+  WHERE d.decided_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR d.tenant = $2))
+SELECT GROUPING(agent_id, version, intent) AS level, agent_id, version, intent, count(*),
+       count(*) FILTER (WHERE outcome = 'done'), count(*) FILTER (WHERE outcome = 'failed')
+FROM o
+GROUP BY GROUPING SETS ((agent_id, version, intent), (agent_id), ())
+ORDER BY level DESC, agent_id, version, intent)SQL";
+
+// $1 window s, $2 tenant, $3 workflow id or NULL. Runs started in the window per workflow and
+// status.
+inline constexpr const char* kWorkflowRuns = R"SQL(
+SELECT workflow_id, status, count(*)
+FROM workflow_runs
+WHERE created_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR tenant = $2)
+  AND ($3::text IS NULL OR workflow_id = $3)
+GROUP BY 1, 2 ORDER BY 1, 2)SQL";
+
+// The same runs' durations (created -> finished), over every finished run of a workflow.
+inline constexpr const char* kWorkflowDurations = R"SQL(
+SELECT workflow_id, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
+         ORDER BY extract(epoch FROM finished_at - created_at)::float8)
+FROM workflow_runs
+WHERE created_at >= now() - $1::float8 * interval '1 second' AND finished_at IS NOT NULL
+  AND ($2::text IS NULL OR tenant = $2) AND ($3::text IS NULL OR workflow_id = $3)
+GROUP BY 1)SQL";
+
+// $1 window s, $2 tenant, $3 workflow id or NULL. Gate verdicts of runs started in the window.
+inline constexpr const char* kWorkflowGates = R"SQL(
+SELECT r.workflow_id, count(*) FILTER (WHERE s.output->>'verdict' = 'pass'),
+       count(*) FILTER (WHERE s.output->>'verdict' = 'fail')
+FROM workflow_runs r JOIN workflow_steps s ON s.run_id = r.id AND s.node_type = 'gate'
+WHERE r.created_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR r.tenant = $2)
+  AND ($3::text IS NULL OR r.workflow_id = $3)
+GROUP BY 1 ORDER BY 1)SQL";
+
+// $1 tenant, $2 workflow id or NULL, $3 limit. The newest runs (primary key or the
+// (tenant, id) index, backwards) with their gate verdicts and their steps' result URLs. The
+// steps are read by run (OFFSET 0 keeps that subquery apart: joined directly, the planner walked
+// the whole workflow_steps_message index for each run).
+inline constexpr const char* kRecentRuns = R"SQL(
+SELECT r.id, r.tenant, r.workflow_id, r.version, r.status, coalesce(r.reason, ''),
+       extract(epoch FROM r.created_at)::float8, extract(epoch FROM r.finished_at)::float8,
+       coalesce(r.parameters->>'taskId', ''),
+       coalesce((SELECT jsonb_agg(jsonb_build_object('node', s.node, 'activation', s.activation,
+                                                     'verdict', s.output->'verdict') ORDER BY s.seq)
+                 FROM workflow_steps s WHERE s.run_id = r.id AND s.node_type = 'gate'), '[]')::text,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('node', s.node, 'url', m.result_url) ORDER BY s.seq)
+                 FROM (SELECT node, seq, message_id FROM workflow_steps
+                       WHERE run_id = r.id AND message_id IS NOT NULL OFFSET 0) s
+                 JOIN agent_messages m ON m.id = s.message_id
+                 WHERE nullif(m.result_url, '') IS NOT NULL), '[]')::text
+FROM workflow_runs r
+WHERE ($1::text IS NULL OR r.tenant = $1) AND ($2::text IS NULL OR r.workflow_id = $2)
+ORDER BY r.id DESC LIMIT $3)SQL";
+
+// $1 workflow id.
+inline constexpr const char* kWorkflowKnown = R"SQL(
+SELECT EXISTS (SELECT 1 FROM workflow_definitions WHERE workflow_id = $1))SQL";
+
+// Alert samples, one statement per metric: key, value, count. $1 window s.
+inline constexpr const char* kSampleFailureRate = R"SQL(
+SELECT service || '/' || role,
+       (count(*) FILTER (WHERE event <> 'completed'))::float8 / count(*), count(*)
+FROM bus_events
+WHERE at >= now() - $1::float8 * interval '1 second' AND event IN ('completed', 'failed', 'dead_lettered')
+GROUP BY service, role)SQL";
+inline constexpr const char* kSampleAvgWait = R"SQL(
+SELECT service || '/' || role, avg(extract(epoch FROM started_at - created_at))::float8, count(*)
+FROM agent_messages
+WHERE finished_at >= now() - $1::float8 * interval '1 second' AND started_at IS NOT NULL
+GROUP BY service, role)SQL";
+inline constexpr const char* kSampleLag = R"SQL(
+SELECT service || '/' || role,
+       greatest(extract(epoch FROM now() - min(greatest(created_at, coalesce(retry_at, created_at))))::float8, 0),
+       count(*)
+FROM agent_messages
+WHERE status = 'queued' AND (retry_at IS NULL OR retry_at <= now()) AND $1::float8 IS NOT NULL
+GROUP BY service, role)SQL";
+inline constexpr const char* kSampleDeadLetters = R"SQL(
+SELECT service || '/' || role, count(*)::float8, count(*)
+FROM bus_events
+WHERE at >= now() - $1::float8 * interval '1 second' AND event = 'dead_lettered'
+GROUP BY service, role)SQL";
+
+// The evaluator's state. One evaluator writes at a time: it holds this transaction-scoped
+// advisory lock (its own class) while it reads the firing alerts and records what changed.
+inline constexpr const char* kEvaluatorLock = "SELECT pg_try_advisory_xact_lock(1668245301, 1)";
+inline constexpr const char* kFiringKeys = "SELECT rule, key FROM alert_states";
+// $1 rule, $2 key, $3 severity, $4 value, $5 threshold, $6 samples.
+inline constexpr const char* kUpsertFiring = R"SQL(
+INSERT INTO alert_states (rule, key, severity, value, threshold, samples)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (rule, key) DO UPDATE
+SET severity = EXCLUDED.severity, value = EXCLUDED.value, threshold = EXCLUDED.threshold,
+    samples = EXCLUDED.samples, updated_at = now())SQL";
+// $1 rule, $2 key.
+inline constexpr const char* kResolve = "DELETE FROM alert_states WHERE rule = $1 AND key = $2";
+// $1 rule, $2 key, $3 state, $4 value, $5 threshold, $6 severity.
+inline constexpr const char* kRecordTransition = R"SQL(
+INSERT INTO alert_transitions (rule, key, state, value, threshold, severity)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id)SQL";
+
+// The alerts API: firing alerts, and the latest transitions ($1 limit).
+inline constexpr const char* kActiveAlerts = R"SQL(
+SELECT rule, key, severity, value, threshold, samples, extract(epoch FROM since)::float8,
+       extract(epoch FROM updated_at)::float8
+FROM alert_states ORDER BY severity, rule, key)SQL";
+inline constexpr const char* kRecentTransitions = R"SQL(
+SELECT id, rule, key, state, value, threshold, severity, extract(epoch FROM at)::float8
+FROM alert_transitions ORDER BY id DESC LIMIT $1)SQL";
+
+}  // namespace cogo::metrics::sql

@@ -11,7 +11,8 @@ messages=${MESSAGES:-2000000}
 # shellcheck source=../scripts/lib/pg.sh
 source "$repo/scripts/lib/pg.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cogo-metrics-explain.XXXXXX")
-port=$(free_port 55520)
+# A port the kernel finds free now (a fixed range can collide with other clusters' client sockets).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 trap 'pg_stop "$dir"; rm -rf "$dir"' EXIT
 pg_start "$dir" "$port"
 url="postgresql://postgres@127.0.0.1:$port/cogo"

@@ -32,3 +32,9 @@ CREATE TABLE alert_transitions (
 -- tenants cannot use; workflow_runs had no time index at all.
 CREATE INDEX decisions_decided_brin ON decisions USING brin (decided_at);
 CREATE INDEX workflow_runs_created_brin ON workflow_runs USING brin (created_at);
+
+-- cogo-metrics-server connects as a cogo_reader user (010): it reads everything and writes only
+-- its own alert bookkeeping, so the reader may change these two tables and nothing else.
+GRANT INSERT, UPDATE, DELETE ON alert_states TO cogo_reader;
+GRANT INSERT ON alert_transitions TO cogo_reader;
+GRANT USAGE ON SEQUENCE alert_transitions_id_seq TO cogo_reader;

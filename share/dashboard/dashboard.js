@@ -132,13 +132,22 @@ function renderFailures(d) {
     cell(tr, count(r.count));
   });
   if (!window.Chart) return;  // Debian's libjs-chart.js not installed: tables only
-  const labels = d.trend.map((p) => time(p.bucket_start).slice(5, 16));
+  // Every bucket of the window, empty ones too, so the axis is the window.
+  const byStart = new Map(d.trend.map((p) => [p.bucket_start, p]));
+  const step = d.bucket_seconds;
+  const last = Math.floor(Date.now() / 1000 / step) * step;
+  const points = [];
+  for (let t = last - Math.ceil(d.window_seconds / step - 1) * step; t <= last; t += step) {
+    points.push(byStart.get(t) || { bucket_start: t, completed: 0, failed: 0, dead_lettered: 0, retried: 0, failure_rate: 0 });
+  }
   const data = {
-    labels,
+    labels: points.map((p) => time(p.bucket_start).slice(step >= 86400 ? 5 : 11, step >= 86400 ? 10 : 16)),
     datasets: [
-      { label: 'failure rate %', data: d.trend.map((p) => +(p.failure_rate * 100).toFixed(2)), borderColor: '#b3261e', yAxisID: 'rate' },
-      { label: 'completed', data: d.trend.map((p) => p.completed), borderColor: '#1e7b34', yAxisID: 'n' },
-      { label: 'retried', data: d.trend.map((p) => p.retried), borderColor: '#c77700', yAxisID: 'n' },
+      { type: 'line', label: 'failure rate %', data: points.map((p) => +(p.failure_rate * 100).toFixed(2)),
+        borderColor: '#b3261e', backgroundColor: '#b3261e', yAxisID: 'rate', pointRadius: 2 },
+      { type: 'bar', label: 'completed', data: points.map((p) => p.completed), backgroundColor: '#8cc79a', yAxisID: 'n', stack: 'n' },
+      { type: 'bar', label: 'failed + dead', data: points.map((p) => p.failed + p.dead_lettered), backgroundColor: '#e08a84', yAxisID: 'n', stack: 'n' },
+      { type: 'bar', label: 'retried', data: points.map((p) => p.retried), backgroundColor: '#f0c070', yAxisID: 'n', stack: 'n' },
     ],
   };
   if (failureChart) {
@@ -146,8 +155,13 @@ function renderFailures(d) {
     failureChart.update('none');
   } else {
     failureChart = new window.Chart($('fail-chart'), {
-      type: 'line', data,
-      options: { animation: false, maintainAspectRatio: false, scales: { rate: { position: 'right', min: 0 }, n: { position: 'left', min: 0 } } },
+      data,
+      options: {
+        animation: false, maintainAspectRatio: false,
+        scales: { rate: { position: 'right', min: 0, title: { display: true, text: 'failure %' } },
+                  n: { position: 'left', min: 0, stacked: true, title: { display: true, text: 'attempts' } },
+                  x: { stacked: true } },
+      },
     });
   }
 }

@@ -148,8 +148,9 @@ json BusFailures(pqxx::transaction_base& txn, std::chrono::seconds window, std::
                        {"event", row[2].as<std::string>()}, {"reason", row[3].as<std::string>()},
                        {"count", row[4].as<int64_t>()}});
   }
-  return {{"window", FormatSpan(window)}, {"bucket", FormatSpan(bucket)}, {"total", to_json(total)},
-          {"trend", trend}, {"routes", routes}, {"reasons", reasons}};
+  return {{"window", FormatSpan(window)}, {"bucket", FormatSpan(bucket)}, {"bucket_seconds", bucket.count()},
+          {"window_seconds", window.count()}, {"total", to_json(total)}, {"trend", trend}, {"routes", routes},
+          {"reasons", reasons}};
 }
 
 json Spend(pqxx::transaction_base& txn, std::chrono::seconds window, const Tenant& tenant,

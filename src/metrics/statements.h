@@ -109,26 +109,30 @@ GROUP BY tenant ORDER BY tenant)SQL";
 // execute message (the decide message's child, or the decision's own message when the API
 // executed a plan) and the work it handed off (its child). done: the work finished done;
 // failed: the work or the execute message ended failed, dead or cancelled; else pending.
-// Per agent, version and intent (level 0), per agent (level 3), and in total (level 7). Each
-// message is looked up per decision (LATERAL: its primary key, or agent_messages_parent); a
-// plain join on the computed id made the planner hash all of agent_messages.
+// Per agent, version and intent (level 0), per agent (level 3), and in total (level 7). The
+// messages are scalar subqueries, so each is one lookup by primary key or agent_messages_parent
+// per decision; written as joins, the planner hashed all of agent_messages instead.
 inline constexpr const char* kDecisions = R"SQL(
-WITH o AS (
+WITH e AS (
   SELECT d.agent_id, d.version, d.intent,
-         CASE WHEN w.status = 'done' THEN 'done'
-              WHEN w.status IN ('failed', 'dead', 'cancelled') OR x.status IN ('failed', 'dead', 'cancelled')
+         CASE WHEN d.source = 'api' THEN d.message_id
+              ELSE (SELECT c.id FROM agent_messages c
+                    WHERE c.parent_id = d.message_id AND c.role = 'execute' ORDER BY c.id LIMIT 1)
+         END AS execute_id
+  FROM decisions d
+  WHERE d.decided_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR d.tenant = $2)),
+s AS (
+  SELECT agent_id, version, intent,
+         (SELECT x.status FROM agent_messages x WHERE x.id = e.execute_id) AS execute_status,
+         (SELECT w.status FROM agent_messages w WHERE w.parent_id = e.execute_id ORDER BY w.id LIMIT 1) AS work_status
+  FROM e),
+o AS (
+  SELECT agent_id, version, intent,
+         CASE WHEN work_status = 'done' THEN 'done'
+              WHEN work_status IN ('failed', 'dead', 'cancelled') OR execute_status IN ('failed', 'dead', 'cancelled')
                 THEN 'failed'
               ELSE 'pending' END AS outcome
-  FROM decisions d
-  CROSS JOIN LATERAL (
-    SELECT CASE WHEN d.source = 'api' THEN d.message_id
-                ELSE (SELECT c.id FROM agent_messages c
-                      WHERE c.parent_id = d.message_id AND c.role = 'execute' ORDER BY c.id LIMIT 1)
-           END AS id) e
-  LEFT JOIN LATERAL (SELECT x.status FROM agent_messages x WHERE x.id = e.id) x ON true
-  LEFT JOIN LATERAL (SELECT w.status FROM agent_messages w
-                     WHERE w.parent_id = e.id ORDER BY w.id LIMIT 1) w ON true
-  WHERE d.decided_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR d.tenant = $2))
+  FROM s)
 SELECT GROUPING(agent_id, version, intent) AS level, agent_id, version, intent, count(*),
        count(*) FILTER (WHERE outcome = 'done'), count(*) FILTER (WHERE outcome = 'failed')
 FROM o

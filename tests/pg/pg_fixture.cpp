@@ -19,6 +19,13 @@ const std::string& DatabaseUrl() {
   return url;
 }
 
+std::string UrlAs(const std::string& user) {
+  const auto& url = DatabaseUrl();
+  const auto scheme = url.find("://") + 3;
+  const auto at = url.find('@', scheme);
+  return url.substr(0, scheme) + user + url.substr(at);
+}
+
 std::string ScalarText(const std::string& sql) {
   pqxx::connection conn(DatabaseUrl());
   pqxx::nontransaction txn(conn);

@@ -17,6 +17,8 @@
 namespace cogo::testing {
 
 [[nodiscard]] const std::string& DatabaseUrl();
+// The test database's URL with another user (the test cluster trusts local connections).
+[[nodiscard]] std::string UrlAs(const std::string& user);
 
 // A single-value query on a fresh connection, e.g. Scalar<int64_t>("SELECT count(*) ...").
 [[nodiscard]] std::string ScalarText(const std::string& sql);

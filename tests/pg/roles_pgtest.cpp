@@ -18,14 +18,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// The test database's URL with another user (the test cluster trusts local connections).
-std::string UrlAs(const std::string& user) {
-  const auto& url = DatabaseUrl();
-  const auto scheme = url.find("://") + 3;
-  const auto at = url.find('@', scheme);
-  return url.substr(0, scheme) + user + url.substr(at);
-}
-
 class RolesTest : public BusTest {
  protected:
   void SetUp() override {

@@ -173,8 +173,8 @@ function renderDecisions(d) {
   fill('dq-agents', d.agents, (tr, a) => {
     cell(tr, a.agent_id);
     cell(tr, count(a.decisions));
-    cell(tr, count(a.done));
-    cell(tr, count(a.failed));
+    cell(tr, count(a.correct));
+    cell(tr, count(a.wrong));
     cell(tr, percent(a.quality));
   });
 }
@@ -330,7 +330,7 @@ function signIn(message) {
   document.body.dataset.state = 'login';
 }
 
-function open(jwt) {
+function openDashboard(jwt) {
   token = jwt.trim();
   claims = decodeClaims(token);
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -350,7 +350,7 @@ function start() {
   }
   $('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    open($('token').value);
+    openDashboard($('token').value);
   });
   $('logout').addEventListener('click', () => signIn(''));
   $('window').addEventListener('change', refresh);
@@ -360,7 +360,7 @@ function start() {
   });
   window.addEventListener('hashchange', () => showRun(runFromHash()).catch((e) => { $('error').textContent = e.message; }));
   const saved = sessionStorage.getItem(TOKEN_KEY);
-  if (saved) open(saved);
+  if (saved) openDashboard(saved);
   else signIn('');
 }
 

@@ -201,11 +201,13 @@ json Decisions(pqxx::transaction_base& txn, std::chrono::seconds window, const T
   json total;
   for (const auto& row : txn.exec_params(sql::kDecisions, Seconds(window), tenant)) {
     const auto decisions = row[4].as<int64_t>();
-    const auto done = row[5].as<int64_t>();
-    const auto failed = row[6].as<int64_t>();
-    json entry = {{"decisions", decisions}, {"done", done}, {"failed", failed},
-                  {"pending", decisions - done - failed},
-                  {"quality", done + failed > 0 ? json(Ratio(done, done + failed)) : json(nullptr)}};
+    const auto judged = row[5].as<int64_t>();
+    const auto correct = row[6].as<int64_t>();
+    const auto pending = row[7].as<int64_t>();
+    json entry = {{"decisions", decisions}, {"judged", judged}, {"correct", correct}, {"wrong", judged - correct},
+                  {"pending", pending}, {"unknown", decisions - judged - pending},
+                  {"with_feedback", row[8].as<int64_t>()}, {"canary", row[9].as<int64_t>()},
+                  {"quality", judged > 0 ? json(Ratio(correct, judged)) : json(nullptr)}};
     const int level = row[0].as<int>();
     if (level == 0) {
       entry["agent_id"] = row[1].as<std::string>();
@@ -219,10 +221,13 @@ json Decisions(pqxx::transaction_base& txn, std::chrono::seconds window, const T
       total = entry;
     }
   }
-  if (total.is_null()) total = {{"decisions", 0}, {"done", 0}, {"failed", 0}, {"pending", 0}, {"quality", nullptr}};
+  if (total.is_null()) {
+    total = {{"decisions", 0}, {"judged", 0}, {"correct", 0}, {"wrong", 0}, {"pending", 0}, {"unknown", 0},
+             {"with_feedback", 0}, {"canary", 0}, {"quality", nullptr}};
+  }
   return {{"window", FormatSpan(window)},
-          {"definition", "done / (done + failed): a decision is done when the work its execution handed off "
-                         "finished done; failed when that work or the execution ended failed, dead or cancelled"},
+          {"definition", "correct / judged (docs/decision-quality.md): correct when the execution reached done and "
+                         "no feedback says otherwise; pending and unknown decisions are not judged"},
           {"total", total}, {"agents", agents}, {"rows", rows}};
 }
 
@@ -312,9 +317,8 @@ std::vector<Sample> ReadSamples(pqxx::transaction_base& txn, const AlertRule& ru
   if (rule.metric == AlertMetric::decision_quality) {
     for (const auto& row : txn.exec_params(sql::kDecisions, Seconds(rule.window), Tenant{})) {
       if (row[0].as<int>() != 3) continue;  // per agent
-      const auto done = row[5].as<int64_t>();
-      const auto judged = done + row[6].as<int64_t>();
-      out.push_back({row[1].as<std::string>(), Ratio(done, judged), judged});
+      const auto judged = row[5].as<int64_t>();
+      out.push_back({row[1].as<std::string>(), Ratio(row[6].as<int64_t>(), judged), judged});
     }
     return out;
   }

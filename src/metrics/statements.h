@@ -105,37 +105,17 @@ WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'U
   AND ($1::text IS NULL OR tenant = $1)
 GROUP BY tenant ORDER BY tenant)SQL";
 
-// $1 window s, $2 tenant. Decisions taken in the window and how their execution ended: the
-// execute message (the decide message's child, or the decision's own message when the API
-// executed a plan) and the work it handed off (its child). done: the work finished done;
-// failed: the work or the execute message ended failed, dead or cancelled; else pending.
-// Per agent, version and intent (level 0), per agent (level 3), and in total (level 7). The
-// messages are scalar subqueries, so each is one lookup by primary key or agent_messages_parent
-// per decision; written as joins, the planner hashed all of agent_messages instead.
+// $1 window s, $2 tenant. Decision quality as docs/decision-quality.md defines it, from the
+// view decision_outcomes (sql/016: a decision is correct when its execution reached done and no
+// feedback says otherwise, judged unless pending or unknown), for decisions taken in the window
+// (the view's decisions.decided_at: decisions_decided_brin). Per agent, version and intent
+// (level 0), per agent (level 3), and in total (level 7).
 inline constexpr const char* kDecisions = R"SQL(
-WITH e AS (
-  SELECT d.agent_id, d.version, d.intent,
-         CASE WHEN d.source = 'api' THEN d.message_id
-              ELSE (SELECT c.id FROM agent_messages c
-                    WHERE c.parent_id = d.message_id AND c.role = 'execute' ORDER BY c.id LIMIT 1)
-         END AS execute_id
-  FROM decisions d
-  WHERE d.decided_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR d.tenant = $2)),
-s AS (
-  SELECT agent_id, version, intent,
-         (SELECT x.status FROM agent_messages x WHERE x.id = e.execute_id) AS execute_status,
-         (SELECT w.status FROM agent_messages w WHERE w.parent_id = e.execute_id ORDER BY w.id LIMIT 1) AS work_status
-  FROM e),
-o AS (
-  SELECT agent_id, version, intent,
-         CASE WHEN work_status = 'done' THEN 'done'
-              WHEN work_status IN ('failed', 'dead', 'cancelled') OR execute_status IN ('failed', 'dead', 'cancelled')
-                THEN 'failed'
-              ELSE 'pending' END AS outcome
-  FROM s)
 SELECT GROUPING(agent_id, version, intent) AS level, agent_id, version, intent, count(*),
-       count(*) FILTER (WHERE outcome = 'done'), count(*) FILTER (WHERE outcome = 'failed')
-FROM o
+       count(correct), count(*) FILTER (WHERE correct), count(*) FILTER (WHERE outcome = 'pending'),
+       count(feedback_correct), count(*) FILTER (WHERE canary)
+FROM decision_outcomes
+WHERE decided_at >= now() - $1::float8 * interval '1 second' AND ($2::text IS NULL OR tenant = $2)
 GROUP BY GROUPING SETS ((agent_id, version, intent), (agent_id), ())
 ORDER BY level DESC, agent_id, version, intent)SQL";
 

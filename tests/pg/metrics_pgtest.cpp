@@ -261,13 +261,15 @@ TEST_F(MetricsTest, EveryEndpointAgreesWithTheDatabaseAfterRealTraffic) {
     EXPECT_EQ(acme["daily_cap_usd"], 500.0);
     EXPECT_EQ(Find(d["rows"], {{"tenant", "acme"}, {"model", "offline-deterministic"}})["agent_id"], "chat-assistant");
   }
-  // Decisions: 3 chats reached done, the fragile one failed.
+  // Decisions: 3 chats reached done, the fragile one failed; counted here from the messages.
   {
     const auto d = Get(port, "/api/metrics/decisions?window=1h", Service());
     EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM decisions"), 4);
+    EXPECT_EQ(Count("service = 'gateway' AND role = 'chat' AND status = 'done'"), 3);
     EXPECT_EQ(d["total"]["decisions"], 4);
-    EXPECT_EQ(d["total"]["done"], 3);
-    EXPECT_EQ(d["total"]["failed"], 1);
+    EXPECT_EQ(d["total"]["judged"], 4);
+    EXPECT_EQ(d["total"]["correct"], 3);
+    EXPECT_EQ(d["total"]["wrong"], 1);
     EXPECT_EQ(d["total"]["quality"], 0.75);
     EXPECT_EQ(Find(d["agents"], {{"agent_id", "fragile-agent"}})["quality"], 0.0);
     EXPECT_EQ(Find(d["rows"], {{"agent_id", "chat-assistant"}})["version"], "1.0.0");

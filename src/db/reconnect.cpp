@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "cogo/db/connection.h"
-#include "cogo/runtime/sleep.h"
+#include "cogo/base/sleep.h"
 
 namespace cogo::db {
 
@@ -63,7 +63,7 @@ std::unique_ptr<pqxx::connection> Connector::Open(std::stop_token stop) const {
       if (std::chrono::steady_clock::now() + pause > give_up) {
         throw Unavailable(std::string("the database cannot be reached: ") + e.what());
       }
-      if (!runtime::SleepFor(stop, pause)) {
+      if (!base::SleepFor(stop, pause)) {
         throw Unavailable("stopped while waiting for the database");
       }
     }
@@ -105,7 +105,7 @@ std::string RunConnected(const Connector& connector, std::stop_token stop, spdlo
       pause = NextPause(pause, connector.policy());
       logger.warn("{} loop lost the database ({}: {}); reconnecting in {} ms", loop,
                   FailureKindName(kind), e.what(), pause.count());
-      if (!runtime::SleepFor(stop, pause)) return {};
+      if (!base::SleepFor(stop, pause)) return {};
       reconnected = true;
     }
   }

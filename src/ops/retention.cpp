@@ -2,6 +2,7 @@
 
 #include <pqxx/nontransaction>
 
+#include "cogo/base/sleep.h"
 #include "cogo/log/logging.h"
 #include "cogo/ops/duration.h"
 #include "cogo/runtime/periodic.h"
@@ -22,7 +23,7 @@ int64_t InBatches(int limit, std::chrono::milliseconds pause, std::stop_token st
     const int64_t n = batch();
     total += n;
     if (n < limit) break;
-    if (!runtime::SleepFor(stop, pause)) break;
+    if (!base::SleepFor(stop, pause)) break;
   }
   return total;
 }

@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "cogo/policy/backoff.h"
-#include "cogo/runtime/sleep.h"
+#include "cogo/base/sleep.h"
 
 namespace cogo::providers {
 namespace {
@@ -277,7 +277,7 @@ std::string OpenAICompatibleProvider::PostWithRetries(const std::string& path,
       options_.on_retry(RetryNotice{attempt, failure.kind, failure.http_status, delay,
                                     from_retry_after});
     }
-    if (!runtime::SleepFor(control.stop, delay)) {
+    if (!base::SleepFor(control.stop, delay)) {
       throw ProviderError(ProviderErrorKind::kCancelled,
                           "POST " + full_path + ": cancelled while waiting to retry", 0, attempt);
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "cogo/base/sleep.h"
 #include "cogo/db/reconnect.h"
 
 namespace cogo::runtime {
@@ -39,7 +40,7 @@ void PeriodicTask::Loop(std::stop_token stop) {
       ++runs_;
       const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - started);
-      if (!SleepFor(stop, std::max(std::chrono::milliseconds(0), options_.interval - elapsed))) return;
+      if (!base::SleepFor(stop, std::max(std::chrono::milliseconds(0), options_.interval - elapsed))) return;
     }
   });
   if (fatal.empty()) return;

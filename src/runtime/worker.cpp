@@ -21,7 +21,6 @@
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/policy/admit.h"
 #include "cogo/runtime/claim_pacing.h"
-#include "cogo/runtime/sleep.h"
 #include "cogo/wake/wake_hub.h"
 
 namespace cogo::runtime {

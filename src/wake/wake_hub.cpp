@@ -6,7 +6,7 @@
 #include <pqxx/notification>
 
 #include "cogo/db/reconnect.h"
-#include "cogo/runtime/sleep.h"
+#include "cogo/base/sleep.h"
 
 namespace cogo::wake {
 namespace {
@@ -126,7 +126,7 @@ void WakeHub::Run(std::stop_token stop) {
         throw;
       }
     });
-    if (!failure.empty()) (void)runtime::SleepFor(stop, options_.reconnect_max);
+    if (!failure.empty()) (void)base::SleepFor(stop, options_.reconnect_max);
   }
   backend_pid_ = 0;
 }

@@ -26,19 +26,6 @@ http::Response FromJsonError(const config::JsonError& e) {
   return http::Error(400, refusal.code, refusal.message);
 }
 
-// The tenant a request acts for: a tenant token's own (a body naming another is refused), or
-// the one a service_role token names.
-std::variant<std::string, http::Response> ActingTenant(const http::Request& req, const std::string& named) {
-  if (const auto scope = req.TenantScope()) {
-    if (!named.empty()) {
-      if (auto refused = http::CheckTenant(req, named)) return *refused;
-    }
-    return *scope;
-  }
-  if (named.empty()) return http::Error(400, "missing_key", "tenant: a service_role token names the run's tenant");
-  return named;
-}
-
 json DefinitionSummary(const DefinitionCatalog::Entry& entry) {
   const Definition& d = *entry.definition;
   return {{"workflowId", d.id}, {"version", entry.version}, {"description", d.description},
@@ -84,7 +71,7 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
     } catch (const config::JsonError& e) {
       return FromJsonError(e);
     }
-    auto acting = ActingTenant(req, tenant);
+    auto acting = http::ActingTenant(req, tenant, "the run's tenant");
     if (auto* refused = std::get_if<http::Response>(&acting)) return *refused;
     start.tenant = std::get<std::string>(acting);
     if (const auto key = req.Header("Idempotency-Key")) {

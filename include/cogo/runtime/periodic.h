@@ -6,7 +6,6 @@
 // runs on the task's one thread and must return promptly once its stop token is requested.
 #pragma once
 
-#include "cogo/runtime/sleep.h"
 
 #include <atomic>
 #include <chrono>

@@ -5,9 +5,9 @@
 #include <chrono>
 #include <stop_token>
 
-namespace cogo::runtime {
+namespace cogo::base {
 
 // Sleeps for `duration` unless stop is requested first; returns false when stopped.
 bool SleepFor(std::stop_token stop, std::chrono::milliseconds duration);
 
-}  // namespace cogo::runtime
+}  // namespace cogo::base

@@ -1,9 +1,9 @@
-#include "cogo/runtime/sleep.h"
+#include "cogo/base/sleep.h"
 
 #include <condition_variable>
 #include <mutex>
 
-namespace cogo::runtime {
+namespace cogo::base {
 
 bool SleepFor(std::stop_token stop, std::chrono::milliseconds duration) {
   std::mutex mu;
@@ -13,4 +13,4 @@ bool SleepFor(std::stop_token stop, std::chrono::milliseconds duration) {
   return !stop.stop_requested();
 }
 
-}  // namespace cogo::runtime
+}  // namespace cogo::base

@@ -132,21 +132,37 @@ void AddBuildTestOptions(CLI::App& app, BuildTestOptions& o) {
                                    "captured output per command (default 1024)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
 }
 
+// A task both handlers accept: its payload read strictly, its repository inside a root, its
+// edits checked. Otherwise the permanent failure to return.
+struct CheckedTask {
+  Task task;
+  std::string repo;
+  std::vector<codegen::Edit> edits;
+};
+std::variant<CheckedTask, HandlerResult> CheckTask(const std::string& payload_json, bool promote,
+                                                   const BuildTestOptions& options) {
+  CheckedTask out;
+  try {
+    out.task = ReadTask(payload_json, promote);
+  } catch (const config::JsonError& e) {
+    return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
+  }
+  if (!artifacts::ValidTaskId(out.task.task_id)) return HandlerResult::Fail("invalid_input: taskId is not a valid task id");
+  const auto repo = codegen::ResolveRepo(out.task.repo, options.repo_roots);
+  if (!repo) return HandlerResult::Fail("repo_not_allowed: the repository is not a directory inside a repository root");
+  out.repo = *repo;
+  auto parsed = codegen::ParseEditsJson(out.task.edits_json, options.edit_limits);
+  if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
+  out.edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
+  return out;
+}
+
 runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<spdlog::logger> logger) {
   auto store = std::make_shared<artifacts::ArtifactStore>(options.artifacts_dir);
   return [options, logger, store](runtime::HandlerContext& ctx) {
-    Task task;
-    try {
-      task = ReadTask(ctx.message.payload_json, false);
-    } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
-    }
-    if (!artifacts::ValidTaskId(task.task_id)) return HandlerResult::Fail("invalid_input: taskId is not a valid task id");
-    const auto repo = codegen::ResolveRepo(task.repo, options.repo_roots);
-    if (!repo) return HandlerResult::Fail("repo_not_allowed: the repository is not a directory inside a repository root");
-    auto parsed = codegen::ParseEditsJson(task.edits_json, options.edit_limits);
-    if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
-    const auto edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
+    auto checked = CheckTask(ctx.message.payload_json, false, options);
+    if (auto* refused = std::get_if<HandlerResult>(&checked)) return std::move(*refused);
+    auto& [task, repo, edits] = std::get<CheckedTask>(checked);
     if (!task.junit.empty()) {
       if (auto bad = codegen::CheckPath(task.junit, options.edit_limits); std::holds_alternative<codegen::EditError>(bad)) {
         return HandlerResult::Fail("invalid_input: junit: " + std::get<codegen::EditError>(bad).reason);
@@ -174,7 +190,7 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
     report.log_bytes = options.report_log_bytes;
     report.apply.edits = static_cast<int>(edits.size());
 
-    CopyRepo(*repo, workspace);
+    CopyRepo(repo, workspace);
     auto planned = codegen::PlanEdits(workspace.string(), edits, options.edit_limits);
     if (auto* e = std::get_if<codegen::EditError>(&planned)) {
       report.apply.error = *e;
@@ -234,18 +250,9 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
 runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<spdlog::logger> logger) {
   auto store = std::make_shared<artifacts::ArtifactStore>(options.artifacts_dir);
   return [options, logger, store](runtime::HandlerContext& ctx) {
-    Task task;
-    try {
-      task = ReadTask(ctx.message.payload_json, true);
-    } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
-    }
-    if (!artifacts::ValidTaskId(task.task_id)) return HandlerResult::Fail("invalid_input: taskId is not a valid task id");
-    const auto repo = codegen::ResolveRepo(task.repo, options.repo_roots);
-    if (!repo) return HandlerResult::Fail("repo_not_allowed: the repository is not a directory inside a repository root");
-    auto parsed = codegen::ParseEditsJson(task.edits_json, options.edit_limits);
-    if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
-    const auto edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
+    auto checked = CheckTask(ctx.message.payload_json, true, options);
+    if (auto* refused = std::get_if<HandlerResult>(&checked)) return std::move(*refused);
+    auto& [task, repo, edits] = std::get<CheckedTask>(checked);
     // Hooks and the fsmonitor command off: a commit must not run code from the target
     // repository outside the sandbox.
     const std::vector<std::string> git = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
@@ -256,19 +263,19 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
       argv.insert(argv.end(), args.begin(), args.end());
       return Run(argv, dir);
     };
-    if (git_in(*repo, {"rev-parse", "--verify", "HEAD"}).first != 0) {
+    if (git_in(repo, {"rev-parse", "--verify", "HEAD"}).first != 0) {
       return HandlerResult::Fail("not_a_git_repository: the target repository has no commit to build on");
     }
     const fs::path tree = fs::path(WorkspaceRoot(options)) /
                           ("promote-" + std::to_string(ctx.message.lease.message_id) + "-" + std::to_string(ctx.fence()));
     fs::create_directories(tree.parent_path());
     RemoveTree(tree);
-    (void)git_in(*repo, {"worktree", "prune"});
-    if (auto [status, out] = git_in(*repo, {"worktree", "add", "--detach", tree.string(), "HEAD"}); status != 0) {
+    (void)git_in(repo, {"worktree", "prune"});
+    if (auto [status, out] = git_in(repo, {"worktree", "add", "--detach", tree.string(), "HEAD"}); status != 0) {
       return HandlerResult::Retry("git worktree add failed: " + out.substr(0, 300));
     }
     auto cleanup = [&] {
-      (void)git_in(*repo, {"worktree", "remove", "--force", tree.string()});
+      (void)git_in(repo, {"worktree", "remove", "--force", tree.string()});
       RemoveTree(tree);
     };
     auto planned = codegen::PlanEdits(tree.string(), edits, options.edit_limits);
@@ -289,7 +296,7 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
       step = git_in(tree.string(), {"rev-parse", "HEAD"});
       commit = step.second.substr(0, step.second.find('\n'));
     }
-    if (step.first == 0) step = git_in(*repo, {"update-ref", "refs/heads/" + branch, commit});
+    if (step.first == 0) step = git_in(repo, {"update-ref", "refs/heads/" + branch, commit});
     cleanup();
     if (step.first != 0) return HandlerResult::Retry("git failed: " + step.second.substr(0, 300));
     json files = json::array();

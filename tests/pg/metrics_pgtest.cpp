@@ -433,7 +433,7 @@ bool Installed(const std::string& path) { return std::filesystem::exists(path); 
 
 TEST_F(MetricsTest, PrometheusScrapesTheServerAndAWorkerAndPromtoolAcceptsBoth) {
   if (!Installed("/usr/bin/prometheus") || !Installed("/usr/bin/promtool")) {
-    GTEST_SKIP() << "Debian prometheus is not installed (scripts/bootstrap.sh installs it)";
+    FAIL() << "Debian prometheus is not installed (scripts/bootstrap.sh installs it)";
   }
   const int worker_port = FreePort();
   setenv("COGO_METRICS_LISTEN", ("127.0.0.1:" + std::to_string(worker_port)).c_str(), 1);
@@ -503,7 +503,7 @@ std::pair<std::string, std::string> Figure(const std::string& dom, const std::st
 }
 
 TEST_F(MetricsTest, TheDashboardInHeadlessChromiumShowsWhatTheApiReturns) {
-  if (!Installed("/usr/bin/chromium")) GTEST_SKIP() << "Debian chromium is not installed (scripts/bootstrap.sh installs it)";
+  if (!Installed("/usr/bin/chromium")) FAIL() << "Debian chromium is not installed (scripts/bootstrap.sh installs it)";
   {
     auto echo = Worker("test", "echo", "complete");
     auto broken = Worker("test", "broken", "fail");

@@ -106,7 +106,7 @@ class Ingress {
     const int64_t id = http::ParseId(req.Param("id"));
     std::optional<std::string> view;
     if (id > 0) {
-      service_.Read([&](pqxx::read_transaction& txn) {
+      service_.Read(req, [&](pqxx::read_transaction& txn) {
         view = orchestrator::RequestViewJson(txn, id, req.TenantScope());
       });
     }

@@ -429,9 +429,14 @@ void JsonService::Drain() { impl_->Drain(); }
 int JsonService::port() const { return impl_->port(); }
 db::ConnectionPool& JsonService::pool() { return impl_->pool(); }
 
-void JsonService::Read(const std::function<void(pqxx::read_transaction&)>& fn) {
+void JsonService::Read(const Request& caller, const std::function<void(pqxx::read_transaction&)>& fn) {
+  // Both settings are transaction-local: the pooled connection is unscoped again afterwards.
+  static constexpr const char* kScopeToTenant =
+      "SELECT set_config('role', 'cogo_tenant', true), set_config('cogo.tenant', $1, true)";
+  const auto tenant = caller.TenantScope();
   impl_->pool().With([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);
+    if (tenant) txn.exec_params1(kScopeToTenant, *tenant);
     fn(txn);
   });
 }

@@ -149,13 +149,13 @@ class MetricsApi {
         {"GET", "/api/metrics/runs/{run_id}", Access::kAnyToken, "a run: steps, gate verdicts, signals and trail",
          [this](const http::Request& req) { return Run(req); }},
         {"GET", "/api/alerts", Access::kServiceRole, "firing alerts, the latest transitions and the rules",
-         [this](const http::Request&) {
+         [this](const http::Request& req) {
            json out;
-           service_.Read([&](pqxx::read_transaction& txn) { out = Alerts(txn, rules_, kTransitionsShown); });
+           service_.Read(req, [&](pqxx::read_transaction& txn) { out = Alerts(txn, rules_, kTransitionsShown); });
            return http::Json(200, out.dump());
          }},
         {"GET", "/metrics", Access::kServiceRole, "Prometheus text: gauges from the database and this process's metrics",
-         [this](const http::Request&) { return Prometheus(); }},
+         [this](const http::Request& req) { return Prometheus(req); }},
     };
     return routes;
   }
@@ -168,7 +168,7 @@ class MetricsApi {
     auto window = ResolveWindow(req, fallback);
     if (auto* refusal = std::get_if<http::Response>(&window)) return std::move(*refusal);
     json out;
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       txn.exec0(sql::kSortMemory);
       out = read(txn, std::get<Tenant>(tenant), std::get<seconds>(window));
     });
@@ -204,11 +204,11 @@ class MetricsApi {
     const int64_t id = http::ParseId(req.Param("run_id"));
     if (id <= 0) return http::Error(400, "invalid_run_id", "a run id is a positive integer");
     std::optional<std::string> view;
-    service_.Read([&](pqxx::read_transaction& txn) { view = workflow::RunViewJson(txn, id, req.TenantScope()); });
+    service_.Read(req, [&](pqxx::read_transaction& txn) { view = workflow::RunViewJson(txn, id, req.TenantScope()); });
     return view ? http::Json(200, *view) : http::Error(404, "not_found", "no such run");
   }
 
-  http::Response Prometheus() {
+  http::Response Prometheus(const http::Request& req) {
     const auto started = std::chrono::steady_clock::now();
     prometheus::Registry registry;
     auto& depth = prometheus::BuildGauge().Name("cogo_bus_messages").Help("Messages on the bus now, per route and state (queued, delayed, running)").Register(registry);
@@ -221,7 +221,7 @@ class MetricsApi {
     auto& runs = prometheus::BuildGauge().Name("cogo_workflow_runs_last_24h").Help("Workflow runs started in the last 24h, per workflow and status").Register(registry);
     auto& alerts = prometheus::BuildGauge().Name("cogo_alert_firing").Help("1 per alert firing now, by rule, key and severity").Register(registry);
     auto& duration = prometheus::BuildGauge().Name("cogo_metrics_collect_seconds").Help("Time the database reads of this scrape took").Register(registry);
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       txn.exec0(sql::kSortMemory);
       const json bus_depth = BusDepth(txn, std::nullopt);
       for (const auto& r : bus_depth["routes"]) {

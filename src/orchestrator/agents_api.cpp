@@ -85,16 +85,16 @@ class AgentsApi {
       : service_(service), routing_(std::move(routing)), policy_(std::move(policy)),
         versions_(std::move(versions)), logger_(std::move(logger)) {}
 
-  http::Response List(const http::Request&) {
+  http::Response List(const http::Request& req) {
     std::string agents;
-    service_.Read([&](pqxx::read_transaction& txn) { agents = AgentsStateJson(txn, kLiveWindowSeconds); });
+    service_.Read(req, [&](pqxx::read_transaction& txn) { agents = AgentsStateJson(txn, kLiveWindowSeconds); });
     return http::Json(200, agents);
   }
 
   http::Response Show(const http::Request& req) {
     const auto agent = PathName(req, "agent", kAgentIdName);
     json out;
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       const auto state = json::parse(AgentsStateJson(txn, kLiveWindowSeconds));
       if (!agent.empty() && state.contains(agent)) {
         out = state[agent];
@@ -166,7 +166,7 @@ class AgentsApi {
     }
     const auto text = [&](std::string_view name) { return std::string(req.Query(name).value_or("")); };
     std::string out;
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       out = txn.exec_params1(kQuality, days, text("agent"), text("version"), text("intent"),
                              req.TenantScope().value_or(""))[0]
                 .as<std::string>();

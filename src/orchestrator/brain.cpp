@@ -225,9 +225,9 @@ class BrainApi {
     return http::Json(published.created ? 202 : 200, out.dump());
   }
 
-  http::Response State(const http::Request&) {
+  http::Response State(const http::Request& req) {
     json out;
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       out["routes"] = json::parse(txn.exec(R"SQL(
 SELECT coalesce(jsonb_agg(r ORDER BY r.service, r.role), '[]')::text FROM (
   SELECT service, role,
@@ -261,7 +261,7 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
     const int64_t id = http::ParseId(req.Param("id"));
     if (id == 0) return http::Error(404, "not_found", "no such message");
     std::optional<std::string> view;
-    service_.Read([&](pqxx::read_transaction& txn) {
+    service_.Read(req, [&](pqxx::read_transaction& txn) {
       view = RequestViewJson(txn, id, req.TenantScope());
       if (view) {
         json v = json::parse(*view);

@@ -75,7 +75,7 @@ std::vector<http::Route> RagRoutes(http::JsonService& service, RagApiOptions opt
     auto pause = std::chrono::milliseconds(1);
     Outcome outcome;
     while (true) {
-      service.Read([&](pqxx::read_transaction& txn) {
+      service.Read(req, [&](pqxx::read_transaction& txn) {
         const auto row = txn.exec_params1(sql::kMessageOutcome, id);
         outcome = {row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()};
       });
@@ -118,7 +118,7 @@ std::vector<http::Route> RagRoutes(http::JsonService& service, RagApiOptions opt
     if (auto* refused = std::get_if<http::Response>(&acting)) return *refused;
     const std::string tenant = std::get<std::string>(acting);
     json entities = json::array();
-    service.Read([&](pqxx::read_transaction& txn) {
+    service.Read(req, [&](pqxx::read_transaction& txn) {
       entities = json::array();
       for (const auto& e : txn.exec_params(sql::kFindEntities, tenant, norm, LikeEscaped(norm), limit)) {
         const int64_t id = e[0].as<int64_t>();

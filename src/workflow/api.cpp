@@ -120,7 +120,7 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
       filter.limit = static_cast<int>(n);
     }
     std::string out;
-    service.Read([&](pqxx::read_transaction& txn) { out = ListRunsJson(txn, filter); });
+    service.Read(req, [&](pqxx::read_transaction& txn) { out = ListRunsJson(txn, filter); });
     return http::Json(200, out);
   }});
 
@@ -128,7 +128,7 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
                     [&service](const http::Request& req) -> http::Response {
     const int64_t id = http::ParseId(req.Param("run_id"));
     std::optional<std::string> view;
-    if (id > 0) service.Read([&](pqxx::read_transaction& txn) { view = RunViewJson(txn, id, req.TenantScope()); });
+    if (id > 0) service.Read(req, [&](pqxx::read_transaction& txn) { view = RunViewJson(txn, id, req.TenantScope()); });
     return view ? http::Json(200, *view) : http::Error(404, "not_found", "no such run");
   }});
 
@@ -202,7 +202,7 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
                     "live runs that no message, wait or timer will advance",
                     [&service](const http::Request& req) -> http::Response {
     std::string out;
-    service.Read([&](pqxx::read_transaction& txn) { out = StuckRunsJson(txn, req.TenantScope(), kStuckAfterSeconds); });
+    service.Read(req, [&](pqxx::read_transaction& txn) { out = StuckRunsJson(txn, req.TenantScope(), kStuckAfterSeconds); });
     return http::Json(200, json{{"stuck", json::parse(out)}}.dump());
   }});
   return routes;

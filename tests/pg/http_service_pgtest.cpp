@@ -40,9 +40,12 @@ class HttpServiceTest : public BusTest {
     service->Add({
         {"GET", "/api/things/{id}", http::Access::kAnyToken, "one thing",
          [&db = *service](const http::Request& req) {
-           int64_t one = 0;
-           db.Read([&](pqxx::read_transaction& txn) { one = txn.exec1("SELECT 1")[0].as<int64_t>(); });
-           return http::Json(200, json{{"id", req.Param("id")}, {"one", one},
+           // No tenant filter on purpose: Read scopes the session (row-level security).
+           int64_t messages = 0;
+           db.Read(req, [&](pqxx::read_transaction& txn) {
+             messages = txn.exec1("SELECT count(*) FROM agent_messages")[0].as<int64_t>();
+           });
+           return http::Json(200, json{{"id", req.Param("id")}, {"messages", messages},
                                        {"tenant", req.TenantScope().value_or("*")}}.dump());
          }},
         {"POST", "/api/things", http::Access::kAnyToken, "a thing for a tenant",
@@ -74,10 +77,17 @@ TEST_F(HttpServiceTest, AccessLevelsAndTenantChecks) {
                   "service_role_required", "tenant token on an admin route");
   EXPECT_EQ(HttpGet(port, "/api/admin", As(auth::Role::kServiceRole)).status, 200);
 
+  for (const char* tenant : {"acme", "globex", "globex"}) {
+    auto message = Message();
+    message.tenant = tenant;
+    (void)bus_->Publish(message);
+  }
   const auto mine = HttpGet(port, "/api/things/7", As(auth::Role::kAuthenticated, "acme"));
   ASSERT_EQ(mine.status, 200) << mine.body;
-  EXPECT_EQ(json::parse(mine.body), json::parse(R"({"id":"7","one":1,"tenant":"acme"})"));
-  EXPECT_EQ(json::parse(HttpGet(port, "/api/things/7", As(auth::Role::kServiceRole)).body)["tenant"], "*");
+  EXPECT_EQ(json::parse(mine.body), json::parse(R"({"id":"7","messages":1,"tenant":"acme"})"));
+  const auto all = json::parse(HttpGet(port, "/api/things/7", As(auth::Role::kServiceRole)).body);
+  EXPECT_EQ(all["tenant"], "*");
+  EXPECT_EQ(all["messages"], 3);
 
   EXPECT_EQ(HttpPost(port, "/api/things", R"({"tenant":"acme"})", As(auth::Role::kAuthenticated, "acme")).status, 201);
   ExpectJsonError(HttpPost(port, "/api/things", R"({"tenant":"globex"})", As(auth::Role::kAuthenticated, "acme")),

@@ -120,5 +120,65 @@ TEST_F(RolesTest, EachRoleIsRefusedWhatItMustNotDo) {
   }
 }
 
+// Row-level security (sql/017): a session scoped to a tenant, as http::JsonService::Read scopes
+// a tenant token's reads, sees that tenant's rows only, whatever its query asks for, from every
+// daemon role; unscoped daemon sessions see every tenant's rows as before.
+TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
+  for (const char* tenant : {"acme", "acme", "globex"}) {
+    auto message = Message();
+    message.tenant = tenant;
+    (void)bus_->Publish(message);
+  }
+  {
+    pqxx::work admin(*conn_);
+    admin.exec0("INSERT INTO bus_events (message_id, event, service, role, tenant) "
+                "VALUES (1, 'completed', 'test', 'echo', 'acme'), (2, 'completed', 'test', 'echo', 'globex')");
+    admin.exec0("INSERT INTO workflow_definitions (workflow_id, version, digest, definition) "
+                "VALUES ('rls', 1, 'rls-digest', '{}')");
+    for (const char* tenant : {"acme", "globex", "globex"}) {
+      const auto run = admin.exec_params1("INSERT INTO workflow_runs (tenant, workflow_id, version, parameters) "
+                                          "VALUES ($1, 'rls', 1, '{}') RETURNING id", tenant)[0].as<int64_t>();
+      admin.exec_params0("INSERT INTO workflow_steps (run_id, node, activation, node_type, status) "
+                         "VALUES ($1, 'a', 1, 'publish', 'running')", run);
+      admin.exec_params0("INSERT INTO workflow_signals (run_id, name, data) VALUES ($1, 'go', '{}')", run);
+    }
+    admin.commit();
+  }
+  struct Count {
+    const char* table;
+    int64_t acme;  // what a session scoped to acme may see
+    int64_t all;   // what an unscoped daemon session sees
+  };
+  const std::vector<Count> counts = {
+      {"agent_messages", 2, 3},  {"workflow_runs", 1, 3}, {"workflow_steps", 1, 3},
+      {"workflow_signals", 1, 3}, {"decisions", 0, 0},
+  };
+  const auto count_as = [](const std::string& user, const char* table, const char* tenant) {
+    pqxx::connection conn(UrlAs(user));
+    pqxx::read_transaction txn(conn);
+    if (tenant != nullptr) {
+      txn.exec_params1("SELECT set_config('role', 'cogo_tenant', true), set_config('cogo.tenant', $1, true)", tenant);
+    }
+    return txn.exec1("SELECT count(*) FROM " + std::string(table))[0].as<int64_t>();
+  };
+  for (const auto& [user, role] : kUsers) {
+    for (const auto& c : counts) {
+      EXPECT_EQ(count_as(user, c.table, "acme"), c.acme) << user << " scoped to acme: " << c.table;
+      EXPECT_EQ(count_as(user, c.table, "nobody"), 0) << user << " scoped to an unknown tenant: " << c.table;
+      EXPECT_EQ(count_as(user, c.table, nullptr), c.all) << user << " unscoped: " << c.table;
+    }
+  }
+  // The trail of acme's messages only, and nothing at all when the tenant setting is missing.
+  EXPECT_EQ(count_as("cogo_test_reader", "bus_events WHERE tenant <> 'acme'", "acme"), 0);
+  EXPECT_GT(count_as("cogo_test_reader", "bus_events WHERE tenant <> 'acme'", nullptr), 0);
+  pqxx::connection conn(UrlAs("cogo_test_reader"));
+  pqxx::read_transaction txn(conn);
+  txn.exec0("SET LOCAL ROLE cogo_tenant");
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM agent_messages")[0].as<int64_t>(), 0);
+  // The scoped role can read, never write, and cannot see the migrations' or workers' tables.
+  EXPECT_TRUE(Refused("cogo_test_worker", "SET LOCAL ROLE cogo_tenant; UPDATE workflow_runs SET status = 'failed'"));
+  EXPECT_TRUE(Refused("cogo_test_worker", "SET LOCAL ROLE cogo_tenant; SELECT count(*) FROM schema_migrations"));
+}
+
 }  // namespace
 }  // namespace cogo::testing

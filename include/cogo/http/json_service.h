@@ -13,7 +13,7 @@
 //              [&db = *api](const http::Request& req) {
 //                const int64_t id = http::ParseId(req.Param("id"));
 //                std::optional<std::string> foo;
-//                if (id > 0) db.Read([&](pqxx::read_transaction& txn) { foo = LoadFoo(txn, id, req.TenantScope()); });
+//                if (id > 0) db.Read(req, [&](pqxx::read_transaction& txn) { foo = LoadFoo(txn, id, req.TenantScope()); });
 //                return foo ? http::Json(200, *foo) : http::Error(404, "not_found", "no such foo");
 //              }}});
 //   components.push_back(std::move(api));          // a runtime::Component: Start binds, Drain stops
@@ -23,7 +23,8 @@
 //   authenticator accepted (else its 401/403 `{error, message}`); kServiceRole routes also need
 //   role service_role (else 403 `service_role_required`). Tenant tokens see their tenant only:
 //   filter reads with Request::TenantScope() (answer 404, not 403, for another tenant's row so
-//   existence does not leak) and check a tenant named in a body with CheckTenant (403).
+//   existence does not leak) and check a tenant named in a body with CheckTenant (403); Read
+//   also scopes the database session to the tenant (row-level security), under that filter.
 // - A handler that throws a database failure (db::Classify: connection lost, rolled back, in
 //   doubt) gets 503 `{error: "unavailable"}` with `Retry-After: 1`; any other exception 500
 //   `internal`. The exception text goes to the log with the request id, never to the client.
@@ -183,9 +184,12 @@ class JsonService final : public runtime::Component {
   void Drain() override;  // /readyz turns 503, then after drain_delay_ms stops and finishes requests
   [[nodiscard]] int port() const;  // the bound port once started
 
-  // Runs `fn` in a read-only transaction on a pooled connection. Exceptions propagate (a
-  // handler that lets a database failure go answers 503).
-  void Read(const std::function<void(pqxx::read_transaction&)>& fn);
+  // Runs `fn` in a read-only transaction on a pooled connection, scoped to what `caller` may
+  // see: for a tenant token the transaction runs as the role cogo_tenant with the token's tenant
+  // in cogo.tenant, so row-level security (sql/017) hides every other tenant's rows even from a
+  // query that forgets its tenant filter. Service-role and public requests read unscoped.
+  // Exceptions propagate (a handler that lets a database failure go answers 503).
+  void Read(const Request& caller, const std::function<void(pqxx::read_transaction&)>& fn);
   [[nodiscard]] db::ConnectionPool& pool();
 
  private:

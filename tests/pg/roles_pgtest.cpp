@@ -98,7 +98,8 @@ TEST_F(RolesTest, EachRoleIsRefusedWhatItMustNotDo) {
     bool refused;
   };
   const std::vector<Case> cases = {
-      {"cogo_test_edge", "INSERT INTO agent_messages (service, role, tenant, payload) VALUES ('a', 'b', 't', '{}')", false},
+      {"cogo_test_edge", "INSERT INTO agent_messages (service, role, tenant, payload) VALUES ('orchestrator', 'decide', 't', '{}')", false},
+      {"cogo_test_edge", "INSERT INTO agent_messages (service, role, tenant, payload) VALUES ('chat', 'respond', 't', '{}')", true},
       {"cogo_test_edge", "SELECT count(*) FROM bus_events", false},
       {"cogo_test_edge", "UPDATE agent_messages SET status = 'done' WHERE id = " + row, true},
       {"cogo_test_edge", "DELETE FROM agent_messages WHERE id = " + row, true},

@@ -11,6 +11,7 @@ command -v docker-compose >/dev/null \
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 printf 'POSTGRES_PASSWORD=p\nCOGO_JWT_SECRET=s\nCOGO_PUBLISHABLE_KEY=k\n' >"$scratch/env"
+for role in EDGE WORKER OPS READER; do printf 'COGO_%s_DB_PASSWORD=%s\n' "$role" "$role" >>"$scratch/env"; done
 docker-compose --env-file "$scratch/env" -f "$src/deploy/compose/docker-compose.yml" config >"$scratch/config.yml"
 
 python3 - "$src" "$bin" "$scratch/config.yml" <<'PY'
@@ -38,7 +39,7 @@ for d in daemons:
 
 image_env = re.findall(r"\b(COGO_[A-Z_]+)=", open(os.path.join(src, "Dockerfile")).read())
 for name, s in services.items():
-    if name == "postgres": continue
+    if s.get("image", "").startswith("postgres:"): continue  # the server and the users' psql
     cmd = s.get("command") or []
     exe = cmd[0] if cmd else ""
     if not os.access(os.path.join(bin_dir, exe), os.X_OK):
@@ -70,6 +71,17 @@ for name, s in services.items():
             for dep, cond in (o.get("depends_on") or {}).items():
                 if dep == name and cond.get("condition") != "service_healthy":
                     problems.append(f"{other}: waits for {name} without service_healthy")
+# Only the migration connects as the owner; every daemon as the login of its role.
+logins = {"cogo-edge": "cogo_edge_login", "cogo-metrics-server": "cogo_reader_login",
+          "cogo-bus-reclaimer": "cogo_ops_login", "cogo-bus-retention": "cogo_ops_login"}
+for name, s in services.items():
+    if s.get("image", "").startswith("postgres:") or name == "migrate": continue
+    url = str((s.get("environment") or {}).get("COGO_DATABASE_URL", ""))
+    want = logins.get(name, "cogo_worker_login")
+    if not url.startswith(f"postgresql://{want}:"): problems.append(f"{name}: connects as {url.split(':')[1][2:]!r}, not {want}")
+users = open(os.path.join(src, "deploy/sql/users.sql")).read()
+for login in set(logins.values()) | {"cogo_worker_login"}:
+    if f"'{login}'" not in users: problems.append(f"deploy/sql/users.sql does not create {login}")
 for p in problems: print(p)
 if not problems: print(f"compose: {len(services)} services checked against the code")
 sys.exit(1 if problems else 0)

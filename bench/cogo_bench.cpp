@@ -1,7 +1,8 @@
 // cogo-bench: cogo's own bus benchmark. Runs in-process Workers (the real runtime: claimer,
 // handler and flusher threads) with a no-op handler against a database the caller names, and
 // verifies exactly-once on every run: each message's handler ran once, and the database shows
-// every row done with one `claimed` and one `completed` event. Any violation exits non-zero.
+// every row done with one `completed` event carrying its claim (one audit row per attempt,
+// sql/019) and no other event. Any violation exits non-zero.
 //   drain    N messages batch-published first, then W workers drain them; median of R runs
 //   e2e      8 producers, one message per transaction, while the workers process
 //   latency  100 msg/s for 10 s to idle workers, commit -> handler start, NOTIFY and poll-only
@@ -36,12 +37,16 @@
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "cogo/wake/wake_hub.h"
+#include "stats.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using cogo::bench::LoadAverage;
+using cogo::bench::Median;
+using cogo::bench::Percentile;
 
 constexpr const char* kService = "bench";
 constexpr const char* kRole = "noop";
@@ -72,30 +77,7 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - origin).count();
 }
 
-// The 1-minute load average: the machine is shared, so each run records how busy it was.
-double LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  double load = -1;
-  in >> load;
-  return load;
-}
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Nearest-rank percentile of a sorted vector.
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
 
 // Handler calls per message id (ids are 1..N after RESTART IDENTITY) and when each started.
 // Written by handler threads, read after the workers drained.
@@ -155,7 +137,8 @@ void Reset(const Config& cfg) {
   pqxx::nontransaction(*conn).exec("VACUUM ANALYZE agent_messages, bus_events, bus_workers");
 }
 
-// The database's side of exactly-once: n rows, all done, one claim and one completion each.
+// The database's side of exactly-once: n rows, all done, one attempt each: one `completed` event
+// that carries its claim (owner, attempt 1, fence 1, claimed_at), and nothing else.
 void VerifyDatabase(const Config& cfg, int64_t n) {
   auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
   pqxx::work txn(*conn);
@@ -165,8 +148,9 @@ void VerifyDatabase(const Config& cfg, int64_t n) {
   const auto e = txn.exec1(
       "SELECT count(*) FILTER (WHERE event = 'completed'), "
       "count(DISTINCT message_id) FILTER (WHERE event = 'completed'), "
-      "count(*) FILTER (WHERE event = 'claimed'), "
-      "count(*) FILTER (WHERE event NOT IN ('claimed', 'completed')) FROM bus_events");
+      "count(*) FILTER (WHERE event = 'completed' AND detail ? 'claimed_at' AND detail ? 'owner' "
+      "AND detail->>'attempt' = '1' AND detail->>'fence' = '1'), "
+      "count(*) FILTER (WHERE event <> 'completed') FROM bus_events");
   const int64_t rows = m[0].as<int64_t>(), done = m[1].as<int64_t>();
   const int64_t min_id = m[2].as<int64_t>(), max_id = m[3].as<int64_t>();
   const int64_t completed = e[0].as<int64_t>(), distinct = e[1].as<int64_t>();
@@ -175,7 +159,7 @@ void VerifyDatabase(const Config& cfg, int64_t n) {
       claimed != n || other != 0) {
     throw BenchFailure(fmt::format(
         "database check failed: {} rows (ids {}..{}), {} done, {} completed events for {} "
-        "messages, {} claimed events, {} other events; expected {} of each and no others",
+        "messages, {} carrying their claim, {} other events; expected {} of each and no others",
         rows, min_id, max_id, done, completed, distinct, claimed, other, n));
   }
 }

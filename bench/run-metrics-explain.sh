@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The metrics server's statements on a large bus: makes a private cluster, migrates it, fills it
 # with a week of synthetic history in time order (MESSAGES rows of agent_messages, default 2
-# million, one final bus_events row each plus their claims, decisions, usage and workflow runs),
+# million, one final bus_events row each carrying its claim, decisions, usage and workflow runs),
 # then prints EXPLAIN (ANALYZE, BUFFERS) of each statement as cogo-metrics-server runs it.
 # Usage: bench/run-metrics-explain.sh [build dir]   (docs/metrics.md shows a run)
 set -euo pipefail
@@ -43,10 +43,9 @@ FROM generate_series(1, 500) AS i;
 INSERT INTO bus_events (message_id, event, service, role, tenant, at, detail)
 SELECT id, CASE status WHEN 'done' THEN 'completed' WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
        service, role, tenant, finished_at,
-       CASE WHEN status <> 'done' THEN jsonb_build_object('error', last_error) END
+       jsonb_build_object('claimed_at', started_at, 'owner', 'w', 'attempt', 1, 'fence', 1)
+         || CASE WHEN status <> 'done' THEN jsonb_build_object('error', last_error) ELSE '{}' END
 FROM agent_messages WHERE finished_at IS NOT NULL ORDER BY id;
-INSERT INTO bus_events (message_id, event, service, role, tenant, at)
-SELECT id, 'claimed', service, role, tenant, started_at FROM agent_messages WHERE started_at IS NOT NULL ORDER BY id;
 INSERT INTO message_usage (message_id, attempt, tenant, service, role, agent_id, version, model,
                            input_tokens, output_tokens, cost_usd, outcome, recorded_at)
 SELECT id, 1, tenant, service, role, 'agent-' || (id % 5), 'v1', 'model-' || (id % 3), 100, 50, 0.0002, 'done', finished_at

@@ -48,12 +48,17 @@
 #include "cogo/workflow/definition.h"
 #include "cogo/workflow/engine.h"
 #include "cogo/workflow/runs.h"
+#include "stats.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using cogo::bench::Distribution;
+using cogo::bench::DistributionText;
+using cogo::bench::LoadAverage;
+using cogo::bench::Percentile;
 
 constexpr const char* kWorkflowId = "bench3";
 constexpr const char* kStepService = "bench";
@@ -97,21 +102,7 @@ struct BenchFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-double LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  double load = -1;
-  in >> load;
-  return load;
-}
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
 
 // Handler calls per message id (ids are not dense here: engine and timer messages interleave).
 class CallLog {
@@ -348,19 +339,6 @@ std::vector<double> Column(pqxx::transaction_base& txn, const std::string& query
   return out;
 }
 
-json Distribution(const std::vector<double>& ms) {
-  return {{"count", ms.size()},
-          {"p50_ms", Percentile(ms, 50)},
-          {"p90_ms", Percentile(ms, 90)},
-          {"p99_ms", Percentile(ms, 99)},
-          {"max_ms", ms.empty() ? 0 : ms.back()}};
-}
-
-std::string DistributionText(const json& d) {
-  return fmt::format("p50 {:.2f} / p90 {:.2f} / p99 {:.2f} / max {:.2f} ms", d["p50_ms"].get<double>(),
-                     d["p90_ms"].get<double>(), d["p99_ms"].get<double>(), d["max_ms"].get<double>());
-}
-
 // The database's side: every run succeeded, 3 step messages per run, each done with one claim
 // and one completion, and no engine message failed.
 void VerifyWorkflow(const Config& cfg, int64_t n) {
@@ -371,7 +349,7 @@ void VerifyWorkflow(const Config& cfg, int64_t n) {
   const auto steps = txn.exec_params1(
       "SELECT count(*), count(*) FILTER (WHERE status = 'done'), count(DISTINCT correlation_id), "
       "count(*) FILTER (WHERE (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id AND "
-      "e.event = 'completed') <> 1 OR (SELECT count(*) FROM bus_events e WHERE e.message_id = "
+      "e.event = 'completed') <> 1 OR (SELECT count(*) FROM bus_trail e WHERE e.message_id = "
       "m.id AND e.event = 'claimed') <> 1) FROM agent_messages m WHERE service = $1 AND role = $2",
       kStepService, kStepRole);
   const auto per_run = txn.exec_params1(

@@ -13,9 +13,10 @@ std::optional<std::string> MessageJson(pqxx::transaction_base& txn, int64_t id) 
 std::string EventsJson(pqxx::transaction_base& txn, int64_t id) {
   return txn
       .exec_params(R"SQL(
-SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'event', event, 'at', at,
-                                             'detail', detail) ORDER BY id), '[]')::text
-FROM bus_events WHERE message_id = $1)SQL",
+SELECT coalesce(jsonb_agg(jsonb_build_object('id', CASE WHEN ord = 1 THEN id END, 'event', event,
+                                             'at', at, 'detail', detail) ORDER BY at, ord, id),
+                '[]')::text
+FROM bus_trail WHERE message_id = $1)SQL",
                    id)[0][0]
       .as<std::string>();
 }

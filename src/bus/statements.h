@@ -1,5 +1,8 @@
 // Every SQL statement of the bus, named once. The names double as prepared-statement names.
-// Each state change and its bus_events row are one statement, so they commit together.
+// Each state change and its bus_events row are one statement, so they commit together. An
+// attempt gets one row, when it ends (sql/019_attempt_trail.sql): the claim writes none, and the
+// ending event's detail carries the claim (claimed_at, owner, attempt, fence); a running attempt
+// is the message row itself. The view bus_trail reads both back as the whole trail.
 #pragma once
 
 namespace cogo::bus::sql {
@@ -58,6 +61,7 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
 // Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.
+// started_at is the claim's time: the attempt's end event copies it as claimed_at.
 // One index scan per shard, each already in claim order, so LIMIT stops it early (with
 // `shard = ANY` the planner read every queued row of the route and sorted them). The update
 // finds its rows by primary key (a join with `picked` could hash a scan of the whole table).
@@ -81,11 +85,6 @@ claimed AS (
   WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
             m.max_attempts, m.correlation_id, m.created_at, m.fence),
-events AS (
-  INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-  SELECT id, 'claimed', service, role, tenant,
-         jsonb_build_object('owner', $5::text, 'attempt', attempts, 'fence', fence)
-  FROM claimed),
 busy AS (
   UPDATE bus_workers SET idle = false, last_seen = now()
   WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed))
@@ -109,11 +108,12 @@ done AS (
   WHERE m.id = ANY (ARRAY(SELECT id FROM input))
     AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
     AND m.fence = input.fence
-  RETURNING m.id, m.service, m.role, m.tenant, m.attempts, m.fence, input.owner),
+  RETURNING m.id, m.service, m.role, m.tenant, m.attempts, m.fence, m.started_at, input.owner),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, 'completed', service, role, tenant,
-         jsonb_build_object('owner', owner, 'attempt', attempts, 'fence', fence)
+         jsonb_build_object('claimed_at', started_at, 'owner', owner, 'attempt', attempts,
+                            'fence', fence)
   FROM done)
 SELECT id, fence FROM done)SQL";
 
@@ -124,8 +124,8 @@ SELECT id, fence FROM done)SQL";
 inline constexpr const char* kFailName = "cogo_fail";
 inline constexpr const char* kFail = R"SQL(
 WITH target AS (
-  SELECT id, attempts AS attempt, $7 AND attempts_given_back < $8 AS given_back,
-         attempts >= max_attempts AS spent
+  SELECT id, attempts AS attempt, started_at AS claimed_at,
+         $7 AND attempts_given_back < $8 AS given_back, attempts >= max_attempts AS spent
   FROM agent_messages
   WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND fence = $3
   FOR UPDATE),
@@ -142,14 +142,15 @@ failed AS (
   FROM target t
   WHERE m.id = t.id
   RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.retry_at, t.given_back,
-            t.attempt),
+            t.attempt, t.claimed_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE status WHEN 'queued' THEN 'retry_scheduled'
                          WHEN 'dead' THEN 'dead_lettered' ELSE 'failed' END,
          service, role, tenant,
          jsonb_strip_nulls(jsonb_build_object(
-           'error', $4::text, 'attempt', attempt, 'fence', $3::bigint,
+           'error', $4::text, 'claimed_at', claimed_at, 'owner', $2::text, 'attempt', attempt,
+           'fence', $3::bigint,
            'retry_at', CASE WHEN status = 'queued' THEN retry_at END,
            'attempt_given_back', CASE WHEN status = 'queued' AND given_back THEN true END))
   FROM failed)
@@ -182,26 +183,38 @@ WITH released AS (
   UPDATE agent_messages
   SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
   WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND fence = $3
-  RETURNING id, service, role, shard, tenant, retry_at, attempts),
+  RETURNING id, service, role, shard, tenant, retry_at, attempts, started_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, 'released', service, role, tenant,
-         jsonb_build_object('owner', $2::text, 'attempt', attempts + 1, 'fence', $3::bigint)
+         jsonb_build_object('claimed_at', started_at, 'owner', $2::text, 'attempt', attempts + 1,
+                            'fence', $3::bigint)
   FROM released)
 SELECT id, CASE WHEN retry_at IS NULL OR retry_at <= now() THEN cogo_wake(service, role, shard) END
 FROM released)SQL";
 
-// $1 id, $2 reason.
+// $1 id, $2 reason. Cancelling a running message ends its attempt: the event carries the claim.
 inline constexpr const char* kCancelName = "cogo_cancel";
 inline constexpr const char* kCancel = R"SQL(
-WITH cancelled AS (
-  UPDATE agent_messages
+WITH target AS (
+  SELECT id, status = 'running' AS running, started_at, lease_owner, attempts, fence
+  FROM agent_messages
+  WHERE id = $1 AND status IN ('queued', 'running')
+  FOR UPDATE),
+cancelled AS (
+  UPDATE agent_messages m
   SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now(),
       last_error = $2, last_error_at = now()
-  WHERE id = $1 AND status IN ('queued', 'running')
-  RETURNING id, service, role, tenant)
+  FROM target t
+  WHERE m.id = t.id
+  RETURNING m.id, m.service, m.role, m.tenant, t.running, t.started_at, t.lease_owner,
+            t.attempts, t.fence)
 INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
-SELECT id, 'cancelled', service, role, tenant, jsonb_build_object('reason', $2::text)
+SELECT id, 'cancelled', service, role, tenant,
+       jsonb_build_object('reason', $2::text)
+         || CASE WHEN running THEN jsonb_build_object('claimed_at', started_at, 'owner', lease_owner,
+                                                      'attempt', attempts, 'fence', fence)
+                 ELSE '{}'::jsonb END
 FROM cancelled
 RETURNING message_id)SQL";
 
@@ -209,7 +222,7 @@ RETURNING message_id)SQL";
 inline constexpr const char* kReclaimName = "cogo_reclaim";
 inline constexpr const char* kReclaim = R"SQL(
 WITH expired AS (
-  SELECT id, lease_owner AS owner, fence FROM agent_messages
+  SELECT id, lease_owner AS owner, fence, started_at AS claimed_at FROM agent_messages
   WHERE status = 'running' AND lease_expires_at < now()
   ORDER BY lease_expires_at
   LIMIT $1
@@ -222,13 +235,13 @@ moved AS (
       lease_owner = NULL, lease_expires_at = NULL
   FROM expired WHERE m.id = expired.id
   RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at,
-            expired.owner, expired.fence),
+            expired.owner, expired.fence, expired.claimed_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, CASE WHEN status = 'dead' THEN 'dead_lettered' ELSE 'reclaimed' END,
          service, role, tenant,
-         jsonb_build_object('reason', 'lease_expired', 'owner', owner, 'attempt', attempts,
-                            'fence', fence)
+         jsonb_build_object('reason', 'lease_expired', 'claimed_at', claimed_at, 'owner', owner,
+                            'attempt', attempts, 'fence', fence)
   FROM moved),
 woken AS MATERIALIZED (
   SELECT cogo_wake(service, role, shard) AS notified

@@ -27,8 +27,8 @@ SELECT jsonb_build_object(
       FROM agent_messages m JOIN tree t ON t.id = m.id),
   'trail', (SELECT coalesce(jsonb_agg(jsonb_build_object(
         'message_id', e.message_id, 'route', e.service || '/' || e.role, 'event', e.event,
-        'at', e.at, 'detail', e.detail) ORDER BY e.id), '[]'::jsonb)
-      FROM bus_events e JOIN tree t ON t.id = e.message_id)
+        'at', e.at, 'detail', e.detail) ORDER BY e.at, e.ord, e.id), '[]'::jsonb)
+      FROM bus_trail e JOIN tree t ON t.id = e.message_id)
 )::text
 )SQL";
 

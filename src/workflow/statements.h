@@ -153,8 +153,8 @@ SELECT jsonb_build_object(
       ORDER BY g.id) FROM workflow_signals g WHERE g.run_id = r.id), '[]'),
   'events', coalesce((SELECT jsonb_agg(jsonb_build_object(
       'messageId', e.message_id, 'event', e.event, 'route', e.service || '/' || e.role,
-      'at', e.at, 'detail', e.detail) ORDER BY e.id)
-    FROM bus_events e WHERE e.message_id IN (
+      'at', e.at, 'detail', e.detail) ORDER BY e.at, e.ord, e.id)
+    FROM bus_trail e WHERE e.message_id IN (
       SELECT id FROM agent_messages WHERE correlation_id = 'wf:' || r.id::text)), '[]'))::text
 FROM workflow_runs r WHERE r.id = $1)SQL";
 

@@ -122,6 +122,6 @@ read -r chats once <<<"$(psql "$url" -AtF ' ' -c "
 [ "$once" = "$requests" ] || fail "only $once of $chats chat messages finished exactly once"
 
 "$pm2" kill >/dev/null
-claims=$(psql "$url" -Atc "SELECT count(*) FROM bus_events e JOIN agent_messages m ON m.id = e.message_id
+claims=$(psql "$url" -Atc "SELECT count(*) FROM bus_trail e JOIN agent_messages m ON m.id = e.message_id
   WHERE e.id > $first_event AND m.id > $first_id AND m.service = 'gateway' AND m.role = 'chat' AND e.event = 'claimed'")
 echo "pm2: $requests requests done once each ($claims chat claims; $in_flight chat handlers running at the reload) across a reload of cogo-gateway-chat (pid $old_pid -> $new_pid)"

@@ -49,6 +49,32 @@ TEST_F(BusTest, PublishClaimCompleteWritesTrail) {
             "1");
 }
 
+// One bus_events row per attempt, when it ends (sql/019): the claim writes none, the running
+// attempt is the message row, and the ending event carries the claim; bus_trail reads it whole.
+TEST_F(BusTest, AnAttemptWritesOneEventWhenItEndsAndItCarriesTheClaim) {
+  const auto id = bus_->Publish(Message()).id;
+  const auto first = bus_->Claim(ClaimOn("w1")).at(0).lease;
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events"), 0) << "a claim writes no row";
+  EXPECT_EQ(ScalarText("SELECT event || ' ' || (detail->>'owner') || ' ' || (detail->>'attempt') || ' ' || "
+                       "(detail->>'fence') || ' ' || (at = m.started_at)::text "
+                       "FROM bus_trail t JOIN agent_messages m ON m.id = t.message_id"),
+            "claimed w1 1 1 true")
+      << "the running attempt, read from the message row";
+  ASSERT_EQ(bus_->Fail({first, "boom", FailureKind::retryable, 0}), FailOutcome::requeued);
+  const auto second = bus_->Claim(ClaimOn("w2")).at(0).lease;
+  ASSERT_TRUE(bus_->Complete({second, "", "", ""}));
+
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events"), 2) << "one row per attempt";
+  EXPECT_EQ(ScalarText("SELECT string_agg(event || ' ' || (detail->>'owner') || ' ' || (detail->>'attempt') "
+                       "|| ' ' || (detail->>'fence') || ' ' || ((detail->>'claimed_at')::timestamptz < at)::text, "
+                       "', ' ORDER BY id) FROM bus_events"),
+            "retry_scheduled w1 1 1 true, completed w2 2 2 true");
+  EXPECT_EQ(ScalarText("SELECT string_agg(event || ' ' || (detail->>'owner') || ' ' || (detail->>'attempt') "
+                       "|| ' ' || (detail->>'fence'), ', ' ORDER BY at, ord, id) FROM bus_trail"),
+            "claimed w1 1 1, retry_scheduled w1 1 1, claimed w2 2 2, completed w2 2 2");
+  EXPECT_EQ(Trail(id), "claimed retry_scheduled claimed completed");
+}
+
 TEST_F(BusTest, IdempotencyKeyReturnsTheFirstMessage) {
   auto request = Message();
   request.idempotency_key = "req-1";
@@ -327,7 +353,7 @@ TEST_F(BusTest, TheFenceRisesWithEveryClaimAndNothingLowersIt) {
   EXPECT_EQ(bus_->CompleteBatch({{second, "", "", ""}, {third, "", "", ""}}),
             (std::vector<bool>{false, true}))
       << "two claims of one message in one batch: only the latest counts";
-  EXPECT_EQ(ScalarText("SELECT string_agg(detail->>'fence', ' ' ORDER BY id) FROM bus_events "
+  EXPECT_EQ(ScalarText("SELECT string_agg(detail->>'fence', ' ' ORDER BY at, ord, id) FROM bus_trail "
                        "WHERE event IN ('claimed', 'completed')"),
             "1 2 3 3");
 }

@@ -273,8 +273,8 @@ TEST_F(ExecutorTest, TransientFailureRetriesWithTheRuleBackoffThenDeadLetters) {
             "50 100");
   EXPECT_TRUE(Scalar<bool>(
       "SELECT bool_and(c.at >= (r.detail->>'retry_at')::timestamptz) FROM bus_events r "
-      "JOIN LATERAL (SELECT at FROM bus_events c WHERE c.message_id = r.message_id AND c.id > r.id "
-      "AND c.event = 'claimed' ORDER BY c.id LIMIT 1) c ON true "
+      "JOIN bus_trail c ON c.message_id = r.message_id AND c.event = 'claimed' "
+      "AND (c.detail->>'attempt')::int = (r.detail->>'attempt')::int + 1 "
       "WHERE r.event = 'retry_scheduled' AND r.message_id = " + sid));
   EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + sid),
             "tenant_spend_unavailable");
@@ -318,7 +318,7 @@ TEST_F(ExecutorTest, SeveralExecutorProcessesHandEachMessageOffExactlyOnce) {
             0);
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'execute_enqueued'"),
             kMessages);
-  EXPECT_GT(Scalar<int64_t>("SELECT count(DISTINCT detail->>'owner') FROM bus_events "
+  EXPECT_GT(Scalar<int64_t>("SELECT count(DISTINCT detail->>'owner') FROM bus_trail "
                             "WHERE event = 'claimed'"),
             1)
       << "more than one executor took part";

@@ -75,7 +75,7 @@ bus::PublishRequest Message(const std::string& payload, const std::string& servi
 }
 
 std::string Trail(int64_t id) {
-  return ScalarText("SELECT string_agg(event, ' ' ORDER BY id) FROM bus_events WHERE message_id = " +
+  return ScalarText("SELECT string_agg(event, ' ' ORDER BY at, ord, id) FROM bus_trail WHERE message_id = " +
                     std::to_string(id));
 }
 

@@ -221,7 +221,7 @@ class StackTest : public BusTest {
     EXPECT_EQ(Scalar<int64_t>(R"SQL(
 SELECT count(*) FROM agent_messages m
 WHERE m.service = 'gateway'
-  AND (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id AND e.event = 'claimed') -
+  AND (SELECT count(*) FROM bus_trail e WHERE e.message_id = m.id AND e.event = 'claimed') -
       (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id AND e.event = 'retry_scheduled'
          AND (e.detail->>'attempt_given_back')::boolean) <> 1)SQL"), 0);
     EXPECT_EQ(Scalar<int64_t>(

@@ -14,7 +14,8 @@ namespace cogo::bus {
 // The message row as a JSON object (payload and result included), or nullopt when absent.
 [[nodiscard]] std::optional<std::string> MessageJson(pqxx::transaction_base& txn, int64_t id);
 
-// The message's bus_events, oldest first, as a JSON array.
+// The message's trail (bus_trail: its bus_events plus a `claimed` entry per attempt, the claim
+// of an ended attempt carrying no id of its own), oldest first, as a JSON array.
 [[nodiscard]] std::string EventsJson(pqxx::transaction_base& txn, int64_t id);
 
 // [{service, role, status, count, oldest_queued_age_s}] over every route.

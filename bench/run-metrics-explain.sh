@@ -74,20 +74,39 @@ SQL
 psql -Atc "SELECT 'agent_messages ' || count(*) FROM agent_messages UNION ALL SELECT 'bus_events ' || count(*) FROM bus_events
            UNION ALL SELECT 'pg_size_pretty(agent_messages) ' || pg_size_pretty(pg_total_relation_size('agent_messages'))"
 
-# The statements exactly as the server sends them (after its SET LOCAL work_mem), parameters inlined.
+# The statements exactly as the server sends them (after its kReadSettings), parameters inlined.
 statements=$(sed -n '/R"SQL(/,/)SQL"/p' "$repo/src/metrics/statements.h")
+statement() {
+  awk -v n="$1" '$0 ~ "k"n" = R\"SQL\\(" {on=1; next} on && /\)SQL"/ {sub(/\)SQL".*/, ""); print; exit} on {print}' \
+      <<<"$statements"
+}
 explain() {
   local name=$1; shift
   local sql
-  sql=$(awk -v n="$name" '$0 ~ "k"n" = R\"SQL\\(" {on=1; next} on && /\)SQL"/ {sub(/\)SQL".*/, ""); print; exit} on {print}' \
-        <<<"$statements")
+  sql=$(statement "$name")
   local i=1
   for value in "$@"; do sql=${sql//\$$i/$value}; i=$((i + 1)); done
   printf '\n== %s (%s)\n' "$name" "$*"
-  psql -c "SET work_mem = '64MB'" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) $sql" | grep -v '^$'
+  psql -c "SET work_mem = '64MB'" -c "SET jit = off" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) $sql" | grep -v '^$'
 }
 explain Latency 900 NULL
 explain Latency 86400 NULL
+
+# The hourly latency rollup (sql/020) as the server's rollup task writes it: each finished hour
+# of the week once, timed, then the 24h window from it and its two edges.
+log "rolling up the week's hours"
+started=$(date +%s.%N)
+hours=0
+while hour=$(psql -Atc "$(statement RollupNextHour)") && [ -n "$hour" ]; do
+  roll=$(statement RollupHour); roll=${roll//\$1/$hour}
+  psql -c "BEGIN" -c "$roll" -c "$(statement RollupAdvance | sed "s/\$1/($hour + 3600)/")" -c "COMMIT" >/dev/null
+  hours=$((hours + 1))
+done
+printf '\n== rollup: %s hours in %.1f s; bus_latency_hours %s\n' "$hours" "$(awk "BEGIN {print $(date +%s.%N) - $started}")" \
+  "$(psql -Atc "SELECT count(*) || ' rows, ' || pg_size_pretty(pg_total_relation_size('bus_latency_hours')) FROM bus_latency_hours")"
+span=$(psql -At -F' ' -c "$(statement LatencyRolledSpan | sed 's/\$1/86400/')")
+explain LatencyFromRollup 86400 NULL ${span% *} ${span#* }
+explain LatencyFromRollup 86400 "'tenant-3'" ${span% *} ${span#* }
 explain Depth NULL
 explain FailureTrend 86400 3600 NULL
 explain FailureReasons 86400 NULL

@@ -10,6 +10,7 @@ let token = null;
 let claims = {};
 let timer = null;
 let failureChart = null;
+let refreshed = false;  // the artifact viewer loads with the first refresh, then on hash changes
 
 // Errors the page hit, counted on <body data-console-errors> for headless checks.
 function countError() {
@@ -249,7 +250,7 @@ function renderWorkflows(d) {
     cell(tr, gateList(r.gates));
     const links = document.createElement('span');
     for (const art of r.artifacts) {
-      links.appendChild(art.url ? link(art.name, art.url) : Object.assign(document.createElement('code'), { textContent: art.path }));
+      links.appendChild(art.api ? artifactLink(art.name, art.api) : link(art.name, art.url));
       links.appendChild(document.createTextNode(' '));
     }
     cell(tr, links);
@@ -284,6 +285,55 @@ async function showRun(id) {
   });
 }
 
+// Artifacts are read through this origin's /api/artifacts with the token in a header, like every
+// other call: a plain link could not send it, and a token in a URL would end up in logs. A link
+// only names the artifact in the fragment (#artifact=<taskId>/<path>); the viewer card fetches it.
+const ARTIFACT_API = '/api/artifacts/';
+
+function artifactLink(text, apiPath) {
+  const a = document.createElement('a');
+  a.className = 'artifact';
+  a.textContent = text;
+  a.href = '#artifact=' + apiPath.slice(ARTIFACT_API.length);
+  return a;
+}
+
+function artifactFromHash() {
+  const m = /(?:^|[#&])artifact=([A-Za-z0-9._\/-]+)/.exec(location.hash);
+  return m && !m[1].includes('..') ? m[1] : null;
+}
+
+async function showArtifact(path) {
+  const card = $('card-artifact');
+  if (!path) {
+    card.hidden = true;
+    return;
+  }
+  card.hidden = false;
+  $('artifact-path').textContent = path;
+  $('artifact-files').replaceChildren();
+  const body = $('artifact-body');
+  body.dataset.state = 'loading';
+  try {
+    const d = await api(ARTIFACT_API + path.split('/').map(encodeURIComponent).join('/'));
+    if (Array.isArray(d.files) && d.taskId !== undefined) {
+      // A task: its files, each a link to itself.
+      for (const f of d.files) {
+        const li = document.createElement('li');
+        li.appendChild(artifactLink(f.path + ' (' + f.bytes + ' bytes)', ARTIFACT_API + d.taskId + '/' + f.path));
+        $('artifact-files').appendChild(li);
+      }
+      body.textContent = '';
+    } else {
+      body.textContent = typeof d.text === 'string' ? d.text : JSON.stringify(d, null, 2);
+    }
+    body.dataset.state = 'shown';
+  } catch (e) {
+    body.textContent = e.status === 404 ? 'not found (or not within your tenant)' : 'could not load: ' + e.message;
+    body.dataset.state = e.status === 404 ? 'not_found' : 'error';
+  }
+}
+
 function runFromHash() {
   const m = /(?:^|[#&])run=(\d+)/.exec(location.hash);
   return m ? m[1] : null;
@@ -302,6 +352,8 @@ async function refresh() {
       api('/api/metrics/workflows?window=' + w).then(renderWorkflows),
       showRun(runFromHash()),
     ];
+    if (!refreshed) jobs.push(showArtifact(artifactFromHash()));
+    refreshed = true;
     if (claims.role === 'service_role') {
       jobs.push(api('/api/alerts').then(renderAlerts));
     } else {
@@ -346,7 +398,8 @@ function start() {
   const m = /(?:^|[#&])token=([A-Za-z0-9_.-]+)/.exec(location.hash);
   if (m) {
     sessionStorage.setItem(TOKEN_KEY, m[1]);
-    history.replaceState(null, '', location.pathname + location.search + location.hash.replace(m[0], '').replace(/^#&/, '#'));
+    const rest = location.hash.replace(m[0], '').replace(/^[#&]+/, '');
+    history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
   }
   $('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -358,7 +411,14 @@ function start() {
     history.replaceState(null, '', location.pathname);
     $('card-run').hidden = true;
   });
-  window.addEventListener('hashchange', () => showRun(runFromHash()).catch((e) => { $('error').textContent = e.message; }));
+  $('artifact-close').addEventListener('click', () => {
+    history.replaceState(null, '', location.pathname);
+    $('card-artifact').hidden = true;
+  });
+  window.addEventListener('hashchange', () => {
+    Promise.all([showRun(runFromHash()), showArtifact(artifactFromHash())])
+      .catch((e) => { $('error').textContent = e.message; });
+  });
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) openDashboard(saved);
   else signIn('');

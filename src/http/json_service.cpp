@@ -3,6 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <charconv>
@@ -235,6 +238,16 @@ class JsonService::Impl {
           Write(res, LibraryError(res.status));
           return httplib::Server::HandlerResponse::Handled;
         }));
+    if (options_.registry) {
+      requests_ = &prometheus::BuildCounter()
+                       .Name("cogo_http_requests_total")
+                       .Help("Requests answered, per route pattern, method and status")
+                       .Register(*options_.registry);
+      durations_ = &prometheus::BuildHistogram()
+                        .Name("cogo_http_request_duration_seconds")
+                        .Help("Time from routing a request to its answer, per route pattern and method")
+                        .Register(*options_.registry);
+    }
     server_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
       Write(res, LibraryError(500));
     });
@@ -321,6 +334,18 @@ class JsonService::Impl {
   }
 
   void Serve(const CompiledRoute& compiled, const httplib::Request& raw, httplib::Response& res) {
+    const auto started = std::chrono::steady_clock::now();
+    Answer(compiled, raw, res);
+    if (!requests_) return;
+    // Labelled by pattern, not path: one series per route, whatever ids the paths carry.
+    const auto& route = compiled.route;
+    requests_->Add({{"method", route.method}, {"route", route.pattern}, {"status", std::to_string(res.status)}})
+        .Increment();
+    durations_->Add({{"method", route.method}, {"route", route.pattern}}, kDurationBuckets)
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+
+  void Answer(const CompiledRoute& compiled, const httplib::Request& raw, httplib::Response& res) {
     const std::string id = res.get_header_value(kRequestIdHeader);
     const Route& route = compiled.route;
     try {
@@ -405,8 +430,12 @@ class JsonService::Impl {
         .dump();
   }
 
+  inline static const prometheus::Histogram::BucketBoundaries kDurationBuckets = {0.001, 0.005, 0.01, 0.05,
+                                                                                  0.1,   0.5,   1,    5};
   std::string name_;
   JsonServiceOptions options_;
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* durations_ = nullptr;
   std::shared_ptr<spdlog::logger> logger_;
   db::ConnectionPool pool_;
   std::vector<db::Migration> migrations_;

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cogo/config/json_reader.h"
+#include "cogo/config/names.h"
 #include "cogo/metrics/window.h"
 
 namespace cogo::metrics {
@@ -56,6 +57,12 @@ AlertRule ReadRule(const config::JsonObject& o) {
     o.FailAt("severity", JsonReason::invalid_value, "severity must be warning or critical");
   }
   rule.description = o.StringOr("description", "", {.allow_empty = true, .max_bytes = 512});
+  if (const auto notify = o.Optional("notify")) {
+    rule.notify = notify->AsString();
+    if (!config::IsValidName(rule.notify, kWorkflowIdRule)) {
+      notify->Fail(JsonReason::invalid_value, config::DescribeNameRule(kWorkflowIdRule));
+    }
+  }
   o.Finish();
   return rule;
 }
@@ -79,15 +86,15 @@ std::string_view OpSymbol(AlertOp op) {
 std::vector<AlertRule> DefaultAlertRules() {
   return {
       {"bus_failure_rate", AlertMetric::bus_failure_rate, AlertOp::at_least, 0.05, seconds(24 * 3600), 20,
-       "critical", "5% or more of a route's finished attempts failed over 24h"},
+       "critical", "5% or more of a route's finished attempts failed over 24h", ""},
       {"bus_avg_wait", AlertMetric::bus_avg_wait_seconds, AlertOp::at_least, 5.0, seconds(900), 5,
-       "warning", "messages of a route waited 5s or more on average before a worker took them (15m)"},
+       "warning", "messages of a route waited 5s or more on average before a worker took them (15m)", ""},
       {"decision_quality", AlertMetric::decision_quality, AlertOp::below, 0.85, seconds(24 * 3600), 20,
-       "warning", "fewer than 85% of an agent's decisions reached done over 24h"},
+       "warning", "fewer than 85% of an agent's decisions reached done over 24h", ""},
       {"bus_lag", AlertMetric::bus_lag_seconds, AlertOp::at_least, 60.0, seconds(900), 1,
-       "critical", "the oldest message due on a route has waited a minute or more"},
+       "critical", "the oldest message due on a route has waited a minute or more", ""},
       {"bus_dead_letters", AlertMetric::bus_dead_letters, AlertOp::at_least, 1.0, seconds(3600), 1,
-       "warning", "a route dead-lettered messages in the last hour"},
+       "warning", "a route dead-lettered messages in the last hour", ""},
   };
 }
 
@@ -136,6 +143,12 @@ Evaluation Evaluate(const AlertRule& rule, const std::vector<Sample>& samples,
     out.transitions.push_back({key, after, it == by_key.end() ? 0.0 : it->second->value});
   }
   return out;
+}
+
+SendStep NextSendStep(int http_status, int attempts, int max_attempts) {
+  if (http_status == 200 || http_status == 202) return SendStep::started;
+  const bool transient = http_status == 0 || http_status == 408 || http_status == 429 || http_status >= 500;
+  return transient && attempts < max_attempts ? SendStep::retry_later : SendStep::give_up;
 }
 
 }  // namespace cogo::metrics

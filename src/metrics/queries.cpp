@@ -2,9 +2,15 @@
 
 #include <pqxx/result>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
+#include <set>
+#include <tuple>
 
+#include "cogo/artifacts/store.h"
+#include "cogo/metrics/latency_histogram.h"
 #include "cogo/metrics/window.h"
 #include "metrics/statements.h"
 
@@ -42,7 +48,99 @@ json Quantiles(const pqxx::field& field, const std::vector<const char*>& names) 
 
 json Number(const pqxx::field& field) { return field.is_null() ? json(nullptr) : json(field.as<double>()); }
 
+// A result_url that names a file of the artifact store: "<taskId>/<name>" or
+// "<taskId>/<part>/<name>", no "..", nothing a URL would need escaping for.
+bool IsStoredArtifact(const std::string& url) {
+  const auto slash = url.find('/');
+  if (slash == std::string::npos || !artifacts::ValidTaskId(url.substr(0, slash))) return false;
+  if (url.find("..") != std::string::npos || std::count(url.begin(), url.end(), '/') > 2) return false;
+  return std::all_of(url.begin(), url.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' || c == '-';
+  });
+}
+
 double Ratio(int64_t part, int64_t whole) { return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
+
+}  // namespace
+
+namespace {
+
+json LatencyEntry(int64_t messages, json wait, json handler) {
+  return {{"messages", messages}, {"wait_seconds", std::move(wait)}, {"handler_seconds", std::move(handler)}};
+}
+
+// Sorts one row of the latency statements into `total`, `routes` or `route_tenants` by its
+// grouping level (0 = route and tenant, 1 = route, 7 = all).
+void PlaceLatency(int level, const std::string& service, const std::string& role, const std::string& tenant,
+                  json entry, json& total, json& routes, json& by_tenant) {
+  if (level == 0) {
+    entry["service"] = service;
+    entry["role"] = role;
+    entry["tenant"] = tenant;
+    by_tenant.push_back(std::move(entry));
+  } else if (level == 1) {
+    entry["service"] = service;
+    entry["role"] = role;
+    routes.push_back(std::move(entry));
+  } else {
+    total = std::move(entry);
+  }
+}
+
+// What the hourly rollup holds for one key: the count, the sums and both histograms.
+struct RolledLatency {
+  int64_t messages = 0;
+  double wait_sum = 0, handler_sum = 0;
+  LatencyHistogram wait, handler;
+  void Merge(const RolledLatency& o) {
+    messages += o.messages;
+    wait_sum += o.wait_sum;
+    handler_sum += o.handler_sum;
+    wait.Merge(o.wait);
+    handler.Merge(o.handler);
+  }
+  [[nodiscard]] json ToJson() const {
+    auto side = [&](const LatencyHistogram& h, double sum) {
+      json out = json::object();
+      for (const auto& [name, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
+        const auto v = h.Percentile(q);
+        out[name] = v ? json(*v) : json(nullptr);
+      }
+      out["avg"] = messages > 0 ? json(sum / static_cast<double>(messages)) : json(nullptr);
+      return out;
+    };
+    return LatencyEntry(messages, side(wait, wait_sum), side(handler, handler_sum));
+  }
+};
+
+// The window's whole hours from bus_latency_hours, its edges from agent_messages, merged per
+// route and tenant and summed up to routes and the total here.
+void LatencyFromRollup(pqxx::transaction_base& txn, std::chrono::seconds window, const Tenant& tenant,
+                       double rolled_from, double rolled_to, json& total, json& routes, json& by_tenant) {
+  std::map<std::tuple<std::string, std::string, std::string>, RolledLatency> keys;
+  for (const auto& row : txn.exec_params(sql::kLatencyFromRollup, Seconds(window), tenant, rolled_from, rolled_to)) {
+    auto& k = keys[{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}];
+    const int kind = row[3].as<int>();
+    const auto n = row[5].as<int64_t>();
+    if (kind == 2) {
+      k.messages += n;
+      k.wait_sum += row[6].as<double>();
+      k.handler_sum += row[7].as<double>();
+    } else {
+      (kind == 0 ? k.wait : k.handler).Add(row[4].as<int>(), n);
+    }
+  }
+  std::map<std::pair<std::string, std::string>, RolledLatency> by_route;
+  RolledLatency all;
+  for (const auto& [key, k] : keys) {
+    const auto& [service, role, t] = key;
+    PlaceLatency(0, service, role, t, k.ToJson(), total, routes, by_tenant);
+    by_route[{service, role}].Merge(k);
+    all.Merge(k);
+  }
+  for (const auto& [route, k] : by_route) PlaceLatency(1, route.first, route.second, "", k.ToJson(), total, routes, by_tenant);
+  if (all.messages > 0) total = all.ToJson();
+}
 
 }  // namespace
 
@@ -51,27 +149,26 @@ json BusLatency(pqxx::transaction_base& txn, std::chrono::seconds window, const 
   json by_tenant = json::array();
   json total = {{"messages", 0}, {"wait_seconds", {{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}, {"avg", nullptr}}},
                 {"handler_seconds", {{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}, {"avg", nullptr}}}};
+  const auto span = txn.exec_params(sql::kLatencyRolledSpan, Seconds(window));
+  if (!span.empty()) {
+    const double from = span[0][0].as<double>();
+    const double to = span[0][1].as<double>();
+    LatencyFromRollup(txn, window, tenant, from, to, total, routes, by_tenant);
+    return {{"window", FormatSpan(window)}, {"percentiles", "histogram"},
+            {"rolled_hours", static_cast<int64_t>((to - from) / 3600)}, {"total", total}, {"routes", routes},
+            {"route_tenants", by_tenant}};
+  }
   for (const auto& row : txn.exec_params(sql::kLatency, Seconds(window), tenant)) {
     json wait = Quantiles(row[5], {"p50", "p90", "p99"});
     wait["avg"] = Number(row[6]);
     json handler = Quantiles(row[7], {"p50", "p90", "p99"});
     handler["avg"] = Number(row[8]);
-    json entry = {{"messages", row[4].as<int64_t>()}, {"wait_seconds", wait}, {"handler_seconds", handler}};
-    const int level = row[0].as<int>();
-    if (level == 0) {
-      entry["service"] = row[1].as<std::string>();
-      entry["role"] = row[2].as<std::string>();
-      entry["tenant"] = row[3].as<std::string>();
-      by_tenant.push_back(entry);
-    } else if (level == 1) {
-      entry["service"] = row[1].as<std::string>();
-      entry["role"] = row[2].as<std::string>();
-      routes.push_back(entry);
-    } else {
-      total = entry;
-    }
+    PlaceLatency(row[0].as<int>(), row[1].is_null() ? "" : row[1].as<std::string>(),
+                 row[2].is_null() ? "" : row[2].as<std::string>(), row[3].is_null() ? "" : row[3].as<std::string>(),
+                 LatencyEntry(row[4].as<int64_t>(), wait, handler), total, routes, by_tenant);
   }
-  return {{"window", FormatSpan(window)}, {"total", total}, {"routes", routes}, {"route_tenants", by_tenant}};
+  return {{"window", FormatSpan(window)}, {"percentiles", "exact"}, {"rolled_hours", 0}, {"total", total},
+          {"routes", routes}, {"route_tenants", by_tenant}};
 }
 
 json BusDepth(pqxx::transaction_base& txn, const Tenant& tenant) {
@@ -269,13 +366,27 @@ json Workflows(pqxx::transaction_base& txn, std::chrono::seconds window, const T
   for (const auto& row : txn.exec_params(sql::kRecentRuns, tenant, workflow_id, recent)) {
     const auto task = row[8].as<std::string>();
     json artifacts = json::array();
-    for (const auto& link : json::parse(row[10].as<std::string>())) {
-      artifacts.push_back({{"name", link.at("node")}, {"url", link.at("url")}});
+    std::set<std::string> listed;
+    // A file of the artifact store, served by /api/artifacts here and on the brain (tenant-scoped).
+    auto stored = [&](const std::string& name, const std::string& relative) {
+      if (!listed.insert(relative).second) return;
+      artifacts.push_back({{"name", name}, {"path", "artifacts/" + relative}, {"api", "/api/artifacts/" + relative}});
+    };
+    if (!task.empty() && artifacts::ValidTaskId(task)) {
+      // Where codegen and build-test write them (docs/codegen.md), and the task's whole listing
+      // (logs, prompts, replies).
+      stored("edits.json", task + "/edits.json");
+      stored("report.json", task + "/build-test/report.json");
+      stored("files", task);
     }
-    if (!task.empty()) {
-      // Where codegen and build-test write them (docs/workflows.md): paths, not served here.
-      artifacts.push_back({{"name", "edits.json"}, {"path", "artifacts/" + task + "/edits.json"}});
-      artifacts.push_back({{"name", "report.json"}, {"path", "artifacts/" + task + "/build-test/report.json"}});
+    for (const auto& link : json::parse(row[10].as<std::string>())) {
+      const auto url = link.at("url").get<std::string>();
+      const auto node = link.at("node").get<std::string>();
+      if (url.starts_with("http://") || url.starts_with("https://")) {
+        artifacts.push_back({{"name", node}, {"url", url}});
+      } else if (IsStoredArtifact(url)) {
+        stored(node, url);  // build-test's result_url: "<taskId>/build-test/report.json"
+      }
     }
     runs.push_back({{"run_id", row[0].as<int64_t>()}, {"tenant", row[1].as<std::string>()},
                     {"workflow_id", row[2].as<std::string>()}, {"version", row[3].as<int>()},
@@ -300,14 +411,19 @@ json Alerts(pqxx::transaction_base& txn, const std::vector<AlertRule>& rules, in
     recent.push_back({{"id", row[0].as<int64_t>()}, {"rule", row[1].as<std::string>()},
                       {"key", row[2].as<std::string>()}, {"state", row[3].as<std::string>()},
                       {"value", row[4].as<double>()}, {"threshold", row[5].as<double>()},
-                      {"severity", row[6].as<std::string>()}, {"at", row[7].as<double>()}});
+                      {"severity", row[6].as<std::string>()}, {"at", row[7].as<double>()},
+                      {"notify", row[8].is_null() ? json(nullptr)
+                                                  : json{{"workflow_id", row[8].as<std::string>()},
+                                                         {"run_id", row[9].is_null() ? json(nullptr) : json(row[9].as<int64_t>())},
+                                                         {"error", row[10].is_null() ? json(nullptr) : json(row[10].as<std::string>())},
+                                                         {"done", row[11].as<bool>()}}}});
   }
   json configured = json::array();
   for (const auto& r : rules) {
     configured.push_back({{"name", r.name}, {"metric", MetricName(r.metric)}, {"op", OpSymbol(r.op)},
                           {"threshold", r.threshold}, {"window", FormatSpan(r.window)},
                           {"min_samples", r.min_samples}, {"severity", r.severity},
-                          {"description", r.description}});
+                          {"description", r.description}, {"notify", r.notify}});
   }
   return {{"active", active}, {"transitions", recent}, {"rules", configured}};
 }

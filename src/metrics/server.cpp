@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "cogo/artifacts/api.h"
 #include "cogo/config/files.h"
 #include "cogo/config/json_reader.h"
 #include "cogo/config/names.h"
@@ -21,6 +22,7 @@
 #include "cogo/policy/policy_table.h"
 #include "cogo/runtime/periodic.h"
 #include "cogo/workflow/runs.h"
+#include "cogo/metrics/alert_sender.h"
 #include "metrics/queries.h"
 #include "metrics/statements.h"
 
@@ -65,13 +67,6 @@ std::variant<seconds, http::Response> ResolveWindow(const http::Request& req, se
   const auto span = ParseWindow(req.Query("window"), fallback);
   if (!span.ok()) return http::Error(400, "invalid_window", span.error);
   return span.value;
-}
-
-bool IsWorkflowId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-  });
 }
 
 class MetricsApi {
@@ -169,7 +164,7 @@ class MetricsApi {
     if (auto* refusal = std::get_if<http::Response>(&window)) return std::move(*refusal);
     json out;
     service_.Read(req, [&](pqxx::read_transaction& txn) {
-      txn.exec0(sql::kSortMemory);
+      (void)txn.exec1(sql::kReadSettings);
       out = read(txn, std::get<Tenant>(tenant), std::get<seconds>(window));
     });
     if (const auto& t = std::get<Tenant>(tenant)) out["tenant"] = *t;
@@ -188,8 +183,8 @@ class MetricsApi {
 
   http::Response Workflow(const http::Request& req) {
     const std::string id(req.Param("workflow_id"));
-    if (!IsWorkflowId(id)) {
-      return http::Error(400, "invalid_workflow_id", "a workflow id is 1..128 of A-Z a-z 0-9 _ - .");
+    if (!config::IsValidName(id, kWorkflowIdRule)) {
+      return http::Error(400, "invalid_workflow_id", config::DescribeNameRule(kWorkflowIdRule));
     }
     bool known = false;
     auto out = WithTenantAndWindow(req, kDefaultWindow, [&](auto& txn, const Tenant& t, seconds w) {
@@ -222,7 +217,7 @@ class MetricsApi {
     auto& alerts = prometheus::BuildGauge().Name("cogo_alert_firing").Help("1 per alert firing now, by rule, key and severity").Register(registry);
     auto& duration = prometheus::BuildGauge().Name("cogo_metrics_collect_seconds").Help("Time the database reads of this scrape took").Register(registry);
     service_.Read(req, [&](pqxx::read_transaction& txn) {
-      txn.exec0(sql::kSortMemory);
+      (void)txn.exec1(sql::kReadSettings);
       const json bus_depth = BusDepth(txn, std::nullopt);
       for (const auto& r : bus_depth["routes"]) {
         const std::string service = r["service"], role = r["role"];
@@ -279,34 +274,63 @@ class MetricsApi {
 
 // Reads every rule's samples, decides with Evaluate, and records what changed, in one
 // transaction under the evaluator lock (one evaluator at a time across servers).
-void EvaluateAlerts(pqxx::connection& conn, const std::vector<AlertRule>& rules, spdlog::logger& logger) {
+void EvaluateAlerts(pqxx::connection& conn, const std::vector<AlertRule>& rules, const std::string& default_notify,
+                    spdlog::logger& logger) {
   pqxx::work txn(conn);
   if (!txn.exec1(sql::kEvaluatorLock)[0].as<bool>()) return;
-  txn.exec0(sql::kSortMemory);
+  (void)txn.exec1(sql::kReadSettings);
   std::map<std::string, std::set<std::string>> firing;
   for (const auto& row : txn.exec(sql::kFiringKeys)) firing[row[0].as<std::string>()].insert(row[1].as<std::string>());
-  auto record = [&](const std::string& rule, const AlertTransition& t, double threshold, const std::string& severity) {
+  auto record = [&](const std::string& rule, const AlertTransition& t, double threshold, const std::string& severity,
+                    const std::string& notify) {
     if (t.firing) {
       logger.warn("alert {} firing for {}: value {} (threshold {})", rule, t.key, t.value, threshold);
     } else {
       txn.exec_params0(sql::kResolve, rule, t.key);
       logger.info("alert {} resolved for {}: value {}", rule, t.key, t.value);
     }
-    (void)txn.exec_params1(sql::kRecordTransition, rule, t.key, t.firing ? "firing" : "resolved", t.value, threshold, severity);
+    const std::optional<std::string> workflow = notify.empty() ? std::nullopt : std::optional(notify);
+    (void)txn.exec_params1(sql::kRecordTransition, rule, t.key, t.firing ? "firing" : "resolved", t.value, threshold,
+                           severity, workflow);
   };
   for (const auto& rule : rules) {
     const auto evaluation = Evaluate(rule, ReadSamples(txn, rule), firing[rule.name]);
     for (const auto& f : evaluation.firing) {
       txn.exec_params0(sql::kUpsertFiring, rule.name, f.key, rule.severity, f.value, rule.threshold, f.count);
     }
-    for (const auto& t : evaluation.transitions) record(rule.name, t, rule.threshold, rule.severity);
+    for (const auto& t : evaluation.transitions) record(rule.name, t, rule.threshold, rule.severity, rule.notify);
     firing.erase(rule.name);
   }
-  // Rules taken out of the configuration stop firing.
+  // Rules taken out of the configuration stop firing (sent through the default workflow).
   for (const auto& [rule, keys] : firing) {
-    for (const auto& key : keys) record(rule, {key, false, 0.0}, 0.0, "warning");
+    for (const auto& key : keys) record(rule, {key, false, 0.0}, 0.0, "warning", default_notify);
   }
   txn.commit();
+}
+
+// Rolls the hours that settled into bus_latency_hours (sql/020), each in its own transaction
+// under the rollup's lock, at most kRollupHoursPerRound per round so a new rollup catches up on
+// its 31 days over a few rounds; then prunes hours no window reaches.
+constexpr int kRollupHoursPerRound = 200;
+void RollUpLatency(pqxx::connection& conn, std::stop_token stop, spdlog::logger& logger) {
+  int rolled = 0;
+  while (rolled < kRollupHoursPerRound && !stop.stop_requested()) {
+    pqxx::work txn(conn);
+    if (!txn.exec1(sql::kRollupLock)[0].as<bool>()) return;
+    const auto next = txn.exec(sql::kRollupNextHour);
+    if (next.empty()) {
+      txn.exec0(sql::kRollupPrune);
+      txn.commit();
+      break;
+    }
+    const double hour = next[0][0].as<double>();
+    const auto rows = txn.exec_params(sql::kRollupHour, hour).affected_rows();
+    txn.exec_params0(sql::kRollupAdvance, hour + 3600);
+    txn.commit();
+    ++rolled;
+    logger.debug("latency rollup: hour {} ({} routes and tenants)", static_cast<int64_t>(hour), rows);
+  }
+  if (rolled > 0) logger.info("latency rollup: {} hours rolled up", rolled);
 }
 
 }  // namespace
@@ -329,6 +353,25 @@ void AddMetricsServerOptions(CLI::App& app, MetricsServerOptions& options) {
          "how often alert rules are evaluated (e.g. 15s; 0 = never)")
       ->default_str("15s");
   app.add_option("--recent-runs", options.recent_runs, "workflow runs listed")->check(CLI::Range(0, 500))->capture_default_str();
+  app.add_option("--alert-workflow", options.alert_workflow,
+                 "workflow started for each alert transition of rules that name none (its Notify node sends the webhook)")
+      ->envname("COGO_ALERT_WORKFLOW");
+  app.add_option("--alert-tenant", options.sender.tenant, "the tenant of alert notification runs")->capture_default_str();
+  app.add_option("--brain-url", options.sender.brain_url, "where alert notification runs are started")
+      ->envname("COGO_BRAIN_URL")
+      ->capture_default_str();
+  app.add_option("--artifacts-dir", options.artifacts_dir, "task artifacts the dashboard links to (the brain's)")
+      ->envname("COGO_ARTIFACTS_DIR")
+      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--rollup-interval",
+         [&options](const std::string& text) {
+           const auto ms = ops::ParseDuration(text);
+           if (!ms) throw CLI::ValidationError("--rollup-interval", "a duration such as 1m; 0 = never");
+           options.rollup_interval = *ms;
+         },
+         "how often finished hours are rolled up for long latency windows (0 = never)")
+      ->default_str("1m");
 }
 
 std::string DefaultDashboardDir() {
@@ -353,6 +396,14 @@ std::vector<std::unique_ptr<runtime::Component>> MakeMetricsServer(const Metrics
                                                                    const http::JsonServiceOptions& http,
                                                                    runtime::DaemonContext& ctx) {
   auto rules = options.alert_rules.empty() ? DefaultAlertRules() : LoadAlertRules(config::ReadFile(options.alert_rules));
+  if (!options.alert_workflow.empty() && !config::IsValidName(options.alert_workflow, kWorkflowIdRule)) {
+    throw std::runtime_error("--alert-workflow: " + config::DescribeNameRule(kWorkflowIdRule));
+  }
+  bool sends = false;
+  for (auto& rule : rules) {
+    if (rule.notify.empty()) rule.notify = options.alert_workflow;
+    sends = sends || !rule.notify.empty();
+  }
   std::shared_ptr<const policy::PolicyTable> policy;
   if (!options.policy_file.empty()) policy = policy::LoadPolicyFile(options.policy_file);
   auto service = std::make_unique<http::JsonService>("cogo-metrics-server", http, ctx.logger);
@@ -361,14 +412,28 @@ std::vector<std::unique_ptr<runtime::Component>> MakeMetricsServer(const Metrics
   auto routes = api->Routes();
   for (auto& route : routes) route.handler = [api, inner = std::move(route.handler)](const http::Request& r) { return inner(r); };
   service->Add(std::move(routes));
+  // The artifacts the workflow cards link to, as the brain serves them (tenant-scoped), so the
+  // dashboard fetches them from its own origin with the token it holds.
+  service->Add(artifacts::ArtifactRoutes(std::make_shared<artifacts::ArtifactStore>(options.artifacts_dir)));
   std::vector<std::unique_ptr<runtime::Component>> components;
   components.push_back(std::move(service));
+  auto logger = ctx.logger;
   if (options.alert_interval.count() > 0) {
-    auto logger = ctx.logger;
+    if (sends && options.sender.jwt_secret.empty()) throw std::runtime_error("alert notifications need the JWT secret");
     components.push_back(std::make_unique<runtime::PeriodicTask>(
-        runtime::PeriodicOptions{"alerts", ctx.options.database_url, options.alert_interval},
-        [rules, logger](pqxx::connection& conn, std::stop_token) { EvaluateAlerts(conn, rules, *logger); },
+        runtime::PeriodicOptions{"alerts", ctx.options.database_url, options.alert_interval, std::chrono::milliseconds(10000), &ctx.registry},
+        [rules, logger, sends, sender = options.sender, fallback = options.alert_workflow](pqxx::connection& conn,
+                                                                                          std::stop_token) {
+          EvaluateAlerts(conn, rules, fallback, *logger);
+          if (sends) SendAlertTransitions(conn, sender, *logger);
+        },
         ctx.logger));
+  }
+  if (options.rollup_interval.count() > 0) {
+    components.push_back(std::make_unique<runtime::PeriodicTask>(
+        runtime::PeriodicOptions{"latency-rollup", ctx.options.database_url, options.rollup_interval, std::chrono::milliseconds(10000),
+                                 &ctx.registry},
+        [logger](pqxx::connection& conn, std::stop_token stop) { RollUpLatency(conn, stop, *logger); }, ctx.logger));
   }
   return components;
 }

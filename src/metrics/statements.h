@@ -12,9 +12,12 @@
 
 namespace cogo::metrics::sql {
 
-// Run first in every read: percentiles sort the window's rows, and in the default 4MB a 24h
-// window of a busy bus spills to disk (docs/metrics.md).
-inline constexpr const char* kSortMemory = "SET LOCAL work_mem = '64MB'";
+// Run first in every read (transaction-local). Percentiles sort the window's rows, and in the
+// default 4MB a 24h window of a busy bus spills to disk. And no JIT: the planner's estimate for
+// the decisions view (a few index probes per decision) passes jit_above_cost, and compiling
+// cost 1.3 s of the 1.9 s that a 24h window of 28,000 decisions took (docs/metrics.md).
+inline constexpr const char* kReadSettings =
+    "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)";
 
 // $1 window s, $2 tenant. Messages that finished in the window: queue wait (started_at -
 // created_at: from publish to the start of the attempt that ended it, retry backoff included)
@@ -34,6 +37,97 @@ FROM (SELECT service, role, tenant,
         AND ($2::text IS NULL OR tenant = $2)) m
 GROUP BY GROUPING SETS ((service, role, tenant), (service, role), ())
 ORDER BY level DESC, service, role, tenant)SQL";
+
+// The latency rollup (sql/020). Windows whose start is more than an hour before the rollup's
+// rolled_through read the whole hours between from bus_latency_hours and only the two partial
+// edges from agent_messages (EXPLAINs in docs/metrics.md).
+//
+// $1 window s. The rolled-up span a window can use: from the first whole UTC hour in the window
+// to rolled_through, in seconds since the epoch; no row when it holds no whole hour.
+inline constexpr const char* kLatencyRolledSpan = R"SQL(
+SELECT extract(epoch FROM x.first_hour)::float8, extract(epoch FROM s.rolled_through)::float8
+FROM bus_latency_rollup_state s,
+     LATERAL (SELECT date_bin(interval '1 hour', now() - $1::float8 * interval '1 second',
+                              TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour' AS first_hour) x
+WHERE s.rolled_through > x.first_hour)SQL";
+
+// $1 window s, $2 tenant, $3 rolled span start, $4 its end (epoch s). Per route and tenant:
+// kind 2 rows carry the message count and the sums of wait and handler seconds; kind 0 (wait)
+// and 1 (handler) rows the count of each histogram bucket (cogo_latency_bucket). The edges are
+// two ranges on finished_at, each found through agent_messages_finished; the hours come by the
+// rollup's primary key.
+inline constexpr const char* kLatencyFromRollup = R"SQL(
+WITH edges AS (
+  SELECT service, role, tenant, extract(epoch FROM started_at - created_at)::float8 AS wait,
+         extract(epoch FROM finished_at - started_at)::float8 AS handler
+  FROM agent_messages
+  WHERE finished_at >= now() - $1::float8 * interval '1 second' AND finished_at < to_timestamp($3)
+    AND started_at IS NOT NULL AND ($2::text IS NULL OR tenant = $2)
+  UNION ALL
+  SELECT service, role, tenant, extract(epoch FROM started_at - created_at)::float8,
+         extract(epoch FROM finished_at - started_at)::float8
+  FROM agent_messages
+  WHERE finished_at >= to_timestamp($4) AND started_at IS NOT NULL AND ($2::text IS NULL OR tenant = $2)),
+hours AS (
+  SELECT * FROM bus_latency_hours
+  WHERE hour >= to_timestamp($3) AND hour < to_timestamp($4) AND ($2::text IS NULL OR tenant = $2))
+SELECT service, role, tenant, kind, bucket, sum(n)::bigint, sum(wait_sum)::float8, sum(handler_sum)::float8
+FROM (SELECT service, role, tenant, 2 AS kind, 0 AS bucket, count(*) AS n, sum(wait) AS wait_sum,
+             sum(handler) AS handler_sum
+      FROM edges GROUP BY 1, 2, 3
+      UNION ALL
+      SELECT service, role, tenant, 2, 0, messages, wait_sum, handler_sum FROM hours
+      UNION ALL
+      SELECT service, role, tenant, 0, cogo_latency_bucket(wait), count(*), NULL, NULL FROM edges GROUP BY 1, 2, 3, 5
+      UNION ALL
+      SELECT service, role, tenant, 1, cogo_latency_bucket(handler), count(*), NULL, NULL FROM edges GROUP BY 1, 2, 3, 5
+      UNION ALL
+      SELECT h.service, h.role, h.tenant, 0, u.b, u.n, NULL, NULL
+      FROM hours h, unnest(h.wait_buckets, h.wait_counts) AS u(b, n)
+      UNION ALL
+      SELECT h.service, h.role, h.tenant, 1, u.b, u.n, NULL, NULL
+      FROM hours h, unnest(h.handler_buckets, h.handler_counts) AS u(b, n)) p
+GROUP BY 1, 2, 3, 4, 5)SQL";
+
+// The rollup's writer (the metrics server's periodic task, one at a time under its own
+// advisory lock). An hour is rolled up once it ended kRollupSettle ago: a message's finished_at
+// is its completing transaction's start, and those transactions are a single statement.
+inline constexpr const char* kRollupLock = "SELECT pg_try_advisory_xact_lock(1668245301, 2)";
+// The next hour to roll up, if it has settled: the one at rolled_through, or for a new rollup
+// the hour 31 days back (the longest window and a day).
+inline constexpr const char* kRollupNextHour = R"SQL(
+SELECT extract(epoch FROM h)::float8
+FROM (SELECT coalesce((SELECT rolled_through FROM bus_latency_rollup_state),
+                      date_bin(interval '1 hour', now() - interval '31 days', TIMESTAMPTZ '2000-01-01 00:00:00+00')) AS h) x
+WHERE h + interval '1 hour 2 minutes' <= now())SQL";
+// $1 hour start (epoch s). One row per route and tenant of the messages that finished in it.
+inline constexpr const char* kRollupHour = R"SQL(
+INSERT INTO bus_latency_hours (hour, service, role, tenant, messages, wait_sum, handler_sum,
+                               wait_buckets, wait_counts, handler_buckets, handler_counts)
+WITH m AS (
+  SELECT service, role, tenant, extract(epoch FROM started_at - created_at)::float8 AS wait,
+         extract(epoch FROM finished_at - started_at)::float8 AS handler
+  FROM agent_messages
+  WHERE finished_at >= to_timestamp($1) AND finished_at < to_timestamp($1) + interval '1 hour'
+    AND started_at IS NOT NULL),
+totals AS (SELECT service, role, tenant, count(*) AS messages, sum(wait) AS wait_sum, sum(handler) AS handler_sum
+           FROM m GROUP BY 1, 2, 3),
+waits AS (SELECT service, role, tenant, array_agg(b ORDER BY b) AS buckets, array_agg(n ORDER BY b) AS counts
+          FROM (SELECT service, role, tenant, cogo_latency_bucket(wait) AS b, count(*) AS n FROM m GROUP BY 1, 2, 3, 4) w
+          GROUP BY 1, 2, 3),
+handlers AS (SELECT service, role, tenant, array_agg(b ORDER BY b) AS buckets, array_agg(n ORDER BY b) AS counts
+             FROM (SELECT service, role, tenant, cogo_latency_bucket(handler) AS b, count(*) AS n FROM m GROUP BY 1, 2, 3, 4) h
+             GROUP BY 1, 2, 3)
+SELECT to_timestamp($1), t.service, t.role, t.tenant, t.messages, t.wait_sum, t.handler_sum,
+       w.buckets, w.counts, h.buckets, h.counts
+FROM totals t JOIN waits w USING (service, role, tenant) JOIN handlers h USING (service, role, tenant))SQL";
+// $1 the end of the hour just rolled up (epoch s).
+inline constexpr const char* kRollupAdvance = R"SQL(
+INSERT INTO bus_latency_rollup_state (singleton, rolled_through) VALUES (true, to_timestamp($1))
+ON CONFLICT (singleton) DO UPDATE SET rolled_through = EXCLUDED.rolled_through)SQL";
+// Hours no window reaches any more.
+inline constexpr const char* kRollupPrune =
+    "DELETE FROM bus_latency_hours WHERE hour < now() - interval '31 days'";
 
 // $1 tenant. Live rows only, from the two partial indexes that hold them: queued (due now or
 // delayed by a retry backoff) with the lag (age of the oldest message due now, counted from
@@ -208,10 +302,28 @@ SET severity = EXCLUDED.severity, value = EXCLUDED.value, threshold = EXCLUDED.t
     samples = EXCLUDED.samples, updated_at = now())SQL";
 // $1 rule, $2 key.
 inline constexpr const char* kResolve = "DELETE FROM alert_states WHERE rule = $1 AND key = $2";
-// $1 rule, $2 key, $3 state, $4 value, $5 threshold, $6 severity.
+// $1 rule, $2 key, $3 state, $4 value, $5 threshold, $6 severity, $7 the workflow to send it
+// through or NULL.
 inline constexpr const char* kRecordTransition = R"SQL(
-INSERT INTO alert_transitions (rule, key, state, value, threshold, severity)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id)SQL";
+INSERT INTO alert_transitions (rule, key, state, value, threshold, severity, notify_workflow)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id)SQL";
+
+// The outbox (sql/020), through its partial index alert_transitions_unsent.
+inline constexpr const char* kUnsentTransitions = R"SQL(
+SELECT id, rule, key, state, value, threshold, severity,
+       to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), notify_workflow, notify_attempts
+FROM alert_transitions WHERE notify_workflow IS NOT NULL AND notified_at IS NULL
+ORDER BY id LIMIT 50)SQL";
+// $1 id, $2 run id.
+inline constexpr const char* kTransitionSent = R"SQL(
+UPDATE alert_transitions
+SET notify_run_id = $2, notify_attempts = notify_attempts + 1, notify_error = NULL, notified_at = now()
+WHERE id = $1)SQL";
+// $1 id, $2 error, $3 given up (no more attempts).
+inline constexpr const char* kTransitionNotSent = R"SQL(
+UPDATE alert_transitions
+SET notify_attempts = notify_attempts + 1, notify_error = $2, notified_at = CASE WHEN $3 THEN now() END
+WHERE id = $1)SQL";
 
 // The alerts API: firing alerts, and the latest transitions ($1 limit).
 inline constexpr const char* kActiveAlerts = R"SQL(
@@ -219,7 +331,8 @@ SELECT rule, key, severity, value, threshold, samples, extract(epoch FROM since)
        extract(epoch FROM updated_at)::float8
 FROM alert_states ORDER BY severity, rule, key)SQL";
 inline constexpr const char* kRecentTransitions = R"SQL(
-SELECT id, rule, key, state, value, threshold, severity, extract(epoch FROM at)::float8
+SELECT id, rule, key, state, value, threshold, severity, extract(epoch FROM at)::float8, notify_workflow,
+       notify_run_id, notify_error, notified_at IS NOT NULL
 FROM alert_transitions ORDER BY id DESC LIMIT $1)SQL";
 
 }  // namespace cogo::metrics::sql

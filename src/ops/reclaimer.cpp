@@ -39,7 +39,7 @@ std::unique_ptr<runtime::Component> MakeReclaimerComponent(ReclaimerOptions opti
                                                            runtime::DaemonContext& context) {
   auto logger = context.logger;
   return std::make_unique<runtime::PeriodicTask>(
-      runtime::PeriodicOptions{"reclaimer", context.options.database_url, options.interval},
+      runtime::PeriodicOptions{"reclaimer", context.options.database_url, options.interval, std::chrono::milliseconds(10000), &context.registry},
       [options, logger](pqxx::connection& conn, std::stop_token stop) {
         const ReclaimReport r = ReclaimPass(conn, options, stop);
         if (!r.empty()) {

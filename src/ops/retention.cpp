@@ -78,7 +78,7 @@ std::unique_ptr<runtime::Component> MakeRetentionComponent(RetentionOptions opti
                FormatDuration(options.events_max_age), FormatDuration(options.usage_max_age),
                options.batch_size, options.pause.count());
   return std::make_unique<runtime::PeriodicTask>(
-      runtime::PeriodicOptions{"retention", context.options.database_url, options.interval},
+      runtime::PeriodicOptions{"retention", context.options.database_url, options.interval, std::chrono::milliseconds(10000), &context.registry},
       [options, logger](pqxx::connection& conn, std::stop_token stop) {
         const RetentionCounts c = Prune(conn, options, stop);
         logger->info("pruned: finished {}, dead {}, events {}, usage {}", c.finished, c.dead,

@@ -18,12 +18,18 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <mutex>
+#include <thread>
 
+#include <httplib.h>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "cogo/artifacts/store.h"
 #include "cogo/auth/jwt.h"
+#include "cogo/metrics/latency_histogram.h"
+#include "cogo/workflow/engine.h"
 #include "cogo/workflow/runs.h"
 #include "front_support.h"
 #include "pg_fixture.h"
@@ -144,6 +150,13 @@ class MetricsTest : public BusTest {
   }
   static int64_t Count(const std::string& where) {
     return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE " + where);
+  }
+  // A login of the read-only group (sql/010) for the server, as deploy/sql/users.sql makes one.
+  std::string Reader() {
+    pqxx::nontransaction admin(*conn_);
+    admin.exec0("DROP ROLE IF EXISTS cogo_test_metrics");
+    admin.exec0("CREATE ROLE cogo_test_metrics LOGIN IN ROLE cogo_reader");
+    return UrlAs("cogo_test_metrics");
   }
 
   // Real traffic of every kind; returns when all of it has settled: the idle route's messages
@@ -291,6 +304,8 @@ TEST_F(MetricsTest, EveryEndpointAgreesWithTheDatabaseAfterRealTraffic) {
     EXPECT_EQ(d["recent_runs"][0]["reason"], "gate_failed");
     EXPECT_EQ(d["recent_runs"][0]["gates"][0]["verdict"], "fail");
     EXPECT_EQ(d["recent_runs"][1]["artifacts"][1]["path"], "artifacts/task-7/build-test/report.json");
+    EXPECT_EQ(d["recent_runs"][1]["artifacts"][1]["api"], "/api/artifacts/task-7/build-test/report.json");
+    EXPECT_EQ(d["recent_runs"][1]["artifacts"][2]["api"], "/api/artifacts/task-7");  // its files, logs included
     const auto one = Get(port, "/api/metrics/workflows/gated", Service());
     EXPECT_EQ(one["workflows"][0]["runs"], 2);
     const auto view = Get(port, "/api/metrics/runs/" + std::to_string(failing_run_), Service());
@@ -369,6 +384,17 @@ TEST_F(MetricsTest, TokensAreRequiredAndATenantSeesOnlyItsOwn) {
   EXPECT_NE(page.headers.at("Content-Type").find("text/html"), std::string::npos);
   EXPECT_NE(page.headers.at("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
   EXPECT_EQ(HttpGet(port, "/static/dashboard.js").status, 200);
+
+  // The OpenAPI document names every route of the API.
+  const auto openapi = json::parse(HttpGet(port, "/openapi.json").body, nullptr, false);
+  ASSERT_TRUE(openapi.is_object());
+  for (const char* path : api) {
+    const std::string pattern = std::string(path) == "/api/metrics/workflows/gated" ? "/api/metrics/workflows/{workflow_id}"
+                                : std::string(path) == "/api/metrics/runs/1"        ? "/api/metrics/runs/{run_id}"
+                                                                                    : path;
+    EXPECT_TRUE(openapi["paths"].contains(pattern)) << pattern;
+  }
+  EXPECT_TRUE(openapi["paths"].contains("/api/artifacts/{task_id}/{dir}/{name}"));
 }
 
 // The server runs as a cogo_reader user (sql/010): it reads everything and its evaluator writes
@@ -413,6 +439,196 @@ TEST_F(MetricsTest, AlertsFireAndResolveAndEachChangeIsRecordedAsAReader) {
   admin.exec0("DROP ROLE cogo_test_metrics");
 }
 
+// Windows longer than an hour read the finished hours from the rollup (sql/020) that the server
+// keeps as a cogo_reader user: counts and means exact, percentiles within one histogram bucket
+// of percentile_cont over the rows; the same window without the rollup is exact.
+TEST_F(MetricsTest, LongWindowsReadTheHourlyRollupAndAgreeWithTheRows) {
+  // Five hours of finished messages (the bus cannot be run in the past: rows are written as
+  // workers leave them), two routes and two tenants, waits from 1 ms to 3 s.
+  {
+    pqxx::nontransaction admin(*conn_);
+    admin.exec0(R"SQL(
+      INSERT INTO agent_messages (service, role, shard, tenant, payload, status, attempts, created_at, started_at, finished_at)
+      SELECT 'test', CASE WHEN i % 3 = 0 THEN 'slow' ELSE 'echo' END, 0, CASE WHEN i % 4 = 0 THEN 'acme' ELSE 'globex' END,
+             '{}', 'done', 1, t, t + ((i * 37) % 3000 + 1) * interval '1 millisecond',
+             t + ((i * 37) % 3000 + 1 + (i % 7) * 40) * interval '1 millisecond'
+      FROM generate_series(1, 3000) AS i,
+           LATERAL (SELECT now() - interval '5 hours' + i * interval '6 seconds' AS t) x)SQL");
+  }
+  const std::string filter = "finished_at >= now() - interval '6 hours' AND started_at IS NOT NULL";
+  const auto waits = Column("SELECT extract(epoch FROM started_at - created_at)::float8 FROM agent_messages WHERE " + filter);
+  const auto handlers = Column("SELECT extract(epoch FROM finished_at - started_at)::float8 FROM agent_messages WHERE " + filter);
+  const auto acme_waits = Column("SELECT extract(epoch FROM started_at - created_at)::float8 FROM agent_messages WHERE " +
+                                 filter + " AND tenant = 'acme'");
+  auto within_a_bucket = [](const json& shown, double exact, const std::string& what) {
+    ASSERT_TRUE(shown.is_number()) << what;
+    const auto [low, high] = metrics::LatencyBucketBounds(metrics::LatencyBucket(exact));
+    EXPECT_NEAR(shown.get<double>(), exact, 2 * (high - low)) << what;
+  };
+  {
+    const auto exact = StartMetrics({"--rollup-interval", "0"});
+    const auto d = Get(exact->port(), "/api/metrics/bus/latency?window=6h", Service());
+    EXPECT_EQ(d["percentiles"], "exact");
+    EXPECT_EQ(d["total"]["messages"].get<size_t>(), waits.size());
+    EXPECT_NEAR(d["total"]["wait_seconds"]["p90"].get<double>(), PercentileCont(waits, 0.9), 1e-6);
+  }
+  const auto server = StartMetrics({"--rollup-interval", "200ms", "--database-url", Reader()});
+  // The hours that ended more than two minutes ago: four or five of them.
+  ASSERT_TRUE(WaitFor([&] {
+    return Scalar<int64_t>("SELECT count(*) FROM bus_latency_rollup_state "
+                           "WHERE rolled_through > now() - interval '1 hour 3 minutes'") == 1;
+  }, 60s)) << "the rollup did not catch up; see " << server->log();
+  EXPECT_GE(Scalar<int64_t>("SELECT count(DISTINCT hour) FROM bus_latency_hours"), 4);
+  EXPECT_EQ(Scalar<int64_t>("SELECT sum(messages) FROM bus_latency_hours"),
+            Count("finished_at < (SELECT rolled_through FROM bus_latency_rollup_state)"));
+
+  const auto d = Get(server->port(), "/api/metrics/bus/latency?window=6h", Service());
+  EXPECT_EQ(d["percentiles"], "histogram");
+  EXPECT_GE(d["rolled_hours"].get<int>(), 3);
+  EXPECT_EQ(d["total"]["messages"].get<size_t>(), waits.size());
+  double wait_sum = 0;
+  for (double w : waits) wait_sum += w;
+  EXPECT_NEAR(d["total"]["wait_seconds"]["avg"].get<double>(), wait_sum / static_cast<double>(waits.size()), 1e-6);
+  for (const auto& [name, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
+    within_a_bucket(d["total"]["wait_seconds"][name], PercentileCont(waits, q), std::string("wait ") + name);
+    within_a_bucket(d["total"]["handler_seconds"][name], PercentileCont(handlers, q), std::string("handler ") + name);
+  }
+  const auto& slow = Find(d["routes"], {{"service", "test"}, {"role", "slow"}});
+  EXPECT_EQ(slow["messages"], Count(filter + " AND role = 'slow'"));
+  const auto& acme_echo = Find(d["route_tenants"], {{"service", "test"}, {"role", "echo"}, {"tenant", "acme"}});
+  EXPECT_EQ(acme_echo["messages"], Count(filter + " AND role = 'echo' AND tenant = 'acme'"));
+
+  // A tenant reads its own hours only.
+  const auto mine = Get(server->port(), "/api/metrics/bus/latency?window=6h", Bearer("acme"));
+  EXPECT_EQ(mine["percentiles"], "histogram");
+  EXPECT_EQ(mine["total"]["messages"].get<size_t>(), acme_waits.size());
+  within_a_bucket(mine["total"]["wait_seconds"]["p50"], PercentileCont(acme_waits, 0.5), "acme wait p50");
+  for (const auto& r : mine["route_tenants"]) EXPECT_EQ(r["tenant"], "acme");
+  // A window within the last hour has no whole rolled-up hour: exact.
+  EXPECT_EQ(Get(server->port(), "/api/metrics/bus/latency?window=30m", Service())["percentiles"], "exact");
+}
+
+// An HTTP receiver for webhooks on a port the kernel picks, recording what it is sent.
+class WebhookReceiver {
+ public:
+  WebhookReceiver() {
+    server_.Post("/cogo-alerts", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      received_.push_back({req.body, req.get_header_value("X-Cogo-Signature")});
+      res.status = 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~WebhookReceiver() {
+    server_.stop();
+    thread_.join();
+  }
+  struct Post {
+    std::string body;
+    std::string signature;
+  };
+  std::vector<Post> received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<Post> received_;
+};
+
+// A rule naming a workflow sends each of its transitions through the brain's workflow engine:
+// the evaluator records it, the sender starts one run of the workflow (the shipped example
+// definition, pointed at a local receiver), and the run's Notify node posts it, signed.
+TEST_F(MetricsTest, AlertTransitionsReachAWebhookThroughTheWorkflowEngineOnceEach) {
+  constexpr const char* kNotifySecret = "notify-secret-0123456789abcdef";
+  WebhookReceiver receiver;
+  auto definition = json::parse(ReadFile(SourcePath("examples/workflows/alertWebhook.json")));
+  definition["nodes"]["post"]["url"] = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/cogo-alerts";
+  std::ofstream(dir_ + "/workflows/alertWebhook.json") << definition.dump(2);
+  const auto rules = dir_ + "/notify-rules.json";
+  std::ofstream(rules) << R"({"rules": [
+    {"name": "lag_hook", "metric": "bus_lag_seconds", "op": ">=", "threshold": 1, "notify": "alertWebhook"}]})";
+  setenv("COGO_NOTIFY_SECRET", kNotifySecret, 1);
+  const auto brain_log = ScratchFile("brain.log");
+  Daemon brain("cogo-orchestrator-brain",
+               {"--routing", dir_ + "/routing.json", "--policy", dir_ + "/policy.json", "--workflows", dir_ + "/workflows",
+                "--poll-ms", "100"},
+               brain_log);
+  unsetenv("COGO_NOTIFY_SECRET");
+  const auto server = StartMetrics({"--alert-rules", rules, "--alert-interval", "200ms", "--database-url", Reader(),
+                                    "--brain-url", "http://127.0.0.1:" + std::to_string(brain.port())});
+  auto posts_with = [&](const std::string& state) {
+    int n = 0;
+    for (const auto& p : receiver.received()) {
+      const auto body = json::parse(p.body, nullptr, false);
+      if (body.is_object() && body["alert"]["state"] == state) ++n;
+    }
+    return n;
+  };
+  Publish("acme", "test", "later");
+  ASSERT_TRUE(WaitFor([&] { return posts_with("firing") > 0; }, 30s))
+      << "no firing webhook; see " << server->log() << " and " << brain_log;
+  {
+    auto worker = Worker("test", "later", "complete");
+    ASSERT_TRUE(WaitFor([&] { return posts_with("resolved") > 0; }, 30s)) << "no resolved webhook; see " << server->log();
+  }
+  std::this_thread::sleep_for(2s);  // ten more evaluator rounds: nothing is sent again
+  const auto posts = receiver.received();
+  ASSERT_EQ(posts.size(), 2u);
+  const auto firing = json::parse(posts[0].body);
+  EXPECT_EQ(firing["source"], "cogo-metrics-server");
+  EXPECT_EQ(firing["alert"]["rule"], "lag_hook");
+  EXPECT_EQ(firing["alert"]["key"], "test/later");
+  EXPECT_EQ(firing["alert"]["state"], "firing");
+  EXPECT_GE(firing["alert"]["value"].get<double>(), 1.0);
+  EXPECT_EQ(json::parse(posts[1].body)["alert"]["state"], "resolved");
+  for (const auto& p : posts) EXPECT_EQ(p.signature, "sha256=" + workflow::SignBody(kNotifySecret, p.body));
+
+  // Each transition: one run of the workflow, in the ops tenant, succeeded.
+  EXPECT_EQ(ScalarText("SELECT string_agg(t.state || ':' || r.status || ':' || r.tenant, ' ' ORDER BY t.id) "
+                       "FROM alert_transitions t JOIN workflow_runs r ON r.id = t.notify_run_id"),
+            "firing:succeeded:ops resolved:succeeded:ops");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM workflow_runs WHERE workflow_id = 'alertWebhook'"), 2);
+  const auto alerts = Get(server->port(), "/api/alerts", Service());
+  EXPECT_EQ(alerts["transitions"][0]["notify"]["workflow_id"], "alertWebhook");
+  EXPECT_TRUE(alerts["transitions"][0]["notify"]["run_id"].is_number_integer());
+  EXPECT_EQ(alerts["rules"][0]["notify"], "alertWebhook");
+  // No secret in any log: the webhook key, the JWT secret, or a token minted from it.
+  for (const auto& log : {server->log(), brain_log}) {
+    const auto text = ReadFile(log);
+    EXPECT_EQ(text.find(kNotifySecret), std::string::npos) << log;
+    EXPECT_EQ(text.find(kTestJwtSecret), std::string::npos) << log;
+    EXPECT_EQ(text.find("Bearer"), std::string::npos) << log;
+    EXPECT_EQ(text.find("eyJ"), std::string::npos) << log;  // a JWT's header
+  }
+}
+
+// An unknown workflow is a refusal: the transition is given up with the brain's reason, once.
+TEST_F(MetricsTest, AnAlertWorkflowTheBrainRefusesIsGivenUpWithItsReason) {
+  const auto rules = dir_ + "/notify-rules.json";
+  std::ofstream(rules) << R"({"rules": [
+    {"name": "lag_hook", "metric": "bus_lag_seconds", "op": ">=", "threshold": 1, "notify": "noSuchFlow"}]})";
+  Daemon brain("cogo-orchestrator-brain",
+               {"--routing", dir_ + "/routing.json", "--policy", dir_ + "/policy.json", "--workflows", dir_ + "/workflows",
+                "--poll-ms", "100"},
+               ScratchFile("brain.log"));
+  const auto server = StartMetrics({"--alert-rules", rules, "--alert-interval", "200ms", "--brain-url",
+                                    "http://127.0.0.1:" + std::to_string(brain.port())});
+  Publish("acme", "test", "later");
+  ASSERT_TRUE(WaitFor([&] {
+    return Scalar<int64_t>("SELECT count(*) FROM alert_transitions WHERE notified_at IS NOT NULL") == 1;
+  }, 30s)) << "see " << server->log();
+  EXPECT_EQ(ScalarText("SELECT notify_error FROM alert_transitions"), "brain_400: unknown_workflow");
+  EXPECT_EQ(Scalar<int64_t>("SELECT notify_attempts FROM alert_transitions"), 1);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM alert_transitions WHERE notify_run_id IS NOT NULL"), 0);
+}
+
 // A port nobody listens on now (for tools that cannot report the port they bound): the kernel
 // picks one for a socket that is closed again at once.
 int FreePort() {
@@ -431,65 +647,113 @@ int FreePort() {
 
 bool Installed(const std::string& path) { return std::filesystem::exists(path); }
 
-TEST_F(MetricsTest, PrometheusScrapesTheServerAndAWorkerAndPromtoolAcceptsBoth) {
+// The stack as deployed: every daemon with COGO_METRICS_LISTEN (the metrics server on its own
+// port, behind a service_role token), a request through all of it, a real Prometheus scraping
+// each one every second, and each daemon's own series found in Prometheus under its job.
+TEST_F(MetricsTest, PrometheusScrapesEveryDaemonOfTheStackAndPromtoolAcceptsEach) {
   if (!Installed("/usr/bin/prometheus") || !Installed("/usr/bin/promtool")) {
     FAIL() << "Debian prometheus is not installed (scripts/bootstrap.sh installs it)";
   }
-  const int worker_port = FreePort();
-  setenv("COGO_METRICS_LISTEN", ("127.0.0.1:" + std::to_string(worker_port)).c_str(), 1);
-  auto echo = Worker("test", "echo", "complete");
-  unsetenv("COGO_METRICS_LISTEN");
+  const auto log = ScratchFile("stack.log");
+  std::map<std::string, int> exporters;  // job -> its COGO_METRICS_LISTEN port
+  auto with_exporter = [&](const std::string& job, auto start) {
+    exporters[job] = FreePort();
+    setenv("COGO_METRICS_LISTEN", ("127.0.0.1:" + std::to_string(exporters[job])).c_str(), 1);
+    auto daemon = start();
+    unsetenv("COGO_METRICS_LISTEN");
+    return daemon;
+  };
+  auto worker = [&](const std::string& binary, std::vector<std::string> args) {
+    return [&, binary, args] { return std::make_unique<WorkerDaemon>(binary, args, log); };
+  };
+  auto edge = with_exporter("cogo-edge", [&] {
+    return std::make_unique<Daemon>("cogo-edge", std::vector<std::string>{"--routing", dir_ + "/routing.json"}, log);
+  });
+  auto brain = with_exporter("cogo-orchestrator-brain", [&] {
+    return std::make_unique<Daemon>("cogo-orchestrator-brain",
+                                    std::vector<std::string>{"--routing", dir_ + "/routing.json", "--policy",
+                                                             dir_ + "/policy.json", "--workflows", dir_ + "/workflows",
+                                                             "--poll-ms", "100"},
+                                    log);
+  });
+  auto executor = with_exporter("cogo-executor-dispatcher", worker("cogo-executor-dispatcher", {"--poll-ms", "100"}));
+  auto chat = with_exporter("cogo-gateway-chat", worker("cogo-gateway-chat", {"--poll-ms", "100"}));
+  auto reclaimer = with_exporter("cogo-bus-reclaimer", worker("cogo-bus-reclaimer", {"--interval", "500ms"}));
+  auto retention = with_exporter("cogo-bus-retention", worker("cogo-bus-retention", {"--interval", "500ms"}));
   auto broken = Worker("test", "broken", "fail");
-  for (int i = 0; i < 3; ++i) Publish("acme", "test", "echo");
-  Publish("acme", "test", "broken", R"({"n":1})", 1);
-  Publish("acme", "test", "idle");
-  ASSERT_TRUE(WaitFor([&] { return Count("status IN ('done', 'failed')") == 4; }));
   const auto server = StartMetrics();
 
-  // The exposition format as promtool's linter reads it, from both kinds of daemon.
+  // One request through the edge: decided by the brain, admitted by the executor, answered by
+  // gateway-chat; and a failure on another route.
+  const auto token = auth::MintToken(kTestJwtSecret, {auth::Role::kAuthenticated, "acme", "ops", std::nullopt}, Now(),
+                                     std::chrono::hours(1));
+  const auto accepted = HttpPost(edge->port(), "/functions/v1/orchestrator-chat",
+                                 R"({"tenant": "acme", "intent": "chat", "payload": {"message": "hello prometheus"}})",
+                                 {{"Authorization", "Bearer " + token}, {"apikey", kTestPublishableKey}});
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  Publish("acme", "test", "broken", R"({"n":1})", 1);
+  Publish("acme", "test", "idle");
+  ASSERT_TRUE(WaitFor([&] { return Count("service = 'gateway' AND status = 'done'") == 1 && Count("status = 'failed'") == 1; }, 30s))
+      << "the request did not go through; see " << log;
+
+  // The exposition format as promtool's linter reads it, from every daemon.
   const auto text = HttpGet(server->port(), "/metrics", Service());
   ASSERT_EQ(text.status, 200);
   EXPECT_NE(text.headers.at("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
   EXPECT_NE(text.body.find(R"(cogo_bus_messages{role="idle",service="test",state="queued"} 1)"), std::string::npos) << text.body;
-  const auto checked = RunCommand("/usr/bin/promtool", {"check", "metrics"}, text.body);
-  EXPECT_EQ(checked.status, 0) << checked.output;
-  const auto worker_text = HttpGet(worker_port, "/metrics");
-  ASSERT_EQ(worker_text.status, 200);
-  // The runtime's own counters, not only the exporter's (its registry once expired unseen).
-  EXPECT_NE(worker_text.body.find(R"(cogo_worker_messages_total{outcome="completed",role="echo",service="test"} 3)"),
-            std::string::npos) << worker_text.body;
-  const auto worker_checked = RunCommand("/usr/bin/promtool", {"check", "metrics"}, worker_text.body);
-  EXPECT_EQ(worker_checked.status, 0) << worker_checked.output;
+  EXPECT_EQ(RunCommand("/usr/bin/promtool", {"check", "metrics"}, text.body).status, 0) << text.body;
+  for (const auto& [job, port] : exporters) {
+    const auto exported = HttpGet(port, "/metrics");
+    ASSERT_EQ(exported.status, 200) << job;
+    const auto checked = RunCommand("/usr/bin/promtool", {"check", "metrics"}, exported.body);
+    EXPECT_EQ(checked.status, 0) << job << ": " << checked.output;
+  }
 
-  // A real Prometheus scraping both every second; the series must arrive within seconds.
+  // A real Prometheus scraping all of them every second.
   std::ofstream(dir_ + "/token") << auth::MintToken(kTestJwtSecret, {auth::Role::kServiceRole, "", "prometheus", std::nullopt},
                                                     Now(), std::chrono::hours(1));
-  std::ofstream(dir_ + "/prometheus.yml") << "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-      "scrape_configs:\n"
-      "  - job_name: cogo-metrics-server\n"
-      "    authorization: {type: Bearer, credentials_file: " << dir_ << "/token}\n"
-      "    static_configs: [{targets: ['127.0.0.1:" << server->port() << "']}]\n"
-      "  - job_name: cogo-test-worker\n"
-      "    static_configs: [{targets: ['127.0.0.1:" << worker_port << "']}]\n";
+  std::ofstream config(dir_ + "/prometheus.yml");
+  config << "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: cogo-metrics-server\n"
+            "    authorization: {type: Bearer, credentials_file: " << dir_ << "/token}\n"
+            "    static_configs: [{targets: ['127.0.0.1:" << server->port() << "']}]\n";
+  for (const auto& [job, port] : exporters) {
+    config << "  - job_name: " << job << "\n    static_configs: [{targets: ['127.0.0.1:" << port << "']}]\n";
+  }
+  config.close();
   const int prometheus_port = FreePort();
   ChildProcess prometheus("/usr/bin/prometheus",
                           {"--config.file=" + dir_ + "/prometheus.yml", "--storage.tsdb.path=" + dir_ + "/tsdb",
                            "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port), "--log.level=warn"},
                           ScratchFile("prometheus.log"));
   auto series = [&](const std::string& query) {
-    const auto r = HttpGet(prometheus_port, "/api/v1/query?query=" + query);
+    const auto r = HttpGet(prometheus_port, "/api/v1/query?query=" + httplib::detail::encode_query_param(query));
     const auto body = json::parse(r.body, nullptr, false);
     return r.status == 200 && body.is_object() ? body["data"]["result"] : json::array();
   };
-  EXPECT_TRUE(WaitFor([&] { return !series("cogo_bus_messages%7Brole%3D%22idle%22%7D").empty(); }, 30s))
-      << "no cogo_bus_messages series from the metrics server";
-  EXPECT_TRUE(WaitFor([&] { return !series("cogo_worker_messages_total").empty(); }, 30s))
-      << "no cogo_worker_messages_total series from the worker: " << HttpGet(prometheus_port, "/api/v1/targets").body
-      << "\n" << worker_text.body;
-  const auto failed = series("cogo_bus_finished_last_24h%7Brole%3D%22broken%22,outcome%3D%22failed%22%7D");
+  // Each daemon's own series, as Prometheus stored them under its job.
+  const std::pair<std::string, std::string> wanted[] = {
+      {"cogo-edge", R"(cogo_http_requests_total{route="/functions/v1/orchestrator-chat",status="202"})"},
+      {"cogo-orchestrator-brain", R"(cogo_worker_messages_total{service="orchestrator",role="decide",outcome="completed"})"},
+      {"cogo-executor-dispatcher", R"(cogo_worker_messages_total{service="orchestrator",role="execute",outcome="completed"})"},
+      {"cogo-gateway-chat", R"(cogo_worker_messages_total{service="gateway",role="chat",outcome="completed"})"},
+      {"cogo-bus-reclaimer", R"(cogo_periodic_runs_total{task="reclaimer"})"},
+      {"cogo-bus-retention", R"(cogo_periodic_runs_total{task="retention"})"},
+      {"cogo-metrics-server", R"(cogo_bus_finished_last_24h{role="broken",outcome="failed"})"},
+      {"cogo-metrics-server", R"(cogo_http_requests_total{route="/metrics"})"},
+  };
+  for (const auto& [job, selector] : wanted) {
+    const auto query = selector.substr(0, selector.size() - 1) + ",job=\"" + job + "\"}";
+    EXPECT_TRUE(WaitFor([&] { return !series(query).empty(); }, 30s))
+        << "no " << query << " in Prometheus: " << HttpGet(prometheus_port, "/api/v1/targets").body;
+  }
+  const auto failed = series(R"(cogo_bus_finished_last_24h{role="broken",outcome="failed"})");
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0]["value"][1], "1");
-  for (const auto& up : series("up")) EXPECT_EQ(up["value"][1], "1") << up.dump();
+  const auto up = series("up");
+  EXPECT_EQ(up.size(), exporters.size() + 1);
+  for (const auto& target : up) EXPECT_EQ(target["value"][1], "1") << target.dump();
   prometheus.Signal(SIGTERM);
   EXPECT_TRUE(prometheus.Wait(20s).has_value());
 }
@@ -566,6 +830,57 @@ TEST_F(MetricsTest, TheDashboardInHeadlessChromiumShowsWhatTheApiReturns) {
   ASSERT_EQ(anonymous.status, 0) << anonymous.output;
   EXPECT_NE(anonymous.output.find(R"(data-state="login")"), std::string::npos) << anonymous.output;
   EXPECT_EQ(Figure(anonymous.output, "wait-n").first, "(absent)");
+}
+
+// Gate-verdict artifact links: the page fetches them from its own /api/artifacts with the token
+// it holds (a link names the artifact in the fragment only), within the token's tenant.
+TEST_F(MetricsTest, TheDashboardShowsArtifactsWithItsTokenWithinTheTenant) {
+  if (!Installed("/usr/bin/chromium")) FAIL() << "Debian chromium is not installed (scripts/bootstrap.sh installs it)";
+  const auto store = dir_ + "/artifacts";
+  artifacts::ArtifactStore artifacts(store);
+  ASSERT_EQ(artifacts.Write("task-7", "acme", "build-test",
+                            {{"report.json", R"({"build": {"ok": true}, "tests": {"passed": 41, "failed": 0}})"},
+                             {"test.log", "ok 41 tests\n"}},
+                            {1, 1}),
+            artifacts::WriteOutcome::written);
+  // A run of that task (no brain: it stays running), listed with its links and opened in the run view.
+  auto catalog = std::make_shared<workflow::DefinitionCatalog>(workflow::LoadDefinitions(dir_ + "/workflows"));
+  catalog->Register(*conn_);
+  const auto run = workflow::StartRun(*conn_, *catalog, {"acme", "gated", {{"ok", true}, {"taskId", "task-7"}}, ""}).run_id;
+  const auto server = StartMetrics({"--artifacts-dir", store});
+  const int port = server->port();
+  const std::string report = "/api/artifacts/task-7/build-test/report.json";
+  ExpectJsonError(HttpGet(port, report), 401, "missing_token", "no token");
+  EXPECT_EQ(Get(port, report, Bearer("acme"))["tests"]["passed"], 41);
+  ExpectJsonError(HttpGet(port, report, Bearer("globex")), 404, "not_found", "another tenant's task");
+  EXPECT_EQ(Get(port, "/api/artifacts/task-7", Service())["files"].size(), 2u);
+
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  auto page = [&](const std::string& tenant, const std::string& artifact) {
+    const auto token = auth::MintToken(kTestJwtSecret, {auth::Role::kAuthenticated, tenant, "ops", std::nullopt}, Now(),
+                                       std::chrono::hours(1));
+    const auto profile = dir_ + "/chromium-" + tenant;
+    return RunCommand("/usr/bin/timeout",
+                      {"90", "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                       "--user-data-dir=" + profile, "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0",
+                       "--dump-dom", url + "#token=" + token + "&artifact=" + artifact});
+  };
+  const auto mine = page("acme", "task-7/build-test/report.json&run=" + std::to_string(run));
+  ASSERT_EQ(mine.status, 0) << mine.output;
+  EXPECT_NE(mine.output.find(R"(data-state="ready")"), std::string::npos) << mine.output;
+  EXPECT_NE(mine.output.find(R"(href="#artifact=task-7/edits.json")"), std::string::npos) << mine.output;
+  EXPECT_NE(mine.output.find(R"(href="#artifact=task-7/build-test/report.json")"), std::string::npos);
+  EXPECT_NE(mine.output.find("gated v1 · acme · running"), std::string::npos) << "the run view";
+  EXPECT_NE(mine.output.find(R"(id="artifact-body" data-state="shown")"), std::string::npos) << mine.output;
+  EXPECT_NE(mine.output.find(R"("passed": 41)"), std::string::npos) << mine.output;
+  EXPECT_NE(mine.output.find(R"(data-console-errors="0")"), std::string::npos) << mine.output;
+  const auto listing = page("acme", "task-7");
+  ASSERT_EQ(listing.status, 0) << listing.output;
+  EXPECT_NE(listing.output.find(R"(href="#artifact=task-7/build-test/test.log")"), std::string::npos) << listing.output;
+  const auto other = page("globex", "task-7/build-test/report.json");
+  ASSERT_EQ(other.status, 0) << other.output;
+  EXPECT_NE(other.output.find(R"(id="artifact-body" data-state="not_found")"), std::string::npos) << other.output;
+  EXPECT_EQ(other.output.find(R"("passed")"), std::string::npos);
 }
 
 }  // namespace

@@ -94,8 +94,10 @@ TEST(MetricsAlerts, RulesFileIsReadStrictly) {
   const auto rules = LoadAlertRules(R"({"rules": [
     {"name": "fail_fast", "metric": "bus_failure_rate", "op": ">", "threshold": 0.2, "window": "1h",
      "min_samples": 3, "severity": "critical", "description": "d"},
-    {"name": "lag", "metric": "bus_lag_seconds", "op": ">=", "threshold": 30}]})");
+    {"name": "lag", "metric": "bus_lag_seconds", "op": ">=", "threshold": 30, "notify": "alertWebhook"}]})");
   ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[0].notify, "");
+  EXPECT_EQ(rules[1].notify, "alertWebhook");
   EXPECT_EQ(rules[0].op, AlertOp::above);
   EXPECT_EQ(rules[0].window, seconds(3600));
   EXPECT_EQ(rules[0].min_samples, 3);
@@ -124,6 +126,8 @@ TEST(MetricsAlerts, RulesFileIsReadStrictly) {
       {"threshold a string", R"({"rules":[{"name":"a","metric":"bus_lag_seconds","op":">=","threshold":"1"}]})",
        config::JsonReason::wrong_type, "rules[0].threshold"},
       {"no rules", R"({})", config::JsonReason::missing_key, "rules"},
+      {"bad notify workflow", R"({"rules":[{"name":"a","metric":"bus_lag_seconds","op":">=","threshold":1,"notify":"a b"}]})",
+       config::JsonReason::invalid_value, "rules[0].notify"},
   };
   for (const auto& c : refused) {
     SCOPED_TRACE(c.name);
@@ -134,6 +138,25 @@ TEST(MetricsAlerts, RulesFileIsReadStrictly) {
       EXPECT_EQ(e.reason(), c.reason) << e.what();
       EXPECT_EQ(e.path(), c.path) << e.what();
     }
+  }
+}
+
+// The brain's answer to starting a transition's run, per attempt (max 3).
+TEST(MetricsAlerts, ATransitionIsSentOnceRetriedWhileTransientAndGivenUpOnRefusal) {
+  const struct {
+    int status;
+    int attempts;
+    SendStep step;
+  } cases[] = {
+      {202, 1, SendStep::started},     {200, 3, SendStep::started},  // 200: the key's earlier run
+      {0, 1, SendStep::retry_later},   {503, 2, SendStep::retry_later}, {500, 1, SendStep::retry_later},
+      {429, 1, SendStep::retry_later}, {408, 2, SendStep::retry_later},
+      {0, 3, SendStep::give_up},       {503, 3, SendStep::give_up},
+      {400, 1, SendStep::give_up},     {401, 1, SendStep::give_up},     {403, 1, SendStep::give_up},
+      {404, 1, SendStep::give_up},     {409, 1, SendStep::give_up},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(NextSendStep(c.status, c.attempts, 3), c.step) << c.status << " attempt " << c.attempts;
   }
 }
 

@@ -69,6 +69,10 @@ namespace CLI {
 class App;
 }
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace cogo::http {
 
 // What a handler returns. `body` is JSON text, sent as application/json, unless the handler
@@ -161,6 +165,8 @@ struct JsonServiceOptions {
   int drain_delay_ms = 0;              // /readyz is 503 this long before the listener closes
   bool openapi = true;                 // serve GET /openapi.json
   Authenticator authenticate;          // required by any route that is not kPublic
+  prometheus::Registry* registry = nullptr;  // cogo_http_requests_total and _duration_seconds per
+                                             // route when set (the daemon's; must outlive the service)
 };
 
 // --listen-host, --port (env <env_prefix>_HOST, <env_prefix>_PORT), --http-threads,

@@ -13,7 +13,12 @@
 #include <string_view>
 #include <vector>
 
+#include "cogo/config/names.h"
+
 namespace cogo::metrics {
+
+// A workflow id as the metrics API and alert rules accept one: 1..128 of A-Z a-z 0-9 . _ -.
+inline constexpr config::NameRule kWorkflowIdRule{"workflow id", 128, true};
 
 enum class AlertMetric {
   bus_failure_rate,      // per route: (failed + dead-lettered) / finished attempts, in [0, 1]
@@ -36,13 +41,15 @@ struct AlertRule {
   int64_t min_samples = 1;       // fewer observations than this never fire (1 failure of 1)
   std::string severity = "warning";   // warning | critical
   std::string description;
+  std::string notify;  // workflow id started for each transition; empty: the server's default
 };
 
 // The seeds' acceptance: failure rate >= 5% over 24h, average wait >= 5s, decision quality
 // < 85%, plus lag >= 60s and any dead letter in the last hour.
 [[nodiscard]] std::vector<AlertRule> DefaultAlertRules();
 
-// {"rules": [{name, metric, op, threshold, window?, min_samples?, severity?, description?}]};
+// {"rules": [{name, metric, op, threshold, window?, min_samples?, severity?, description?,
+// notify?}]};
 // throws config::JsonError (path and reason) on anything else, duplicate names included.
 [[nodiscard]] std::vector<AlertRule> LoadAlertRules(std::string_view json_text);
 
@@ -77,5 +84,13 @@ struct Evaluation {
 // and Breaches; a key that fired before and now does not (or has no sample) resolves.
 [[nodiscard]] Evaluation Evaluate(const AlertRule& rule, const std::vector<Sample>& samples,
                                   const std::set<std::string>& was_firing);
+
+// Sending a transition (sql/020's outbox): what to do with the brain's answer to starting its
+// notify workflow's run. `http_status` 0 is a request that got no answer; `attempts` counts
+// this one. Started on 200 (the Idempotency-Key's earlier run) and 202; tried again later on no
+// answer, 408, 429 and 5xx until `max_attempts`; given up on any other refusal (an unknown
+// workflow, parameters the definition refuses, a token it does not accept).
+enum class SendStep { started, retry_later, give_up };
+[[nodiscard]] SendStep NextSendStep(int http_status, int attempts, int max_attempts);
 
 }  // namespace cogo::metrics

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cogo/http/json_service.h"
+#include "cogo/metrics/alert_sender.h"
 #include "cogo/metrics/alerts.h"
 #include "cogo/runtime/daemon.h"
 
@@ -30,9 +31,14 @@ struct MetricsServerOptions {
   std::string alert_rules;    // JSON rules (LoadAlertRules); empty: DefaultAlertRules()
   std::chrono::milliseconds alert_interval{15000};  // evaluator period; 0 = no evaluator
   int recent_runs = 20;       // runs listed by /api/metrics/workflows
+  std::string alert_workflow;  // started per transition of rules without their own `notify`; empty: none
+  AlertSenderOptions sender;   // where and as whom those runs start (its jwt_secret: the caller's)
+  std::string artifacts_dir = "artifacts";  // the brain's --artifacts-dir: /api/artifacts for the dashboard
+  std::chrono::milliseconds rollup_interval{60000};  // latency rollup period (sql/020); 0 = never
 };
 
-// --dashboard-dir, --chart-js, --policy, --alert-rules, --alert-interval, --recent-runs.
+// --dashboard-dir, --chart-js, --policy, --alert-rules, --alert-interval, --recent-runs,
+// --alert-workflow, --alert-tenant, --brain-url, --artifacts-dir, --rollup-interval.
 void AddMetricsServerOptions(CLI::App& app, MetricsServerOptions& options);
 
 // Where the dashboard's files are when --dashboard-dir is not given.

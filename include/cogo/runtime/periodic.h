@@ -22,6 +22,13 @@
 
 #include "cogo/runtime/daemon.h"
 
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+}  // namespace prometheus
+
 namespace cogo::runtime {
 
 struct PeriodicOptions {
@@ -29,6 +36,7 @@ struct PeriodicOptions {
   std::string database_url;
   std::chrono::milliseconds interval{5000};       // from the start of one run to the next
   std::chrono::milliseconds max_backoff{10000};   // reconnect backoff doubles up to this
+  prometheus::Registry* registry = nullptr;  // cogo_periodic_* labelled task=name when set (the daemon's)
 };
 
 using PeriodicBody = std::function<void(pqxx::connection&, std::stop_token)>;
@@ -53,6 +61,9 @@ class PeriodicTask final : public Component {
   const PeriodicBody body_;
   const std::shared_ptr<spdlog::logger> logger_;
   std::atomic<uint64_t> runs_{0};
+  prometheus::Counter* runs_metric_ = nullptr;     // set with options.registry
+  prometheus::Histogram* run_seconds_ = nullptr;
+  prometheus::Gauge* last_run_ = nullptr;
   mutable std::mutex mu_;
   std::string fatal_error_;
   std::jthread thread_;

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
       },
       [&](cogo::runtime::DaemonContext& ctx) {
         http.database_url = ctx.options.database_url;
+        http.registry = &ctx.registry;
         // Bodies a little over the ingress cap still reach ParseIngress for a precise 413; far
         // larger ones are cut off by the server (also a JSON 413).
         http.max_body_bytes = std::max<size_t>(o.limits.max_body_bytes * 4, 1 << 20);

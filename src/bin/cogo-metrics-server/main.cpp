@@ -18,7 +18,10 @@ int main(int argc, char** argv) {
       },
       [&](cogo::runtime::DaemonContext& ctx) {
         http.database_url = ctx.options.database_url;
-        http.authenticate = cogo::metrics::MetricsAuthenticator(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
+        http.registry = &ctx.registry;
+        const auto secret = cogo::auth::RequiredSecret("COGO_JWT_SECRET");
+        http.authenticate = cogo::metrics::MetricsAuthenticator(secret);
+        options.sender.jwt_secret = secret;  // alert notifications start their runs on the brain as service_role
         return cogo::metrics::MakeMetricsServer(options, http, ctx);
       }});
 }

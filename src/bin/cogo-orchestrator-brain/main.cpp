@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
                                                               std::chrono::milliseconds(versions_refresh_ms), ctx.logger);
         http.authenticate = cogo::http::BearerJwt(cogo::auth::RequiredSecret("COGO_JWT_SECRET"));
         http.database_url = ctx.options.database_url;
+        http.registry = &ctx.registry;
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
         auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));

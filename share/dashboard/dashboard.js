@@ -363,6 +363,8 @@ async function refresh() {
     $('error').textContent = '';
     $('updated').textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
     document.body.dataset.state = 'ready';
+    // How many refreshes completed, for headless checks that the page keeps itself current.
+    document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   } catch (e) {
     if (e.status === 401 || e.status === 403) return signIn(e.message);
     $('error').textContent = 'Could not refresh: ' + e.message;

@@ -779,16 +779,19 @@ TEST_F(MetricsTest, TheDashboardInHeadlessChromiumShowsWhatTheApiReturns) {
   const auto server = StartMetrics();
   const auto token = auth::MintToken(kTestJwtSecret, {auth::Role::kServiceRole, "", "ops", std::nullopt}, Now(), std::chrono::hours(1));
   const std::string url = "http://127.0.0.1:" + std::to_string(server->port()) + "/";
-  auto chromium = [&](const std::string& what, const std::string& page) {
+  auto chromium = [&](const std::string& what, const std::string& page, int virtual_ms = 10000) {
     const auto profile = dir_ + "/chromium-" + what;
     return RunCommand("/usr/bin/timeout",
                       {"90", "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                       "--user-data-dir=" + profile, "--window-size=1400,2000", "--virtual-time-budget=10000",
-                       "--enable-logging=stderr", "--v=0", what, page});
+                       "--user-data-dir=" + profile, "--window-size=1400,2000",
+                       "--virtual-time-budget=" + std::to_string(virtual_ms), "--enable-logging=stderr", "--v=0", what,
+                       page});
   };
-  const auto dom = chromium("--dump-dom", url + "#token=" + token);
+  // 40 s of the page's (virtual) time: it refreshes itself every 15 s after the first load.
+  const auto dom = chromium("--dump-dom", url + "#token=" + token, 40000);
   ASSERT_EQ(dom.status, 0) << dom.output;
   EXPECT_NE(dom.output.find(R"(data-state="ready")"), std::string::npos) << dom.output;
+  EXPECT_NE(dom.output.find(R"(data-refreshes="3")"), std::string::npos) << "the page did not refresh itself";
   EXPECT_NE(dom.output.find(R"(data-console-errors="0")"), std::string::npos);
   for (const char* noise : {"Uncaught", "Failed to load resource", "Refused to", ":ERROR:CONSOLE"}) {
     EXPECT_EQ(dom.output.find(noise), std::string::npos) << noise << " in\n" << dom.output;

@@ -99,8 +99,12 @@ std::vector<std::string> CheckWorkflowRules(const RoutingTable& table, const wor
   std::vector<std::string> problems;
   for (const auto& [intent, rule] : table.rules()) {
     if (rule.workflow.empty()) continue;
-    if (catalog == nullptr || !catalog->Current(rule.workflow).definition) {
+    const auto definition = catalog == nullptr ? nullptr : catalog->Current(rule.workflow).definition;
+    if (!definition) {
       problems.push_back("rule " + intent + ": no workflow definition named " + rule.workflow);
+    } else if (definition->service_role_only) {
+      // A routing rule would let any tenant's request start what only operators may.
+      problems.push_back("rule " + intent + ": the workflow " + rule.workflow + " is for service_role tokens only");
     }
   }
   return problems;

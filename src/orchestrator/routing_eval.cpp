@@ -20,6 +20,7 @@ std::vector<EvalItem> ParseEvalSet(std::string_view text) {
     const auto expected = o.Object("expected");
     item.expected_intent = expected.Name("intent", config::kIntentName);
     item.expected_agent = expected.StringOr("agent_id", "");
+    item.expected_answer = expected.StringOr("answer_contains", "", {false, 1024});
     expected.Finish();
     o.Finish();
     items.push_back(std::move(item));

@@ -87,6 +87,14 @@ FROM decision_outcomes
 WHERE decided_at >= $1::timestamptz AND ($2 = '' OR agent_id = $2) AND ($3 = '' OR version = $3)
 GROUP BY agent_id, version)SQL";
 
+// The experiments: upgrade runs still live, by the agent they upgrade.
+constexpr const char* kLiveUpgrades = R"SQL(
+SELECT parameters->>'agentId', jsonb_build_object(
+  'runId', id, 'status', status, 'node', cursor_node, 'candidate', parameters->>'candidateVersion',
+  'baseline', parameters->>'baselineVersion', 'canaryWeight', parameters->'canaryWeight',
+  'startedAt', created_at)::text
+FROM workflow_runs WHERE workflow_id = 'upgrade' AND status IN ('running', 'waiting') ORDER BY id)SQL";
+
 constexpr const char* kNoFigures = R"({"decisions":0,"judged":0,"correct":0,"failed":0,"pending":0,)"
                                    R"("failure_rate":null,"quality":null,"latency_p50_ms":null,)"
                                    R"("latency_p90_ms":null,"queue_wait_p50_ms":null,"cost_per_request_usd":null})";
@@ -231,6 +239,11 @@ std::string AgentsStateJson(pqxx::transaction_base& txn, int window_s) {
     const auto it = figures.find({v.agent_id, v.version});
     entry["live"] = it == figures.end() ? json::parse(kNoFigures) : it->second;
     out[v.agent_id]["versions"].push_back(std::move(entry));
+    out[v.agent_id]["experiments"] = json::array();
+  }
+  for (const auto& row : txn.exec(kLiveUpgrades)) {
+    const auto agent = row[0].is_null() ? std::string() : row[0].as<std::string>();
+    if (out.contains(agent)) out[agent]["experiments"].push_back(json::parse(row[1].as<std::string>()));
   }
   return out.dump();
 }

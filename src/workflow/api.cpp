@@ -32,6 +32,28 @@ json DefinitionSummary(const DefinitionCatalog::Entry& entry) {
           {"digest", d.digest}, {"nodes", d.nodes.size()}};
 }
 
+// The refusal a tenant token gets from a workflow only operators may act on.
+// `what`: the workflow or run refused.
+http::Response ServiceRoleRequired(const std::string& what) {
+  return http::Error(403, "service_role_required",
+                     what + " is for operators: starting, signalling and cancelling it need a service_role token");
+}
+
+bool IsServiceRole(const http::Request& req) {
+  return req.claims() != nullptr && req.claims()->role == auth::Role::kServiceRole;
+}
+
+// nullopt when the caller may signal or cancel run `id`: a service_role token, or a run whose
+// definition lets a tenant act on it (a run outside a tenant's scope stays the store's 404).
+std::optional<http::Response> CheckRunAccess(http::JsonService& service, DefinitionCatalog& catalog,
+                                             const http::Request& req, int64_t id) {
+  if (IsServiceRole(req)) return std::nullopt;
+  std::optional<bool> needs;
+  service.Read([&](pqxx::read_transaction& txn) { needs = RunNeedsServiceRole(txn, catalog, id, req.TenantScope()); });
+  if (needs && *needs) return ServiceRoleRequired("run " + std::to_string(id));
+  return std::nullopt;
+}
+
 std::optional<std::string> QueryText(const http::Request& req, std::string_view name) {
   const auto value = req.Query(name);
   if (!value || value->empty()) return std::nullopt;
@@ -70,6 +92,10 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
       body.Finish();
     } catch (const config::JsonError& e) {
       return FromJsonError(e);
+    }
+    if (const auto entry = catalog->Current(start.workflow_id);
+        entry.definition && entry.definition->service_role_only && !IsServiceRole(req)) {
+      return ServiceRoleRequired("the workflow " + start.workflow_id);
     }
     auto acting = http::ActingTenant(req, tenant, "the run's tenant");
     if (auto* refused = std::get_if<http::Response>(&acting)) return *refused;
@@ -134,9 +160,10 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
 
   routes.push_back({"POST", "/api/workflows/runs/{run_id}/events", Access::kAnyToken,
                     "deliver an external event to a run",
-                    [&service](const http::Request& req) -> http::Response {
+                    [&service, catalog](const http::Request& req) -> http::Response {
     const int64_t id = http::ParseId(req.Param("run_id"));
     if (id == 0) return http::Error(404, "not_found", "no such run");
+    if (auto refused = CheckRunAccess(service, *catalog, req, id)) return *refused;
     std::string name;
     json data = json::object();
     try {
@@ -159,9 +186,10 @@ std::vector<http::Route> WorkflowRoutes(http::JsonService& service, std::shared_
 
   routes.push_back({"POST", "/api/workflows/runs/{run_id}/cancel", Access::kAnyToken,
                     "cancel a run and its in-flight messages",
-                    [&service, logger](const http::Request& req) -> http::Response {
+                    [&service, catalog, logger](const http::Request& req) -> http::Response {
     const int64_t id = http::ParseId(req.Param("run_id"));
     if (id == 0) return http::Error(404, "not_found", "no such run");
+    if (auto refused = CheckRunAccess(service, *catalog, req, id)) return *refused;
     std::string reason = "cancelled through the API";
     if (!req.body().empty()) {
       try {

@@ -249,6 +249,13 @@ Definition Read(const std::string& id, const config::JsonDocument& doc) {
   d.id = id;
   d.description = root.StringOr("description", "", {true, 4096});
   d.start = root.Name("start", kNodeName);
+  if (root.Has("access")) {
+    const std::string access = root.String("access");
+    if (access != "any_token" && access != "service_role") {
+      root.FailAt("access", JsonReason::invalid_value, "any_token or service_role");
+    }
+    d.service_role_only = access == "service_role";
+  }
   if (auto p = root.OptionalObject("parameters")) {
     for (const auto& [name, value] : p->Entries()) {
       if (!config::IsValidName(name, kNodeName)) value.Fail(JsonReason::invalid_name, "parameter names are a-z A-Z 0-9 . _ -");

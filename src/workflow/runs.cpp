@@ -111,6 +111,13 @@ void CancelRun(pqxx::connection& conn, int64_t run_id, const std::optional<std::
   txn.commit();
 }
 
+std::optional<bool> RunNeedsServiceRole(pqxx::transaction_base& txn, DefinitionCatalog& catalog, int64_t run_id,
+                                        const std::optional<std::string>& scope) {
+  const auto rows = txn.exec_params(sql::kRunWorkflow, run_id);
+  if (rows.empty() || (scope && rows[0][0].as<std::string>() != *scope)) return std::nullopt;
+  return catalog.Pinned(txn, rows[0][1].as<std::string>(), rows[0][2].as<int>())->service_role_only;
+}
+
 std::optional<std::string> RunViewJson(pqxx::transaction_base& txn, int64_t run_id,
                                        const std::optional<std::string>& scope) {
   const auto rows = txn.exec_params(sql::kRunView, run_id);

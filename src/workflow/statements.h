@@ -190,4 +190,8 @@ WHERE r.status IN ('running', 'waiting') AND ($1::text IS NULL OR r.tenant = $1)
   AND NOT EXISTS (SELECT 1 FROM agent_messages m
                   WHERE m.correlation_id = 'wf:' || r.id::text AND m.status IN ('queued', 'running')))SQL";
 
+// $1 run id: which workflow (and version) a run is, and whose, without locking it.
+inline constexpr const char* kRunWorkflow = R"SQL(
+SELECT tenant, workflow_id, version FROM workflow_runs WHERE id = $1)SQL";
+
 }  // namespace cogo::workflow::sql

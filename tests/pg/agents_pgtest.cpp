@@ -5,7 +5,10 @@
 // quality figure; bad bodies are 4xx and write nothing.
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "cogo/auth/jwt.h"
+#include "fake_openai.h"
 #include "front_support.h"
 #include "pg_fixture.h"
 
@@ -36,13 +39,13 @@ class AgentsTest : public BusTest {
     BusTest::SetUp();
     ExportEdgeSecrets();
   }
-  std::unique_ptr<Daemon> StartBrain(const std::string& log) {
-    return std::make_unique<Daemon>(
-        "cogo-orchestrator-brain",
-        std::vector<std::string>{"--routing", SourcePath("config/routing.example.json"), "--policy",
-                                 SourcePath("config/policy.example.json"), "--workflows",
-                                 SourcePath("config/workflows"), "--poll-ms", "100", "--versions-refresh-ms", "100"},
-        log);
+  std::unique_ptr<Daemon> StartBrain(const std::string& log, const std::string& routing = SourcePath("config/routing.example.json"),
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--routing", routing, "--policy", SourcePath("config/policy.example.json"),
+                                  "--workflows", SourcePath("config/workflows"), "--poll-ms", "100",
+                                  "--versions-refresh-ms", "100"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Daemon>("cogo-orchestrator-brain", args, log);
   }
   // A worker on the example rules' route (gateway/chat) that completes everything.
   static std::unique_ptr<WorkerDaemon> StartChatWorker(const std::string& log, std::vector<std::string> extra = {}) {
@@ -147,6 +150,14 @@ TEST_F(AgentsTest, OperationsThroughTheApiAreCheckedAndAudited) {
   const std::vector<PostCase> cases = {
       {"no token", versions, R"({"version":"2.0.0"})", {}, 401, "missing_token"},
       {"a tenant token", versions, R"({"version":"2.0.0"})", Token("authenticated", "acme"), 403, "service_role_required"},
+      {"the operator tenant's token", versions, R"({"version":"2.0.0"})", Token("authenticated", "ops"), 403,
+       "service_role_required"},
+      {"canary with a tenant token", versions + "/1.0.0/canary", R"({"weight":10})", Token("authenticated", "ops"), 403,
+       "service_role_required"},
+      {"promote with a tenant token", versions + "/1.0.0/promote", "", Token("authenticated", "ops"), 403,
+       "service_role_required"},
+      {"rollback with a tenant token", versions + "/1.0.0/rollback", "", Token("authenticated", "acme"), 403,
+       "service_role_required"},
       {"malformed", versions, R"({"version":)", kService, 400, "malformed_json"},
       {"unknown field", versions, R"({"version":"2.0.0","colour":"red"})", kService, 400, "unknown_field"},
       {"bad version name", versions, R"({"version":"2.0.0 beta"})", kService, 400, "invalid_field"},
@@ -238,6 +249,37 @@ TEST_F(AgentsTest, EvalRoutingScoresALabelledSetThroughTheBrainsDecidePath) {
   // For CI: below the threshold the exit status says so.
   EXPECT_EQ(eval(ScratchFile("agents-eval-strict.json"), {"--min-accuracy", "0.85"}), 1);
   EXPECT_EQ(eval(ScratchFile("agents-eval-bad.json"), {}, SourcePath("config/routing.example.json")), 2);
+}
+
+// With the classifier enabled (a hosted model: the fake OpenAI server), the free-text items go
+// through it on the brain's decide path and the same set scores 6 of 6.
+TEST_F(AgentsTest, EvalRoutingAsksTheClassifierWhenItIsEnabled) {
+  FakeOpenAI model;
+  model.Play([](int, const httplib::Request& request, httplib::Response& response) {
+    const std::string asked = json::parse(request.body)["messages"].back()["content"];
+    const std::string intent = asked.find("gist") != std::string::npos ? "summarize" : "chat";
+    ReplyJson(response, {{"id", "c"}, {"model", "gpt-4o-mini"},
+                         {"choices", {{{"index", 0}, {"finish_reason", "stop"},
+                                       {"message", {{"role", "assistant"}, {"content", intent}}}}}},
+                         {"usage", {{"prompt_tokens", 50}, {"completion_tokens", 1}, {"total_tokens", 51}}}});
+  });
+  auto routing = json::parse(ReadFile(SourcePath("config/routing.example.json")));
+  routing["classifier"]["enabled"] = true;
+  const auto routing_file = ScratchFile("agents-eval-classifier-routing.json");
+  std::ofstream(routing_file) << routing.dump();
+  const auto brain = StartBrain(ScratchFile("agents-eval-classifier-brain.log"), routing_file,
+                                {"--provider-base-url", model.base_url()});
+  const auto out = ScratchFile("agents-eval-classifier.json");
+  ChildProcess cli("cogo", {"eval", "routing", "--set", SourcePath("config/eval/routing.json"), "--brain-url",
+                            "http://127.0.0.1:" + std::to_string(brain->port()), "--min-accuracy", "0.85"},
+                   out);
+  ASSERT_EQ(cli.Wait(30s).value_or(-1), 0) << ReadFile(out);
+  const auto score = json::parse(ReadFile(out));
+  EXPECT_EQ(score["correct"], 6) << score.dump();
+  EXPECT_EQ(score["accuracy"], 1.0);
+  EXPECT_EQ(score["confusion"]["summarize"]["summarize"], 3);
+  EXPECT_EQ(score["confusion"]["chat"]["chat"], 3);
+  EXPECT_EQ(model.seen().size(), 2u);  // only the intents no rule names were classified
 }
 
 TEST_F(AgentsTest, FeedbackOverridesTheOutcomeInTheQualityFigure) {

@@ -19,6 +19,8 @@ TEST(RoutingEval, TheShippedSetParses) {
   EXPECT_EQ(items[0].intent, "chat");
   EXPECT_EQ(items[0].expected_agent, "chat-assistant");
   EXPECT_EQ(nlohmann::json::parse(items[0].payload_json)["message"], "hello there");
+  EXPECT_EQ(items[0].expected_answer, "hello there");
+  EXPECT_EQ(items[2].expected_answer, "");  // none expected: any result
 }
 
 TEST(RoutingEval, ASetIsReadStrictly) {
@@ -33,6 +35,8 @@ TEST(RoutingEval, ASetIsReadStrictly) {
       {R"({"items": [{"intent": "free text", "expected": {"intent": "chat"}}]})", "items[0].intent"},
       {R"({"items": [{"intent": "chat", "expected": {"intent": "chat", "agent": "x"}}]})", "items[0].expected.agent"},
       {R"({"items": [{"intent": "chat", "expected": {"intent": "chat"}}], "extra": 1})", "extra"},
+      {R"({"items": [{"intent": "chat", "expected": {"intent": "chat", "answer_contains": ""}}]})",
+       "items[0].expected.answer_contains"},
   };
   for (const auto& c : cases) {
     try {
@@ -46,11 +50,11 @@ TEST(RoutingEval, ASetIsReadStrictly) {
 
 TEST(RoutingEval, AccuracyAndConfusion) {
   const std::vector<EvalItem> items = {
-      {"chat", "{}", "chat", "chat-assistant"},
-      {"chat", "{}", "chat", "chat-assistant"},
-      {"gist", "{}", "summarize", ""},
-      {"summarize", "{}", "summarize", "summarizer"},
-      {"talk", "{}", "chat", ""},
+      {"chat", "{}", "chat", "chat-assistant", ""},
+      {"chat", "{}", "chat", "chat-assistant", ""},
+      {"gist", "{}", "summarize", "", ""},
+      {"summarize", "{}", "summarize", "summarizer", ""},
+      {"talk", "{}", "chat", "", ""},
   };
   const std::vector<EvalOutcome> outcomes = {
       {"chat", "chat-assistant", ""},

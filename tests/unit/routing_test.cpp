@@ -5,9 +5,11 @@
 #include <fstream>
 #include <iterator>
 
+#include "cogo/orchestrator/brain.h"
 #include "cogo/orchestrator/request_view.h"
 #include "cogo/orchestrator/routing.h"
 #include "cogo/policy/assignment.h"
+#include "cogo/workflow/engine.h"
 
 namespace cogo::orchestrator {
 namespace {
@@ -213,6 +215,22 @@ TEST(RequestView, SummarizeTableOfCases) {
       EXPECT_FALSE(s.error.empty()) << c.name;
     }
   }
+}
+
+// A rule may start a workflow a tenant may start, never one only operators may (any tenant's
+// request would start it), nor one the catalog lacks.
+TEST(Routing, WorkflowRulesNameWorkflowsATenantMayStart) {
+  const workflow::DefinitionCatalog catalog(workflow::LoadDefinitions(std::string(COGO_SOURCE_DIR) + "/config/workflows"));
+  const auto problems = [&](const char* workflow_id) {
+    json config = BaseConfig();
+    config["rules"]["flow"] = {{"workflow", workflow_id}, {"description", "a workflow"}};
+    return CheckWorkflowRules(Load(config), &catalog);
+  };
+  EXPECT_TRUE(problems("indexing").empty());
+  ASSERT_EQ(problems("upgrade").size(), 1u);
+  EXPECT_EQ(problems("upgrade")[0], "rule flow: the workflow upgrade is for service_role tokens only");
+  ASSERT_EQ(problems("nothing").size(), 1u);
+  EXPECT_EQ(problems("nothing")[0], "rule flow: no workflow definition named nothing");
 }
 
 }  // namespace

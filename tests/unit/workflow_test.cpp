@@ -343,6 +343,7 @@ TEST(WorkflowDefinition, RefusesEachMistakeWithItsPath) {
       {"no budget", [](json& d) { d.erase("limits"); d["nodes"]["work"]["assignment"].erase("maxCostUsd"); },
        "nodes.work.assignment.maxCostUsd", "missing_key"},
       {"bad parameter type", [](json& d) { d["parameters"]["name"]["type"] = "date"; }, "parameters.name.type", "invalid_value"},
+      {"bad access", [](json& d) { d["access"] = "admin"; }, "access", "invalid_value"},
   };
   for (const auto& c : cases) {
     json d = base;
@@ -367,6 +368,11 @@ TEST(WorkflowDefinition, ChecksParametersAndAddressesContent) {
   EXPECT_EQ(CheckParameters(d, {{"name", "x"}, {"extra", 1}})->reason, "unknown_key");
   EXPECT_EQ(CheckParameters(d, {{"name", std::string(17, 'x')}})->reason, "out_of_range");
   EXPECT_EQ(CheckParameters(d, json::array())->reason, "wrong_type");
+  // Who may act on runs: any token unless the definition says service_role.
+  EXPECT_FALSE(d.service_role_only);
+  json operators = json::parse(kFlow);
+  operators["access"] = "service_role";
+  EXPECT_TRUE(Parse(operators.dump()).service_role_only);
   // The digest follows the content, not the formatting.
   EXPECT_EQ(Parse(json::parse(kFlow).dump(2)).digest, d.digest);
   EXPECT_NE(Parse(json::parse(kFlow).dump()).digest, std::get<Definition>(ParseDefinition("other", kFlow)).digest);
@@ -377,6 +383,8 @@ TEST(WorkflowDefinition, TheShippedDefinitionsLoad) {
   EXPECT_TRUE(all.count("indexing"));
   EXPECT_TRUE(all.count("codeBuildTest"));
   EXPECT_TRUE(all.count("upgrade"));
+  EXPECT_TRUE(all.at("upgrade").service_role_only);  // it steers agent versions for every tenant
+  EXPECT_FALSE(all.at("indexing").service_role_only);
 }
 
 }  // namespace

@@ -63,7 +63,8 @@ struct BrainConfig {
 [[nodiscard]] runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::ConnectionPool> pool,
                                                  std::shared_ptr<spdlog::logger> logger);
 
-// Routing rules that name a workflow the catalog (null: none) does not have. Empty when fine.
+// Routing rules that name a workflow the catalog (null: none) does not have, or one only a
+// service_role token may start (`"access": "service_role"`). Empty when fine.
 [[nodiscard]] std::vector<std::string> CheckWorkflowRules(const RoutingTable& table,
                                                           const workflow::DefinitionCatalog* catalog);
 

@@ -17,9 +17,13 @@ struct EvalItem {
   std::string payload_json = "{}";  // the request's payload
   std::string expected_intent;      // the rule it should be routed by
   std::string expected_agent;       // empty: any agent
+  // Text the agent's result must contain (empty: any). Only a replay, which executes the
+  // request, judges it (the upgrade's evaluate step, orchestrator/replay.h); a routing
+  // evaluation does not.
+  std::string expected_answer;
 };
 
-// Format: {"items": [{"intent", "payload"?, "expected": {"intent", "agent_id"?}}]} (`_comment`
+// Format: {"items": [{"intent", "payload"?, "expected": {"intent", "agent_id"?, "answer_contains"?}}]} (`_comment`
 // allowed). Throws config::JsonError naming the key path.
 [[nodiscard]] std::vector<EvalItem> ParseEvalSet(std::string_view text);
 

@@ -1,7 +1,11 @@
 // The acting steps of the upgrade workflow (config/workflows/upgrade.json), served by the brain
 // on the bus route (orchestrator, upgrade). A step's payload names its action:
-//   evaluate  {agentId, candidate, baseline, set?}  offline: each version against the policy and
-//             the labelled set `set` (config/eval/<set>.json) through the decide path
+//   replay    {agentId, candidate, baseline, set?}  the labelled set `set` (<eval dir>/<set>.json)
+//             decided once, and the requests the agent serves published to (orchestrator,
+//             execute) pinned to each version, as children of the step's message
+//   evaluate  {agentId, candidate, baseline, replay, latencySloMs?}  waits for those requests
+//             to end (retried while some run), scores each version's (failure rate, latency,
+//             cost, quality) and compares them; each version also checked against the policy
 //   canary    {agentId, version, weight?}           the candidate takes `weight` % (10 default)
 //   measure   {agentId, candidate, baseline, minDecisions?, latencySloMs?}  live figures of both
 //             since the canary began, and the comparisons the live gate asserts
@@ -15,6 +19,7 @@
 // token can start workflows, and must not steer agent versions. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +40,10 @@ struct UpgradeOptions {
   int default_canary_weight = 10;
   int default_min_decisions = 20;
   int default_latency_slo_ms = 5000;
+  // How long one attempt of the evaluate step waits for the replayed requests, and how often it
+  // looks; still running then, the step is retried.
+  std::chrono::milliseconds replay_wait{60000};
+  std::chrono::milliseconds replay_poll{200};
 };
 
 [[nodiscard]] runtime::Handler MakeUpgradeHandler(BrainConfig config, UpgradeOptions options,

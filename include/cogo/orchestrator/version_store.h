@@ -64,7 +64,9 @@ struct Actor {
 [[nodiscard]] std::string VersionFiguresJson(pqxx::transaction_base& txn, const std::string& agent_id,
                                              const std::string& version, const std::string& since_sql);
 
-// {"<agent>": {"versions": [version + "live": figures over the last `window_s` seconds]}}
+// {"<agent>": {"versions": [version + "live": figures over the last `window_s` seconds],
+//              "experiments": [its live upgrade runs: runId, status, node, candidate, baseline,
+//                              canaryWeight, startedAt]}}
 // for /api/orchestrator/state and `cogo agents list`.
 [[nodiscard]] std::string AgentsStateJson(pqxx::transaction_base& txn, int window_s);
 

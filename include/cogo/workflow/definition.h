@@ -98,6 +98,10 @@ struct Definition {
   std::map<std::string, Node> nodes;
   std::map<std::string, ParameterSpec> parameters;
   Limits limits;
+  // "access": "service_role": starting a run, sending it events and cancelling it need a
+  // service_role token, and no routing rule may start it (the upgrade workflow steers agent
+  // versions for every tenant). Default "any_token": a tenant acts on its own runs.
+  bool service_role_only = false;
   std::string canonical_json;  // what the digest is computed over
   std::string digest;          // sha256 hex of canonical_json
 

@@ -68,6 +68,12 @@ int64_t DeliverSignal(pqxx::connection& conn, int64_t run_id, const std::optiona
 void CancelRun(pqxx::connection& conn, int64_t run_id, const std::optional<std::string>& scope,
                const std::string& reason);
 
+// Whether the run `run_id` (in `scope`) is one of a definition that only a service_role token
+// may act on (`"access": "service_role"`, by the version the run is pinned to); nullopt when
+// there is no such run in the scope.
+[[nodiscard]] std::optional<bool> RunNeedsServiceRole(pqxx::transaction_base& txn, DefinitionCatalog& catalog,
+                                                      int64_t run_id, const std::optional<std::string>& scope);
+
 // The run with its steps, gate verdicts, signals and every bus_events row of its messages.
 [[nodiscard]] std::optional<std::string> RunViewJson(pqxx::transaction_base& txn, int64_t run_id,
                                                      const std::optional<std::string>& scope);

@@ -49,7 +49,7 @@ std::optional<http::Response> CheckRunAccess(http::JsonService& service, Definit
                                              const http::Request& req, int64_t id) {
   if (IsServiceRole(req)) return std::nullopt;
   std::optional<bool> needs;
-  service.Read([&](pqxx::read_transaction& txn) { needs = RunNeedsServiceRole(txn, catalog, id, req.TenantScope()); });
+  service.Read(req, [&](pqxx::read_transaction& txn) { needs = RunNeedsServiceRole(txn, catalog, id, req.TenantScope()); });
   if (needs && *needs) return ServiceRoleRequired("run " + std::to_string(id));
   return std::nullopt;
 }

@@ -36,7 +36,8 @@ int LoggedPort(const std::string& log, std::streamoff offset) {
   std::ifstream in(log);
   in.seekg(offset);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  static const std::regex kUrl(R"(http://[^:/\s]+:([0-9]+))");
+  // The service's own line: other URLs may come first (a model provider's base URL).
+  static const std::regex kUrl(R"(listening on http://[^:/\s]+:([0-9]+))");
   std::smatch match;
   return std::regex_search(text, match, kUrl) ? std::stoi(match[1]) : 0;
 }

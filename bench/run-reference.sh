@@ -110,7 +110,7 @@ fi
 peer_json=null
 peer_status=0
 if ((do_peers)); then
-  graphile_install
+  npm_dir=$(peer_install graphile-worker)
   log "peer: graphile-worker ($jobs jobs, $runs runs per mode and configuration)"
   psi_mark
   node "$npm_dir/bench.js" --url "$url" --pgbench "$pg_bin/pgbench" --jobs "$jobs" --runs "$runs" \

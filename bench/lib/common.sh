@@ -12,8 +12,8 @@
 #   ref_queued_left              queued rows left in the reference queue
 #   ref_messages_per_s NAME      messages/s of a pgbench run (a mixed transaction is half a
 #                                message: one insert, or one claim + complete)
-#   graphile_install             graphile-worker from npm into $scratch/graphile-worker (never a
-#                                dependency of cogo); sets npm_dir
+#   peer_install NAME            a peer (bench/peers/NAME: graphile-worker, pg-boss) from npm into
+#                                $scratch/NAME (never a dependency of cogo); prints its directory
 
 source "$repo/scripts/lib/pg.sh"
 ref_dir=$repo/bench/reference
@@ -75,11 +75,12 @@ ref_messages_per_s() {
 
 ref_queued_left() { psql_q -Atc "SELECT count(*) FROM ref_queue WHERE status = 'queued'"; }
 
-graphile_install() {
-  npm_dir=$scratch/graphile-worker
-  mkdir -p "$npm_dir"
-  cp "$repo/bench/peers/graphile-worker/"{package.json,bench.js,add_job.sql} "$npm_dir/"
-  log "installing graphile-worker into the scratch directory"
-  (cd "$npm_dir" && npm install --no-audit --no-fund --omit=dev --no-package-lock --loglevel=error >/dev/null) \
-    || die "npm install failed"
+peer_install() {
+  local dir=$scratch/$1
+  mkdir -p "$dir"
+  cp "$repo/bench/peers/$1/"* "$dir/"
+  log "installing $1 into the scratch directory"
+  (cd "$dir" && npm install --no-audit --no-fund --omit=dev --no-package-lock --loglevel=error >/dev/null) \
+    || die "npm install of $1 failed"
+  echo "$dir"
 }

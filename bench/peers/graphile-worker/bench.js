@@ -2,13 +2,16 @@
 // graphile-worker as a comparison peer for the cogo bus benchmark.
 //
 //   node bench.js --url URL --pgbench PATH [--jobs 20000] [--runs 3] [--producers 8]
-//                 [--concurrency 24] [--configs batched,default] [--modes drain,e2e]
+//                 [--concurrency 24] [--configs batched,default] [--modes drain,e2e,latency]
+//                 [--rate 100] [--duration 10]
 //
 // drain: --jobs no-op jobs enqueued first in one graphile_worker.add_jobs call, then a worker
 //        pool started and timed until every job has run and been deleted (completed).
 // e2e:   the worker pool is started first; --producers pgbench clients each add one job per
 //        transaction with graphile_worker.add_job (add_job.sql); timed from the first insert
 //        until every job has run and been completed.
+// latency: --rate jobs/s for --duration s to an idle worker pool, one add_job per transaction
+//        from this process; the time from the commit's return to the handler's start.
 // Every run checks exactly-once: the handler counts calls per payload number and per job id;
 // each of 1..jobs must have run once, no job twice, and the jobs table must end empty.
 // Prints one JSON document on stdout; progress goes to stderr.
@@ -30,6 +33,8 @@ function parseArgs(argv) {
     concurrency: 24,
     configs: "batched,default",
     modes: "drain,e2e",
+    rate: 100,
+    duration: 10,
     timeoutS: 600,
   };
   for (let i = 2; i < argv.length; i += 2) {
@@ -72,6 +77,7 @@ class Tally {
   constructor(n) {
     this.n = n;
     this.byNumber = new Uint32Array(n + 1);
+    this.startNs = new Array(n + 1).fill(0n);
     this.byJobId = new Map();
     this.calls = 0;
     this.bad = 0; // payload numbers outside 1..n
@@ -81,8 +87,12 @@ class Tally {
   record(payload, jobId) {
     this.calls++;
     const i = payload && payload.i;
-    if (Number.isInteger(i) && i >= 1 && i <= this.n) this.byNumber[i]++;
-    else this.bad++;
+    if (Number.isInteger(i) && i >= 1 && i <= this.n) {
+      this.byNumber[i]++;
+      this.startNs[i] = process.hrtime.bigint();
+    } else {
+      this.bad++;
+    }
     this.byJobId.set(jobId, (this.byJobId.get(jobId) || 0) + 1);
     if (this.calls === this.n) this.done();
   }
@@ -204,6 +214,47 @@ async function oneRun(opts, mode, config) {
   }
 }
 
+async function latencyRun(opts, config) {
+  const n = opts.rate * opts.duration;
+  const o = { ...opts, jobs: n };
+  await reset(opts.url);
+  const tally = new Tally(n);
+  const poller = new Client({ connectionString: opts.url });
+  const producer = new Client({ connectionString: opts.url });
+  await poller.connect();
+  await producer.connect();
+  let runner;
+  try {
+    runner = await startRunner(o, config, tally);
+    await sleep(1000); // the pool is connected, listening and idle
+    const commitNs = new Array(n + 1).fill(0n);
+    const intervalNs = BigInt(Math.round(1e9 / opts.rate));
+    let due = process.hrtime.bigint();
+    for (let i = 1; i <= n; i++) {
+      const wait = Number(due - process.hrtime.bigint()) / 1e6;
+      if (wait > 0) await sleep(wait);
+      due += intervalNs;
+      await producer.query("SELECT graphile_worker.add_job('noop', json_build_object('i', $1::int))", [i]);
+      commitNs[i] = process.hrtime.bigint();
+    }
+    if (!(await waitDone(o, tally, poller))) throw new Error("timed out");
+    await runner.stop();
+    runner = null;
+    await sleep(100);
+    const check = tally.verify(await countJobs(poller));
+    const ms = [];
+    for (let i = 1; i <= n; i++) ms.push(Number(tally.startNs[i] - commitNs[i]) / 1e6);
+    ms.sort((a, b) => a - b);
+    const at = (p) => ms[Math.min(n - 1, Math.floor((p / 100) * n))];
+    return { mode: "latency", config, messages: n, rate_per_s: opts.rate, p50_ms: at(50), p90_ms: at(90),
+             p99_ms: at(99), max_ms: ms[n - 1], ...check };
+  } finally {
+    if (runner) await runner.stop().catch(() => {});
+    await producer.end();
+    await poller.end();
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv);
   await runMigrations({ connectionString: opts.url, logger: quietLogger });
@@ -214,14 +265,17 @@ async function main() {
   for (const mode of opts.modes.split(",")) {
     for (const config of opts.configs.split(",")) {
       const runs = [];
-      for (let i = 1; i <= opts.runs; i++) {
-        const r = await oneRun(opts, mode, config);
-        log(`${mode} ${config} run ${i}: ${r.jobs_per_s} jobs/s in ${r.seconds}s, exactly-once ${r.ok ? "ok" : "FAILED " + JSON.stringify(r)}`);
+      for (let i = 1; i <= (mode === "latency" ? 1 : opts.runs); i++) {
+        const r = mode === "latency" ? await latencyRun(opts, config) : await oneRun(opts, mode, config);
+        log(`${mode} ${config} run ${i}: ` + (mode === "latency"
+          ? `p50 ${r.p50_ms.toFixed(2)} / p99 ${r.p99_ms.toFixed(2)} ms`
+          : `${r.jobs_per_s} jobs/s in ${r.seconds}s`) + `, exactly-once ${r.ok ? "ok" : "FAILED " + JSON.stringify(r)}`);
         allOk = allOk && r.ok;
         runs.push(r);
       }
-      results.push({ mode, config, median_jobs_per_s: Math.round(median(runs.map((r) => r.jobs_per_s))),
-                     exactly_once: runs.every((r) => r.ok), runs });
+      const summary = { mode, config, exactly_once: runs.every((r) => r.ok), runs };
+      if (mode !== "latency") summary.median_jobs_per_s = Math.round(median(runs.map((r) => r.jobs_per_s)));
+      results.push(summary);
     }
   }
   process.stdout.write(JSON.stringify({ peer: "graphile-worker", version, node: process.version,

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# run-pipeline-bench.sh: the whole request path, edge -> decide -> execute -> chat -> result.
+#
+# Makes a throwaway cluster (default durability; track_commit_timestamp on, so each message's
+# completion commit can be read back), migrates it, starts the README stack's chat path from a
+# Release build with the shipped example configuration (cogo-orchestrator-brain,
+# cogo-executor-dispatcher, cogo-gateway-chat with the offline deterministic model,
+# cogo-bus-reclaimer, cogo-bus-retention, cogo-edge with its per-tenant rate limit off), mints a
+# token, and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
+# second, then higher rates until one is not sustained. Prints edge-accept -> result and the
+# time of every hop per rate and writes a JSON summary. Everything it started is stopped and the
+# scratch directory removed at exit.
+#
+# Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--json PATH]
+#   --rates LIST   requests per second, comma-separated (default 10,100,500)
+#   --duration S   seconds per rate (default 10)
+#   --no-find-max  only the listed rates
+#   --json PATH    JSON summary (default bench/results/pipeline.json)
+# Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf 'run-pipeline-bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+rates=10,100,500 duration=10 find_max=--find-max json_out=$repo/bench/results/pipeline.json
+while (($#)); do
+  case $1 in
+    --rates) rates=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --no-find-max) find_max= ;;
+    --json) json_out=$2; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+case $json_out in /*) ;; *) json_out=$PWD/$json_out ;; esac
+
+build_dir=${COGO_BENCH_BUILD_DIR:-$repo/build-release}
+source "$repo/bench/lib/common.sh"
+bash "$repo/scripts/bootstrap.sh"
+bench_tools
+daemons=(cogo-orchestrator-brain cogo-executor-dispatcher cogo-gateway-chat cogo-bus-reclaimer
+         cogo-bus-retention cogo-edge)
+cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build_dir" -j "${COGO_JOBS:-$(nproc)}" --target cogo cogo-pipeline-bench "${daemons[@]}" >/dev/null
+bench_cluster
+psql_q -c "ALTER SYSTEM SET track_commit_timestamp = on"
+as_pg "$pg_bin/pg_ctl" -D "$scratch/pg/data" -w -m fast restart >/dev/null || die "the cluster did not restart"
+export COGO_DATABASE_URL=$url
+"$build_dir/cogo" migrate >/dev/null
+
+pids=()
+stop_daemons() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_daemons; pg_stop "$scratch/pg"; rm -rf "$scratch"' EXIT
+
+export COGO_JWT_SECRET COGO_PUBLISHABLE_KEY
+COGO_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+COGO_PUBLISHABLE_KEY=pk_bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export COGO_POLICY=$repo/config/policy.example.json COGO_ROUTING=$repo/config/routing.example.json
+export COGO_WORKFLOWS=$repo/config/workflows COGO_ARTIFACTS_DIR=$scratch/artifacts
+export COGO_REPO_ROOTS=$scratch/repos COGO_EDGE_RATE_PER_S=0
+mkdir -p "$scratch/logs" "$COGO_ARTIFACTS_DIR" "$COGO_REPO_ROOTS"
+brain_port=$(free_port 18781)
+edge_port=$(free_port $((brain_port + 1)))
+start() { # name args...
+  local name=$1; shift
+  (cd "$repo" && exec "$build_dir/$name" "$@") >>"$scratch/logs/$name.log" 2>&1 </dev/null &
+  pids+=($!)
+}
+start cogo-orchestrator-brain --port "$brain_port"
+start cogo-executor-dispatcher
+start cogo-gateway-chat
+start cogo-bus-reclaimer
+start cogo-bus-retention
+start cogo-edge --port "$edge_port"
+for port in "$brain_port" "$edge_port"; do
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && continue 2
+    sleep 0.1
+  done
+  tail -20 "$scratch"/logs/*.log >&2
+  die "a daemon is not ready on port $port"
+done
+log "stack ready: edge on $edge_port, brain on $brain_port (logs in $scratch/logs)"
+
+COGO_BENCH_TOKEN=$("$build_dir/cogo" token --role authenticated --tenant bench --ttl 86400) \
+  || die "cannot mint a token"
+export COGO_BENCH_TOKEN
+mkdir -p "$(dirname "$json_out")"
+# shellcheck disable=SC2086  # $find_max is one flag or nothing
+"$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
+  --tenant bench --rates "$rates" --duration "$duration" $find_max --json "$json_out"
+log "summary: $json_out"

@@ -314,12 +314,16 @@ ORDER BY m.id
 FOR UPDATE OF m)SQL";
 
 // $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.
+// Ids follow the array's order (ORDER BY ordinality: a join may emit rows in any order), so a
+// trail reads cause before effect (policy_violation, then execute_failed).
 inline constexpr const char* kAddEventsName = "cogo_add_events";
 inline constexpr const char* kAddEvents = R"SQL(
 INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
 SELECT m.id, x.event, m.service, m.role, m.tenant, x.detail
-FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, event text, detail jsonb)
-JOIN agent_messages m ON m.id = x.message_id)SQL";
+FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (message_id bigint, event text, detail jsonb))
+       WITH ORDINALITY AS x(message_id, event, detail, ord)
+JOIN agent_messages m ON m.id = x.message_id
+ORDER BY x.ord)SQL";
 
 // $1: jsonb array of usage records (see UsageRecord).
 inline constexpr const char* kRecordUsageName = "cogo_record_usage";

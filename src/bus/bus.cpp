@@ -7,6 +7,7 @@
 #include <pqxx/nontransaction>
 
 #include "bus/statements.h"
+#include "cogo/bus/keys.h"
 #include "cogo/db/connection.h"
 
 namespace cogo::bus {
@@ -112,6 +113,12 @@ InvalidMessage::InvalidMessage(Rejection rejection)
 std::optional<Rejection> Validate(const PublishRequest& request, const BusLimits& limits) {
   if (IsEmptyOrBlank(request.service)) return Rejection{"empty_service", "service is empty"};
   if (IsEmptyOrBlank(request.role)) return Rejection{"empty_role", "role is empty"};
+  if (!ValidRouteName(request.service)) {
+    return Rejection{"invalid_route_name", DescribeRouteNameRule("service", request.service)};
+  }
+  if (!ValidRouteName(request.role)) {
+    return Rejection{"invalid_route_name", DescribeRouteNameRule("role", request.role)};
+  }
   if (IsEmptyOrBlank(request.tenant)) return Rejection{"empty_tenant", "tenant is empty"};
   if (request.shard < 0) return Rejection{"negative_shard", "shard must be >= 0"};
   if (request.max_attempts < 1) {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
+
+#include "cogo/config/json_reader.h"
 
 namespace cogo::bus {
 
@@ -18,6 +21,23 @@ int ShardForTenant(std::string_view tenant, int shards) {
 bool ValidIdempotencyKey(std::string_view key) {
   if (key.empty() || key.size() > 200) return false;
   return std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+bool ValidRouteName(std::string_view name) {
+  return !name.empty() && name.find('/') == std::string_view::npos;
+}
+
+std::string DescribeRouteNameRule(std::string_view what, std::string_view name) {
+  return std::string(what) + " \"" + std::string(name) +
+         "\" must be non-empty and must not contain '/' (wake-ups name a route service/role/shard)";
+}
+
+std::string ReadRouteName(const config::JsonObject& object, const char* key, std::size_t max_bytes) {
+  std::string name = object.String(key, {false, max_bytes});
+  if (!ValidRouteName(name)) {
+    object.FailAt(key, config::JsonReason::invalid_name, DescribeRouteNameRule(key, name));
+  }
+  return name;
 }
 
 }  // namespace cogo::bus

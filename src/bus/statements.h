@@ -10,14 +10,17 @@ namespace cogo::bus::sql {
 // One message without an idempotency key: the common case, and the cheapest statement the bus
 // has. $1 service, $2 role, $3 shard, $4 tenant, $5 payload, $6 priority, $7 max_attempts,
 // $8 correlation_id or NULL, $9 delay ms, $10 parent id or NULL. A message due now probes the
-// shard's wake lock (cogo_wake, sql/005_wake_locks.sql).
+// shard's wake lock (cogo_wake, sql/005_wake_locks.sql). Both publish statements store the
+// assignment's TTL deadline (sql/003's rule, created_at being this now()) for the reclaimer's
+// sweep (sql/018_bus_scale.sql).
 inline constexpr const char* kPublishOneName = "cogo_publish_one";
 inline constexpr const char* kPublishOne = R"SQL(
 WITH inserted AS (
   INSERT INTO agent_messages (service, role, shard, tenant, payload, priority, max_attempts,
-                              correlation_id, retry_at, parent_id)
+                              correlation_id, retry_at, parent_id, ttl_deadline)
   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8,
-          CASE WHEN $9::bigint > 0 THEN now() + $9::bigint * interval '1 millisecond' END, $10)
+          CASE WHEN $9::bigint > 0 THEN now() + $9::bigint * interval '1 millisecond' END, $10,
+          cogo_assignment_deadline($5::jsonb, now()))
   RETURNING id, retry_at)
 SELECT id, CASE WHEN retry_at IS NULL THEN cogo_wake($1, $2, $3) END FROM inserted)SQL";
 
@@ -34,11 +37,11 @@ WITH input AS MATERIALIZED (
        correlation_id text, delay_ms bigint, parent_id bigint)),
 inserted AS (
   INSERT INTO agent_messages (id, service, role, shard, tenant, payload, priority, max_attempts,
-                              idempotency_key, correlation_id, retry_at, parent_id)
+                              idempotency_key, correlation_id, retry_at, parent_id, ttl_deadline)
   OVERRIDING SYSTEM VALUE
   SELECT new_id, service, role, shard, tenant, payload, priority, max_attempts, idempotency_key,
          correlation_id, CASE WHEN delay_ms > 0 THEN now() + delay_ms * interval '1 millisecond' END,
-         parent_id
+         parent_id, cogo_assignment_deadline(payload, now())
   FROM input ORDER BY ord
   ON CONFLICT (service, role, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, service, role, shard, retry_at),

@@ -7,8 +7,9 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <pqxx/nontransaction>
+#include <pqxx/transaction>
 
+#include "cogo/bus/bus.h"
 #include "cogo/db/reconnect.h"
 #include "executor/statements.h"
 
@@ -127,9 +128,11 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   return r;
 }
 
-TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tenant) {
+TenantCommitment LockTenantCommitment(pqxx::transaction_base& txn, const std::string& tenant) {
+  pqxx::connection_base& conn = txn.conn();
+  conn.prepare(sql::kLockTenantName, sql::kLockTenant);
   conn.prepare(sql::kTenantCommittedName, sql::kTenantCommitted);
-  pqxx::nontransaction txn(conn);
+  (void)txn.exec_prepared(sql::kLockTenantName, tenant);
   const auto row = txn.exec_prepared1(sql::kTenantCommittedName, tenant);
   return {row[0].as<double>(), row[1].as<double>()};
 }
@@ -153,10 +156,11 @@ class Dispatcher {
     }
     const auto& request = std::get<ExecuteRequest>(prepared);
     ThreadState& state = ForThisThread();
-    TenantCommitment committed;
     try {
-      committed = db::WithRetry(spend_connector_, state.conn, [&](pqxx::connection& conn) {
-        return TenantCommitted(conn, m.tenant);
+      // Safe to run again after a lost connection: the lease lock finds a hand-off that did
+      // commit (the message is done) and writes nothing.
+      return db::WithRetry(spend_connector_, state.conn, [&](pqxx::connection& conn) {
+        return AdmitAndHandOff(conn, m, request);
       }, ctx.stop);
     } catch (const std::exception& e) {
       const std::string error = std::string("tenant_spend_unavailable: ") + OneLine(e.what());
@@ -167,15 +171,6 @@ class Dispatcher {
       logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error);
       return result;
     }
-    auto result = Decide(m, request, committed, options_.policy->DailyCapUsd(m.tenant),
-                         std::chrono::system_clock::now());
-    if (result.kind == HandlerResult::Kind::complete) {
-      logger_->debug("execute {} handed off to {} under {}", m.lease.message_id,
-                     request.envelope.target->Route(), request.rule->name);
-    } else {
-      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error);
-    }
-    return result;
   }
 
  private:
@@ -191,6 +186,40 @@ class Dispatcher {
     auto& slot = threads_[std::this_thread::get_id()];
     if (!slot) slot = std::make_unique<ThreadState>();
     return *slot;
+  }
+
+  // Reads and reserves under the tenant's lock, in one transaction with the hand-off: the lock
+  // is held from the read to the commit, so the next admission of the tenant sees this one.
+  HandlerResult AdmitAndHandOff(pqxx::connection& conn, const bus::ClaimedMessage& m,
+                                const ExecuteRequest& request) {
+    bus::Bus bus(conn);
+    pqxx::work txn(conn, "execute");
+    // The tenant's lock is held until the commit returns: without waiting for the WAL flush
+    // the next admission of the tenant starts that much sooner. Losing this commit in a crash
+    // loses the hand-off and the completion together: the execute message is still running
+    // under its lease, and the reclaimer requeues it. Anything that acts on the hand-off
+    // commits synchronously, which flushes this commit first.
+    txn.exec("SET LOCAL synchronous_commit = off");
+    // Lease first: a message reclaimed or cancelled meanwhile needs no tenant lock.
+    if (!bus.LockLeases(txn, {m.lease}).front()) return HandlerResult::Committed();
+    const TenantCommitment committed = LockTenantCommitment(txn, m.tenant);
+    HandlerResult result = Decide(m, request, committed, options_.policy->DailyCapUsd(m.tenant),
+                                  std::chrono::system_clock::now());
+    if (result.kind != HandlerResult::Kind::complete) {
+      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error);
+      return result;  // reserves nothing: the runtime records it (this transaction rolls back)
+    }
+    for (auto& hand_off : result.publish) {
+      hand_off.parent_id = m.lease.message_id;
+      if (bus::Validate(hand_off, bus.limits())) return result;  // the runtime refuses it by name
+    }
+    (void)bus.PublishBatch(txn, result.publish);
+    // The lease is locked by this transaction: the completion holds.
+    (void)bus.Complete(txn, {m.lease, result.result_json, result.snippet, result.url});
+    txn.commit();
+    logger_->debug("execute {} handed off to {} under {}", m.lease.message_id,
+                   request.envelope.target->Route(), request.rule->name);
+    return HandlerResult::Committed();
   }
 
   const ExecutorOptions options_;

@@ -1,5 +1,7 @@
 #include "cogo/ops/retention.h"
 
+#include <string>
+
 #include <pqxx/nontransaction>
 
 #include "cogo/base/sleep.h"
@@ -50,7 +52,15 @@ RetentionCounts Prune(pqxx::connection& conn, const RetentionOptions& o, std::st
   RetentionCounts counts;
   counts.finished = run(sql::kPruneMessagesName, kFinishedStatuses, o.finished_max_age.count());
   counts.dead = run(sql::kPruneMessagesName, kDeadStatuses, o.dead_max_age.count());
-  counts.events = run(sql::kPruneEventsName, o.events_max_age.count());
+  // Each batch of events starts where the previous one ended (kPruneEvents).
+  std::string reached = "-infinity";
+  counts.events = InBatches(o.batch_size, o.pause, stop, [&] {
+    pqxx::nontransaction txn(conn);
+    const auto row = txn.exec_prepared1(sql::kPruneEventsName, o.events_max_age.count(),
+                                        o.batch_size, reached);
+    reached = row[1].as<std::string>();
+    return row[0].as<int64_t>();
+  });
   counts.usage = run(sql::kPruneUsageName, o.usage_max_age.count());
   return counts;
 }

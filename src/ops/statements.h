@@ -4,16 +4,19 @@
 
 namespace cogo::ops::sql {
 
-// $1 limit. Queued messages whose assignment TTL already passed (sql/003) end as failed with
-// ttl_expired, so they never run late; an execute message also gets execute_failed on its trail
-// (a hand-off's parent hears of it through the 002 trigger). SKIP LOCKED: several reclaimers (and claimers) never
-// wait on each other; the outer status check makes a row that changed meanwhile a no-op.
+// $1 limit. Queued messages whose assignment TTL already passed (sql/003's rule, stored at
+// publish time in ttl_deadline) end as failed with ttl_expired, so they never run late; an
+// execute message also gets execute_failed on its trail (a hand-off's parent hears of it
+// through the 002 trigger). The partial index agent_messages_ttl_deadline (sql/018) holds only
+// queued rows with a deadline, so a pass reads the expired ones and stops. SKIP LOCKED: several
+// reclaimers (and claimers) never wait on each other; the outer status check makes a row that
+// changed meanwhile a no-op.
 inline constexpr const char* kExpireTtlName = "cogo_expire_ttl";
 inline constexpr const char* kExpireTtl = R"SQL(
 WITH expired AS (
-  SELECT id, cogo_assignment_deadline(payload, created_at) AS deadline FROM agent_messages
-  WHERE status = 'queued' AND payload ? '__assignment'
-    AND cogo_assignment_deadline(payload, created_at) <= now()
+  SELECT id, ttl_deadline AS deadline FROM agent_messages
+  WHERE status = 'queued' AND ttl_deadline <= now()
+  ORDER BY ttl_deadline
   LIMIT $1
   FOR UPDATE SKIP LOCKED),
 ended AS (
@@ -58,14 +61,21 @@ SELECT count(*) FROM agent_messages
 WHERE finished_at < now() - $2 * interval '1 millisecond' AND status = ANY ($1::text[])
   AND status IN ('done', 'failed', 'cancelled', 'dead'))SQL";
 
-// $1 age ms, $2 limit.
+// $1 age ms, $2 limit, $3 the `at` the previous batch of this pass reached ('-infinity' first).
+// Oldest first through bus_events_at_order (sql/018), deleted by ctid: a batch reads its own
+// rows and no others (by id it scanned the whole table: id has no index). Starting at the
+// previous batch's last `at` skips the index entries of the rows already deleted, which stay in
+// the index until VACUUM; an event older than that which commits during the pass (its `at` is
+// its transaction's start) waits for the next pass. Returns the count and the last `at`.
 inline constexpr const char* kPruneEventsName = "cogo_prune_events";
 inline constexpr const char* kPruneEvents = R"SQL(
 WITH deleted AS (
-  DELETE FROM bus_events WHERE id IN (
-    SELECT id FROM bus_events WHERE at < now() - $1 * interval '1 millisecond' ORDER BY at LIMIT $2)
-  RETURNING 1)
-SELECT count(*) FROM deleted)SQL";
+  DELETE FROM bus_events WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM bus_events
+    WHERE at >= $3::timestamptz AND at < now() - $1 * interval '1 millisecond'
+    ORDER BY at LIMIT $2))
+  RETURNING at)
+SELECT count(*), coalesce(max(at), $3::timestamptz) FROM deleted)SQL";
 
 inline constexpr const char* kCountEventsName = "cogo_count_prunable_events";
 inline constexpr const char* kCountEvents =

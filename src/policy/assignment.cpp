@@ -3,6 +3,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "cogo/bus/keys.h"
 #include "cogo/config/json_reader.h"
 
 namespace cogo::policy {
@@ -39,6 +40,7 @@ AssignmentError ToError(const config::JsonError& e, const char* document) {
       case JsonReason::wrong_type: return Code::wrong_type;
       case JsonReason::empty: return Code::empty;
       case JsonReason::out_of_range: return Code::out_of_range;
+      case JsonReason::invalid_name: return Code::invalid_name;
       default: return Code::invalid_json;  // malformed_json, duplicate_key; no other can occur
     }
   }();
@@ -67,8 +69,8 @@ Budget ReadBudget(const config::JsonObject& budget) {
 
 Target ReadTarget(const config::JsonObject& target) {
   Target out;
-  out.service = target.String("service");
-  out.role = target.String("role");
+  out.service = bus::ReadRouteName(target, "service");
+  out.role = bus::ReadRouteName(target, "role");
   return out;
 }
 
@@ -80,6 +82,7 @@ std::string_view ErrorCodeName(AssignmentErrorCode code) {
     case Code::wrong_type: return "wrong_type";
     case Code::empty: return "empty";
     case Code::out_of_range: return "out_of_range";
+    case Code::invalid_name: return "invalid_name";
   }
   return "unknown";
 }

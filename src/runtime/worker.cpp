@@ -17,6 +17,7 @@
 #include <pqxx/transaction>
 
 #include "cogo/bus/bus.h"
+#include "cogo/bus/keys.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/metrics/bus_metrics.h"
 #include "cogo/policy/admit.h"
@@ -159,6 +160,12 @@ class Worker::Impl {
         logger_(std::move(logger)),
         id_(options_.worker_id.empty() ? DefaultWorkerId(options_) : options_.worker_id),
         capacity_(options_.concurrency + options_.batch_size) {
+    if (!bus::ValidRouteName(options_.service)) {
+      throw std::invalid_argument(bus::DescribeRouteNameRule("service", options_.service));
+    }
+    if (!bus::ValidRouteName(options_.role)) {
+      throw std::invalid_argument(bus::DescribeRouteNameRule("role", options_.role));
+    }
     if (metrics != nullptr) route_metrics_ = metrics->ForRoute(options_.service, options_.role);
   }
 

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cogo/bus/keys.h"
 #include "cogo/log/logging.h"
 
 namespace cogo::runtime {
@@ -24,8 +25,15 @@ class WorkerComponent final : public Component {
 
 void AddWorkerOptions(CLI::App& app, WorkerOptions& o, bool with_route) {
   if (with_route) {
-    app.add_option("--service", o.service, "route service")->required();
-    app.add_option("--role", o.role, "route role")->required();
+    auto route_name = [](const char* what) {
+      return CLI::Validator(
+          [what](std::string& name) {
+            return bus::ValidRouteName(name) ? std::string() : bus::DescribeRouteNameRule(what, name);
+          },
+          "ROUTE_NAME");
+    };
+    app.add_option("--service", o.service, "route service")->required()->check(route_name("service"));
+    app.add_option("--role", o.role, "route role")->required()->check(route_name("role"));
   }
   app.add_option("--shards", o.shards, "shards to consume")->delimiter(',')->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "handler threads")

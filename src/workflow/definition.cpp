@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cogo/base/digest.h"
+#include "cogo/bus/keys.h"
 #include "cogo/config/json_reader.h"
 #include "cogo/ops/duration.h"
 #include "cogo/workflow/engine.h"
@@ -22,7 +23,7 @@ using nlohmann::json;
 
 // Node ids and parameter names appear in JSON pointers and idempotency keys: keep them plain.
 constexpr config::NameRule kNodeName{"node id", 64, true};
-constexpr config::StringRule kRouteName{false, 64};
+constexpr std::size_t kRouteNameBytes = 64;
 
 json Raw(const JsonValue& value) { return json::parse(value.Dump()); }
 
@@ -83,8 +84,8 @@ Node ReadNode(const std::string& id, const JsonObject& o) {
   if (type_name == "publish" || type_name == "notify") {
     node.type = type_name == "publish" ? NodeType::publish : NodeType::notify;
     if (node.type == NodeType::publish) {
-      node.service = o.String("service", kRouteName);
-      node.role = o.String("role", kRouteName);
+      node.service = bus::ReadRouteName(o, "service", kRouteNameBytes);
+      node.role = bus::ReadRouteName(o, "role", kRouteNameBytes);
       // An object template, or one reference that renders to an object ("${/parameters}").
       node.payload = o.Has("payload") ? Raw(o.Required("payload")) : json::object();
       if (!node.payload.is_object() && !node.payload.is_string()) {

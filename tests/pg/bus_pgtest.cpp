@@ -1,6 +1,7 @@
 // Every bus operation and state transition against a real PostgreSQL, legal and illegal.
 #include <thread>
 
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
@@ -132,6 +133,9 @@ TEST_F(BusTest, BadInputIsRejectedAndWritesNothing) {
       {"scalar payload", [](auto& r) { r.payload_json = "42"; }, "payload_not_object"},
       {"empty service", [](auto& r) { r.service = ""; }, "empty_service"},
       {"blank role", [](auto& r) { r.role = "  "; }, "empty_role"},
+      // Its wake-up "a/b/echo/0" could not be read back: its workers would never be woken.
+      {"slash in service", [](auto& r) { r.service = "a/b"; }, "invalid_route_name"},
+      {"slash in role", [](auto& r) { r.role = "echo/"; }, "invalid_route_name"},
       {"empty tenant", [](auto& r) { r.tenant = ""; }, "empty_tenant"},
       {"negative shard", [](auto& r) { r.shard = -1; }, "negative_shard"},
       {"zero attempts", [](auto& r) { r.max_attempts = 0; }, "bad_max_attempts"},
@@ -152,6 +156,14 @@ TEST_F(BusTest, BadInputIsRejectedAndWritesNothing) {
   }
   EXPECT_THROW((void)bus_->PublishBatch(std::vector<bus::PublishRequest>(10001, Message())),
                bus::InvalidMessage);
+  // A row written by SQL meets the same rule (sql/018's CHECK).
+  for (const char* route : {"'a/b', 'echo'", "'test', 'echo/2'"}) {
+    EXPECT_THROW(pqxx::nontransaction(*conn_).exec(
+                     std::string("INSERT INTO agent_messages (service, role, tenant, payload) VALUES (") +
+                     route + ", 't', '{}')"),
+                 pqxx::check_violation)
+        << route;
+  }
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 0);
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events"), 0);
 }

@@ -141,6 +141,7 @@ TEST_F(BusTest, CliPublishesGoodInputAndRefusesBadInput) {
       {{"--service", "test", "--role", "echo", "--tenant", "t", "{oops"}, "", "invalid_json"},
       {{"--service", "", "--role", "echo", "--tenant", "t", "{}"}, "", "empty_service"},
       {{"--service", "test", "--role", " ", "--tenant", "t", "{}"}, "", "empty_role"},
+      {{"--service", "te/st", "--role", "echo", "--tenant", "t", "{}"}, "", "invalid_route_name"},
       {{"--service", "test", "--role", "echo", "--tenant", "", "{}"}, "", "empty_tenant"},
       {{"--service", "test", "--role", "echo", "--tenant", "t", "[1]"}, "", "payload_not_object"},
       {{"--service", "test", "--role", "echo", "--tenant", "t", "-"},

@@ -203,6 +203,45 @@ TEST_F(ExecutorTest, TenantCapCountsWorkHandedOffButNotFinished) {
   executor->Drain();
 }
 
+// Many executors admitting for one tenant at the same instant: each admission reads the spend
+// and commits its hand-off under the tenant's lock, so together they stop exactly at the cap.
+// (Read and hand-off in separate transactions let every handler thread pass on the same
+// reading: 32 threads admitted far more than the cap allows.)
+TEST_F(ExecutorTest, ConcurrentExecutorsTogetherNeverPassTheTenantCap) {
+  constexpr int kExecutors = 4;
+  constexpr int kMessages = 80;
+  constexpr double kCall = 0.1;  // the capped tenant's cap is 1.00: room for exactly 10 calls
+  std::vector<std::unique_ptr<runtime::Worker>> executors;
+  for (int i = 0; i < kExecutors; ++i) {
+    runtime::WorkerOptions o = Base();
+    executor::ConfigureExecutorWorker(o);
+    o.concurrency = 8;
+    o.batch_size = 8;
+    executors.push_back(std::make_unique<runtime::Worker>(
+        o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, logger_), nullptr, logger_));
+  }
+  // Published before the executors start, so their first claims all find work at once.
+  const auto request = Execute(Payload([=](json& a) { a["budget"]["maxCostUsd"] = kCall; }), "capped");
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(kMessages, request));
+  for (auto& e : executors) e->Start();
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' "
+                           "AND status IN ('queued', 'running')") == 0;
+  }, 60s));
+  for (auto& e : executors) e->Drain();
+  EXPECT_GT(std::count_if(executors.begin(), executors.end(), [](const auto& e) { return e->stats().claimed > 0; }), 1)
+      << "more than one executor took part";
+  const double handed_off = Scalar<double>(
+      "SELECT coalesce(sum((payload->'__assignment'->'budget'->>'maxCostUsd')::numeric), 0)::float8 "
+      "FROM agent_messages WHERE role = 'chat'");
+  EXPECT_LE(handed_off, 1.0 + kCall) << "the cap may be passed by one call at most";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"), 10)
+      << "every call that fits under the cap is admitted, and no more";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'failed' "
+                            "AND last_error LIKE 'tenant_budget_exhausted:%'"),
+            kMessages - 10);
+}
+
 TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceeded) {
   const auto id = bus_->Publish(Execute(Payload())).id;  // maxTokens 1000
   auto executor = StartExecutor();

@@ -1,5 +1,6 @@
 // The migrator against a real PostgreSQL: concurrent migrators on a fresh database apply each
-// migration once; an edited or missing landed migration stops it; a failing one rolls back.
+// migration once; an edited or missing landed migration stops it; a failing one rolls back; a
+// non-transactional one builds its index concurrently and runs again after a failed build.
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -104,6 +105,54 @@ TEST_F(MigratorTest, FailingMigrationRollsBackAndIsNotRecorded) {
   EXPECT_ANY_THROW((void)db::Migrate(conn, db::LoadMigrations(dir_)));
   EXPECT_EQ(Recorded(), static_cast<int64_t>(db::LoadMigrations(db::DefaultSqlDir()).size()));
   EXPECT_EQ(pqxx::nontransaction(conn).exec("SELECT to_regclass('half_done') IS NULL")[0][0].as<bool>(), true);
+}
+
+TEST_F(MigratorTest, NonTransactionalMigrationBuildsConcurrentlyAndRunsAgainAfterAFailedBuild) {
+  std::ofstream(dir_ / "001_table.sql") << "CREATE TABLE t (v int);\nINSERT INTO t VALUES (1), (1), (2);\n";
+  std::ofstream(dir_ / "002_index.sql")
+      << "-- cogo:no-transaction\n"
+         "-- A unique index the duplicate 1s make fail halfway, leaving it INVALID.\n"
+         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);\n"
+         "CREATE TABLE IF NOT EXISTS after_index (id int);\n";
+  const auto migrations = db::LoadMigrations(dir_);
+  ASSERT_EQ(migrations.size(), 2u);
+  EXPECT_TRUE(migrations[0].transactional);
+  EXPECT_FALSE(migrations[1].transactional);
+  pqxx::connection conn(url_);
+  auto scalar = [&](const std::string& sql) { return pqxx::nontransaction(conn).exec(sql)[0][0]; };
+  EXPECT_THROW((void)db::Migrate(conn, migrations), pqxx::sql_error);
+  EXPECT_EQ(Recorded(), 1) << "a failed run is not recorded";
+  ASSERT_FALSE(scalar("SELECT to_regclass('t_v') IS NULL").as<bool>());
+  EXPECT_FALSE(scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v'::regclass").as<bool>())
+      << "the failed concurrent build left an INVALID index";
+  EXPECT_TRUE(scalar("SELECT to_regclass('after_index') IS NULL").as<bool>());
+
+  pqxx::nontransaction(conn).exec("DELETE FROM t WHERE v = 1; INSERT INTO t VALUES (1)");
+  const auto report = db::Migrate(conn, migrations);
+  EXPECT_EQ(report.applied, std::vector<std::string>{"002_index.sql"});
+  EXPECT_EQ(Recorded(), 2);
+  EXPECT_TRUE(scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v'::regclass").as<bool>())
+      << "IF NOT EXISTS alone would have skipped the INVALID index";
+  EXPECT_FALSE(scalar("SELECT to_regclass('after_index') IS NULL").as<bool>());
+  EXPECT_TRUE(db::MigrationsCurrent(conn, migrations));
+}
+
+TEST_F(MigratorTest, AConcurrentIndexBuildThatCouldNotRunAgainIsRefusedOnLoad) {
+  std::ofstream(dir_ / "001_table.sql") << "CREATE TABLE t (v int);\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"CREATE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);\n", "-- cogo:no-transaction"},
+      {"-- cogo:no-transaction\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n", "IF NOT EXISTS <name>"},
+      {"-- cogo:no-transaction\nCREATE INDEX CONCURRENTLY ON t (v);\n", "IF NOT EXISTS <name>"},
+  };
+  for (const auto& [sql, expected] : cases) {
+    std::ofstream(dir_ / "002_index.sql") << sql;
+    try {
+      (void)db::LoadMigrations(dir_);
+      ADD_FAILURE() << sql << ": accepted";
+    } catch (const db::MigrationError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_F(MigratorTest, BadFileNamesAndDuplicateVersionsAreRefused) {

@@ -1,6 +1,7 @@
 // The reclaimer and retention against a real PostgreSQL: expired leases drained in batches,
 // queued work past its TTL ended once (malformed TTLs ignored, running rows untouched, several
-// reclaimers at once), retention that never deletes a row that is not final, the CLI's
+// reclaimers at once; the deadline stored at publish and read through its index), retention
+// that never deletes a row that is not final (events through their ordered index), the CLI's
 // one-shot forms, the daemons as processes, and the periodic loop's error handling.
 #include <signal.h>
 
@@ -10,12 +11,15 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
 
 #include "child_process.h"
 #include "cogo/log/logging.h"
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/periodic.h"
+#include "ops/statements.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -110,6 +114,41 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
   EXPECT_EQ(Status(late_execute), "failed");
 }
 
+// The plan of `statement` (its parameters as literals), with sequential scans priced out: the
+// tables here are tiny, and the question is whether an index can serve the statement at all.
+std::string PlanOf(pqxx::connection& conn, const std::string& name, const std::string& statement,
+                   const std::string& arguments) {
+  pqxx::work txn(conn);
+  txn.exec("SET LOCAL enable_seqscan = off");
+  txn.exec("PREPARE " + name + " AS " + statement);
+  std::string plan;
+  for (const auto& row : txn.exec("EXPLAIN EXECUTE " + name + " (" + arguments + ")")) {
+    plan += row[0].as<std::string>() + "\n";
+  }
+  txn.exec("DEALLOCATE " + name);  // prepared statements outlive a rollback
+  return plan;
+}
+
+// The TTL rule lives in one place (sql/003's cogo_assignment_deadline): each publish statement
+// stores its answer, and the sweep reads queued deadlines through a partial index instead of
+// evaluating the function on every queued row (sql/018).
+TEST_F(BusTest, TtlSweepReadsTheDeadlineStoredAtPublishThroughItsIndex) {
+  const int64_t now = NowMs();
+  (void)bus_->Publish(Message(WithTtl(60000, now - 1000)));     // the one-row statement
+  auto keyed = Message(WithTtl(5000));
+  keyed.idempotency_key = "k";
+  (void)bus_->Publish(keyed);                                   // the batch statement
+  (void)bus_->PublishBatch({Message(WithTtl(1)), Message(WithTtl("abc")), Message("{}")});
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE ttl_deadline IS NOT NULL"), 3);
+  EXPECT_EQ(Scalar<int64_t>(
+                "SELECT count(*) FROM agent_messages "
+                "WHERE ttl_deadline IS NOT DISTINCT FROM cogo_assignment_deadline(payload, created_at)"),
+            5);
+  const std::string plan = PlanOf(*conn_, "sweep", ops::sql::kExpireTtl, "500");
+  EXPECT_NE(plan.find("agent_messages_ttl_deadline"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("cogo_assignment_deadline"), std::string::npos) << plan;
+}
+
 TEST_F(BusTest, SeveralReclaimersEndEachExpiredRowExactlyOnce) {
   constexpr int kRows = 400;
   (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(kRows, Message(WithTtl(1))));
@@ -201,6 +240,24 @@ TEST_F(RetentionTest, PrunesOnlyFinalRowsPastTheirAgesInBatches) {
             }());
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM message_usage"), 1);
   EXPECT_EQ(ops::Prune(*conn_, Options()).total(), 0);
+}
+
+// A batch of events reads only its own rows: oldest first through bus_events_at_order, deleted
+// by ctid (bus_events.id has no index: deleting by id scanned the table for every batch).
+TEST_F(RetentionTest, EventsArePrunedThroughTheirOrderedIndexBatchAfterBatch) {
+  Exec("INSERT INTO bus_events (message_id, event, service, role, tenant, at) "
+       "SELECT g, 'old', 's', 'r', 't', now() - interval '3 hours' + g * interval '1 second' "
+       "FROM generate_series(1, 7) g UNION ALL "
+       "SELECT g, 'same', 's', 'r', 't', now() - interval '2 hours' FROM generate_series(1, 5) g "
+       "UNION ALL SELECT 0, 'new', 's', 'r', 't', now()");
+  const std::string plan =
+      PlanOf(*conn_, "prune_events", ops::sql::kPruneEvents, "3600000, 2, '-infinity'");
+  EXPECT_NE(plan.find("Tid Scan on bus_events"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("bus_events_at_order"), std::string::npos) << plan;
+  auto options = Options();
+  options.batch_size = 2;  // seven batches, three of them among rows of one `at`
+  EXPECT_EQ(ops::Prune(*conn_, options).events, 12);
+  EXPECT_EQ(ScalarText("SELECT string_agg(event, ',') FROM bus_events"), "new");
 }
 
 TEST_F(RetentionTest, CliPruneDryRunCountsAndReclaimReportsTtlExpiry) {

@@ -9,6 +9,7 @@
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include "child_process.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "cogo/wake/wake_hub.h"
@@ -71,6 +72,27 @@ TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   EXPECT_GE(hub.notifications(), 1u);
   ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }));
   worker.Drain();
+}
+
+// A wake-up names its route "service/role/shard": a name with a slash could never be read back,
+// so a worker on it would only ever find work by polling. Such a route is refused up front.
+TEST_F(WorkerTest, ARouteNameWithASlashIsRefusedBeforeTheWorkerStarts) {
+  for (const auto& [service, role] : {std::pair{"te/st", "echo"}, std::pair{"test", "echo/2"}}) {
+    auto options = Options(60s);
+    options.service = service;
+    options.role = role;
+    try {
+      runtime::Worker worker(options, [](HandlerContext&) { return HandlerResult::Complete(); },
+                             nullptr, logger_);
+      ADD_FAILURE() << service << " " << role << ": accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("must not contain '/'"), std::string::npos) << e.what();
+    }
+  }
+  const auto cli = RunCommand("cogo-test-worker", {"--service", "te/st", "--role", "echo"});
+  EXPECT_NE(cli.status, 0) << cli.output;
+  EXPECT_NE(cli.output.find("must not contain '/'"), std::string::npos) << cli.output;
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers"), 0);
 }
 
 // Sessions holding a wake lock (sql/005_wake_locks.sql), i.e. sentinels waiting for a NOTIFY.

@@ -98,6 +98,8 @@ TEST(Assignment, ReportsEachMalformedFieldPrecisely) {
       {"target service absent", "/target/service", kRemove, "target.service", Code::missing},
       {"target role empty", "/target/role", "", "target.role", Code::empty},
       {"target role number", "/target/role", 3, "target.role", Code::wrong_type},
+      {"target service with a slash", "/target/service", "gate/way", "target.service", Code::invalid_name},
+      {"target role with a slash", "/target/role", "chat/", "target.role", Code::invalid_name},
   };
   for (const auto& c : cases) {
     json envelope = ValidEnvelope();

@@ -344,6 +344,9 @@ TEST(WorkflowDefinition, RefusesEachMistakeWithItsPath) {
        "nodes.work.assignment.maxCostUsd", "missing_key"},
       {"bad parameter type", [](json& d) { d["parameters"]["name"]["type"] = "date"; }, "parameters.name.type", "invalid_value"},
       {"bad access", [](json& d) { d["access"] = "admin"; }, "access", "invalid_value"},
+      // A slash would make the route's wake-ups unreadable (bus::ValidRouteName).
+      {"slash in service", [](json& d) { d["nodes"]["work"]["service"] = "te/st"; }, "nodes.work.service", "invalid_name"},
+      {"slash in role", [](json& d) { d["nodes"]["work"]["role"] = "echo/2"; }, "nodes.work.role", "invalid_name"},
   };
   for (const auto& c : cases) {
     json d = base;

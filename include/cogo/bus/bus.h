@@ -23,8 +23,9 @@ struct BusLimits {
 };
 
 // Why a message was refused before anything was written. `reason` is machine-readable
-// (empty_service, empty_role, empty_tenant, negative_shard, invalid_json, payload_not_object,
-// payload_too_large, bad_max_attempts, batch_too_large); `detail` is for people.
+// (empty_service, empty_role, invalid_route_name, empty_tenant, negative_shard, invalid_json,
+// payload_not_object, payload_too_large, bad_max_attempts, batch_too_large); `detail` is for
+// people.
 struct Rejection {
   std::string reason;
   std::string detail;

@@ -2,23 +2,30 @@
 // transaction, under an advisory lock so concurrent migrators queue instead of racing, and
 // recorded in schema_migrations with a SHA-256 of the file. A recorded migration whose file
 // changed (or vanished) stops the migrator: landed migrations are never edited.
+// A file whose first line is exactly `-- cogo:no-transaction` runs one statement at a time in
+// autocommit, so it may build an index without blocking writes (CREATE INDEX CONCURRENTLY); it
+// is recorded only after its last statement succeeded, so it must be safe to run again.
 // Thread-safety: free functions; the connection is used by the calling thread only.
 #pragma once
 
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <pqxx/connection>
 
 namespace cogo::db {
 
+inline constexpr const char* kNoTransactionMarker = "-- cogo:no-transaction";
+
 struct Migration {
   int version = 0;
   std::string name;      // file name, e.g. 001_bus.sql
   std::string sql;
   std::string checksum;  // hex SHA-256 of the file's bytes
+  bool transactional = true;  // false: the first line is kNoTransactionMarker
 };
 
 class MigrationError : public std::runtime_error {
@@ -30,8 +37,9 @@ class MigrationError : public std::runtime_error {
 // exists (development), else the installed share/cogo/sql.
 [[nodiscard]] std::filesystem::path DefaultSqlDir();
 
-// Reads and orders the directory's migrations; throws MigrationError on a malformed file name
-// or a duplicate version.
+// Reads and orders the directory's migrations; throws MigrationError on a malformed file name,
+// a duplicate version, or a non-transactional migration with a CREATE INDEX CONCURRENTLY that
+// does not say `IF NOT EXISTS <name>` (it could not be run again).
 [[nodiscard]] std::vector<Migration> LoadMigrations(const std::filesystem::path& dir);
 
 struct MigrationReport {
@@ -40,8 +48,23 @@ struct MigrationReport {
 };
 
 // Verifies recorded checksums, then applies what is missing. Throws MigrationError when a
-// recorded migration's file changed or is missing.
+// recorded migration's file changed or is missing. Before a non-transactional migration's
+// CREATE INDEX CONCURRENTLY IF NOT EXISTS runs, an INVALID index of that name (left by a build
+// that failed or was interrupted) is dropped, so the retry builds it instead of skipping it.
 MigrationReport Migrate(pqxx::connection& conn, const std::vector<Migration>& migrations);
+
+// The statements of a script, split at top-level semicolons; comments, quoted strings,
+// quoted identifiers and dollar-quoted bodies are kept whole. Blank statements are dropped.
+[[nodiscard]] std::vector<std::string> SplitStatements(std::string_view sql);
+
+// Whether a statement is a `CREATE [UNIQUE] INDEX CONCURRENTLY`, the index name as written
+// (empty when it names none) and whether it says IF NOT EXISTS.
+struct ConcurrentIndex {
+  bool concurrently = false;
+  std::string name;
+  bool if_not_exists = false;
+};
+[[nodiscard]] ConcurrentIndex ConcurrentIndexOf(std::string_view statement);
 
 // True when every migration is recorded with a matching checksum (for readiness checks).
 [[nodiscard]] bool MigrationsCurrent(pqxx::connection& conn,

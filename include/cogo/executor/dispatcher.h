@@ -2,8 +2,9 @@
 // and the tenant's daily spend, then hands the work to its target route (same payload, tenant,
 // shard and correlation id) in the transaction that completes the execute message, or fails it
 // with a named reason. The decisions are pure functions below (time passed in); the handler from
-// MakeExecutorHandler adds the one database read (the tenant's spend) on a connection per
-// handler thread, never shared across threads. Thread-safe: the handler may run on any number
+// MakeExecutorHandler reads the tenant's spend and commits an admitted hand-off in one
+// transaction under the tenant's lock (so the daily cap holds at commit time), on a connection
+// per handler thread, never shared across threads. Thread-safe: the handler may run on any number
 // of threads at once; the policy table is immutable.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <variant>
 
 #include <pqxx/connection>
+#include <pqxx/transaction_base>
 #include <spdlog/logger.h>
 
 #include "cogo/bus/message.h"
@@ -36,7 +38,7 @@ struct ExecuteRequest {
 [[nodiscard]] std::variant<ExecuteRequest, runtime::HandlerResult> Prepare(
     const bus::ClaimedMessage& message, const policy::PolicyTable& table);
 
-// What the tenant has committed today, as read from the database (see TenantCommitted).
+// What the tenant has committed today, as read from the database (see LockTenantCommitment).
 struct TenantCommitment {
   double spent_today_usd = 0.0;  // message_usage since the start of the UTC day
   double reserved_usd = 0.0;     // maxCostUsd of handed-off work not yet finished
@@ -58,18 +60,24 @@ struct TenantCommitment {
                                                       std::string_view error,
                                                       policy::TimePoint now, double unit_sample);
 
-// Reads the tenant's commitment in one statement against the database clock. Throws on
-// database errors.
-[[nodiscard]] TenantCommitment TenantCommitted(pqxx::connection& conn, const std::string& tenant);
+// Takes the tenant's admission lock (a transaction-level advisory lock, held until `txn` ends),
+// then reads the tenant's commitment against the database clock. An admission that commits its
+// hand-off in `txn` is therefore seen by the next admission of the tenant. Throws on database
+// errors.
+[[nodiscard]] TenantCommitment LockTenantCommitment(pqxx::transaction_base& txn,
+                                                    const std::string& tenant);
 
 struct ExecutorOptions {
-  std::string database_url;                         // for the spend reads
+  std::string database_url;                         // for the admissions
   std::shared_ptr<const policy::PolicyTable> policy;  // required
 };
 
-// The handler for a Worker on (orchestrator, execute). It owns one connection per handler
-// thread (opened on first use, reopened after a failure), released when the handler is
-// destroyed.
+// The handler for a Worker on (orchestrator, execute). Per message, in one transaction: lock
+// the lease (gone: nothing is written), LockTenantCommitment, Decide; an admitted hand-off is
+// published and the execute message completed in that transaction (HandlerResult::Committed);
+// a refusal reserves nothing and is returned for the runtime to record. It owns one connection
+// per handler thread (opened on first use, reopened after a failure), released when the
+// handler is destroyed.
 [[nodiscard]] runtime::Handler MakeExecutorHandler(ExecutorOptions options,
                                                    std::shared_ptr<spdlog::logger> logger);
 

@@ -56,6 +56,7 @@ enum class AssignmentErrorCode {
   wrong_type,          // e.g. a string where a number belongs, 1.5 or 1.0 for tokens
   empty,               // a required string is ""
   out_of_range,        // zero/negative budget, ttl over kMaxTtl, negative issued_at, ...
+  invalid_name,        // a target service or role with a '/' (bus::ValidRouteName)
 };
 
 // Stable snake_case name ("missing", "wrong_type", ...) for logs and audit rows.

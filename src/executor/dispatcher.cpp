@@ -164,7 +164,11 @@ class Dispatcher {
       }, ctx.stop);
     } catch (const std::exception& e) {
       const std::string error = std::string("tenant_spend_unavailable: ") + OneLine(e.what());
-      auto result = db::Classify(e) == db::FailureKind::connection_lost
+      // Our own connection failed, even during the commit: the attempt is given back, not
+      // counted. A hand-off that did commit has completed the message, so the give-back finds
+      // its lease gone and changes nothing.
+      const auto kind = db::Classify(e);
+      auto result = kind == db::FailureKind::connection_lost || kind == db::FailureKind::in_doubt
                         ? HandlerResult::GiveBack(error, kSpendUnavailablePause)
                         : TransientFailure(m, *request.rule, error, std::chrono::system_clock::now(),
                                            state.unit(state.rng));

@@ -151,6 +151,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kReleaseName, sql::kRelease);
   conn_.prepare(sql::kLeasesOfName, sql::kLeasesOf);
   conn_.prepare(sql::kCancelName, sql::kCancel);
+  conn_.prepare(sql::kCancelQueuedName, sql::kCancelQueued);
   conn_.prepare(sql::kReclaimName, sql::kReclaim);
   conn_.prepare(sql::kRetryName, sql::kRetry);
   conn_.prepare(sql::kRegisterWorkerName, sql::kRegisterWorker);
@@ -360,6 +361,14 @@ bool Bus::Cancel(int64_t id, const std::string& reason) {
 
 bool Bus::Cancel(pqxx::transaction_base& txn, int64_t id, const std::string& reason) {
   return !txn.exec_prepared(sql::kCancelName, id, reason).empty();
+}
+
+int64_t Bus::CancelQueued(pqxx::transaction_base& txn, const std::string& service, const std::string& role,
+                          const std::string& tenant, const std::vector<std::string>& idempotency_keys,
+                          const std::string& reason) {
+  return static_cast<int64_t>(
+      txn.exec_prepared(sql::kCancelQueuedName, service, role, tenant, nlohmann::json(idempotency_keys).dump(), reason)
+          .size());
 }
 
 ReclaimCounts Bus::Reclaim(int limit) {

@@ -221,6 +221,21 @@ SELECT id, 'cancelled', service, role, tenant,
 FROM cancelled
 RETURNING message_id)SQL";
 
+// $1 service, $2 role, $3 tenant, $4 idempotency keys (a JSON array), $5 reason. Queued rows only: a message
+// already claimed runs to its end. Finds them through the idempotency index.
+inline constexpr const char* kCancelQueuedName = "cogo_cancel_queued";
+inline constexpr const char* kCancelQueued = R"SQL(
+WITH cancelled AS (
+  UPDATE agent_messages
+  SET status = 'cancelled', finished_at = now(), last_error = $5, last_error_at = now()
+  WHERE service = $1 AND role = $2 AND tenant = $3 AND idempotency_key IN (SELECT jsonb_array_elements_text($4::jsonb))
+    AND status = 'queued'
+  RETURNING id, service, role, tenant)
+INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
+SELECT id, 'cancelled', service, role, tenant, jsonb_build_object('reason', $5::text)
+FROM cancelled
+RETURNING message_id)SQL";
+
 // $1 limit. SKIP LOCKED lets several reclaimers run at once without touching the same row.
 inline constexpr const char* kReclaimName = "cogo_reclaim";
 inline constexpr const char* kReclaim = R"SQL(

@@ -142,13 +142,13 @@ class ActionWriter {
                                 {"activation", a.activation}, {"purpose", TimerPurposeName(a.purpose)}}
                                .dump();
     request.max_attempts = 10;
-    request.idempotency_key = "wf-timer:" + std::to_string(run_.id) + ":" + a.node + ":" +
-                              std::to_string(a.activation) + ":" + TimerPurposeName(a.purpose);
+    request.idempotency_key = TimerKey(a.node, a.activation, a.purpose);
     request.correlation_id = Correlation(run_.id);
     request.delay_ms = std::max<int64_t>(a.delay.count(), 1);
     step_of_publish_.push_back(kNoStep);
     publish_.push_back(std::move(request));
   }
+  void operator()(const CancelTimer& a) { cancelled_timers_.push_back(TimerKey(a.node, a.activation, a.purpose)); }
   void operator()(const ConsumeSignal& a) {
     consumed_.push_back({{"id", a.signal_id}, {"by", a.node + "#" + std::to_string(a.activation)}});
   }
@@ -180,11 +180,19 @@ class ActionWriter {
       (void)txn_.exec_params1(sql::kApplyTransition, run_.id, started_.dump(), finished_.dump(), consumed_.dump(),
                         cursor_node_, cursor_activation_, run_status_, reason_, finished_run_);
     }
+    if (!cancelled_timers_.empty()) {
+      (void)bus_.CancelQueued(txn_, kEngineService, kEngineRole, run_.tenant, cancelled_timers_, "wait_satisfied");
+    }
     if (!events_.empty()) bus_.AddEvents(txn_, events_);
   }
 
  private:
   static constexpr size_t kNoStep = static_cast<size_t>(-1);
+  // A timer message's idempotency key: one timer per (node, activation, purpose) of a run.
+  [[nodiscard]] std::string TimerKey(const std::string& node, int activation, TimerPurpose purpose) const {
+    return "wf-timer:" + std::to_string(run_.id) + ":" + node + ":" + std::to_string(activation) + ":" +
+           TimerPurposeName(purpose);
+  }
   pqxx::transaction_base& txn_;
   bus::Bus& bus_;
   const RunState& run_;
@@ -194,6 +202,7 @@ class ActionWriter {
   json started_ = json::array();
   json finished_ = json::array();
   json consumed_ = json::array();
+  std::vector<std::string> cancelled_timers_;
   std::optional<std::string> cursor_node_;
   std::optional<int> cursor_activation_;
   std::optional<std::string> run_status_;

@@ -116,9 +116,9 @@ class Machine {
         StartStepNow(Bare(node, activation, "waiting"));
         // `waiting`: on something outside the run (an event); `running`: on its own work.
         Cursor(node.id, activation, node.wait_for == WaitFor::event ? "waiting" : "running");
-        Emit(ScheduleTimer{node.id, activation, TimerPurpose::wait_timeout, node.timeout});
         Emit(Audit{"workflow_waiting", {{"node", node.id}, {"activation", activation}}});
-        TryWait(node);
+        // A wait satisfied on entry needs no timer.
+        if (!TryWait(node)) Emit(ScheduleTimer{node.id, activation, TimerPurpose::wait_timeout, node.timeout});
         return "";
       }
       case NodeType::retry: {
@@ -280,6 +280,7 @@ class Machine {
   }
 
   void StartStepNow(StartStep step) {
+    started_now_.insert({step.node, step.activation});
     run_.steps[step.node] = StepState{step.activation, step.status, json(), "", now_ms_,
                                       step.reserved_usd, step.reserved_tokens};
     run_.reserved_usd += step.reserved_usd;
@@ -299,6 +300,11 @@ class Machine {
     state.output = output;
     state.error = error;
     Emit(FinishStep{node, activation, status, std::move(output), error});
+    // A wait entered by an earlier transition has a timer; unless that timer is what ended it,
+    // it is no longer needed.
+    if (def_.node(node).type == NodeType::wait && status != "timed_out" && !started_now_.count({node, activation})) {
+      Emit(CancelTimer{node, activation, TimerPurpose::wait_timeout});
+    }
   }
 
   void Cursor(const std::string& node, int activation, const std::string& status) {
@@ -342,6 +348,7 @@ class Machine {
   double jitter_;
   std::vector<Action> actions_;
   std::set<int64_t> consumed_;
+  std::set<std::pair<std::string, int>> started_now_;  // steps this transition started
   bool ended_ = false;
 };
 

@@ -251,6 +251,12 @@ TEST_F(WorkflowTest, AllFiveNodeTypesOnTheSuccessPath) {
   // Every step message once, the run's outcome once.
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE service = 'test'"), 1);
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'workflow_done'"), 1);
+  // Each satisfied wait's timer was cancelled with it: nothing of the run is left in the queue.
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'queued'"), 0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages m JOIN bus_events e ON e.message_id = m.id "
+                            "WHERE m.status = 'cancelled' AND m.payload->>'kind' = 'timer' "
+                            "AND e.event = 'cancelled' AND e.detail->>'reason' = 'wait_satisfied'"),
+            3);  // waitWork, approval, waitHook
 }
 
 TEST_F(WorkflowTest, GateFailureEndsTheRunFailedWithTheValuesOnTheTrail) {

@@ -151,6 +151,12 @@ TEST_F(WorkflowRun, SuccessPathRecordsTheGateAndEndsSucceeded) {
   Step(StartEvent{});
   auto r = FinishWork("done", {{"ok", true}, {"score", 0.9}});
   EXPECT_EQ(AuditNames(r), (std::vector<std::string>{"step_done", "gate_passed", "workflow_waiting"}));
+  // The satisfied wait's timer goes; the approval wait gets its own.
+  ASSERT_EQ(Of<CancelTimer>(r).size(), 1u);
+  EXPECT_EQ(Of<CancelTimer>(r)[0].node, "waitWork");
+  EXPECT_EQ(Of<CancelTimer>(r)[0].activation, 1);
+  ASSERT_EQ(Of<ScheduleTimer>(r).size(), 1u);
+  EXPECT_EQ(Of<ScheduleTimer>(r)[0].node, "approval");
   EXPECT_EQ(run_.steps["gate"].output["verdict"], "pass");
   EXPECT_EQ(run_.steps["gate"].output["checks"][1]["actual"], 0.9);
   EXPECT_EQ(run_.cursor, "approval");
@@ -158,6 +164,8 @@ TEST_F(WorkflowRun, SuccessPathRecordsTheGateAndEndsSucceeded) {
   run_.signals.push_back({41, "approve", {{"by", "ann"}}, kNow});
   r = Step(SignalEvent{41});
   EXPECT_EQ(Of<ConsumeSignal>(r).size(), 1u);
+  ASSERT_EQ(Of<CancelTimer>(r).size(), 1u);
+  EXPECT_EQ(Of<CancelTimer>(r)[0].node, "approval");
   EXPECT_EQ(run_.steps["approval"].output["by"], "ann");
   const auto starts = Of<StartStep>(r);
   ASSERT_EQ(starts.size(), 2u);  // the notify step and the end
@@ -183,6 +191,7 @@ TEST_F(WorkflowRun, FailedStepIsRetriedAfterABackoffThenSucceeds) {
   Step(StartEvent{});
   auto r = FinishWork("dead", json());
   EXPECT_EQ(run_.cursor, "retryWork");
+  ASSERT_EQ(Of<CancelTimer>(r).size(), 1u);  // the wait ended (on its step's failure)
   ASSERT_EQ(Of<ScheduleTimer>(r).size(), 1u);
   EXPECT_EQ(Of<ScheduleTimer>(r)[0].purpose, TimerPurpose::retry_backoff);
   EXPECT_EQ(Of<ScheduleTimer>(r)[0].delay, std::chrono::milliseconds(100));
@@ -212,6 +221,7 @@ TEST_F(WorkflowRun, WaitTimeoutFollowsOnTimeout) {
   Step(StartEvent{});
   const auto r = Step(TimerEvent{"waitWork", 1, TimerPurpose::wait_timeout});
   EXPECT_EQ(run_.steps["waitWork"].status, "timed_out");
+  EXPECT_TRUE(Of<CancelTimer>(r).empty());  // the timer that fired is the one running
   ASSERT_EQ(Of<FinishRun>(r).size(), 1u);
   EXPECT_EQ(Of<FinishRun>(r)[0].reason, "too_slow");
   // The step finishing afterwards changes nothing.
@@ -226,6 +236,10 @@ TEST_F(WorkflowRun, AnEventShortlyBeforeTheWaitIsSeenAnOlderOneIsNot) {
   const auto r = FinishWork("done", {{"ok", true}, {"score", 1}});
   ASSERT_EQ(Of<ConsumeSignal>(r).size(), 1u);
   EXPECT_EQ(Of<ConsumeSignal>(r)[0].signal_id, 2);
+  // Satisfied on entry, the approval wait never gets a timer (so none to cancel).
+  EXPECT_TRUE(Of<ScheduleTimer>(r).empty());
+  ASSERT_EQ(Of<CancelTimer>(r).size(), 1u);
+  EXPECT_EQ(Of<CancelTimer>(r)[0].node, "waitWork");
   EXPECT_EQ(run_.status, "succeeded");
 }
 

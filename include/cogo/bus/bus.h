@@ -110,6 +110,12 @@ class Bus {
   // Operator actions.
   [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);
   [[nodiscard]] bool Cancel(pqxx::transaction_base& txn, int64_t id, const std::string& reason);
+  // Cancels the route's queued messages of `tenant` published with these idempotency keys (a
+  // timer that can no longer matter); running and finished ones are left alone. Returns how
+  // many it cancelled.
+  int64_t CancelQueued(pqxx::transaction_base& txn, const std::string& service, const std::string& role,
+                       const std::string& tenant, const std::vector<std::string>& idempotency_keys,
+                       const std::string& reason);
   ReclaimCounts Reclaim(int limit);
   [[nodiscard]] bool Retry(int64_t id);  // a dead, failed or cancelled message, queued afresh
   int64_t RequeueDead(const std::string& service, const std::string& role);  // "" = any

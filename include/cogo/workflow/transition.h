@@ -109,6 +109,13 @@ struct ScheduleTimer {
   TimerPurpose purpose = TimerPurpose::wait_timeout;
   std::chrono::milliseconds delay{0};
 };
+// A wait satisfied before its timeout: its timer message would only wait in the queue and then
+// wake the run for nothing, so the engine cancels it.
+struct CancelTimer {
+  std::string node;
+  int activation = 0;
+  TimerPurpose purpose = TimerPurpose::wait_timeout;
+};
 struct ConsumeSignal {
   int64_t signal_id = 0;
   std::string node;
@@ -129,8 +136,8 @@ struct Audit {  // a bus_events row on the causing message's trail
   std::string event;    // workflow_started, step_started, step_done, ...
   nlohmann::json detail;
 };
-using Action =
-    std::variant<FinishStep, StartStep, ScheduleTimer, ConsumeSignal, MoveCursor, FinishRun, Audit>;
+using Action = std::variant<FinishStep, StartStep, ScheduleTimer, CancelTimer, ConsumeSignal, MoveCursor,
+                            FinishRun, Audit>;
 
 struct TransitionResult {
   std::vector<Action> actions;

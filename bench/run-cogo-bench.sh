@@ -13,11 +13,8 @@ jobs=${COGO_JOBS:-$(nproc)}
 
 log() { printf 'run-cogo-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
-source "$repo/scripts/lib/pg.sh"
-
-bash "$repo/scripts/bootstrap.sh"
-cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build_dir" -j "$jobs" --target cogo cogo-bench >/dev/null
+source "$repo/bench/lib/common.sh"
+bench_build cogo cogo-bench
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cogo-bench-pg.XXXXXX")
 trap 'pg_stop "$scratch"; rm -rf "$scratch"' EXIT

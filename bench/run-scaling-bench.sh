@@ -26,10 +26,7 @@ done
 log() { printf 'run-scaling-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 source "$repo/bench/lib/common.sh"
-
-bash "$repo/scripts/bootstrap.sh"
-cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build_dir" -j "$jobs" --target cogo cogo-bench >/dev/null
+bench_build cogo cogo-bench
 bench_cluster
 COGO_DATABASE_URL=$url "$build_dir/cogo" migrate >/dev/null
 

@@ -3,6 +3,8 @@
 # `repo`, `log` and `die`. Defines:
 #   bench_tools [--peers]        pgbench (postgresql-15), and node + npm with --peers, from Debian
 #                                packages when missing
+#   bench_build TARGET...        scripts/bootstrap.sh, then a Release build of the targets in
+#                                $build_dir with $jobs jobs
 #   bench_cluster                a throwaway cluster (scratch dir, free port, default durability):
 #                                sets scratch, port, url; removed at exit
 #   psql_q ARGS...               psql on it, quiet, stopping at the first error
@@ -36,6 +38,12 @@ bench_tools() {
   if [ "${1:-}" = --peers ] && ! { command -v node && command -v npm; } >/dev/null; then
     apt_install nodejs npm
   fi
+}
+
+bench_build() {
+  bash "$repo/scripts/bootstrap.sh"
+  cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build_dir" -j "$jobs" --target "$@" >/dev/null
 }
 
 bench_cluster() {

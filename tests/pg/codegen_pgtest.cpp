@@ -294,23 +294,25 @@ TEST_F(CodegenTest, SandboxContainsNetworkWritesForkBombsAndSleeps) {
   EXPECT_FALSE(spin.timed_out);
 
   // A fork bomb: bounded by RLIMIT_NPROC, then the timeout (or its own exit) ends the group.
+  // Its processes and the sleeper's are told apart from other sandboxes on this machine (other
+  // test runs use the same sandbox user) by sleep lengths unique to this process.
+  const std::string tag = std::to_string(100 + getpid() % 900);
+  const std::string bomb_sleep = "sleep 59." + tag, sleeper_sleep = "sleep 41." + tag;
   limits.timeout = 2s;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto bomb = buildtest::RunSandboxed("b() { b | b & }; b; sleep 59.3", ws, options, limits);
+  const auto bomb = buildtest::RunSandboxed("b() { b | b & }; b; " + bomb_sleep, ws, options, limits);
   EXPECT_TRUE(bomb.timed_out || bomb.exit_code != 0) << bomb.exit_code;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
   EXPECT_NE(bomb.output.find("fork"), std::string::npos) << "forks were refused: " << bomb.output.substr(0, 300);
   // A sleep past the timeout: killed, with everything it started.
-  const auto sleeper = buildtest::RunSandboxed("sleep 41.5 & sleep 41.5; echo woke", ws, options, limits);
+  const auto sleeper = buildtest::RunSandboxed(sleeper_sleep + " & " + sleeper_sleep + "; echo woke", ws, options, limits);
   EXPECT_TRUE(sleeper.timed_out);
   EXPECT_EQ(sleeper.output.find("woke"), std::string::npos);
   EXPECT_LT(sleeper.duration_ms, 5000);
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 41.5'"), "0\n");
-  EXPECT_EQ(RunShell("ps -eo args | grep -c '^sleep 59.3'"), "0\n");
   // The PID namespace's init was killed: the kernel takes the rest down, promptly. A zombie
   // runs nothing (it waits for a parent to reap it, and a container's PID 1 may never do so).
-  const std::string alive = "ps -u " + std::to_string(options.uid) + " -o stat= | grep -vc '^Z'";
+  // The bracket keeps the pattern from matching this shell's own command line.
+  const std::string alive = "ps -eo stat=,args= | grep -v '^Z' | grep -c '[s]leep \\(59\\|41\\)\\." + tag + "'";
   EXPECT_TRUE(WaitFor([&] { return RunShell(alive) == "0\n"; }, 3s))
       << "nothing of the sandbox is left: " << RunShell("ps -u " + std::to_string(options.uid) + " -o pid,stat,args");
 }

@@ -62,7 +62,7 @@ httplib::Headers ToHeaders(const std::map<std::string, std::string>& headers) {
 HttpResult HttpPost(int port, const std::string& path, const std::string& body,
                     const std::map<std::string, std::string>& headers) {
   httplib::Client client("127.0.0.1", port);
-  client.set_read_timeout(10, 0);
+  client.set_read_timeout(30, 0);  // longer than any server-side wait, so a slow answer shows its own status
   std::string content_type = "application/json";
   auto h = headers;
   if (auto it = h.find("Content-Type"); it != h.end()) {
@@ -74,7 +74,7 @@ HttpResult HttpPost(int port, const std::string& path, const std::string& body,
 
 HttpResult HttpGet(int port, const std::string& path, const std::map<std::string, std::string>& headers) {
   httplib::Client client("127.0.0.1", port);
-  client.set_read_timeout(10, 0);
+  client.set_read_timeout(30, 0);  // longer than any server-side wait, so a slow answer shows its own status
   return ToResult(client.Get(path.c_str(), ToHeaders(headers)));
 }
 

@@ -3,7 +3,10 @@
 #   stack_up URL   migrate URL, start every daemon built so far (logs in $run_dir/logs, PID files
 #                  in $run_dir/pids), wait for /readyz, mint a development JWT, send a sample
 #                  request with curl as a user would, poll until it is final, print the result
-#                  and its trail, index a document through the `indexing` workflow and query it,
+#                  and its trail, then run the three flows as a user would: index a document
+#                  through `indexing` and query it, the `codeBuildTest` sample tasks (one passes
+#                  its gate and is promoted, two fail it), and an `upgrade` of the chat agent
+#                  (replayed on both versions, offline gate, canary approved by a review, promoted);
 #                  read the brain's state with a service_role token, and leave the stack running.
 #   stack_down     stop what stack_up started (SIGTERM, then wait for the drain).
 # Ports (environment): COGO_EDGE_PORT (8780), COGO_BRAIN_PORT (8781), COGO_METRICS_SERVER_PORT
@@ -143,10 +146,12 @@ for e in v["trail"]:
     print("  %-5s %-22s %-18s %s" % (e["message_id"], e["route"], e["event"], extra))
 '
   stack_index_demo "$token"
+  stack_codegen_demo "$token"
 
   # The brain's operator API takes service_role tokens only.
   local admin
-  admin=$("$build_dir/cogo" token --role service_role --ttl 60) || die "cannot mint a service token"
+  admin=$("$build_dir/cogo" token --role service_role --ttl 600) || die "cannot mint a service token"
+  stack_upgrade_demo "$admin"
   curl -fsS "http://127.0.0.1:$brain_port/api/orchestrator/state" -H "Authorization: Bearer $admin" \
     | python3 -c 'import json,sys; s=json.load(sys.stdin); print("brain: %d in flight, %d workers" % (s["in_flight"], len(s["workers"])))' \
     || die "the brain API did not answer with a service token"
@@ -160,22 +165,35 @@ for e in v["trail"]:
   log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
 }
 
-# stack_index_demo TOKEN: what indexing looks like to a user: start an `indexing` run on the brain
-# with a small document, poll the run until it ends, then ask a question of the tenant's chunks
-# and look an entity up in its graph.
-stack_index_demo() {
-  local token=$1 brain="http://127.0.0.1:$brain_port" run status i view
-  local doc='{"workflowId":"indexing","parameters":{"doc_id":"cogo-overview","title":"About cogo","text":"cogo is an agent-orchestration platform built on PostgreSQL. The Orchestrator Brain uses PostgreSQL as its bus: every step of a workflow is a message in one table, and the Workflow Engine advances a run only in the transaction that consumes a message.\n\nThe Indexing Workflow splits a document into chunks. The Embedding Worker stores each chunk with its vector, and the Graph Builder extracts entities and relations with the chunk that said them.\n\nQueries go to the Rag Dispatcher. The Rag Dispatcher keeps an HNSW index in memory, built from PostgreSQL and kept current by a cursor over the chunks table, so several dispatchers can answer side by side."}}'
-  log "POST $brain/api/workflows/execute (indexing) as tenant $stack_tenant"
-  run=$(curl -sS -X POST "$brain/api/workflows/execute" -H "Authorization: Bearer $token" \
-    -H 'Content-Type: application/json' -d "$doc" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runId"])') \
-    || die "the brain did not start the indexing run"
-  for i in $(seq 1 300); do
-    view=$(curl -sS "$brain/api/workflows/runs/$run" -H "Authorization: Bearer $token")
+# stack_wait_run TOKEN RUN TENTHS: poll a workflow run on the brain until it ends (at most TENTHS
+# tenths of a second) and print its view.
+stack_wait_run() {
+  local token=$1 run=$2 tenths=$3 view status i
+  for i in $(seq 1 "$tenths"); do
+    view=$(curl -sS "http://127.0.0.1:$brain_port/api/workflows/runs/$run" -H "Authorization: Bearer $token")
     status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
     case $status in succeeded|failed|timed_out|cancelled) break ;; esac
     sleep 0.1
   done
+  printf '%s' "$view"
+}
+
+# stack_start_run TOKEN BODY: start a workflow run on the brain; prints its id.
+stack_start_run() {
+  curl -sS -X POST "http://127.0.0.1:$brain_port/api/workflows/execute" -H "Authorization: Bearer $1" \
+    -H 'Content-Type: application/json' -d "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runId"])'
+}
+
+# stack_index_demo TOKEN: what indexing looks like to a user: start an `indexing` run on the brain
+# with a small document, poll the run until it ends, then ask a question of the tenant's chunks
+# and look an entity up in its graph.
+stack_index_demo() {
+  local token=$1 brain="http://127.0.0.1:$brain_port" run status view
+  local doc='{"workflowId":"indexing","parameters":{"doc_id":"cogo-overview","title":"About cogo","text":"cogo is an agent-orchestration platform built on PostgreSQL. The Orchestrator Brain uses PostgreSQL as its bus: every step of a workflow is a message in one table, and the Workflow Engine advances a run only in the transaction that consumes a message.\n\nThe Indexing Workflow splits a document into chunks. The Embedding Worker stores each chunk with its vector, and the Graph Builder extracts entities and relations with the chunk that said them.\n\nQueries go to the Rag Dispatcher. The Rag Dispatcher keeps an HNSW index in memory, built from PostgreSQL and kept current by a cursor over the chunks table, so several dispatchers can answer side by side."}}'
+  log "POST $brain/api/workflows/execute (indexing) as tenant $stack_tenant"
+  run=$(stack_start_run "$token" "$doc") || die "the brain did not start the indexing run"
+  view=$(stack_wait_run "$token" "$run" 300)
+  status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
   printf '%s' "$view" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
@@ -200,6 +218,94 @@ for e in json.load(sys.stdin)["entities"][:3]:
     rel = ", ".join("%s %s" % (r["type"], r["entity"]["name"]) for r in e["relations"][:4])
     print("  %s (%s, %d mentions): %s" % (e["name"], e["type"], e["mentions"], rel))
 '
+}
+
+# stack_codegen_demo TOKEN: the codeBuildTest sample tasks (examples/codegen-tasks), as the README
+# shows them: a correct patch passes its gate and is committed to its branch; a wrong patch and a
+# hanging test fail theirs.
+stack_codegen_demo() {
+  local token=$1 task body run view status expected
+  for task in fix-clamp:succeeded wrong-clamp:failed hang-sum:failed; do
+    expected=${task#*:} task=${task%%:*}
+    # The sample's "repo" is relative to the repository root; the brain's repository roots are
+    # $run_dir/repos, wherever that is.
+    body=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); t["parameters"]["repo"]=sys.argv[2]; print(json.dumps(t))' \
+      "$repo/examples/codegen-tasks/$task.json" "$run_dir/repos/tinylib") || die "cannot read the $task sample"
+    log "POST /api/workflows/execute (codeBuildTest: $task)"
+    run=$(stack_start_run "$token" "$body") || die "the brain did not start the $task run"
+    view=$(stack_wait_run "$token" "$run" 1200)
+    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    printf '%s' "$view" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print("codeBuildTest %s run %s: %s%s" % (sys.argv[1], v["runId"], v["status"],
+                                         " (%s)" % v["reason"] if v.get("reason") else ""))
+for s in v["steps"]:
+    out = s.get("output") or {}
+    if s["node"] == "buildTest":
+        tests = out.get("tests") or {}
+        extra = "build ok=%s tests passed=%s failed=%s timed_out=%s" % ((out.get("build") or {}).get("ok"),
+            tests.get("passed"), tests.get("failed"), (out.get("limits") or {}).get("timed_out"))
+    elif s["type"] == "gate":
+        failed = ["%s %s %s (was %s)" % (c["path"].split("/output/")[-1], c["op"], c["expected"], c["actual"])
+                  for c in out.get("checks", []) if not c["ok"]]
+        extra = "failed: " + "; ".join(failed) if failed else "all checks passed"
+    else:
+        extra = " ".join("%s=%s" % (k, out[k]) for k in ("branch", "commit") if k in out)
+    if s["type"] in ("publish", "gate"):
+        print("  step %-10s %-10s %s" % (s["node"], s["status"], extra))
+' "$task"
+    [ "$status" = "$expected" ] || die "codeBuildTest $task ended $status, expected $expected"
+  done
+}
+
+# stack_upgrade_demo ADMIN: an operator upgrades the chat agent: propose a new version, start the
+# `upgrade` workflow with the labelled routing set (replayed on both versions, then the offline
+# gate), approve the canary with a review event, and show the promotion.
+stack_upgrade_demo() {
+  local admin=$1 brain="http://127.0.0.1:$brain_port" agent=chat-assistant baseline candidate run view status
+  baseline=$(curl -fsS "$brain/api/agents/$agent" -H "Authorization: Bearer $admin" | python3 -c '
+import json, sys
+print(next(v["version"] for v in json.load(sys.stdin)["versions"] if v["status"] == "active"))') \
+    || die "the brain has no active version of $agent"
+  # A new version name each time: a stack that ran the demo before has promoted the last one.
+  candidate="demo-$(date -u +%Y%m%d%H%M%S)"
+  log "POST /api/agents/$agent/versions ($candidate; active: $baseline)"
+  curl -fsS -X POST "$brain/api/agents/$agent/versions" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' \
+    -d "{\"version\":\"$candidate\",\"model\":\"offline-deterministic\",\"note\":\"cogo-dev up demo\"}" >/dev/null \
+    || die "the brain refused the proposed version"
+  log "POST /api/workflows/execute (upgrade $agent $baseline -> $candidate)"
+  run=$(stack_start_run "$admin" "{\"workflowId\":\"upgrade\",\"tenant\":\"ops\",\"parameters\":{\"agentId\":\"$agent\",
+    \"candidateVersion\":\"$candidate\",\"baselineVersion\":\"$baseline\",\"evaluationSet\":\"routing\"}}") \
+    || die "the brain did not start the upgrade run"
+  # A person approves the canary; the review waits in the run until the observation starts.
+  curl -fsS -X POST "$brain/api/workflows/runs/$run/events" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' \
+    -d '{"name":"review","data":{"action":"approve","by":"cogo-dev","reason":"demo"}}' >/dev/null \
+    || die "the brain refused the review event"
+  view=$(stack_wait_run "$admin" "$run" 1800)
+  status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  printf '%s' "$view" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print("upgrade run %s: %s" % (v["runId"], v["status"]))
+for s in v["steps"]:
+    out = s.get("output") or {}
+    extra = ""
+    if s["node"] == "evaluate" and "candidate" in out:
+        extra = " ".join("%s quality=%s failure_rate=%s" % (k, out[k].get("quality"), out[k].get("failure_rate"))
+                         for k in ("baseline", "candidate") if isinstance(out.get(k), dict))
+    elif "passed" in out:
+        extra = "passed=%s" % out["passed"]
+    print("  step %-12s %-10s %s" % (s["node"], s["status"], extra))
+'
+  [ "$status" = succeeded ] || die "the upgrade run ended $status"
+  curl -fsS "$brain/api/agents/$agent" -H "Authorization: Bearer $admin" | python3 -c '
+import json, sys
+for v in json.load(sys.stdin)["versions"]:
+    print("  %s %-24s %-8s weight %s" % (sys.argv[1], v["version"], v["status"], v.get("weight")))
+' "$agent"
 }
 
 stack_down() {

@@ -7,6 +7,10 @@
 //   e2e      8 producers, one message per transaction, while the workers process
 //   latency  100 msg/s for 10 s to idle workers, commit -> handler start, NOTIFY and poll-only
 //   sql      the claim/complete statements alone on two connections, each one timed
+//   steady   a constant --rate from --producers connections for --duration, sampled every
+//            --sample seconds (throughput, dispatch latency, claim cost from pg_stat_statements,
+//            bus table sizes, dead rows, autovacuums) to a CSV; the first and last --window
+//            compared (bench/run-soak.sh adds the retention and reclaimer daemons)
 //   all      drain, e2e and latency in turn, with one summary table
 // Every mode starts from TRUNCATE agent_messages, bus_events, bus_workers RESTART IDENTITY and
 // VACUUM ANALYZE. Single-threaded main; the workers and producers own their threads.
@@ -65,6 +69,9 @@ struct Config {
   bool random_arrivals = false;  // latency: exponential gaps (a Poisson stream) instead of even ones
   int poll_ms = 100;       // the workers' poll interval (the only wake-up in poll-only mode)
   int timeout_s = 300;     // a run that takes longer fails
+  int sample_s = 30;       // steady: seconds per sample
+  int window_s = 600;      // steady: the first and last windows compared
+  std::string csv_path;    // steady: one row per sample
   std::string json_path;
 };
 
@@ -94,7 +101,8 @@ class CallLog {
     if (calls_[static_cast<size_t>(id)].fetch_add(1) == 0) start_ns_[static_cast<size_t>(id)] = now;
   }
 
-  [[nodiscard]] int64_t start_ns(int64_t id) const { return start_ns_[static_cast<size_t>(id)]; }
+  // 0 until the first call of `id` started; safe to read while handlers run.
+  [[nodiscard]] int64_t start_ns(int64_t id) const { return start_ns_[static_cast<size_t>(id)].load(); }
 
   // Empty when every id 1..N was handled exactly once.
   [[nodiscard]] std::string Check() const {
@@ -114,7 +122,7 @@ class CallLog {
 
  private:
   std::vector<std::atomic<uint8_t>> calls_;
-  std::vector<int64_t> start_ns_;  // each slot written once, by the thread of the first call
+  std::vector<std::atomic<int64_t>> start_ns_;  // each slot written once, by the thread of the first call
   std::atomic<uint64_t> out_of_range_{0};
 };
 
@@ -212,19 +220,25 @@ class Fleet {
   // when `deadline` passes.
   void WaitCompleted(uint64_t n, Clock::time_point deadline) const {
     while (true) {
-      uint64_t done = 0;
-      for (const auto& w : workers_) {
-        done += w->stats().completed;
-        if (auto error = w->fatal_error(); !error.empty()) {
-          throw BenchFailure("worker " + w->id() + " stopped: " + error);
-        }
-      }
+      const uint64_t done = Completed();
       if (done >= n) return;
       if (Clock::now() > deadline) {
         throw BenchFailure(fmt::format("timed out with {} of {} completed", done, n));
       }
       std::this_thread::sleep_for(200us);
     }
+  }
+
+  // Completions committed so far; throws when a worker stopped on a fatal error.
+  [[nodiscard]] uint64_t Completed() const {
+    uint64_t done = 0;
+    for (const auto& w : workers_) {
+      done += w->stats().completed;
+      if (auto error = w->fatal_error(); !error.empty()) {
+        throw BenchFailure("worker " + w->id() + " stopped: " + error);
+      }
+    }
+    return done;
   }
 
   // Stops every worker; throws unless their stats add up to exactly `n` clean completions.
@@ -531,6 +545,307 @@ json Sql(const Config& cfg) {
           {"complete_ms_per_round", complete_s * 1e3 / rounds}};
 }
 
+// steady: one sampling interval. Counts are deltas over the interval; sizes are at its end.
+struct SteadySample {
+  double t_s = 0;         // end of the interval, seconds since the first publish was due
+  double interval_s = 0;
+  uint64_t published = 0;
+  uint64_t completed = 0;
+  std::vector<double> dispatch_ms;  // sorted; commit returned -> handler start, in id order
+  double claims = 0, claim_exec_ms = 0, claim_blocks = 0, claim_rows = 0;
+  int64_t messages_bytes = 0, messages_index_bytes = 0, queued_index_bytes = 0, events_bytes = 0;
+  int64_t messages_live = 0, messages_dead = 0, events_dead = 0;
+  int64_t messages_autovacuums = 0, events_autovacuums = 0;  // since the run started
+  double load = 0;
+};
+
+// What the database says at one instant: the claim statement's cumulative counters in
+// pg_stat_statements (zeros when the server does not preload it) and the bus tables' sizes.
+struct DatabaseReading {
+  double claims = 0, claim_exec_ms = 0, claim_blocks = 0, claim_rows = 0;
+  int64_t messages_bytes = 0, messages_index_bytes = 0, queued_index_bytes = 0, events_bytes = 0;
+  int64_t messages_live = 0, messages_dead = 0, events_dead = 0;
+  int64_t messages_autovacuums = 0, events_autovacuums = 0;
+};
+
+class DatabaseProbe {
+ public:
+  explicit DatabaseProbe(const Config& cfg) : conn_(cogo::db::Connect(cfg.database_url, "cogo-bench-probe")) {
+    try {
+      pqxx::nontransaction txn(*conn_);
+      txn.exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      txn.exec("SELECT pg_stat_statements_reset()");
+      statements_ = true;
+    } catch (const std::exception& e) {
+      fmt::print("claim cost off (pg_stat_statements not loaded: {})\n", e.what());
+    }
+  }
+  [[nodiscard]] bool statements() const { return statements_; }
+
+  DatabaseReading Read() {
+    pqxx::nontransaction txn(*conn_);
+    DatabaseReading r;
+    if (statements_) {
+      // The claim is the one statement that bumps the fencing token (bus/statements.h kClaim);
+      // pg_stat_statements shows its constants as $n.
+      const auto c = txn.exec1(
+          "SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0), "
+          "coalesce(sum(shared_blks_hit + shared_blks_read), 0)::float8, coalesce(sum(rows), 0)::float8 "
+          "FROM pg_stat_statements WHERE query LIKE '%fence = m.fence + $%'");
+      r.claims = c[0].as<double>();
+      r.claim_exec_ms = c[1].as<double>();
+      r.claim_blocks = c[2].as<double>();
+      r.claim_rows = c[3].as<double>();
+    }
+    const auto t = txn.exec1(
+        "SELECT pg_total_relation_size('agent_messages'), pg_indexes_size('agent_messages'), "
+        "coalesce(pg_relation_size(to_regclass('agent_messages_queued')), 0), "
+        "pg_total_relation_size('bus_events'), m.n_live_tup, m.n_dead_tup, e.n_dead_tup, "
+        "m.autovacuum_count, e.autovacuum_count "
+        "FROM pg_stat_user_tables m, pg_stat_user_tables e "
+        "WHERE m.relid = 'agent_messages'::regclass AND e.relid = 'bus_events'::regclass");
+    r.messages_bytes = t[0].as<int64_t>();
+    r.messages_index_bytes = t[1].as<int64_t>();
+    r.queued_index_bytes = t[2].as<int64_t>();
+    r.events_bytes = t[3].as<int64_t>();
+    r.messages_live = t[4].as<int64_t>();
+    r.messages_dead = t[5].as<int64_t>();
+    r.events_dead = t[6].as<int64_t>();
+    r.messages_autovacuums = t[7].as<int64_t>();
+    r.events_autovacuums = t[8].as<int64_t>();
+    return r;
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  bool statements_ = false;
+};
+
+constexpr const char* kSteadyCsvHeader =
+    "t_s,published_per_s,completed_per_s,dispatch_p50_ms,dispatch_p99_ms,dispatch_max_ms,"
+    "claims_per_s,claim_mean_ms,claim_blocks,claim_rows,messages_mb,messages_index_mb,"
+    "queued_index_mb,events_mb,messages_live,messages_dead,events_dead,messages_autovacuums,"
+    "events_autovacuums,loadavg_1m";
+
+std::string SteadyCsvRow(const SteadySample& s) {
+  const double per_claim = s.claims > 0 ? 1 / s.claims : 0;
+  constexpr double kMb = 1024.0 * 1024.0;
+  return fmt::format("{:.0f},{:.1f},{:.1f},{:.3f},{:.3f},{:.3f},{:.1f},{:.4f},{:.1f},{:.2f},{:.1f},{:.1f},"
+                     "{:.1f},{:.1f},{},{},{},{},{},{:.2f}",
+                     s.t_s, static_cast<double>(s.published) / s.interval_s,
+                     static_cast<double>(s.completed) / s.interval_s, Percentile(s.dispatch_ms, 50),
+                     Percentile(s.dispatch_ms, 99), s.dispatch_ms.empty() ? 0 : s.dispatch_ms.back(),
+                     s.claims / s.interval_s, s.claim_exec_ms * per_claim, s.claim_blocks * per_claim,
+                     s.claim_rows * per_claim, static_cast<double>(s.messages_bytes) / kMb,
+                     static_cast<double>(s.messages_index_bytes) / kMb,
+                     static_cast<double>(s.queued_index_bytes) / kMb,
+                     static_cast<double>(s.events_bytes) / kMb, s.messages_live, s.messages_dead,
+                     s.events_dead, s.messages_autovacuums, s.events_autovacuums, s.load);
+}
+
+// One window of samples summed: rates over its time, the dispatch percentiles over all its
+// messages, the claim cost over all its claims, and the largest sizes it saw.
+json SteadyWindow(const std::vector<SteadySample>& samples, double from_s, double to_s) {
+  double seconds = 0, completed = 0, claims = 0, claim_ms = 0, blocks = 0, load = 0;
+  int64_t messages_bytes = 0, index_bytes = 0, events_bytes = 0;
+  int n = 0;
+  std::vector<double> dispatch;
+  for (const auto& s : samples) {
+    if (s.t_s <= from_s || s.t_s > to_s) continue;
+    ++n;
+    seconds += s.interval_s;
+    completed += static_cast<double>(s.completed);
+    claims += s.claims;
+    claim_ms += s.claim_exec_ms;
+    blocks += s.claim_blocks;
+    load += s.load;
+    messages_bytes = std::max(messages_bytes, s.messages_bytes);
+    index_bytes = std::max(index_bytes, s.messages_index_bytes);
+    events_bytes = std::max(events_bytes, s.events_bytes);
+    dispatch.insert(dispatch.end(), s.dispatch_ms.begin(), s.dispatch_ms.end());
+  }
+  std::sort(dispatch.begin(), dispatch.end());
+  return {{"from_s", from_s},
+          {"to_s", to_s},
+          {"samples", n},
+          {"completed_per_s", seconds > 0 ? completed / seconds : 0},
+          {"dispatch_p50_ms", Percentile(dispatch, 50)},
+          {"dispatch_p99_ms", Percentile(dispatch, 99)},
+          {"claim_mean_ms", claims > 0 ? claim_ms / claims : 0},
+          {"claim_blocks", claims > 0 ? blocks / claims : 0},
+          {"max_messages_mb", static_cast<double>(messages_bytes) / (1024.0 * 1024.0)},
+          {"max_messages_index_mb", static_cast<double>(index_bytes) / (1024.0 * 1024.0)},
+          {"max_events_mb", static_cast<double>(events_bytes) / (1024.0 * 1024.0)},
+          {"mean_loadavg_1m", n > 0 ? load / n : 0}};
+}
+
+// The first and the last `window_s` of the run side by side, as last / first ratios.
+json CompareWindows(const std::vector<SteadySample>& samples, double duration_s, double window_s) {
+  const json first = SteadyWindow(samples, 0, window_s);
+  const json last = SteadyWindow(samples, duration_s - window_s, duration_s + 1e9);
+  json ratios;
+  for (const auto& [key, value] : first.items()) {
+    if (key == "from_s" || key == "to_s" || key == "samples") continue;
+    const double a = value.get<double>(), b = last[key].get<double>();
+    ratios[key] = a > 0 ? b / a : 0;
+  }
+  return {{"first", first}, {"last", last}, {"last_over_first", ratios}};
+}
+
+// A constant `rate` for `duration_s` from `producers` connections (slot k is due at
+// start + k / rate; a producer that falls behind publishes without sleeping), sampled every
+// `sample_s`. The retention and reclaimer daemons are the caller's (bench/run-soak.sh): this
+// only publishes, handles and watches. Exactly-once: every id handled once, worker stats clean,
+// no row left undone and no event but `completed` (retention may have pruned both meanwhile).
+json Steady(const Config& cfg) {
+  Reset(cfg);
+  const int64_t n = static_cast<int64_t>(cfg.rate) * cfg.duration_s;
+  CallLog log(static_cast<size_t>(n));
+  std::vector<std::atomic<int64_t>> commit_ns(static_cast<size_t>(n) + 1);
+  DatabaseProbe probe(cfg);
+  Fleet fleet(cfg, true, log);
+  fleet.Start();
+  std::this_thread::sleep_for(500ms);
+
+  std::ofstream csv;
+  if (!cfg.csv_path.empty()) {
+    csv.open(cfg.csv_path);
+    if (!csv) throw BenchFailure("cannot write " + cfg.csv_path);
+    csv << kSteadyCsvHeader << '\n';
+  }
+  fmt::print("steady: {} msg/s for {} s from {} producers, sampled every {} s  [{}]\n{}\n", cfg.rate,
+             cfg.duration_s, cfg.producers, cfg.sample_s, ConfigText(cfg), kSteadyCsvHeader);
+  std::fflush(stdout);
+
+  std::atomic<uint64_t> published{0};
+  std::vector<std::string> errors(static_cast<size_t>(cfg.producers));
+  const auto start = Clock::now() + 200ms;  // every producer connected by then
+  const auto slot = [&](int64_t k) {
+    return start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(static_cast<double>(k) / cfg.rate));
+  };
+  std::vector<std::jthread> producers;
+  for (int p = 0; p < cfg.producers; ++p) {
+    producers.emplace_back([&, p] {
+      try {
+        auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench-producer");
+        cogo::bus::Bus bus(*conn);
+        for (int64_t k = p; k < n; k += cfg.producers) {
+          std::this_thread::sleep_until(slot(k));
+          const auto id = bus.Publish(Request(k)).id;
+          const int64_t t = NowNs();
+          if (id < 1 || id > n) throw BenchFailure(fmt::format("message {} got id {}", k, id));
+          commit_ns[static_cast<size_t>(id)] = t;
+          published.fetch_add(1);
+        }
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(p)] = e.what();
+      }
+    });
+  }
+  const auto check_producers = [&] {
+    for (const auto& e : errors) {
+      if (!e.empty()) throw BenchFailure("producer failed: " + e);
+    }
+  };
+
+  std::vector<SteadySample> samples;
+  DatabaseReading before = probe.Read();
+  const DatabaseReading at_start = before;
+  uint64_t published_before = 0, completed_before = 0;
+  int64_t next_id = 1;  // the dispatch latencies of ids below it are in a sample
+  auto interval_start = start;
+  const auto end = start + std::chrono::seconds(cfg.duration_s);
+  for (auto tick = start + std::chrono::seconds(cfg.sample_s); interval_start < end;
+       tick += std::chrono::seconds(cfg.sample_s)) {
+    tick = std::min(tick, end);
+    while (Clock::now() < tick) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(tick - Clock::now(), 1s));
+      check_producers();
+      (void)fleet.Completed();  // a worker that stopped fails the run now, not an hour later
+    }
+    if (tick == end) {  // the last interval ends when its messages are handled
+      producers.clear();
+      check_producers();
+      fleet.WaitCompleted(static_cast<uint64_t>(n), Clock::now() + std::chrono::seconds(cfg.timeout_s));
+    }
+    SteadySample s;
+    const auto now = Clock::now();
+    s.t_s = Seconds(tick - start);
+    s.interval_s = Seconds(now - interval_start);
+    const uint64_t pub = published.load(), done = fleet.Completed();
+    s.published = pub - published_before;
+    s.completed = done - completed_before;
+    published_before = pub;
+    completed_before = done;
+    for (; next_id <= n; ++next_id) {
+      const int64_t committed = commit_ns[static_cast<size_t>(next_id)].load();
+      const int64_t started = log.start_ns(next_id);
+      if (committed == 0 || started == 0) break;
+      s.dispatch_ms.push_back(static_cast<double>(started - committed) / 1e6);
+    }
+    std::sort(s.dispatch_ms.begin(), s.dispatch_ms.end());
+    const DatabaseReading r = probe.Read();
+    s.claims = r.claims - before.claims;
+    s.claim_exec_ms = r.claim_exec_ms - before.claim_exec_ms;
+    s.claim_blocks = r.claim_blocks - before.claim_blocks;
+    s.claim_rows = r.claim_rows - before.claim_rows;
+    s.messages_bytes = r.messages_bytes;
+    s.messages_index_bytes = r.messages_index_bytes;
+    s.queued_index_bytes = r.queued_index_bytes;
+    s.events_bytes = r.events_bytes;
+    s.messages_live = r.messages_live;
+    s.messages_dead = r.messages_dead;
+    s.events_dead = r.events_dead;
+    s.messages_autovacuums = r.messages_autovacuums - at_start.messages_autovacuums;
+    s.events_autovacuums = r.events_autovacuums - at_start.events_autovacuums;
+    s.load = LoadAverage();
+    before = r;
+    interval_start = now;
+    const std::string row = SteadyCsvRow(s);
+    fmt::print("{}\n", row);
+    std::fflush(stdout);
+    if (csv.is_open()) csv << row << '\n' << std::flush;
+    samples.push_back(std::move(s));
+  }
+
+  fleet.DrainAndCheck(static_cast<uint64_t>(n));
+  CheckCalls(log);
+  {
+    auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
+    pqxx::nontransaction txn(*conn);
+    const auto left = txn.exec1(
+        "SELECT (SELECT count(*) FROM agent_messages WHERE status <> 'done'), "
+        "(SELECT count(*) FROM bus_events WHERE event <> 'completed')");
+    if (left[0].as<int64_t>() != 0 || left[1].as<int64_t>() != 0) {
+      throw BenchFailure(fmt::format("database check failed: {} messages not done, {} events other "
+                                     "than completed",
+                                     left[0].as<int64_t>(), left[1].as<int64_t>()));
+    }
+  }
+  const double window = std::min<double>(cfg.window_s, cfg.duration_s / 2.0);
+  json out = CompareWindows(samples, cfg.duration_s, window);
+  out["messages"] = n;
+  out["rate_per_s"] = cfg.rate;
+  out["duration_s"] = cfg.duration_s;
+  out["claim_cost_measured"] = probe.statements();
+  out["exactly_once"] = true;
+  const auto& f = out["first"];
+  const auto& l = out["last"];
+  const auto& q = out["last_over_first"];
+  fmt::print("\nsteady: {} msgs at {}/s for {} s, exactly-once ok; first {:.0f} s vs last {:.0f} s "
+             "(last / first):\n",
+             n, cfg.rate, cfg.duration_s, window, window);
+  for (const char* key : {"completed_per_s", "dispatch_p50_ms", "dispatch_p99_ms", "claim_mean_ms",
+                          "claim_blocks", "max_messages_mb", "max_messages_index_mb",
+                          "max_events_mb", "mean_loadavg_1m"}) {
+    fmt::print("  {:<22} {:>10.3f} {:>10.3f}   {:.2f}\n", key, f[key].get<double>(),
+               l[key].get<double>(), q[key].get<double>());
+  }
+  std::fflush(stdout);
+  return out;
+}
+
 json Machine(const Config& cfg) {
   auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
   pqxx::nontransaction txn(*conn);
@@ -555,6 +870,7 @@ std::string RunRates(const json& mode) {
 }
 
 void PrintSummary(const json& results) {
+  if (!results.contains("drain") && !results.contains("e2e") && !results.contains("latency")) return;
   fmt::print("\n{:<16} {:<40} {}\n", "mode", "configuration", "result");
   for (const char* name : {"drain", "e2e"}) {
     if (!results.contains(name)) continue;
@@ -599,9 +915,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   app.add_option("--publish-chunk", cfg.publish_chunk, "drain: messages per PublishBatch")
       ->check(CLI::Range(1, 10000));
-  app.add_option("--producers", cfg.producers, "e2e: producer threads")->check(CLI::Range(1, 64));
-  app.add_option("--rate", cfg.rate, "latency: messages per second")->check(CLI::Range(1, 10000));
-  app.add_option("--duration", cfg.duration_s, "latency: seconds")->check(CLI::Range(1, 3600));
+  app.add_option("--producers", cfg.producers, "e2e, steady: producer threads")->check(CLI::Range(1, 64));
+  app.add_option("--rate", cfg.rate, "latency, steady: messages per second")->check(CLI::Range(1, 10000));
+  app.add_option("--duration", cfg.duration_s, "latency, steady: seconds")->check(CLI::Range(1, 86400));
+  app.add_option("--sample", cfg.sample_s, "steady: seconds per sample")->check(CLI::Range(1, 3600));
+  app.add_option("--window", cfg.window_s, "steady: seconds at the start and at the end compared")
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--csv", cfg.csv_path, "steady: write one row per sample to this file");
   app.add_flag("--random-arrivals", cfg.random_arrivals,
                "latency: exponential gaps between messages (a Poisson stream at --rate)");
   app.add_option("--poll-ms", cfg.poll_ms, "the workers' poll interval")
@@ -614,6 +934,7 @@ int main(int argc, char** argv) {
   auto* latency = app.add_subcommand("latency", "commit -> handler start, NOTIFY and poll-only");
   auto* sql = app.add_subcommand("sql", "the claim/complete statements alone, timed");
   auto* all = app.add_subcommand("all", "drain, e2e and latency");
+  auto* steady = app.add_subcommand("steady", "a constant rate for a long time, sampled");
   CLI11_PARSE(app, argc, argv);
   if (cfg.database_url.empty()) {
     fmt::print(stderr, "cogo-bench: --database-url or COGO_DATABASE_URL is required\n");
@@ -633,6 +954,7 @@ int main(int argc, char** argv) {
     if (*e2e || *all) results["e2e"] = EndToEnd(cfg);
     if (*latency || *all) results["latency"] = Latency(cfg);
     if (*sql) results["sql"] = Sql(cfg);
+    if (*steady) results["steady"] = Steady(cfg);
     PrintSummary(results);
   } catch (const std::exception& e) {
     fmt::print(stderr, "cogo-bench: FAILED: {}\n", e.what());

@@ -16,7 +16,7 @@
 # what retention pruned, and a plot of the CSV (gnuplot, from Debian).
 #
 # Usage: bench/run-soak.sh [--duration S] [--rate N] [--sample S] [--window S] [--keep DURATION]
-#                          [--retention-interval DURATION] [--producers N] [--out DIR]
+#                          [--retention-interval DURATION] [--producers N] [--out DIR] [--replot]
 #   --duration S      seconds of publishing (default 3600)
 #   --rate N          messages per second (default 1000)
 #   --sample S        seconds per sample (default 30)
@@ -26,6 +26,8 @@
 #   --producers N     publishing connections (default 4)
 #   --out DIR         where soak.csv, soak.json, soak.svg and the daemons' logs go
 #                     (default bench/results/soak)
+#   --replot          only redraw DIR/soak.svg from DIR/soak.csv (give the run's --rate,
+#                     --duration and --keep for the title)
 # Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
 set -euo pipefail
 
@@ -34,7 +36,7 @@ log() { printf 'run-soak: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 duration=3600 rate=1000 sample=30 window=600 keep=5m retention_interval=1m producers=4
-out=$repo/bench/results/soak
+out=$repo/bench/results/soak replot=0
 while (($#)); do
   case $1 in
     --duration) duration=$2; shift ;;
@@ -45,17 +47,54 @@ while (($#)); do
     --retention-interval) retention_interval=$2; shift ;;
     --producers) producers=$2; shift ;;
     --out) out=$2; shift ;;
+    --replot) replot=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift
 done
 
+plot_csv() { # Four panels over time: throughput, dispatch latency, claim cost, sizes and load.
+  gnuplot <<PLOT
+set terminal svg size 1100,1100 dynamic font "sans,11"
+set output "$out/soak.svg"
+set termoption noenhanced
+set datafile separator ","
+set key outside right top vertical
+set xlabel "minutes"
+set grid
+set xrange [0:*]
+set yrange [0:*]
+set multiplot layout 4,1 title "$1"
+set ylabel "msg/s"
+plot "$out/soak.csv" using (\$1/60):3 with lines lw 2 title "completed/s", \
+     "" using (\$1/60):2 with lines dt 2 title "published/s"
+set ylabel "ms"
+plot "$out/soak.csv" using (\$1/60):5 with lines lw 2 title "dispatch p99", \
+     "" using (\$1/60):4 with lines title "dispatch p50"
+set ylabel "per claim"
+set y2label "ms"
+set y2tics
+set y2range [0:*]
+plot "$out/soak.csv" using (\$1/60):9 with lines lw 2 title "buffers", \
+     "" using (\$1/60):8 axes x1y2 with lines title "mean ms (right)"
+set ylabel "MB"
+set y2label "load average"
+plot "$out/soak.csv" using (\$1/60):11 with lines lw 2 title "agent_messages (total)", \
+     "" using (\$1/60):12 with lines title "its indexes", \
+     "" using (\$1/60):14 with lines title "bus_events", \
+     "" using (\$1/60):20 axes x1y2 with lines dt 3 title "load (right)"
+unset multiplot
+PLOT
+}
+title="cogo bus at $rate msg/s for $duration s: retention keeps $keep, reclaimer and autovacuum on"
+
 build_dir=${COGO_BENCH_BUILD_DIR:-$repo/build-release}
 jobs=${COGO_JOBS:-$(nproc)}
 source "$repo/bench/lib/common.sh"
 bench_tools
 command -v gnuplot >/dev/null || apt_install gnuplot-nox
+if ((replot)); then plot_csv "$title"; log "wrote $out/soak.svg"; exit 0; fi
 bench_build cogo cogo-bench cogo-bus-retention cogo-bus-reclaimer
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -92,35 +131,5 @@ stop_daemons
 awk '/pruned: finished/ {gsub(",", ""); passes++; m += $(NF-6); e += $(NF-2)}
      END {printf "retention: %d passes pruned %d messages and %d events\n", passes, m, e}' "$out/retention.log"
 
-# Four panels over time: throughput, dispatch latency, claim cost, sizes.
-gnuplot <<PLOT
-set terminal svg size 1000,1000 dynamic font "sans,11"
-set output "$out/soak.svg"
-set datafile separator ","
-set key autotitle columnhead top left
-set xlabel "minutes"
-set grid
-set multiplot layout 4,1 title "cogo bus at $rate msg/s for $duration s: retention keeps $keep, reclaimer and autovacuum on"
-set ylabel "msg/s"
-plot "$out/soak.csv" using (\$1/60):3 with lines lw 2 title "completed/s", \
-     "" using (\$1/60):2 with lines dt 2 title "published/s"
-set ylabel "ms"
-plot "$out/soak.csv" using (\$1/60):5 with lines lw 2 title "dispatch p99", \
-     "" using (\$1/60):4 with lines title "dispatch p50"
-set ylabel "per claim"
-set y2label "ms"
-set y2tics
-plot "$out/soak.csv" using (\$1/60):9 with lines lw 2 title "buffers", \
-     "" using (\$1/60):8 axes x1y2 with lines title "mean ms (right)"
-unset y2tics
-unset y2label
-set ylabel "MB"
-set y2label "load"
-set y2tics
-plot "$out/soak.csv" using (\$1/60):11 with lines lw 2 title "agent_messages (with indexes)", \
-     "" using (\$1/60):12 with lines title "its indexes", \
-     "" using (\$1/60):14 with lines title "bus_events", \
-     "" using (\$1/60):20 axes x1y2 with lines dt 3 title "load average (right)"
-unset multiplot
-PLOT
+plot_csv "$title"
 log "wrote $out/soak.csv, $out/soak.json, $out/soak.svg"

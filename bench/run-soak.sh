@@ -23,7 +23,8 @@
 #   --window S        seconds at the start and at the end compared (default 600)
 #   --keep D          retention's --finished-max-age and --events-max-age (default 5m)
 #   --retention-interval D  time between retention passes (default 1m)
-#   --producers N     publishing connections (default 4)
+#   --producers N     publishing connections (default 16: one message per transaction each;
+#                     slots a starved publisher misses are dropped and show as published/s)
 #   --out DIR         where soak.csv, soak.json, soak.svg and the daemons' logs go
 #                     (default bench/results/soak)
 #   --replot          only redraw DIR/soak.svg from DIR/soak.csv (give the run's --rate,
@@ -35,7 +36,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf 'run-soak: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-duration=3600 rate=1000 sample=30 window=600 keep=5m retention_interval=1m producers=4
+duration=3600 rate=1000 sample=30 window=600 keep=5m retention_interval=1m producers=16
 out=$repo/bench/results/soak replot=0
 while (($#)); do
   case $1 in

@@ -6,6 +6,11 @@
 //   COGO_BIN_DIR   the executables (default /usr/local/bin)
 //   COGO_LOG_DIR   one out and one err log per daemon (default PM2's own ~/.pm2/logs)
 //   COGO_EDGE_PORT / COGO_BRAIN_PORT   HTTP ports (the daemons read them; 8780 / 8781)
+// Database logins: each daemon connects as its own role's login (sql/023: a worker's login claims
+// and finishes only its routes' messages). Leave the user out of COGO_DATABASE_URL and this file
+// sets PGUSER per daemon to <COGO_DB_ROLE_PREFIX, default cogo>_<role>_login (deploy/sql/users.sql
+// makes them); keep the passwords in a pgpass file (PGPASSFILE, mode 600). A URL that names a
+// user overrides PGUSER for every daemon.
 // Stopping: PM2 sends SIGINT, which the daemons treat like SIGTERM (drain: running handlers get
 // COGO_DRAIN_GRACE_MS), and SIGKILLs after kill_timeout — kept above the grace here.
 'use strict';
@@ -41,30 +46,32 @@ for (const source of [fromFile, process.env]) {
   for (const [k, v] of Object.entries(source)) if (k.startsWith('COGO_')) env[k] = v;
 }
 
-const daemons = [
-  'cogo-edge',
-  'cogo-orchestrator-brain',
-  'cogo-executor-dispatcher',
-  'cogo-gateway-chat',
-  'cogo-rag-embed',
-  'cogo-rag-dispatcher',
-  'cogo-kg-builder',
-  'cogo-codegen-service',
-  'cogo-build-test-worker',
-  'cogo-bus-reclaimer',
-  'cogo-bus-retention',
-  'cogo-metrics-server',
-];
+// Each daemon and the database role it logs in as (cogo_db_roles, sql/023).
+const daemons = {
+  'cogo-edge': 'edge',
+  'cogo-orchestrator-brain': 'brain',
+  'cogo-executor-dispatcher': 'executor',
+  'cogo-gateway-chat': 'gateway_chat',
+  'cogo-rag-embed': 'rag_embed',
+  'cogo-rag-dispatcher': 'rag_dispatcher',
+  'cogo-kg-builder': 'kg_builder',
+  'cogo-codegen-service': 'codegen',
+  'cogo-build-test-worker': 'build_test',
+  'cogo-bus-reclaimer': 'ops',
+  'cogo-bus-retention': 'ops',
+  'cogo-metrics-server': 'reader',
+};
+const rolePrefix = setting('COGO_DB_ROLE_PREFIX', 'cogo');
 
 module.exports = {
-  apps: daemons.map((name) => ({
+  apps: Object.entries(daemons).map(([name, role]) => ({
     name,
     script: path.join(binDir, name),
     interpreter: 'none',
     exec_mode: 'fork',
     instances: 1,
     cwd: setting('COGO_WORKDIR', process.cwd()),
-    env,
+    env: { ...env, PGUSER: `${rolePrefix}_${role}_login` },
     autorestart: true,
     // 100 ms, times 1.5 per restart up to 15 s; PM2 resets it once a process stays up 30 s.
     exp_backoff_restart_delay: 100,

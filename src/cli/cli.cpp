@@ -40,9 +40,10 @@ std::unique_ptr<pqxx::connection> Open(const runtime::CommonOptions& common) {
   return db::Connect(common.database_url, "cogo-cli");
 }
 
-int Migrate(const runtime::CommonOptions& common, const std::string& sql_dir) {
+int Migrate(const runtime::CommonOptions& common, const std::string& sql_dir, const std::string& role_prefix) {
   const auto migrations = db::LoadMigrations(sql_dir.empty() ? db::DefaultSqlDir() : std::filesystem::path(sql_dir));
   auto conn = Open(common);
+  if (!role_prefix.empty()) db::UseRolePrefix(*conn, role_prefix);
   const auto report = db::Migrate(*conn, migrations);
   json out;
   out["applied"] = report.applied;
@@ -125,6 +126,9 @@ int Run(int argc, char** argv) {
   std::string sql_dir;
   auto* migrate = app.add_subcommand("migrate", "apply the schema migrations in sql/");
   migrate->add_option("--sql-dir", sql_dir, "migration directory (default: COGO_SQL_DIR or built-in)");
+  std::string role_prefix;
+  migrate->add_option("--role-prefix", role_prefix, "database roles are named <prefix>_edge, ... (default cogo; sql/023)")
+      ->envname("COGO_DB_ROLE_PREFIX");
 
   bus::PublishRequest request;
   auto* publish = app.add_subcommand("publish", "publish one message");
@@ -214,7 +218,7 @@ int Run(int argc, char** argv) {
       }
       return 0;
     }
-    if (*migrate) return Migrate(common, sql_dir);
+    if (*migrate) return Migrate(common, sql_dir, role_prefix);
     if (workflows.chosen()) return workflows.Run(common);
     if (agents.chosen()) return agents.Run(common);
     if (eval.chosen()) return eval.Run();

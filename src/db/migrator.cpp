@@ -308,4 +308,21 @@ bool MigrationsCurrent(pqxx::connection& conn, const std::vector<Migration>& mig
   return true;
 }
 
+void UseRolePrefix(pqxx::connection& conn, const std::string& prefix) {
+  static const std::regex kPrefix("[a-z][a-z0-9_]{0,39}");
+  if (!std::regex_match(prefix, kPrefix)) {
+    throw MigrationError("role prefix '" + prefix +
+                         "': use lowercase letters, digits and _ (at most 40, starting with a letter)");
+  }
+  pqxx::nontransaction txn(conn);
+  if (!txn.exec1("SELECT to_regclass('cogo_db_roles')")[0].is_null()) {
+    const auto named = txn.exec1("SELECT name FROM cogo_db_roles WHERE kind = 'worker'")[0].as<std::string>();
+    if (named != prefix + "_worker") {
+      throw MigrationError("role prefix '" + prefix + "': this database's roles are named " + named +
+                           " and so on (cogo_db_roles)");
+    }
+  }
+  txn.exec_params1("SELECT set_config('cogo.role_prefix', $1, false)", prefix);
+}
+
 }  // namespace cogo::db

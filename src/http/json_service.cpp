@@ -459,9 +459,10 @@ int JsonService::port() const { return impl_->port(); }
 db::ConnectionPool& JsonService::pool() { return impl_->pool(); }
 
 void JsonService::Read(const Request& caller, const std::function<void(pqxx::read_transaction&)>& fn) {
-  // Both settings are transaction-local: the pooled connection is unscoped again afterwards.
+  // Both settings are transaction-local: the pooled connection is unscoped again afterwards. The
+  // role's name is configurable (sql/023); cogo_role raises rather than return NULL.
   static constexpr const char* kScopeToTenant =
-      "SELECT set_config('role', 'cogo_tenant', true), set_config('cogo.tenant', $1, true)";
+      "SELECT set_config('role', cogo_role('tenant'), true), set_config('cogo.tenant', $1, true)";
   const auto tenant = caller.TenantScope();
   impl_->pool().With([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);

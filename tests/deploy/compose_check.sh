@@ -11,12 +11,17 @@ command -v docker-compose >/dev/null \
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 printf 'POSTGRES_PASSWORD=p\nCOGO_JWT_SECRET=s\nCOGO_PUBLISHABLE_KEY=k\n' >"$scratch/env"
-for role in EDGE WORKER OPS READER; do printf 'COGO_%s_DB_PASSWORD=%s\n' "$role" "$role" >>"$scratch/env"; done
+for role in EDGE OPS READER BRAIN EXECUTOR GATEWAY_CHAT RAG_EMBED RAG_DISPATCHER KG_BUILDER CODEGEN BUILD_TEST; do
+  printf 'COGO_%s_DB_PASSWORD=%s\n' "$role" "$role" >>"$scratch/env"
+done
 docker-compose --env-file "$scratch/env" -f "$src/deploy/compose/docker-compose.yml" config >"$scratch/config.yml"
+# The roles' names follow COGO_DB_ROLE_PREFIX (sql/023): a second rendering with another prefix.
+cp "$scratch/env" "$scratch/env.prefixed" && echo COGO_DB_ROLE_PREFIX=acme >>"$scratch/env.prefixed"
+docker-compose --env-file "$scratch/env.prefixed" -f "$src/deploy/compose/docker-compose.yml" config >"$scratch/prefixed.yml"
 
-python3 - "$src" "$bin" "$scratch/config.yml" <<'PY'
+python3 - "$src" "$bin" "$scratch/config.yml" "$scratch/prefixed.yml" <<'PY'
 import os, re, subprocess, sys, yaml
-src, bin_dir, config = sys.argv[1:]
+src, bin_dir, config, prefixed = sys.argv[1:]
 services = yaml.safe_load(open(config))["services"]
 problems = []
 help_cache = {}
@@ -71,17 +76,26 @@ for name, s in services.items():
             for dep, cond in (o.get("depends_on") or {}).items():
                 if dep == name and cond.get("condition") != "service_healthy":
                     problems.append(f"{other}: waits for {name} without service_healthy")
-# Only the migration connects as the owner; every daemon as the login of its role.
-logins = {"cogo-edge": "cogo_edge_login", "cogo-metrics-server": "cogo_reader_login",
-          "cogo-bus-reclaimer": "cogo_ops_login", "cogo-bus-retention": "cogo_ops_login"}
-for name, s in services.items():
-    if s.get("image", "").startswith("postgres:") or name == "migrate": continue
-    url = str((s.get("environment") or {}).get("COGO_DATABASE_URL", ""))
-    want = logins.get(name, "cogo_worker_login")
-    if not url.startswith(f"postgresql://{want}:"): problems.append(f"{name}: connects as {url.split(':')[1][2:]!r}, not {want}")
+# Only the migration connects as the owner; every daemon as the login of its own role (sql/023),
+# named with the configured prefix; users.sql sets each login's password and 023 defines each role.
+kinds = {"cogo-edge": "edge", "cogo-metrics-server": "reader", "cogo-bus-reclaimer": "ops", "cogo-bus-retention": "ops",
+         "cogo-orchestrator-brain": "brain", "cogo-executor-dispatcher": "executor", "cogo-gateway-chat": "gateway_chat",
+         "cogo-rag-embed": "rag_embed", "cogo-rag-dispatcher": "rag_dispatcher", "cogo-kg-builder": "kg_builder",
+         "cogo-codegen-service": "codegen", "cogo-build-test-worker": "build_test"}
 users = open(os.path.join(src, "deploy/sql/users.sql")).read()
-for login in set(logins.values()) | {"cogo_worker_login"}:
-    if f"'{login}'" not in users: problems.append(f"deploy/sql/users.sql does not create {login}")
+roles_sql = open(os.path.join(src, "sql/023_route_roles.sql")).read()
+for rendering, prefix in ((services, "cogo"), (yaml.safe_load(open(prefixed))["services"], "acme")):
+    for name, s in rendering.items():
+        if s.get("image", "").startswith("postgres:") or name == "migrate": continue
+        url = str((s.get("environment") or {}).get("COGO_DATABASE_URL", ""))
+        if name not in kinds: problems.append(f"{name}: no database role known for it"); continue
+        want = f"{prefix}_{kinds[name]}_login"
+        if not url.startswith(f"postgresql://{want}:"): problems.append(f"{name}: connects as {url.split(':')[1][2:]!r}, not {want}")
+    if rendering["migrate"]["environment"].get("COGO_DB_ROLE_PREFIX") != prefix:
+        problems.append(f"migrate does not pass COGO_DB_ROLE_PREFIX={prefix}")
+for kind in set(kinds.values()):
+    if f"('{kind}', :'{kind}_password')" not in users: problems.append(f"deploy/sql/users.sql sets no password for {kind}")
+    if not re.search(rf"\('{kind}', '", roles_sql): problems.append(f"sql/023 defines no role {kind}")
 for p in problems: print(p)
 if not problems: print(f"compose: {len(services)} services checked against the code")
 sys.exit(1 if problems else 0)

@@ -4,7 +4,8 @@
 # (mode 600) and PM2_HOME, sends requests through the edge with curl, `pm2 reload`s the chat
 # worker while they flow, and checks every request ends done exactly once: each root request is
 # done, and each (gateway, chat) child has exactly one `completed` event. Then `pm2 kill`.
-# The HTTP daemons listen on port 0; the bound port is read from their log line.
+# The HTTP daemons listen on port 0; the bound port is read from their log line. Each daemon logs
+# in as its own role's login (deploy/sql/users.sql; the ecosystem sets PGUSER, the URL names none).
 # Usage: pm2_reload.sh SOURCE_DIR BIN_DIR
 set -euo pipefail
 src=$1 bin=$2
@@ -35,7 +36,7 @@ for i in $(seq 1 100); do [ -s "$scratch/provider.port" ] && break; sleep 0.05; 
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077
  cat >"$scratch/cogo.env" <<ENV
-COGO_DATABASE_URL=$url
+COGO_DATABASE_URL=${url/\/\/*@/\/\/}
 COGO_JWT_SECRET=$secret
 COGO_PUBLISHABLE_KEY=pk_test_$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 COGO_EDGE_PORT=0
@@ -55,7 +56,12 @@ mkdir -p "$scratch/logs"
 export COGO_ENV_FILE="$scratch/cogo.env" COGO_BIN_DIR="$bin" COGO_LOG_DIR="$scratch/logs" COGO_WORKDIR="$src"
 set -a; source "$scratch/cogo.env"; set +a   # for `cogo migrate` and `cogo token`
 
-"$bin/cogo" migrate >/dev/null || fail "migrate"
+"$bin/cogo" migrate --database-url "$url" >/dev/null || fail "migrate"
+# The daemons' logins (the test cluster trusts local connections: the passwords are never asked).
+for kind in EDGE OPS READER BRAIN EXECUTOR GATEWAY_CHAT RAG_EMBED RAG_DISPATCHER KG_BUILDER CODEGEN BUILD_TEST; do
+  export "COGO_${kind}_DB_PASSWORD=unused"
+done
+psql "$url" -q -v ON_ERROR_STOP=1 -f "$src/deploy/sql/users.sql" >/dev/null || fail "deploy/sql/users.sql"
 # Only rows of this test count: other tests truncate the tables and ids may be reused.
 first_id=$(psql "$url" -Atc 'SELECT coalesce(max(id), 0) FROM agent_messages')
 first_event=$(psql "$url" -Atc 'SELECT coalesce(max(id), 0) FROM bus_events')

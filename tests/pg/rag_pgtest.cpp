@@ -39,10 +39,12 @@ class RagTest : public BusTest {
         "RESTART IDENTITY CASCADE");
     ExportEdgeSecrets();
     log_ = ScratchFile("rag.log");
-    // The daemons log in as a member of cogo_worker (sql/010_roles.sql), as deployed.
+    // The daemons log in as worker roles (sql/010, sql/023): one login in the roles of the routes
+    // these tests run (deployments give each daemon its own).
     pqxx::nontransaction admin(*conn_);
     admin.exec0("DROP ROLE IF EXISTS cogo_test_rag");
-    admin.exec0("CREATE ROLE cogo_test_rag LOGIN IN ROLE cogo_worker");
+    admin.exec0("CREATE ROLE cogo_test_rag LOGIN IN ROLE cogo_brain, cogo_executor, cogo_rag_embed, "
+                "cogo_rag_dispatcher, cogo_kg_builder");
   }
   void TearDown() override { pqxx::nontransaction(*conn_).exec0("DROP ROLE IF EXISTS cogo_test_rag"); }
 

@@ -1,13 +1,19 @@
-// Least privilege (sql/010_roles.sql): the README stack runs with each daemon logged in as a
-// user of its group role, and each role is refused what it must not do.
+// Least privilege (sql/010_roles.sql, sql/023_route_roles.sql): the README stack runs with each
+// daemon logged in as a user of its own role, each role is refused what it must not do, a worker
+// claims and finishes only messages of its own routes, and every role's name is configurable.
 #include <pqxx/connection>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include <unistd.h>
+
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "cogo/auth/jwt.h"
+#include "cogo/bus/bus.h"
 #include "child_process.h"
 #include "front_support.h"
 #include "pg_fixture.h"
@@ -46,11 +52,23 @@ class RolesTest : public BusTest {
     return false;  // rolled back: the statement was allowed
   }
 
+  // Whether the message is still queued and never attempted.
+  static bool Untouched(int64_t id) {
+    return ScalarText("SELECT status || ' ' || attempts FROM agent_messages WHERE id = " + std::to_string(id)) ==
+           "queued 0";
+  }
+
   static constexpr std::pair<const char*, const char*> kUsers[] = {
       {"cogo_test_edge", "cogo_edge"},
-      {"cogo_test_worker", "cogo_worker"},
+      {"cogo_test_worker", "cogo_worker"},  // the worker group alone: no route of its own
       {"cogo_test_ops", "cogo_ops"},
       {"cogo_test_reader", "cogo_reader"},
+      {"cogo_test_brain", "cogo_brain"},
+      {"cogo_test_executor", "cogo_executor"},
+      {"cogo_test_chat", "cogo_gateway_chat"},
+      {"cogo_test_embed", "cogo_rag_embed"},
+      {"cogo_test_dispatcher", "cogo_rag_dispatcher"},
+      {"cogo_test_kg", "cogo_kg_builder"},
   };
 };
 
@@ -58,28 +76,48 @@ TEST_F(RolesTest, TheStackRunsWithEachDaemonInItsRole) {
   const auto log = ScratchFile("roles.log");
   const auto routing = SourcePath("config/routing.example.json");
   const auto policy = SourcePath("config/policy.example.json");
-  const auto worker_url = UrlAs("cogo_test_worker");
+  const auto worker = [&](const char* binary, const char* user) {
+    return std::make_unique<WorkerDaemon>(
+        binary, std::vector<std::string>{"--policy", policy, "--poll-ms", "100", "--database-url", UrlAs(user)}, log);
+  };
   Daemon edge("cogo-edge", {"--routing", routing, "--database-url", UrlAs("cogo_test_edge")}, log);
   Daemon brain("cogo-orchestrator-brain",
-               {"--routing", routing, "--policy", policy, "--poll-ms", "100", "--database-url", worker_url}, log);
-  WorkerDaemon executor("cogo-executor-dispatcher",
-                        {"--policy", policy, "--poll-ms", "100", "--database-url", worker_url}, log);
-  WorkerDaemon chat("cogo-gateway-chat", {"--policy", policy, "--poll-ms", "100", "--database-url", worker_url}, log);
+               {"--routing", routing, "--policy", policy, "--workflows", SourcePath("config/workflows"), "--poll-ms",
+                "100", "--database-url", UrlAs("cogo_test_brain")},
+               log);
+  const auto executor = worker("cogo-executor-dispatcher", "cogo_test_executor");
+  const auto chat = worker("cogo-gateway-chat", "cogo_test_chat");
+  const auto embed = worker("cogo-rag-embed", "cogo_test_embed");
+  const auto dispatcher = worker("cogo-rag-dispatcher", "cogo_test_dispatcher");
+  const auto builder = worker("cogo-kg-builder", "cogo_test_kg");
 
   const std::map<std::string, std::string> headers = {
       {"Authorization", "Bearer " + auth::MintDevToken(kTestJwtSecret, "authenticated", "acme")},
       {"apikey", kTestPublishableKey}};
   constexpr const char* kIngress = "/functions/v1/orchestrator-chat";
-  const auto accepted =
-      HttpPost(edge.port(), kIngress, R"({"tenant":"acme","intent":"chat","payload":{"message":"hi"}})", headers);
-  ASSERT_EQ(accepted.status, 202) << accepted.body << " see " << log;
-  const auto id = json::parse(accepted.body)["id"].get<int64_t>();
-  json view;
-  ASSERT_TRUE(WaitFor([&] {
-    view = json::parse(HttpGet(edge.port(), std::string(kIngress) + "/" + std::to_string(id), headers).body);
-    return view["status"] == "done" || view["status"] == "failed";
-  })) << view.dump() << " see " << log;
-  EXPECT_EQ(view["status"], "done") << view.dump() << " see " << log;
+  const auto send = [&](const json& body) {
+    const auto accepted = HttpPost(edge.port(), kIngress, body.dump(), headers);
+    EXPECT_EQ(accepted.status, 202) << accepted.body << " see " << log;
+    const auto id = json::parse(accepted.body)["id"].get<int64_t>();
+    json view;
+    EXPECT_TRUE(WaitFor([&] {
+      view = json::parse(HttpGet(edge.port(), std::string(kIngress) + "/" + std::to_string(id), headers).body);
+      return view["status"] == "done" || view["status"] == "failed";
+    }, 60s)) << view.dump() << " see " << log;
+    return view;
+  };
+  // A chat (brain -> executor -> gateway/chat), an indexing run (the workflow engine, rag/embed,
+  // kg/build) and a question (executor -> rag/query): every worker route, each in its own role.
+  const json chatted = send({{"tenant", "acme"}, {"intent", "chat"}, {"payload", {{"message", "hi"}}}});
+  EXPECT_EQ(chatted["status"], "done") << chatted.dump() << " see " << log;
+  const json indexed = send({{"tenant", "acme"}, {"intent", "index"},
+                             {"payload", {{"doc_id", "roles"}, {"title", "Roles"},
+                                          {"text", "Each cogo daemon logs in as its own database role."}}}});
+  EXPECT_EQ(indexed["status"], "done") << indexed.dump() << " see " << log;
+  EXPECT_EQ(indexed["workflow"]["status"], "succeeded") << indexed.dump();
+  const json asked = send({{"tenant", "acme"}, {"intent", "ask"}, {"payload", {{"query", "database role"}, {"k", 1}}}});
+  ASSERT_EQ(asked["status"], "done") << asked.dump() << " see " << log;
+  EXPECT_EQ(asked["result"]["results"][0]["doc_id"], "roles") << asked.dump();
   // The operator prunes as cogo_ops; a reader inspects.
   pqxx::nontransaction(*conn_).exec0("UPDATE agent_messages SET finished_at = now() - interval '30 days'");
   const auto pruned = RunCommand("cogo", {"prune", "--database-url", UrlAs("cogo_test_ops"), "--finished-max-age", "1d"});
@@ -103,7 +141,7 @@ TEST_F(RolesTest, EachRoleIsRefusedWhatItMustNotDo) {
       {"cogo_test_edge", "SELECT count(*) FROM bus_events", false},
       {"cogo_test_edge", "UPDATE agent_messages SET status = 'done' WHERE id = " + row, true},
       {"cogo_test_edge", "DELETE FROM agent_messages WHERE id = " + row, true},
-      {"cogo_test_worker", "UPDATE agent_messages SET priority = 1 WHERE id = " + row, false},
+      {"cogo_test_chat", "UPDATE agent_messages SET priority = 1 WHERE id = " + row, false},
       {"cogo_test_worker", "DELETE FROM agent_messages WHERE id = " + row, true},
       {"cogo_test_worker", "DELETE FROM bus_events", true},
       {"cogo_test_worker", "TRUNCATE agent_messages", true},
@@ -119,6 +157,101 @@ TEST_F(RolesTest, EachRoleIsRefusedWhatItMustNotDo) {
   for (const auto& c : cases) {
     EXPECT_EQ(Refused(c.user, c.sql), c.refused) << c.user << ": " << c.sql;
   }
+}
+
+// sql/023: the chat worker's login can take and finish gateway/chat messages and nothing else:
+// another route's claim finds nothing, its complete, fail, release, heartbeat and cancel change
+// nothing, and it cannot move a message to another route or give itself one. Publishing to any
+// route stays open (the executor's hand-off); the brain may cancel anywhere but finish nothing.
+TEST_F(RolesTest, AWorkerClaimsAndFinishesOnlyMessagesOfItsOwnRoutes) {
+  const auto chat_id = bus_->Publish(Message("{}", "gateway", "chat")).id;
+  const auto execute_id = bus_->Publish(Message("{}", "orchestrator", "execute")).id;
+  pqxx::connection chat_conn(UrlAs("cogo_test_chat"));
+  pqxx::connection executor_conn(UrlAs("cogo_test_executor"));
+  pqxx::connection brain_conn(UrlAs("cogo_test_brain"));
+  pqxx::connection group_conn(UrlAs("cogo_test_worker"));
+  bus::Bus chat(chat_conn), executor(executor_conn), brain(brain_conn), group(group_conn);
+
+  EXPECT_TRUE(chat.Claim({"chat-1", "orchestrator", "execute"}).empty());
+  EXPECT_TRUE(group.Claim({"group-1", "gateway", "chat"}).empty());
+  EXPECT_TRUE(Untouched(execute_id));
+  EXPECT_TRUE(Untouched(chat_id));
+  const auto own = chat.Claim({"chat-1", "gateway", "chat"});
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own[0].lease.message_id, chat_id);
+
+  const auto taken = executor.Claim({"executor-1", "orchestrator", "execute"});
+  ASSERT_EQ(taken.size(), 1u);
+  const auto lease = taken[0].lease;  // the executor's real lease, known to the thief
+  EXPECT_FALSE(chat.Complete({lease, R"({"stolen":true})", "", ""}));
+  EXPECT_EQ(chat.Fail({lease, "stolen", bus::FailureKind::permanent, 0}), bus::FailOutcome::lease_lost);
+  EXPECT_FALSE(chat.Release(lease));
+  EXPECT_EQ(chat.Heartbeat({lease}, 60000), std::vector<bool>{false});
+  EXPECT_FALSE(chat.Cancel(execute_id, "stolen"));
+  EXPECT_EQ(ScalarText("SELECT status || ' ' || lease_owner FROM agent_messages WHERE id = " +
+                       std::to_string(execute_id)),
+            "running executor-1");
+  EXPECT_TRUE(executor.Complete({lease, "{}", "", ""}));
+  EXPECT_TRUE(chat.Complete({own[0].lease, "{}", "", ""}));
+
+  // Moving a message of its own onto another route, or granting itself one, is refused outright.
+  const auto next_chat = bus_->Publish(Message("{}", "gateway", "chat")).id;
+  EXPECT_TRUE(Refused("cogo_test_chat", "UPDATE agent_messages SET service = 'orchestrator', role = 'execute' WHERE id = " +
+                                            std::to_string(next_chat)));
+  EXPECT_TRUE(Refused("cogo_test_chat", "UPDATE cogo_db_roles SET routes = routes || 'orchestrator/execute'::text"));
+  EXPECT_TRUE(Refused("cogo_test_chat", "INSERT INTO cogo_db_roles (kind, name, routes, login, purpose) "
+                                        "VALUES ('mine', 'cogo_test_chat', '{orchestrator/execute}', false, 'x')"));
+  EXPECT_TRUE(Refused("cogo_test_ops", "DELETE FROM cogo_db_roles"));
+
+  // The executor hands off to any route; the group-only login may publish too.
+  EXPECT_TRUE(executor.Publish(Message("{}", "kg", "build")).created);
+  EXPECT_TRUE(group.Publish(Message("{}", "rag", "embed")).created);
+
+  // The brain cancels another route's live message (a cancelled run's step) but cannot take one.
+  const auto query_id = bus_->Publish(Message("{}", "rag", "query")).id;
+  EXPECT_THROW((void)brain.Claim({"brain-1", "rag", "query"}), pqxx::insufficient_privilege);
+  EXPECT_TRUE(Untouched(query_id));
+  EXPECT_TRUE(brain.Cancel(next_chat, "workflow_cancelled: test"));
+  EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(next_chat)), "cancelled");
+
+  // What a worker may ask before it starts polling.
+  const auto may_work = [](const char* user, const char* service, const char* role) {
+    pqxx::connection conn(UrlAs(user));
+    pqxx::nontransaction txn(conn);
+    return txn.exec_params1("SELECT cogo_may_work($1, $2)", service, role)[0].as<bool>();
+  };
+  EXPECT_TRUE(may_work("cogo_test_chat", "gateway", "chat"));
+  EXPECT_FALSE(may_work("cogo_test_chat", "orchestrator", "execute"));
+  EXPECT_TRUE(may_work("cogo_test_brain", "orchestrator", "workflow"));
+  EXPECT_FALSE(may_work("cogo_test_brain", "rag", "query"));
+  EXPECT_FALSE(may_work("cogo_test_worker", "gateway", "chat"));
+  EXPECT_TRUE(may_work("cogo_test_ops", "gateway", "chat"));
+  EXPECT_FALSE(may_work("cogo_test_edge", "orchestrator", "decide"));
+  EXPECT_FALSE(may_work("cogo_test_reader", "gateway", "chat"));
+}
+
+// The same through a real worker daemon: cogo-test-worker logged in as the chat worker but
+// pointed at the executor's route polls, finds nothing and goes idle; the message waits,
+// unattempted, until a worker of that route takes it.
+TEST_F(RolesTest, AWorkerDaemonOfAnotherRoleCannotTakeARoutesMessages) {
+  const auto log = ScratchFile("roles-daemon.log");
+  const auto id = bus_->Publish(Message("{}", "orchestrator", "execute")).id;
+  {
+    WorkerDaemon thief("cogo-test-worker", {"--service", "orchestrator", "--role", "execute", "--worker-id", "thief",
+                                            "--poll-ms", "50", "--database-url", UrlAs("cogo_test_chat")},
+                       log);
+    ASSERT_TRUE(WaitFor([] { return Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE worker_id = 'thief' AND idle") == 1; },
+                        30s))
+        << "see " << log;
+    std::this_thread::sleep_for(300ms);  // several more polls
+    EXPECT_TRUE(Untouched(id)) << "see " << log;
+  }
+  WorkerDaemon owner("cogo-test-worker", {"--service", "orchestrator", "--role", "execute", "--poll-ms", "50",
+                                          "--database-url", UrlAs("cogo_test_executor")},
+                     log);
+  EXPECT_TRUE(WaitFor([&] { return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id)) == "done"; },
+                      30s))
+      << "see " << log;
 }
 
 // Row-level security (sql/017): a session scoped to a tenant, as http::JsonService::Read scopes
@@ -158,7 +291,8 @@ TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
     pqxx::connection conn(UrlAs(user));
     pqxx::read_transaction txn(conn);
     if (tenant != nullptr) {
-      txn.exec_params1("SELECT set_config('role', 'cogo_tenant', true), set_config('cogo.tenant', $1, true)", tenant);
+      txn.exec_params1("SELECT set_config('role', cogo_role('tenant'), true), set_config('cogo.tenant', $1, true)",
+                       tenant);
     }
     return txn.exec1("SELECT count(*) FROM " + std::string(table))[0].as<int64_t>();
   };
@@ -179,6 +313,101 @@ TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
   // The scoped role can read, never write, and cannot see the migrations' or workers' tables.
   EXPECT_TRUE(Refused("cogo_test_worker", "SET LOCAL ROLE cogo_tenant; UPDATE workflow_runs SET status = 'failed'"));
   EXPECT_TRUE(Refused("cogo_test_worker", "SET LOCAL ROLE cogo_tenant; SELECT count(*) FROM schema_migrations"));
+}
+
+// Role names are configurable (sql/023): a fresh database migrated with `cogo migrate
+// --role-prefix cogox` names every role cogox_*, the cogo_* roles of 010 and 017 hold nothing
+// there while the renamed ones hold what they held (tables a later migration creates included),
+// and the daemons' paths work under the new names: a claim by route, a tenant's scoped read.
+TEST_F(RolesTest, RoleNamesFollowTheConfiguredPrefix) {
+  const std::string db = "cogo_prefix_" + std::to_string(getpid());
+  const auto url_of = [&](const std::string& user) {
+    const auto url = UrlAs(user);
+    return url.substr(0, url.rfind('/') + 1) + db;
+  };
+  struct Scratch {  // the database and the cluster's cogox roles go, whatever the test's outcome
+    pqxx::connection& admin;
+    std::string db;
+    ~Scratch() {
+      pqxx::nontransaction txn(admin);
+      txn.exec0("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+      txn.exec0("DROP ROLE IF EXISTS cogox_test_chat, cogox_test_edge");
+      for (const char* kind : {"edge", "worker", "ops", "reader", "tenant", "brain", "executor", "gateway_chat",
+                               "rag_embed", "rag_dispatcher", "kg_builder", "codegen", "build_test"}) {
+        txn.exec0("DROP ROLE IF EXISTS cogox_" + std::string(kind));
+      }
+    }
+  } scratch{*conn_, db};
+  pqxx::nontransaction(*conn_).exec0("CREATE DATABASE " + db);
+  const auto migrated = RunCommand("cogo", {"migrate", "--database-url", url_of("postgres"), "--role-prefix", "cogox"});
+  ASSERT_EQ(migrated.status, 0) << migrated.output;
+
+  pqxx::connection admin(url_of("postgres"));
+  {
+    pqxx::nontransaction txn(admin);
+    EXPECT_EQ(txn.exec1("SELECT cogo_role('tenant')")[0].as<std::string>(), "cogox_tenant");
+    EXPECT_EQ(txn.exec1("SELECT cogo_role('gateway_chat')")[0].as<std::string>(), "cogox_gateway_chat");
+    const auto stale = txn.exec1(R"SQL(
+      WITH old AS (SELECT oid FROM pg_roles
+                   WHERE rolname IN ('cogo_edge', 'cogo_worker', 'cogo_ops', 'cogo_reader', 'cogo_tenant'))
+      SELECT (SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE a.grantee IN (SELECT oid FROM old))
+           + (SELECT count(*) FROM pg_attribute t, aclexplode(t.attacl) a WHERE a.grantee IN (SELECT oid FROM old))
+           + (SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a WHERE a.grantee IN (SELECT oid FROM old))
+           + (SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a WHERE a.grantee IN (SELECT oid FROM old))
+           + (SELECT count(*) FROM pg_default_acl d, aclexplode(d.defaclacl) a WHERE a.grantee IN (SELECT oid FROM old))
+           + (SELECT count(*) FROM pg_policy p WHERE p.polroles && ARRAY(SELECT oid FROM old)))SQL");
+    EXPECT_EQ(stale[0].as<int64_t>(), 0) << "privileges or policies still name a cogo_* role";
+    txn.exec0("CREATE TABLE later_table (x int)");  // as a later migration would
+    const auto held = txn.exec1(
+        "SELECT has_table_privilege('cogox_edge', 'agent_messages', 'INSERT'), "
+        "has_column_privilege('cogox_reader', 'alert_transitions', 'notified_at', 'UPDATE'), "
+        "has_table_privilege('cogox_worker', 'later_table', 'INSERT'), "
+        "has_table_privilege('cogo_worker', 'later_table', 'INSERT'), "
+        "has_table_privilege('cogo_edge', 'agent_messages', 'INSERT'), "
+        "pg_has_role('cogox_gateway_chat', 'cogox_worker', 'MEMBER'), "
+        "pg_has_role('cogox_edge', 'cogox_tenant', 'MEMBER'), "
+        "(SELECT count(*) FROM pg_policy WHERE polroles && ARRAY['cogox_tenant'::regrole::oid])");
+    EXPECT_TRUE(held[0].as<bool>());
+    EXPECT_TRUE(held[1].as<bool>());
+    EXPECT_TRUE(held[2].as<bool>());
+    EXPECT_FALSE(held[3].as<bool>());
+    EXPECT_FALSE(held[4].as<bool>());
+    EXPECT_TRUE(held[5].as<bool>());
+    EXPECT_TRUE(held[6].as<bool>());
+    EXPECT_GT(held[7].as<int64_t>(), 10);
+    txn.exec0("CREATE ROLE cogox_test_chat LOGIN IN ROLE cogox_gateway_chat");
+    txn.exec0("CREATE ROLE cogox_test_edge LOGIN IN ROLE cogox_edge");
+  }
+  bus::Bus(admin).Publish(Message("{}", "gateway", "chat"));
+  bus::Bus(admin).Publish(Message("{}", "orchestrator", "execute"));
+  pqxx::connection chat_conn(url_of("cogox_test_chat"));
+  bus::Bus chat(chat_conn);
+  EXPECT_TRUE(chat.Claim({"chat-1", "orchestrator", "execute"}).empty());
+  EXPECT_EQ(chat.Claim({"chat-1", "gateway", "chat"}).size(), 1u);
+  pqxx::connection edge_conn(url_of("cogox_test_edge"));
+  const auto scoped_count = [&](const char* tenant) {
+    pqxx::read_transaction txn(edge_conn);
+    txn.exec_params1("SELECT set_config('role', cogo_role('tenant'), true), set_config('cogo.tenant', $1, true)",
+                     tenant);
+    return txn.exec1("SELECT count(*) FROM agent_messages")[0].as<int64_t>();
+  };
+  EXPECT_EQ(scoped_count("tenant-a"), 2);
+  EXPECT_EQ(scoped_count("nobody"), 0);
+  {
+    pqxx::work txn(edge_conn);
+    EXPECT_THROW(txn.exec0("INSERT INTO agent_messages (service, role, tenant, payload) VALUES ('gateway', 'chat', 't', '{}')"),
+                 pqxx::insufficient_privilege);
+  }
+
+  // The names are chosen once per database; a malformed prefix is refused before anything runs.
+  const auto renamed = RunCommand("cogo", {"migrate", "--database-url", url_of("postgres"), "--role-prefix", "other"});
+  EXPECT_NE(renamed.status, 0);
+  EXPECT_NE(renamed.output.find("cogox_worker"), std::string::npos) << renamed.output;
+  const auto malformed = RunCommand("cogo", {"migrate", "--database-url", url_of("postgres"), "--role-prefix", "Bad-Name"});
+  EXPECT_NE(malformed.status, 0);
+  EXPECT_NE(malformed.output.find("role prefix"), std::string::npos) << malformed.output;
+  const auto again = RunCommand("cogo", {"migrate", "--database-url", url_of("postgres"), "--role-prefix", "cogox"});
+  EXPECT_EQ(again.status, 0) << again.output;
 }
 
 }  // namespace

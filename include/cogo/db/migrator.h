@@ -66,6 +66,12 @@ struct ConcurrentIndex {
 };
 [[nodiscard]] ConcurrentIndex ConcurrentIndexOf(std::string_view statement);
 
+// The roles' names are <prefix>_<kind> (sql/023_route_roles.sql reads the prefix from the session
+// setting cogo.role_prefix; default cogo). Sets the setting on `conn` for the migrations that
+// follow. Throws MigrationError for a prefix that is not [a-z][a-z0-9_]{0,39}, or when this
+// database's roles were already named with another prefix (renaming them is not a migration).
+void UseRolePrefix(pqxx::connection& conn, const std::string& prefix);
+
 // True when every migration is recorded with a matching checksum (for readiness checks).
 [[nodiscard]] bool MigrationsCurrent(pqxx::connection& conn,
                                      const std::vector<Migration>& migrations);

@@ -155,6 +155,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kReclaimName, sql::kReclaim);
   conn_.prepare(sql::kRetryName, sql::kRetry);
   conn_.prepare(sql::kRegisterWorkerName, sql::kRegisterWorker);
+  conn_.prepare(sql::kMayWorkName, sql::kMayWork);
   conn_.prepare(sql::kTouchWorkerName, sql::kTouchWorker);
   conn_.prepare(sql::kUnregisterWorkerName, sql::kUnregisterWorker);
   conn_.prepare(sql::kAnnounceIdleName, sql::kAnnounceIdle);
@@ -393,6 +394,12 @@ int64_t Bus::RequeueDead(const std::string& service, const std::string& role) {
 
 void Bus::RegisterWorker(const WorkerInfo& info) {
   Autocommit(conn_, [&](pqxx::transaction_base& txn) {
+    // A worker under the wrong login (sql/023) stops with the reason instead of polling for nothing.
+    const auto may = txn.exec_prepared1(sql::kMayWorkName, info.service, info.role);
+    if (!may[0].as<bool>()) {
+      throw std::runtime_error("database role " + may[1].as<std::string>() + " may not work " + info.service + "/" +
+                         info.role + " (sql/023: log in as a role whose routes in cogo_db_roles include it)");
+    }
     return txn.exec_prepared(sql::kRegisterWorkerName, info.worker_id, info.service, info.role,
                              db::IntArrayLiteral(info.shards), info.host, info.pid);
   });

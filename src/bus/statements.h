@@ -298,6 +298,11 @@ ON CONFLICT (worker_id) DO UPDATE
 SET service = EXCLUDED.service, role = EXCLUDED.role, shards = EXCLUDED.shards,
     host = EXCLUDED.host, pid = EXCLUDED.pid, last_seen = now(), idle = false)SQL";
 
+// $1 service, $2 role. Whether this login's claims of the route can take anything (sql/023: a
+// worker role works only its own routes), and the login, to name it in the refusal.
+inline constexpr const char* kMayWorkName = "cogo_may_work";
+inline constexpr const char* kMayWork = "SELECT cogo_may_work($1, $2), current_user::text";
+
 inline constexpr const char* kTouchWorkerName = "cogo_touch_worker";
 inline constexpr const char* kTouchWorker =
     "UPDATE bus_workers SET last_seen = now() WHERE worker_id = $1";

@@ -8,7 +8,8 @@
 
 #include <unistd.h>
 
-#include <thread>
+#include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -231,21 +232,21 @@ TEST_F(RolesTest, AWorkerClaimsAndFinishesOnlyMessagesOfItsOwnRoutes) {
 }
 
 // The same through a real worker daemon: cogo-test-worker logged in as the chat worker but
-// pointed at the executor's route polls, finds nothing and goes idle; the message waits,
-// unattempted, until a worker of that route takes it.
+// pointed at the executor's route stops at once with the reason (exit 1) instead of polling for
+// nothing; the message waits, unattempted, until a worker of that route takes it.
 TEST_F(RolesTest, AWorkerDaemonOfAnotherRoleCannotTakeARoutesMessages) {
   const auto log = ScratchFile("roles-daemon.log");
   const auto id = bus_->Publish(Message("{}", "orchestrator", "execute")).id;
   {
-    WorkerDaemon thief("cogo-test-worker", {"--service", "orchestrator", "--role", "execute", "--worker-id", "thief",
-                                            "--poll-ms", "50", "--database-url", UrlAs("cogo_test_chat")},
+    ChildProcess thief("cogo-test-worker", {"--service", "orchestrator", "--role", "execute", "--poll-ms", "50",
+                                            "--database-url", UrlAs("cogo_test_chat")},
                        log);
-    ASSERT_TRUE(WaitFor([] { return Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE worker_id = 'thief' AND idle") == 1; },
-                        30s))
-        << "see " << log;
-    std::this_thread::sleep_for(300ms);  // several more polls
-    EXPECT_TRUE(Untouched(id)) << "see " << log;
+    EXPECT_EQ(thief.Wait(20s), 1) << "see " << log;
   }
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("database role cogo_test_chat may not work orchestrator/execute"), std::string::npos) << text;
+  EXPECT_TRUE(Untouched(id));
   WorkerDaemon owner("cogo-test-worker", {"--service", "orchestrator", "--role", "execute", "--poll-ms", "50",
                                           "--database-url", UrlAs("cogo_test_executor")},
                      log);

@@ -11,9 +11,14 @@
 //            --sample seconds (throughput, dispatch latency, claim cost from pg_stat_statements,
 //            bus table sizes, dead rows, autovacuums) to a CSV; the first and last --window
 //            compared (bench/run-soak.sh adds the retention and reclaimer daemons)
+//   delayed  sql without and with --delayed messages queued, in turn: what delayed rows cost a
+//            claim (and an idle worker's empty claim)
 //   all      drain, e2e and latency in turn, with one summary table
-// Every mode starts from TRUNCATE agent_messages, bus_events, bus_workers RESTART IDENTITY and
-// VACUUM ANALYZE. Single-threaded main; the workers and producers own their threads.
+// --delayed D queues D messages due in an hour on the same route before a drain or sql run's N
+// (ids 1..D, so they sort ahead of the run's messages in claim order; the run's are D+1..D+N);
+// the checks require them still queued, never claimed. Every mode starts from TRUNCATE
+// agent_messages, bus_events, bus_workers RESTART IDENTITY and VACUUM ANALYZE. Single-threaded
+// main; the workers and producers own their threads.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -72,6 +77,7 @@ struct Config {
   int sample_s = 30;       // steady: seconds per sample
   int window_s = 600;      // steady: the first and last windows compared
   std::string csv_path;    // steady: one row per sample
+  int delayed = 0;         // drain, sql: messages due in an hour queued beside the run's
   std::string json_path;
 };
 
@@ -86,14 +92,16 @@ int64_t NowNs() {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Handler calls per message id (ids are 1..N after RESTART IDENTITY) and when each started.
-// Written by handler threads, read after the workers drained.
+// Handler calls per message id (ids are first..first+N-1 after RESTART IDENTITY; first is 1
+// unless delayed messages came before) and when each started. Written by handler threads, read
+// after the workers drained. Slots are indexed by id - first + 1.
 class CallLog {
  public:
-  explicit CallLog(size_t n) : calls_(n + 1), start_ns_(n + 1) {}
+  explicit CallLog(size_t n, int64_t first = 1) : first_(first), calls_(n + 1), start_ns_(n + 1) {}
 
-  void Record(int64_t id) {
+  void Record(int64_t message_id) {
     const int64_t now = NowNs();
+    const int64_t id = message_id - first_ + 1;
     if (id < 1 || static_cast<size_t>(id) >= calls_.size()) {
       out_of_range_.fetch_add(1);
       return;
@@ -117,7 +125,7 @@ class CallLog {
       }
       if (c == 1) continue;
       (c == 0 ? never : twice) += 1;
-      if (first_bad == 0) first_bad = static_cast<int64_t>(id);
+      if (first_bad == 0) first_bad = static_cast<int64_t>(id) + first_ - 1;
     }
     if (never == 0 && twice == 0 && unexpected == 0) return {};
     return fmt::format("handler calls: {} ids never handled, {} handled more than once, {} calls "
@@ -126,13 +134,15 @@ class CallLog {
   }
 
  private:
+  const int64_t first_;
   std::vector<std::atomic<uint8_t>> calls_;
   std::vector<std::atomic<int64_t>> start_ns_;  // each slot written once, by the thread of the first call
   std::atomic<uint64_t> out_of_range_{0};
 };
 
-cogo::bus::PublishRequest Request(int64_t n) {
+cogo::bus::PublishRequest Request(int64_t n, int64_t delay_ms = 0) {
   cogo::bus::PublishRequest r;
+  r.delay_ms = delay_ms;
   r.service = kService;
   r.role = kRole;
   r.tenant = "bench";
@@ -150,14 +160,25 @@ void Reset(const Config& cfg) {
   pqxx::nontransaction(*conn).exec("VACUUM ANALYZE agent_messages, bus_events, bus_workers");
 }
 
-// The database's side of exactly-once: n rows, all done, one attempt each: one `completed` event
-// that carries its claim (owner, attempt 1, fence 1, claimed_at), and nothing else.
-void VerifyDatabase(const Config& cfg, int64_t n) {
+// The database's side of exactly-once: the run's n rows (after the `delayed` ones), all done,
+// one attempt each: one `completed` event that carries its claim (owner, attempt 1, fence 1,
+// claimed_at), and nothing else; and the delayed rows still queued, never claimed.
+void VerifyDatabase(const Config& cfg, int64_t n, int64_t delayed = 0) {
   auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
   pqxx::work txn(*conn);
-  const auto m = txn.exec1(
-      "SELECT count(*), count(*) FILTER (WHERE status = 'done'), coalesce(min(id), 0), "
-      "coalesce(max(id), 0) FROM agent_messages");
+  const auto m = txn.exec_params1(
+      "SELECT count(*), count(*) FILTER (WHERE status = 'done'), coalesce(min(id), 0) - $1, "
+      "coalesce(max(id), 0) - $1 FROM agent_messages WHERE id > $1",
+      delayed);
+  const auto waiting = txn.exec_params1(
+      "SELECT count(*), count(*) FILTER (WHERE status = 'queued' AND attempts = 0 AND fence = 0 "
+      "AND retry_at > now()) FROM agent_messages WHERE id <= $1",
+      delayed);
+  if (waiting[0].as<int64_t>() != delayed || waiting[1].as<int64_t>() != delayed) {
+    throw BenchFailure(fmt::format("database check failed: {} rows before the run's, {} of them "
+                                   "delayed and untouched; expected {}",
+                                   waiting[0].as<int64_t>(), waiting[1].as<int64_t>(), delayed));
+  }
   const auto e = txn.exec1(
       "SELECT count(*) FILTER (WHERE event = 'completed'), "
       "count(DISTINCT message_id) FILTER (WHERE event = 'completed'), "
@@ -295,15 +316,15 @@ std::string ConfigText(const Config& cfg) {
                      cfg.batch_size);
 }
 
-// Batch-publishes n messages in chunks; returns the elapsed seconds.
-double PublishAll(const Config& cfg, int64_t n) {
+// Batch-publishes messages first..last (their ids) in chunks; returns the elapsed seconds.
+double PublishRange(const Config& cfg, int64_t first_id, int64_t last_id, int64_t delay_ms) {
   auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench-publish");
   cogo::bus::Bus bus(*conn);
   const auto start = Clock::now();
-  for (int64_t first = 1; first <= n; first += cfg.publish_chunk) {
+  for (int64_t first = first_id; first <= last_id; first += cfg.publish_chunk) {
     std::vector<cogo::bus::PublishRequest> chunk;
-    for (int64_t i = first; i < std::min<int64_t>(first + cfg.publish_chunk, n + 1); ++i) {
-      chunk.push_back(Request(i));
+    for (int64_t i = first; i < std::min<int64_t>(first + cfg.publish_chunk, last_id + 1); ++i) {
+      chunk.push_back(Request(i, delay_ms));
     }
     const auto published = bus.PublishBatch(chunk);
     for (size_t k = 0; k < published.size(); ++k) {
@@ -316,13 +337,20 @@ double PublishAll(const Config& cfg, int64_t n) {
   return Seconds(Clock::now() - start);
 }
 
+// cfg.delayed messages due in an hour (ids 1..D), then the run's n (D+1..D+n); returns the
+// seconds the run's messages took.
+double PublishAll(const Config& cfg, int64_t n) {
+  if (cfg.delayed > 0) PublishRange(cfg, 1, cfg.delayed, 3'600'000);
+  return PublishRange(cfg, cfg.delayed + 1, cfg.delayed + n, 0);
+}
+
 // The end of every throughput run: drain the workers, verify exactly-once three ways (worker
 // stats, per-id handler calls, database), and describe the run. Throws BenchFailure on any miss.
 json FinishRun(Fleet& fleet, const CallLog& log, const Config& cfg, int run, int64_t n,
                double seconds, double publish_s, double load) {
   fleet.DrainAndCheck(static_cast<uint64_t>(n));
   CheckCalls(log);
-  VerifyDatabase(cfg, n);
+  VerifyDatabase(cfg, n, cfg.delayed);
   return {{"run", run},
           {"seconds", seconds},
           {"msg_per_s", static_cast<double>(n) / seconds},
@@ -339,7 +367,7 @@ json Drain(const Config& cfg) {
     Reset(cfg);
     const int64_t n = cfg.messages;
     const double publish_s = PublishAll(cfg, n);
-    CallLog log(static_cast<size_t>(n));
+    CallLog log(static_cast<size_t>(n), cfg.delayed + 1);
     Fleet fleet(cfg, true, log);
     const double load = LoadAverage();
     const auto start = Clock::now();
@@ -508,7 +536,10 @@ json Latency(const Config& cfg) {
 }
 
 // The claim and complete statements without the runtime: one connection claims (asynchronous
-// commit, as the worker's claimer), another completes (synchronous), in turn, each timed.
+// commit, as the worker's claimer), another completes (synchronous), in turn, each timed. Then
+// kEmptyClaims claims that find nothing due: what an idle worker's poll costs.
+constexpr int kEmptyClaims = 200;
+
 json Sql(const Config& cfg) {
   Reset(cfg);
   const int64_t n = cfg.messages;
@@ -518,12 +549,13 @@ json Sql(const Config& cfg) {
   auto complete_conn = cogo::db::Connect(cfg.database_url, "cogo-bench-complete");
   cogo::bus::Bus claimer(*claim_conn);
   cogo::bus::Bus completer(*complete_conn);
+  const cogo::bus::ClaimRequest request{"bench-sql", kService, kRole, {0}, cfg.batch_size, 30000};
   double claim_s = 0, complete_s = 0;
   int64_t done = 0, rounds = 0;
   const auto start = Clock::now();
   while (true) {
     auto t0 = Clock::now();
-    auto claimed = claimer.Claim({"bench-sql", kService, kRole, {0}, cfg.batch_size, 30000});
+    auto claimed = claimer.Claim(request);
     auto t1 = Clock::now();
     claim_s += Seconds(t1 - t0);
     if (claimed.empty()) break;
@@ -537,17 +569,59 @@ json Sql(const Config& cfg) {
   }
   const double total = Seconds(Clock::now() - start);
   if (done != n) throw BenchFailure(fmt::format("sql: completed {} of {}", done, n));
-  VerifyDatabase(cfg, n);
-  fmt::print("sql     batch {}: {} rounds, {:.0f} msg/s; claim {:.3f} ms/round ({:.1f} us/msg), "
-             "complete {:.3f} ms/round ({:.1f} us/msg)\n",
-             cfg.batch_size, rounds, static_cast<double>(n) / total, claim_s * 1e3 / rounds,
-             claim_s * 1e6 / static_cast<double>(n), complete_s * 1e3 / rounds,
-             complete_s * 1e6 / static_cast<double>(n));
+  const auto empty_start = Clock::now();
+  for (int i = 0; i < kEmptyClaims; ++i) {
+    if (!claimer.Claim(request).empty()) throw BenchFailure("sql: a claim found a delayed message");
+  }
+  const double empty_ms = Seconds(Clock::now() - empty_start) * 1e3 / kEmptyClaims;
+  VerifyDatabase(cfg, n, cfg.delayed);
+  fmt::print("sql     batch {}, {} delayed: {} rounds, {:.0f} msg/s; claim {:.3f} ms/round ({:.1f} "
+             "us/msg), complete {:.3f} ms/round ({:.1f} us/msg); empty claim {:.3f} ms\n",
+             cfg.batch_size, cfg.delayed, rounds, static_cast<double>(n) / total,
+             claim_s * 1e3 / rounds, claim_s * 1e6 / static_cast<double>(n),
+             complete_s * 1e3 / rounds, complete_s * 1e6 / static_cast<double>(n), empty_ms);
+  std::fflush(stdout);
   return {{"batch_size", cfg.batch_size},
+          {"delayed", cfg.delayed},
           {"rounds", rounds},
           {"msg_per_s", static_cast<double>(n) / total},
           {"claim_ms_per_round", claim_s * 1e3 / rounds},
-          {"complete_ms_per_round", complete_s * 1e3 / rounds}};
+          {"complete_ms_per_round", complete_s * 1e3 / rounds},
+          {"empty_claim_ms", empty_ms}};
+}
+
+// sql without delayed messages and with cfg.delayed of them, alternating for cfg.runs runs; the
+// medians and their ratios (with / without): 1.0 when delayed rows cost a claim nothing.
+json Delayed(const Config& cfg) {
+  if (cfg.delayed <= 0) throw BenchFailure("delayed: --delayed must be at least 1");
+  const Config none = [&] {
+    Config c = cfg;
+    c.delayed = 0;
+    return c;
+  }();
+  json runs = json::array();
+  std::vector<double> claim[2], empty[2];
+  for (int run = 1; run <= cfg.runs; ++run) {
+    for (const Config* c : {&none, &cfg}) {
+      const json r = Sql(*c);
+      const int k = c->delayed > 0 ? 1 : 0;
+      claim[k].push_back(r["claim_ms_per_round"].get<double>());
+      empty[k].push_back(r["empty_claim_ms"].get<double>());
+      runs.push_back(r);
+    }
+  }
+  const double claim_ratio = Median(claim[1]) / Median(claim[0]);
+  const double empty_ratio = Median(empty[1]) / Median(empty[0]);
+  fmt::print("delayed median of {}: claim {:.3f} ms/round without, {:.3f} with {} delayed ({:.2f}x); "
+             "empty claim {:.3f} ms without, {:.3f} with ({:.2f}x)\n",
+             cfg.runs, Median(claim[0]), Median(claim[1]), cfg.delayed, claim_ratio,
+             Median(empty[0]), Median(empty[1]), empty_ratio);
+  return {{"delayed", cfg.delayed},
+          {"runs", runs},
+          {"claim_ms_per_round", {{"without", Median(claim[0])}, {"with", Median(claim[1])}}},
+          {"empty_claim_ms", {{"without", Median(empty[0])}, {"with", Median(empty[1])}}},
+          {"claim_ratio", claim_ratio},
+          {"empty_claim_ratio", empty_ratio}};
 }
 
 // steady: one sampling interval. Counts are deltas over the interval; sizes are at its end.
@@ -604,7 +678,9 @@ class DatabaseProbe {
     }
     const auto t = txn.exec1(
         "SELECT pg_total_relation_size('agent_messages'), pg_indexes_size('agent_messages'), "
-        "coalesce(pg_relation_size(to_regclass('agent_messages_queued')), 0), "
+        // The queued rows' indexes: 001's, or sql/022's two.
+        "(SELECT coalesce(sum(pg_relation_size(i)), 0) FROM unnest(ARRAY[to_regclass('agent_messages_queued'), "
+        "to_regclass('agent_messages_queued_ready'), to_regclass('agent_messages_queued_delayed')]) AS i)::bigint, "
         "pg_total_relation_size('bus_events'), m.n_live_tup, m.n_dead_tup, e.n_dead_tup, "
         "m.autovacuum_count, e.autovacuum_count "
         "FROM pg_stat_user_tables m, pg_stat_user_tables e "
@@ -939,10 +1015,13 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", cfg.timeout_s, "seconds before a run fails")
       ->check(CLI::Range(1, 86400));
   app.add_option("--json", cfg.json_path, "write the results to this file");
+  app.add_option("--delayed", cfg.delayed, "drain, sql, delayed: messages due in an hour queued beside the run's")
+      ->check(CLI::Range(0, 10'000'000));
   auto* drain = app.add_subcommand("drain", "batch-publish N, then drain with W workers");
   auto* e2e = app.add_subcommand("e2e", "8 producers, one message per transaction, concurrently");
   auto* latency = app.add_subcommand("latency", "commit -> handler start, NOTIFY and poll-only");
   auto* sql = app.add_subcommand("sql", "the claim/complete statements alone, timed");
+  auto* delayed = app.add_subcommand("delayed", "sql without and with --delayed messages, in turn");
   auto* all = app.add_subcommand("all", "drain, e2e and latency");
   auto* steady = app.add_subcommand("steady", "a constant rate for a long time, sampled");
   CLI11_PARSE(app, argc, argv);
@@ -965,6 +1044,7 @@ int main(int argc, char** argv) {
     if (*latency || *all) results["latency"] = Latency(cfg);
     if (*sql) results["sql"] = Sql(cfg);
     if (*steady) results["steady"] = Steady(cfg);
+    if (*delayed) results["delayed"] = Delayed(cfg);
     PrintSummary(results);
   } catch (const std::exception& e) {
     fmt::print(stderr, "cogo-bench: FAILED: {}\n", e.what());

@@ -24,8 +24,8 @@ export COGO_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/cogo"
 log "cluster on port $port ($scratch)"
 "$build_dir/cogo" migrate >/dev/null
 
-# A leading mode (drain, e2e, latency, sql, all) selects what runs; default: all.
+# A leading mode (drain, e2e, latency, sql, delayed, all) selects what runs; default: all.
 case "${1:-}" in
-  drain|e2e|latency|sql|all) "$build_dir/bench/cogo-bench" "$@" ;;
+  drain|e2e|latency|sql|delayed|all) "$build_dir/bench/cogo-bench" "$@" ;;
   *) "$build_dir/bench/cogo-bench" all "$@" ;;
 esac

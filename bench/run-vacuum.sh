@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-vacuum.sh: how claims age between vacuums, with and without sql/007's autovacuum settings.
 #
-# A claim reads agent_messages_queued from its start, past every entry claimed since the last
+# A claim reads agent_messages_queued_ready from its start, past every entry claimed since the last
 # VACUUM. On a throwaway cluster (default durability, default autovacuum_naptime unless
 # --naptime) with `cogo migrate` applied, each run pre-fills --finished finished and 20,000
 # queued messages (vacuumed), then runs pgbench for --duration seconds: 4 clients, one-message

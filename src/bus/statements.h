@@ -65,26 +65,36 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
 // Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.
 // started_at is the claim's time: the attempt's end event copies it as claimed_at.
-// One index scan per shard, each already in claim order, so LIMIT stops it early (with
-// `shard = ANY` the planner read every queued row of the route and sorted them). The update
+// Two index scans per shard, each already in its order, so LIMIT stops it early (with
+// `shard = ANY` the planner read every queued row of the route and sorted them): the ready
+// rows in claim order, and the delayed rows that fell due, earliest first, up to now() as an
+// index condition, so a row still waiting is never visited (sql/022). The best of both go by
+// priority, then id; the claim clears retry_at, so a requeued message is ready. The update
 // finds its rows by primary key (a join with `picked` could hash a scan of the whole table).
 inline constexpr const char* kClaimName = "cogo_claim";
 inline constexpr const char* kClaim = R"SQL(
 WITH picked AS (
   SELECT q.id FROM unnest($3::int[]) AS s(shard)
   CROSS JOIN LATERAL (
-    SELECT id, priority FROM agent_messages
-    WHERE status = 'queued' AND service = $1 AND role = $2 AND shard = s.shard
-      AND (retry_at IS NULL OR retry_at <= now())
-    ORDER BY priority DESC, id
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED) q
+    SELECT * FROM (
+      SELECT id, priority FROM agent_messages
+      WHERE status = 'queued' AND retry_at IS NULL AND service = $1 AND role = $2 AND shard = s.shard
+      ORDER BY priority DESC, id
+      LIMIT $4
+      FOR UPDATE SKIP LOCKED) ready
+    UNION ALL
+    SELECT * FROM (
+      SELECT id, priority FROM agent_messages
+      WHERE status = 'queued' AND retry_at <= now() AND service = $1 AND role = $2 AND shard = s.shard
+      ORDER BY retry_at
+      LIMIT $4
+      FOR UPDATE SKIP LOCKED) due) q
   ORDER BY q.priority DESC, q.id
   LIMIT $4),
 claimed AS (
   UPDATE agent_messages m
   SET status = 'running', attempts = m.attempts + 1, fence = m.fence + 1, lease_owner = $5,
-      lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now()
+      lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now(), retry_at = NULL
   WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
             m.max_attempts, m.correlation_id, m.created_at, m.fence),

@@ -5,9 +5,10 @@
 // bounded by time on a column whose values follow insertion order and carries a BRIN index
 // (agent_messages.finished_at, bus_events.at, decisions.decided_at, workflow_runs.created_at),
 // so a 15m window reads the last few block ranges, not the table; or it reads a partial index
-// that holds only live rows (agent_messages_queued, agent_messages_lease). Nothing counts the
-// finished rows of agent_messages as a whole. Parameters: a window is float8 seconds, a tenant
-// is text or NULL (every tenant: the service role).
+// that holds only live rows (agent_messages_queued_ready, agent_messages_queued_delayed,
+// agent_messages_lease). Nothing counts the finished rows of agent_messages as a whole.
+// Parameters: a window is float8 seconds, a tenant is text or NULL (every tenant: the service
+// role).
 #pragma once
 
 namespace cogo::metrics::sql {
@@ -129,16 +130,22 @@ ON CONFLICT (singleton) DO UPDATE SET rolled_through = EXCLUDED.rolled_through)S
 inline constexpr const char* kRollupPrune =
     "DELETE FROM bus_latency_hours WHERE hour < now() - interval '31 days'";
 
-// $1 tenant. Live rows only, from the two partial indexes that hold them: queued (due now or
+// $1 tenant. Live rows only, from the partial indexes that hold them: queued (due now or
 // delayed by a retry backoff) with the lag (age of the oldest message due now, counted from
-// when it became due), and running with the age of the oldest running attempt.
+// when it became due), and running with the age of the oldest running attempt. Queued rows are
+// read one branch per index (sql/022: ready, delayed): `status = 'queued'` alone matches neither
+// index's predicate, and the planner would scan the whole table.
 inline constexpr const char* kDepth = R"SQL(
 WITH queued AS (
   SELECT service, role, count(*) AS queued,
          count(*) FILTER (WHERE retry_at > now()) AS delayed,
          extract(epoch FROM now() - min(greatest(created_at, coalesce(retry_at, created_at)))
                  FILTER (WHERE retry_at IS NULL OR retry_at <= now()))::float8 AS lag
-  FROM agent_messages WHERE status = 'queued' AND ($1::text IS NULL OR tenant = $1)
+  FROM (SELECT service, role, created_at, retry_at FROM agent_messages
+        WHERE status = 'queued' AND retry_at IS NULL AND ($1::text IS NULL OR tenant = $1)
+        UNION ALL
+        SELECT service, role, created_at, retry_at FROM agent_messages
+        WHERE status = 'queued' AND retry_at IS NOT NULL AND ($1::text IS NULL OR tenant = $1)) q
   GROUP BY service, role),
 running AS (
   SELECT service, role, count(*) AS running,

@@ -196,6 +196,40 @@ TEST_F(BusTest, ClaimTakesPriorityThenAgeAndSkipsDelayedAndOtherRoutes) {
   EXPECT_EQ(claimed[0].route.shard, 1);
 }
 
+// Delayed messages wait outside the claim's scan (sql/022); once due, one joins the queue by
+// priority, then age, like any other; the claim clears its retry_at, so a release makes it ready.
+TEST_F(BusTest, ADueDelayedMessageIsClaimedByPriorityThenAgeAndTheClaimClearsItsRetryAt) {
+  auto old = Message(R"({"p":"old"})");
+  old.delay_ms = 300;
+  auto next_hour = Message(R"({"p":"next hour"})");
+  next_hour.delay_ms = 3'600'000;
+  next_hour.priority = 9;
+  auto urgent = Message(R"({"p":"urgent"})");
+  urgent.delay_ms = 300;
+  urgent.priority = 5;
+  const auto old_id = bus_->Publish(old).id;
+  const auto next_hour_id = bus_->Publish(next_hour).id;
+  const auto ready_id = bus_->Publish(Message(R"({"p":"ready"})")).id;
+  const auto urgent_id = bus_->Publish(urgent).id;
+  ASSERT_TRUE(WaitFor([&] {
+    return Scalar<bool>("SELECT bool_and(retry_at <= now()) FROM agent_messages WHERE id IN (" +
+                        std::to_string(old_id) + ", " + std::to_string(urgent_id) + ")");
+  }));
+
+  const auto claimed = bus_->Claim(ClaimOn("w", 10));
+  ASSERT_EQ(claimed.size(), 3u) << "never the message due in an hour";
+  EXPECT_EQ(claimed[0].lease.message_id, urgent_id);
+  EXPECT_EQ(claimed[1].lease.message_id, old_id) << "older than the ready message";
+  EXPECT_EQ(claimed[2].lease.message_id, ready_id);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'running' AND retry_at IS NOT NULL"), 0);
+  EXPECT_EQ(Status(next_hour_id), "queued");
+
+  ASSERT_TRUE(bus_->Release(claimed[1].lease));
+  const auto again = bus_->Claim(ClaimOn("w", 10));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].lease.message_id, old_id);
+}
+
 TEST_F(BusTest, ConcurrentClaimersNeverShareAMessage) {
   std::vector<bus::PublishRequest> requests(400, Message());
   (void)bus_->PublishBatch(requests);

@@ -92,8 +92,6 @@ HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& r
            {"shard", message.route.shard},
            {"rule", rule.name},
            {"deadline_ms", EpochMs(decision.deadline)},
-           {"tenant_spent_today_usd", committed.spent_today_usd},
-           {"tenant_reserved_usd", committed.reserved_usd},
            {"tenant_daily_cap_usd", daily_cap_usd}}
           .dump(),
       "handed off to " + envelope.target->Route());
@@ -128,12 +126,17 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   return r;
 }
 
-TenantCommitment LockTenantCommitment(pqxx::transaction_base& txn, const std::string& tenant) {
+TenantCommitment ReserveHandOff(pqxx::transaction_base& txn, const std::string& tenant,
+                                int64_t hand_off_id) {
   pqxx::connection_base& conn = txn.conn();
-  conn.prepare(sql::kLockTenantName, sql::kLockTenant);
-  conn.prepare(sql::kTenantCommittedName, sql::kTenantCommitted);
-  (void)txn.exec_prepared(sql::kLockTenantName, tenant);
-  const auto row = txn.exec_prepared1(sql::kTenantCommittedName, tenant);
+  conn.prepare(sql::kReserveHandOffName, sql::kReserveHandOff);
+  conn.prepare(sql::kAddTenantName, sql::kAddTenant);
+  pqxx::result rows = txn.exec_prepared(sql::kReserveHandOffName, tenant, hand_off_id);
+  if (rows.empty()) {  // the tenant's first admission
+    (void)txn.exec_prepared(sql::kAddTenantName, tenant);
+    rows = txn.exec_prepared(sql::kReserveHandOffName, tenant, hand_off_id);
+  }
+  const auto row = rows.at(0);
   return {row[0].as<double>(), row[1].as<double>()};
 }
 
@@ -192,23 +195,25 @@ class Dispatcher {
     return *slot;
   }
 
-  // Reads and reserves under the tenant's lock, in one transaction with the hand-off: the lock
-  // is held from the read to the commit, so the next admission of the tenant sees this one.
+  // Judges, hands off and completes, then reserves the hand-off's budget against the tenant's
+  // running total as the last statement before the commit: the tenant's row is locked only from
+  // there to the commit, and the final judgement uses the total the previous admission of the
+  // tenant committed. Over the cap: the whole transaction rolls back and the refusal is returned.
   HandlerResult AdmitAndHandOff(pqxx::connection& conn, const bus::ClaimedMessage& m,
                                 const ExecuteRequest& request) {
     bus::Bus bus(conn);
     pqxx::work txn(conn, "execute");
-    // The tenant's lock is held until the commit returns: without waiting for the WAL flush
+    // The tenant's row is locked until the commit returns: without waiting for the WAL flush
     // the next admission of the tenant starts that much sooner. Losing this commit in a crash
-    // loses the hand-off and the completion together: the execute message is still running
-    // under its lease, and the reclaimer requeues it. Anything that acts on the hand-off
-    // commits synchronously, which flushes this commit first.
+    // loses the hand-off, the completion and the reservation together: the execute message is
+    // still running under its lease, and the reclaimer requeues it. Anything that acts on the
+    // hand-off commits synchronously, which flushes this commit first.
     txn.exec("SET LOCAL synchronous_commit = off");
-    // Lease first: a message reclaimed or cancelled meanwhile needs no tenant lock.
     if (!bus.LockLeases(txn, {m.lease}).front()) return HandlerResult::Committed();
-    const TenantCommitment committed = LockTenantCommitment(txn, m.tenant);
-    HandlerResult result = Decide(m, request, committed, options_.policy->DailyCapUsd(m.tenant),
-                                  std::chrono::system_clock::now());
+    const double cap = options_.policy->DailyCapUsd(m.tenant);
+    const auto now = std::chrono::system_clock::now();
+    // Every check but the tenant's running total, which only the reservation below can read.
+    HandlerResult result = Decide(m, request, TenantCommitment{}, cap, now);
     if (result.kind != HandlerResult::Kind::complete) {
       logger_->warn("execute {} refused: {}", m.lease.message_id, result.error);
       return result;  // reserves nothing: the runtime records it (this transaction rolls back)
@@ -217,9 +222,19 @@ class Dispatcher {
       hand_off.parent_id = m.lease.message_id;
       if (bus::Validate(hand_off, bus.limits())) return result;  // the runtime refuses it by name
     }
-    (void)bus.PublishBatch(txn, result.publish);
+    const bus::Published hand_off = bus.PublishBatch(txn, result.publish).front();
     // The lease is locked by this transaction: the completion holds.
     (void)bus.Complete(txn, {m.lease, result.result_json, result.snippet, result.url});
+    // A hand-off published before (an operator retried a done execute message) holds its own
+    // reservation already.
+    if (hand_off.created) {
+      const TenantCommitment committed = ReserveHandOff(txn, m.tenant, hand_off.id);
+      HandlerResult judged = Decide(m, request, committed, cap, now);
+      if (judged.kind != HandlerResult::Kind::complete) {
+        logger_->warn("execute {} refused: {}", m.lease.message_id, judged.error);
+        return judged;  // this transaction rolls back: no hand-off, no reservation
+      }
+    }
     txn.commit();
     logger_->debug("execute {} handed off to {} under {}", m.lease.message_id,
                    request.envelope.target->Route(), request.rule->name);

@@ -3,32 +3,46 @@
 
 namespace cogo::executor::sql {
 
-// $1 tenant. Serialises admissions of one tenant until the transaction ends: the spend read
-// below and the hand-off that reserves its budget commit before the next admission of the
-// tenant reads, so parallel executors cannot all pass the cap on the same reading. A separate
-// statement from the read: in READ COMMITTED the read's snapshot must be taken after the wait,
-// or it would miss the hand-off committed by the admission it waited for. The class is the
-// executor's own (001: 1668245295, migrator: 1668245296, 005: 1668245297, metrics: 1668245301).
-inline constexpr const char* kLockTenantName = "cogo_executor_lock_tenant";
-inline constexpr const char* kLockTenant =
-    "SELECT pg_advisory_xact_lock(1668245298, hashtext($1))";
+// $1 tenant, $2 the hand-off's message id. The admission's reservation against the tenant's
+// running total (sql/021), its transaction's last statement. Folds the changes recorded since
+// the tenant's last admission (usage, hand-offs ended or retried) into the tenant's row, starts
+// a new UTC day when one began (the day's spend from zero; reservations of unfinished hand-offs
+// carry over), and adds the hand-off's maxCostUsd (read from the row just published, the way
+// the trigger that releases it reads it). Returns the commitment before this hand-off: spent
+// today, reserved. No row: the tenant has none yet (kAddTenant, then again); its changes are
+// left for that second call.
+//
+// The row lock orders one tenant's admissions and lasts only from this statement to the
+// commit. An admission that waited for it judges the row the previous one committed (READ
+// COMMITTED re-evaluates the update on the newest row version), so each one's decision sees
+// every reservation committed before it: the cap holds at commit time. Changes committed after
+// this statement's snapshot stay in the table for the next fold (a change deleted by an
+// admission that committed meanwhile is skipped here and already in the row).
+inline constexpr const char* kReserveHandOffName = "cogo_executor_reserve_hand_off";
+inline constexpr const char* kReserveHandOff = R"SQL(
+WITH folded AS (
+  DELETE FROM tenant_spend_changes
+  WHERE tenant = $1 AND EXISTS (SELECT FROM tenant_spend WHERE tenant = $1)
+  RETURNING day, spent_usd, reserved_usd),
+hand_off AS (
+  SELECT cogo_reserved_usd(payload) AS usd FROM agent_messages WHERE id = $2)
+UPDATE tenant_spend t
+SET (day, spent_usd, reserved_usd, updated_at) = (
+  SELECT n.day,
+         CASE WHEN t.day = n.day THEN t.spent_usd ELSE 0 END
+           + coalesce((SELECT sum(f.spent_usd) FROM folded f WHERE f.day = n.day), 0),
+         greatest(t.reserved_usd + coalesce((SELECT sum(f.reserved_usd) FROM folded f), 0), 0) + h.usd,
+         now()
+  FROM (SELECT greatest(t.day, cogo_utc_day(now()), (SELECT max(f.day) FROM folded f)) AS day) n)
+FROM hand_off h
+WHERE t.tenant = $1
+RETURNING t.spent_usd::float8, (t.reserved_usd - h.usd)::float8)SQL";
 
-// $1 tenant. What the tenant has committed: usage recorded since the start of the UTC day
-// (database clock), and the maxCostUsd of every hand-off of an execute message that has not
-// finished yet (queued or running children), whenever it was handed off. A child that already
-// recorded usage on an earlier attempt counts twice until it finishes: the cap errs on the side
-// of refusing. Malformed budgets count as 0 (the executor never hands one off).
-inline constexpr const char* kTenantCommittedName = "cogo_executor_tenant_committed";
-inline constexpr const char* kTenantCommitted = R"SQL(
-SELECT
-  (SELECT coalesce(sum(u.cost_usd), 0)::float8 FROM message_usage u
-   WHERE u.tenant = $1
-     AND u.recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
-  (SELECT coalesce(sum(CASE WHEN jsonb_typeof(c.payload->'__assignment'->'budget'->'maxCostUsd') = 'number'
-                            THEN (c.payload->'__assignment'->'budget'->'maxCostUsd')::numeric
-                            ELSE 0 END), 0)::float8
-   FROM agent_messages c JOIN agent_messages p ON p.id = c.parent_id
-   WHERE c.tenant = $1 AND c.parent_id IS NOT NULL AND c.status IN ('queued', 'running')
-     AND p.role = 'execute'))SQL";
+// $1 tenant. The tenant's row on its first admission (a concurrent first admission's insert
+// wins; this one then waits for it and updates that row).
+inline constexpr const char* kAddTenantName = "cogo_executor_add_tenant";
+inline constexpr const char* kAddTenant =
+    "INSERT INTO tenant_spend (tenant, day) VALUES ($1, cogo_utc_day(now())) "
+    "ON CONFLICT (tenant) DO NOTHING";
 
 }  // namespace cogo::executor::sql

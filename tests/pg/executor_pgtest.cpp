@@ -1,7 +1,8 @@
 // The executor against a real PostgreSQL: admitted work is handed off once and its outcome lands
 // on the execute message's trail; refusals fail once with their reason; a target handler that
 // overspends is stopped; a transient failure follows the rule's backoff to a dead letter; the
-// tenant cap counts spend and work in flight; several executor processes hand off exactly once.
+// tenant cap counts spend and work in flight, per UTC day; several executor processes hand off
+// exactly once.
 #include <signal.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
+#include <pqxx/transaction>
 
 #include "child_process.h"
 #include "cogo/executor/dispatcher.h"
@@ -203,10 +205,11 @@ TEST_F(ExecutorTest, TenantCapCountsWorkHandedOffButNotFinished) {
   executor->Drain();
 }
 
-// Many executors admitting for one tenant at the same instant: each admission reads the spend
-// and commits its hand-off under the tenant's lock, so together they stop exactly at the cap.
-// (Read and hand-off in separate transactions let every handler thread pass on the same
-// reading: 32 threads admitted far more than the cap allows.)
+// Many executors admitting for one tenant at the same instant: each admission reserves against
+// the tenant's running total in the transaction that commits its hand-off, judging the total the
+// previous one committed, so together they stop exactly at the cap. (Read and hand-off in
+// separate transactions let every handler thread pass on the same reading: 32 threads admitted
+// far more than the cap allows.)
 TEST_F(ExecutorTest, ConcurrentExecutorsTogetherNeverPassTheTenantCap) {
   constexpr int kExecutors = 4;
   constexpr int kMessages = 80;
@@ -240,6 +243,83 @@ TEST_F(ExecutorTest, ConcurrentExecutorsTogetherNeverPassTheTenantCap) {
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'failed' "
                             "AND last_error LIKE 'tenant_budget_exhausted:%'"),
             kMessages - 10);
+  EXPECT_EQ(ScalarText("SELECT spent_usd::float8 || ' ' || reserved_usd::float8 FROM tenant_spend "
+                       "WHERE tenant = 'capped'"),
+            "0 1") << "the running total holds what was handed off, once";
+}
+
+// The running total against what happened: a hand-off that ends gives its reservation back and
+// its recorded usage counts instead, whether it succeeded or failed; the row then equals a
+// recount from message_usage and the unfinished hand-offs (sql/021, cogo_tenant_spend_recount).
+TEST_F(ExecutorTest, AnEndedHandOffGivesItsReservationBackAndWhatItSpentCounts) {
+  auto executor = StartExecutor();
+  auto target = StartTarget([](HandlerContext& ctx) {
+    const json input = json::parse(ctx.message.payload_json)["input"];
+    (void)ctx.usage.Report({10, 10, input["spend"].get<double>()});
+    if (input.value("fail", false)) return HandlerResult::Fail("model refused");
+    return HandlerResult::Complete();
+  });
+  const auto call = [](double max_cost, double spend, bool fail) {
+    json payload = Payload([=](json& a) { a["budget"]["maxCostUsd"] = max_cost; });
+    payload["input"] = {{"spend", spend}, {"fail", fail}};
+    return Execute(payload, "capped");  // cap 1.00
+  };
+  const auto ended = [&](int64_t id, const char* event) {
+    return WaitFor([&] { return Trail(id).find(event) != std::string::npos; }, 20s);
+  };
+  const auto done = bus_->Publish(call(0.6, 0.25, false)).id;
+  ASSERT_TRUE(ended(done, "execute_done")) << Trail(done);
+  // 0.25 spent + 0.7 fits only because the first call's 0.6 was given back.
+  const auto failed = bus_->Publish(call(0.7, 0.05, true)).id;
+  ASSERT_TRUE(ended(failed, "execute_failed")) << Trail(failed);
+  EXPECT_EQ(Status(ChildOf(failed)), "failed");
+  target->Drain();  // from here hand-offs stay queued, reserved
+  const auto in_flight = bus_->Publish(call(0.7, 0, false)).id;  // 0.30 + 0.7 = the cap
+  ASSERT_TRUE(WaitFor([&] { return Final(in_flight); }));
+  EXPECT_EQ(Status(in_flight), "done");
+  const auto refused = bus_->Publish(call(0.1, 0, false)).id;
+  ASSERT_TRUE(WaitFor([&] { return Final(refused); }));
+  EXPECT_EQ(ScalarText("SELECT last_error FROM agent_messages WHERE id = " + std::to_string(refused)),
+            "tenant_budget_exhausted: spent today 1 + maxCostUsd 0.1 exceeds daily cap 1 USD");
+  executor->Drain();
+  const std::string row = "SELECT spent_usd::float8 || ' ' || reserved_usd::float8 FROM tenant_spend "
+                          "WHERE tenant = 'capped'";
+  // The last admission folded everything before it; the refusal rolled its own fold back.
+  EXPECT_EQ(ScalarText(row), "0.3 0.7");
+  pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
+  EXPECT_EQ(ScalarText(row), "0.3 0.7") << "the recount from the usage log agrees";
+}
+
+// A new UTC day starts the day's spend from zero, while hand-offs still in flight stay reserved;
+// usage recorded for an earlier day that arrives late counts for nothing today.
+TEST_F(ExecutorTest, ANewUtcDayStartsTheSpendAtZeroAndKeepsWorkInFlightReserved) {
+  auto executor = StartExecutor();  // no target worker: hand-offs stay queued
+  auto budget = [](double usd) { return [usd](json& a) { a["budget"]["maxCostUsd"] = usd; }; };
+  const auto first = bus_->Publish(Execute(Payload(budget(0.4)), "capped")).id;
+  ASSERT_TRUE(WaitFor([&] { return Final(first); }));
+  ASSERT_EQ(Status(first), "done");
+  {
+    // As if the row was last written yesterday with 5 USD spent (past the 1.00 cap), and a call
+    // that ran yesterday records its usage only now.
+    pqxx::work txn(*conn_);
+    txn.exec0("UPDATE tenant_spend SET day = day - 1, spent_usd = 5 WHERE tenant = 'capped'");
+    txn.exec0("INSERT INTO message_usage (message_id, attempt, tenant, service, role, cost_usd, outcome, "
+              "recorded_at) VALUES (999999, 1, 'capped', 'gateway', 'chat', 3, 'completed', "
+              "now() - interval '1 day')");
+    txn.commit();
+  }
+  const auto second = bus_->Publish(Execute(Payload(budget(0.6)), "capped")).id;  // 0.4 + 0.6 = cap
+  ASSERT_TRUE(WaitFor([&] { return Final(second); }));
+  EXPECT_EQ(Status(second), "done");
+  const auto third = bus_->Publish(Execute(Payload(budget(0.1)), "capped")).id;
+  ASSERT_TRUE(WaitFor([&] { return Final(third); }));
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " +
+                       std::to_string(third)),
+            "tenant_budget_exhausted");
+  executor->Drain();
+  EXPECT_EQ(ScalarText("SELECT (day = cogo_utc_day(now()))::text || ' ' || spent_usd::float8 || ' ' || "
+                       "reserved_usd::float8 FROM tenant_spend WHERE tenant = 'capped'"),
+            "true 0 1");
 }
 
 TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceeded) {
@@ -271,15 +351,15 @@ TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceede
   executor->Drain();
 }
 
-// Hides message_usage so the executor's spend read fails (a real database error), and puts it
+// Hides tenant_spend so the executor's reservation fails (a real database error), and puts it
 // back whatever happens.
-class HiddenUsageTable {
+class HiddenSpendTable {
  public:
-  explicit HiddenUsageTable(pqxx::connection& conn) : conn_(conn) {
-    pqxx::nontransaction(conn_).exec("ALTER TABLE message_usage RENAME TO message_usage_hidden");
+  explicit HiddenSpendTable(pqxx::connection& conn) : conn_(conn) {
+    pqxx::nontransaction(conn_).exec("ALTER TABLE tenant_spend RENAME TO tenant_spend_hidden");
   }
-  ~HiddenUsageTable() {
-    pqxx::nontransaction(conn_).exec("ALTER TABLE message_usage_hidden RENAME TO message_usage");
+  ~HiddenSpendTable() {
+    pqxx::nontransaction(conn_).exec("ALTER TABLE tenant_spend_hidden RENAME TO tenant_spend");
   }
 
  private:
@@ -289,7 +369,7 @@ class HiddenUsageTable {
 TEST_F(ExecutorTest, TransientFailureRetriesWithTheRuleBackoffThenDeadLetters) {
   const auto id = bus_->Publish(Execute(Payload())).id;  // max_attempts 3
   {
-    HiddenUsageTable hidden(*conn_);
+    HiddenSpendTable hidden(*conn_);
     auto executor = StartExecutor();
     ASSERT_TRUE(WaitFor([&] { return Final(id); }, 20s));
     executor->Drain();

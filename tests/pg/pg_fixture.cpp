@@ -61,7 +61,7 @@ void BusTest::SetUp() {
       "TRUNCATE agent_messages, bus_events, bus_workers, message_usage, decisions, decision_feedback, "
       "agent_versions, agent_version_events, workflow_runs, "
       "workflow_steps, workflow_signals, workflow_definitions, alert_states, alert_transitions, "
-      "bus_latency_hours, bus_latency_rollup_state RESTART IDENTITY");
+      "bus_latency_hours, bus_latency_rollup_state, tenant_spend, tenant_spend_changes RESTART IDENTITY");
   bus_ = std::make_unique<bus::Bus>(*conn_);
 }
 

@@ -268,6 +268,7 @@ TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
     pqxx::work admin(*conn_);
     admin.exec0("INSERT INTO bus_events (message_id, event, service, role, tenant) "
                 "VALUES (1, 'completed', 'test', 'echo', 'acme'), (2, 'completed', 'test', 'echo', 'globex')");
+    admin.exec0("INSERT INTO tenant_spend (tenant, day) VALUES ('acme', current_date), ('globex', current_date)");
     admin.exec0("INSERT INTO workflow_definitions (workflow_id, version, digest, definition) "
                 "VALUES ('rls', 1, 'rls-digest', '{}')");
     for (const char* tenant : {"acme", "globex", "globex"}) {
@@ -286,7 +287,7 @@ TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
   };
   const std::vector<Count> counts = {
       {"agent_messages", 2, 3},  {"workflow_runs", 1, 3}, {"workflow_steps", 1, 3},
-      {"workflow_signals", 1, 3}, {"decisions", 0, 0},
+      {"workflow_signals", 1, 3}, {"decisions", 0, 0}, {"tenant_spend", 1, 2},
   };
   const auto count_as = [](const std::string& user, const char* table, const char* tenant) {
     pqxx::connection conn(UrlAs(user));

@@ -2,9 +2,9 @@
 // and the tenant's daily spend, then hands the work to its target route (same payload, tenant,
 // shard and correlation id) in the transaction that completes the execute message, or fails it
 // with a named reason. The decisions are pure functions below (time passed in); the handler from
-// MakeExecutorHandler reads the tenant's spend and commits an admitted hand-off in one
-// transaction under the tenant's lock (so the daily cap holds at commit time), on a connection
-// per handler thread, never shared across threads. Thread-safe: the handler may run on any number
+// MakeExecutorHandler commits an admitted hand-off and its reservation against the tenant's
+// running total in one transaction (so the daily cap holds at commit time), on a connection per
+// handler thread, never shared across threads. Thread-safe: the handler may run on any number
 // of threads at once; the policy table is immutable.
 #pragma once
 
@@ -38,9 +38,9 @@ struct ExecuteRequest {
 [[nodiscard]] std::variant<ExecuteRequest, runtime::HandlerResult> Prepare(
     const bus::ClaimedMessage& message, const policy::PolicyTable& table);
 
-// What the tenant has committed today, as read from the database (see LockTenantCommitment).
+// What the tenant has committed today, before the hand-off being judged (see ReserveHandOff).
 struct TenantCommitment {
-  double spent_today_usd = 0.0;  // message_usage since the start of the UTC day
+  double spent_today_usd = 0.0;  // usage recorded since the start of the UTC day
   double reserved_usd = 0.0;     // maxCostUsd of handed-off work not yet finished
 };
 
@@ -60,12 +60,12 @@ struct TenantCommitment {
                                                       std::string_view error,
                                                       policy::TimePoint now, double unit_sample);
 
-// Takes the tenant's admission lock (a transaction-level advisory lock, held until `txn` ends),
-// then reads the tenant's commitment against the database clock. An admission that commits its
-// hand-off in `txn` is therefore seen by the next admission of the tenant. Throws on database
-// errors.
-[[nodiscard]] TenantCommitment LockTenantCommitment(pqxx::transaction_base& txn,
-                                                    const std::string& tenant);
+// Reserves the maxCostUsd of the hand-off `hand_off_id` (published in `txn`) against the
+// tenant's running total (sql/021) and returns the commitment before it. Locks the tenant's row
+// until `txn` ends, so it belongs last before the commit; the next admission of the tenant then
+// sees this reservation. Adds the tenant's row on its first admission. Throws on database errors.
+[[nodiscard]] TenantCommitment ReserveHandOff(pqxx::transaction_base& txn,
+                                              const std::string& tenant, int64_t hand_off_id);
 
 struct ExecutorOptions {
   std::string database_url;                         // for the admissions
@@ -73,9 +73,10 @@ struct ExecutorOptions {
 };
 
 // The handler for a Worker on (orchestrator, execute). Per message, in one transaction: lock
-// the lease (gone: nothing is written), LockTenantCommitment, Decide; an admitted hand-off is
-// published and the execute message completed in that transaction (HandlerResult::Committed);
-// a refusal reserves nothing and is returned for the runtime to record. It owns one connection
+// the lease (gone: nothing is written), Decide on everything but the tenant's total, publish the
+// hand-off and complete the execute message, then ReserveHandOff and Decide again on the
+// tenant's total; admitted: commit (HandlerResult::Committed); refused at either step: roll
+// back (nothing handed off or reserved) and return the refusal for the runtime to record. It owns one connection
 // per handler thread (opened on first use, reopened after a failure), released when the
 // handler is destroyed.
 [[nodiscard]] runtime::Handler MakeExecutorHandler(ExecutorOptions options,

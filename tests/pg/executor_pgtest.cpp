@@ -322,6 +322,41 @@ TEST_F(ExecutorTest, ANewUtcDayStartsTheSpendAtZeroAndKeepsWorkInFlightReserved)
             "true 0 1");
 }
 
+// Admissions fold while target workers end hand-offs and record usage at the same time: no
+// change is lost or folded twice, so once everything has ended the running total (the row plus
+// the changes not folded yet) holds exactly what was spent and nothing reserved.
+TEST_F(ExecutorTest, ConcurrentAdmissionsAndEndingHandOffsKeepTheRunningTotalExact) {
+  constexpr int kMessages = 200;
+  std::vector<std::unique_ptr<runtime::Worker>> workers;
+  for (int i = 0; i < 2; ++i) {
+    runtime::WorkerOptions o = Base();
+    executor::ConfigureExecutorWorker(o);
+    o.concurrency = 8;
+    workers.push_back(std::make_unique<runtime::Worker>(
+        o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, logger_), nullptr, logger_));
+    workers.back()->Start();
+    workers.push_back(StartTarget([](HandlerContext& ctx) {
+      (void)ctx.usage.Report({10, 10, 0.01});
+      if (ctx.message.lease.message_id % 3 == 0) return HandlerResult::Fail("model refused");
+      return HandlerResult::Complete();
+    }));
+  }
+  // 0.04 each: all of them in flight at once would still fit the 10.00 cap.
+  const auto request = Execute(Payload([](json& a) { a["budget"]["maxCostUsd"] = 0.04; }));
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(kMessages, request));
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status IN ('queued', 'running')") == 0;
+  }, 60s));
+  for (auto& w : workers) w->Drain();
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"), kMessages);
+  EXPECT_EQ(ScalarText(
+                "SELECT (s.spent_usd + coalesce(sum(c.spent_usd), 0))::float8 || ' ' || "
+                "(s.reserved_usd + coalesce(sum(c.reserved_usd), 0))::float8 "
+                "FROM tenant_spend s LEFT JOIN tenant_spend_changes c ON c.tenant = s.tenant "
+                "WHERE s.tenant = 'tenant-a' GROUP BY s.spent_usd, s.reserved_usd"),
+            "2 0");
+}
+
 TEST_F(ExecutorTest, TargetHandlerThatOverspendsTokensIsStoppedWithBudgetExceeded) {
   const auto id = bus_->Publish(Execute(Payload())).id;  // maxTokens 1000
   auto executor = StartExecutor();

@@ -1,13 +1,22 @@
 #include "http/guarded_server.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace cogo::http {
 namespace {
@@ -21,6 +30,28 @@ struct RequestState {
 };
 
 thread_local RequestState* current = nullptr;
+
+// Rounded up, so a wait that ends at `until` ends past it.
+milliseconds Until(Clock::time_point until) {
+  return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(until - Clock::now()));
+}
+
+void Signal(int fd) {
+  const uint64_t one = 1;
+  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+void Take(int fd) {
+  uint64_t value = 0;
+  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+  }
+}
+
+void Close(socket_t sock) {
+  ::shutdown(sock, SHUT_RDWR);
+  ::close(sock);
+}
 
 bool Poll(socket_t sock, short events, milliseconds wait) {
   pollfd fd{sock, events, 0};
@@ -52,18 +83,25 @@ class BoundedStream final : public httplib::Stream {
  public:
   BoundedStream(socket_t sock, const ConnectionLimits& limits) : sock_(sock), limits_(limits) {}
 
-  // Waits up to the idle timeout for the next request's first byte; false when none comes or
-  // `stopping` turns true (checked every 100 ms so a drain is prompt).
+  enum class Next { kRequest, kPark, kClose };
+
+  // Waits until `idle_until` for the next request's first byte (kRequest), unless a connection
+  // waits for a pool thread meanwhile (`waiting_fd` readable: kPark). kClose when the idle time
+  // passes or `stopping` turns true (checked every 100 ms so a drain is prompt).
   template <typename Stopping>
-  bool AwaitRequest(Stopping stopping) {
-    if (begin_ < end_) return true;
-    const auto until = Clock::now() + limits_.idle_timeout;
+  Next AwaitRequest(Stopping stopping, int waiting_fd, Clock::time_point idle_until) {
+    if (begin_ < end_) return Next::kRequest;
     while (!stopping()) {
-      const auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
-      if (left.count() <= 0) return false;
-      if (Poll(sock_, POLLIN, std::min(left, milliseconds(100)))) return true;
+      const auto left = Until(idle_until);
+      if (left.count() <= 0) return Next::kClose;
+      pollfd fds[2] = {{sock_, POLLIN, 0}, {waiting_fd, POLLIN, 0}};
+      const int n = ::poll(fds, 2, static_cast<int>(std::min(left, milliseconds(100)).count()));
+      if (n < 0 && errno != EINTR) return Next::kClose;
+      if (n <= 0) continue;
+      if (fds[0].revents != 0) return Next::kRequest;
+      if (fds[1].revents != 0) return Next::kPark;
     }
-    return false;
+    return Next::kClose;
   }
 
   void BeginRequest() {
@@ -161,28 +199,148 @@ class BoundedStream final : public httplib::Stream {
 
 }  // namespace
 
+// The listen loop's task queue: httplib's ThreadPool, a count of the connections waiting for one
+// of its threads (an EFD_SEMAPHORE eventfd, readable while any waits), and the parking thread,
+// which polls the parked connections and queues each again when its next request arrives.
+class GuardedServer::Pool final : public httplib::TaskQueue {
+ public:
+  Pool(GuardedServer& server, size_t threads)
+      : server_(server),
+        threads_(threads),
+        waiting_fd_(::eventfd(0, EFD_NONBLOCK | EFD_SEMAPHORE | EFD_CLOEXEC)),
+        wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+        parker_([this] { ParkLoop(); }) {}
+
+  ~Pool() override {
+    server_.pool_ = nullptr;
+    ::close(waiting_fd_);
+    ::close(wake_fd_);
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    Signal(waiting_fd_);
+    threads_.enqueue([this, fn = std::move(fn)] {
+      Take(waiting_fd_);
+      fn();
+    });
+  }
+
+  // The listen loop ended: parked connections are closed, then queued ones run (and see the
+  // server stopping) and the threads are joined.
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    Signal(wake_fd_);
+    parker_.join();
+    threads_.shutdown();
+  }
+
+  [[nodiscard]] int waiting_fd() const { return waiting_fd_; }
+
+  void Park(const Connection& c) {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        parked_.push_back(c);
+        Signal(wake_fd_);
+        return;
+      }
+    }
+    Close(c.sock);
+  }
+
+ private:
+  void ParkLoop() {
+    std::vector<Connection> watched;
+    std::vector<pollfd> fds;
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) {
+          for (const auto& c : parked_) Close(c.sock);
+          parked_.clear();
+          return;
+        }
+        watched = parked_;
+      }
+      fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+      auto until = Clock::time_point::max();
+      for (const auto& c : watched) {
+        fds.push_back(pollfd{c.sock, POLLIN, 0});
+        until = std::min(until, c.idle_until);
+      }
+      const int wait = until == Clock::time_point::max() ? -1 : static_cast<int>(Until(until).count());
+      if (::poll(fds.data(), fds.size(), wait) < 0 && errno != EINTR) continue;
+      if (fds[0].revents != 0) Take(wake_fd_);
+      const auto now = Clock::now();
+      std::vector<Connection> ready;
+      {
+        std::lock_guard lock(mu_);
+        for (size_t i = 0; i < watched.size(); ++i) {
+          const bool readable = fds[i + 1].revents != 0;
+          if (!readable && now < watched[i].idle_until) continue;
+          std::erase_if(parked_, [sock = watched[i].sock](const Connection& c) { return c.sock == sock; });
+          if (readable) ready.push_back(watched[i]);
+          else Close(watched[i].sock);
+        }
+      }
+      for (const auto& c : ready) enqueue([this, c] { server_.Serve(c); });
+    }
+  }
+
+  GuardedServer& server_;
+  httplib::ThreadPool threads_;
+  const int waiting_fd_;
+  const int wake_fd_;
+  std::mutex mu_;
+  std::vector<Connection> parked_;  // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
+  std::thread parker_;              // last: starts once the rest is built
+};
+
+GuardedServer::GuardedServer(ConnectionLimits limits, size_t threads) : limits_(limits) {
+  new_task_queue = [this, threads] {
+    auto* pool = new Pool(*this, threads);
+    pool_ = pool;
+    return pool;
+  };
+}
+
 CutOff CurrentCutOff() { return current != nullptr ? current->cut_off : CutOff::kNone; }
 
 Clock::time_point CurrentRequestStart() { return current != nullptr ? current->start : Clock::now(); }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
-  BoundedStream stream(sock, limits_);
+  const int one = 1;
+  ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  Serve({sock, 0, Clock::now() + limits_.idle_timeout});
+  return true;
+}
+
+void GuardedServer::Serve(Connection c) {
+  BoundedStream stream(c.sock, limits_);
   auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
-  bool ok = true;
-  for (size_t served = 0; served < limits_.keep_alive_max_requests; ++served) {
-    if (!stream.AwaitRequest(stopping)) break;
+  Pool* pool = pool_;
+  for (; c.served < limits_.keep_alive_max_requests; ++c.served) {
+    const auto next = stream.AwaitRequest(stopping, pool->waiting_fd(), c.idle_until);
+    if (next == BoundedStream::Next::kPark) {
+      pool->Park(c);  // nothing is buffered: the stream holds no state worth keeping
+      return;
+    }
+    if (next == BoundedStream::Next::kClose) break;
     stream.BeginRequest();
     current = &stream.state();
     bool closed = false;
-    const bool last = served + 1 == limits_.keep_alive_max_requests || stopping();
-    ok = process_request(stream, last, closed, nullptr);
+    const bool last = c.served + 1 == limits_.keep_alive_max_requests || stopping();
+    const bool ok = process_request(stream, last, closed, nullptr);
     const bool cut_off = stream.state().cut_off != CutOff::kNone;
     current = nullptr;
     if (!ok || closed || cut_off) break;
+    c.idle_until = Clock::now() + limits_.idle_timeout;
   }
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
-  return ok;
+  Close(c.sock);
 }
 
 }  // namespace cogo::http

@@ -7,6 +7,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -199,7 +200,8 @@ class JsonService::Impl {
                                  milliseconds(options_.read_timeout_ms),
                                  milliseconds(options_.write_timeout_ms),
                                  milliseconds(options_.idle_timeout_ms), options_.max_header_bytes,
-                                 static_cast<size_t>(options_.keep_alive_max_requests)}) {
+                                 static_cast<size_t>(options_.keep_alive_max_requests)},
+                static_cast<size_t>(std::max(options_.threads, 1))) {
     if (options_.threads < 1 || options_.port < 0 || options_.port > 65535 ||
         options_.request_timeout_ms <= 0 || options_.read_timeout_ms <= 0 ||
         options_.write_timeout_ms <= 0 || options_.idle_timeout_ms <= 0 ||
@@ -211,8 +213,6 @@ class JsonService::Impl {
     } catch (const std::exception& e) {
       migrations_error_ = e.what();
     }
-    const auto threads = static_cast<size_t>(options_.threads);
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes);
     server_.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                                  {"Cache-Control", "no-store"},

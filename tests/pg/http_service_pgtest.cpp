@@ -1,9 +1,11 @@
 // http::JsonService in process, over real HTTP and a real PostgreSQL: access levels and tenant
 // checks, the exception wrapper, JSON errors and security headers on every response, request
 // ids in the log, body and header limits, slow clients (slowloris) that must not starve the
-// thread pool, /readyz while draining, and the generated OpenAPI document.
+// thread pool, idle keep-alive connections that give their thread back (and are closed after the
+// idle timeout), /readyz while draining, and the generated OpenAPI document.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -206,6 +208,93 @@ TEST_F(HttpServiceTest, SlowClientsDoNotStarveTheThreadPool) {
   EXPECT_EQ(result->status, 200);
   EXPECT_LT(waited, bound) << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms";
   EXPECT_GE(sink_->Count("-> 408 request_timeout"), 1u) << sink_->Text();
+}
+
+// One keep-alive connection by hand: requests go out on it, and it reads their responses.
+class KeepAliveConnection {
+ public:
+  explicit KeepAliveConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) throw std::runtime_error("connect");
+  }
+  ~KeepAliveConnection() { close(fd_); }
+  KeepAliveConnection(const KeepAliveConnection&) = delete;
+  KeepAliveConnection& operator=(const KeepAliveConnection&) = delete;
+
+  // GET `path` and the response's status line, or "" when the server closed the connection or
+  // nothing came within `wait`.
+  std::string Get(const std::string& path, std::chrono::milliseconds wait = 10s) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return "";
+    std::string in;
+    size_t header_end = std::string::npos;
+    size_t length = 0;
+    while (header_end == std::string::npos || in.size() < header_end + 4 + length) {
+      if (!Read(in, wait)) return "";
+      if (header_end == std::string::npos && (header_end = in.find("\r\n\r\n")) != std::string::npos) {
+        const auto at = in.find("Content-Length: ");
+        if (at != std::string::npos && at < header_end) length = std::stoul(in.substr(at + 16));
+      }
+    }
+    return in.substr(0, in.find("\r\n"));
+  }
+
+  // True when the server closes the connection within `wait` (and sends nothing first).
+  bool ClosedWithin(std::chrono::milliseconds wait) {
+    std::string in;
+    return !Read(in, wait) && in.empty();
+  }
+
+ private:
+  bool Read(std::string& in, std::chrono::milliseconds wait) {
+    pollfd fd{fd_, POLLIN, 0};
+    if (poll(&fd, 1, static_cast<int>(wait.count())) != 1) return false;
+    char buffer[4096];
+    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n <= 0) return false;
+    in.append(buffer, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_;
+};
+
+TEST_F(HttpServiceTest, IdleKeepAliveConnectionsGiveTheirThreadToWaitingOnes) {
+  http::JsonServiceOptions options;
+  options.threads = 1;
+  options.idle_timeout_ms = 60000;
+  const auto service = Start(options);
+  const int port = service->port();
+  KeepAliveConnection idle(port);
+  ASSERT_EQ(idle.Get("/healthz"), "HTTP/1.1 200 OK");
+
+  // The only thread would wait a minute for the idle connection's next request; another
+  // connection is answered meanwhile.
+  KeepAliveConnection other(port);
+  EXPECT_EQ(other.Get("/healthz", 10s), "HTTP/1.1 200 OK");
+  // The idle connection was parked, not closed: its next request comes back to the pool.
+  EXPECT_EQ(idle.Get("/healthz"), "HTTP/1.1 200 OK");
+  EXPECT_EQ(other.Get("/healthz", 10s), "HTTP/1.1 200 OK");
+}
+
+TEST_F(HttpServiceTest, AParkedConnectionIsClosedAfterTheIdleTimeout) {
+  http::JsonServiceOptions options;
+  options.threads = 1;
+  options.idle_timeout_ms = 1000;
+  const auto service = Start(options);
+  const int port = service->port();
+  KeepAliveConnection idle(port);
+  ASSERT_EQ(idle.Get("/healthz"), "HTTP/1.1 200 OK");
+  KeepAliveConnection other(port);
+  ASSERT_EQ(other.Get("/healthz", 10s), "HTTP/1.1 200 OK");  // parks `idle`, or finds it closed
+  EXPECT_TRUE(idle.ClosedWithin(10s));
+  EXPECT_TRUE(other.ClosedWithin(10s));
+  // Closed connections cost nothing: a new one is served.
+  KeepAliveConnection next(port);
+  EXPECT_EQ(next.Get("/healthz"), "HTTP/1.1 200 OK");
 }
 
 TEST_F(HttpServiceTest, ReadyzIs503WhileDrainingAndTheListenerThenCloses) {

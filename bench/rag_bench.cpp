@@ -100,7 +100,7 @@ double Index(const Config& cfg, const std::string& tenant, const std::vector<Pag
     o.service = "rag";
     o.role = "embed";
     o.concurrency = cfg.concurrency;
-    o.require_assignment = true;
+    o.guards.require_assignment = true;
     o.worker_id = fmt::format("rag-bench-{}-{}", tenant, i);
     auto pool = std::make_shared<cogo::db::ConnectionPool>(cfg.database_url, "rag-bench", cfg.concurrency);
     workers.push_back(std::make_unique<cogo::runtime::Worker>(

@@ -145,14 +145,14 @@ std::variant<CheckedTask, HandlerResult> CheckTask(const std::string& payload_js
   try {
     out.task = ReadTask(payload_json, promote);
   } catch (const config::JsonError& e) {
-    return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
+    return HandlerResult::Fail("invalid_input", e.what());
   }
-  if (!artifacts::ValidTaskId(out.task.task_id)) return HandlerResult::Fail("invalid_input: taskId is not a valid task id");
+  if (!artifacts::ValidTaskId(out.task.task_id)) return HandlerResult::Fail("invalid_input", "taskId is not a valid task id");
   const auto repo = codegen::ResolveRepo(out.task.repo, options.repo_roots);
-  if (!repo) return HandlerResult::Fail("repo_not_allowed: the repository is not a directory inside a repository root");
+  if (!repo) return HandlerResult::Fail("repo_not_allowed", "the repository is not a directory inside a repository root");
   out.repo = *repo;
   auto parsed = codegen::ParseEditsJson(out.task.edits_json, options.edit_limits);
-  if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
+  if (auto* e = std::get_if<codegen::EditError>(&parsed)) return HandlerResult::Fail("edits_invalid", Describe(*e));
   out.edits = std::get<std::vector<codegen::Edit>>(std::move(parsed));
   return out;
 }
@@ -165,7 +165,7 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
     auto& [task, repo, edits] = std::get<CheckedTask>(checked);
     if (!task.junit.empty()) {
       if (auto bad = codegen::CheckPath(task.junit, options.edit_limits); std::holds_alternative<codegen::EditError>(bad)) {
-        return HandlerResult::Fail("invalid_input: junit: " + std::get<codegen::EditError>(bad).reason);
+        return HandlerResult::Fail("invalid_input", "junit: " + std::get<codegen::EditError>(bad).reason);
       }
     }
 
@@ -225,7 +225,7 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
     }
     if (ctx.stop.stop_requested()) {
       RemoveTree(workspace);
-      return HandlerResult::Retry("stopped: the lease, deadline or drain ended the attempt");
+      return HandlerResult::Retry("stopped", "the lease, deadline or drain ended the attempt");
     }
     const std::string text = BuildReport(report);
     std::vector<std::pair<std::string, std::string>> files = {{"report.json", text}};
@@ -237,7 +237,7 @@ runtime::Handler MakeBuildTestHandler(BuildTestOptions options, std::shared_ptr<
     const bool passed = doc["tests"]["ok"].get<bool>() && doc["build"]["ok"].get<bool>();
     if (passed || !options.keep_failed_workspaces) RemoveTree(workspace);
     if (outcome != artifacts::WriteOutcome::written) {
-      return HandlerResult::Fail(std::string("artifacts_refused: ") + artifacts::WriteOutcomeName(outcome));
+      return HandlerResult::Fail("artifacts_refused", artifacts::WriteOutcomeName(outcome));
     }
     const std::string snippet = std::string(passed ? "passed" : "not passed") + ": build " +
                                 (doc["build"]["ok"].get<bool>() ? "ok" : "failed") + ", tests " +
@@ -264,7 +264,7 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
       return Run(argv, dir);
     };
     if (git_in(repo, {"rev-parse", "--verify", "HEAD"}).first != 0) {
-      return HandlerResult::Fail("not_a_git_repository: the target repository has no commit to build on");
+      return HandlerResult::Fail("not_a_git_repository", "the target repository has no commit to build on");
     }
     const fs::path tree = fs::path(WorkspaceRoot(options)) /
                           ("promote-" + std::to_string(ctx.message.lease.message_id) + "-" + std::to_string(ctx.fence()));
@@ -272,7 +272,7 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
     RemoveTree(tree);
     (void)git_in(repo, {"worktree", "prune"});
     if (auto [status, out] = git_in(repo, {"worktree", "add", "--detach", tree.string(), "HEAD"}); status != 0) {
-      return HandlerResult::Retry("git worktree add failed: " + out.substr(0, 300));
+      return HandlerResult::Retry("git_failed", "git worktree add: " + out.substr(0, 300));
     }
     auto cleanup = [&] {
       (void)git_in(repo, {"worktree", "remove", "--force", tree.string()});
@@ -281,7 +281,7 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
     auto planned = codegen::PlanEdits(tree.string(), edits, options.edit_limits);
     if (auto* e = std::get_if<codegen::EditError>(&planned)) {
       cleanup();
-      return HandlerResult::Fail("edits_invalid: " + Describe(*e));
+      return HandlerResult::Fail("edits_invalid", Describe(*e));
     }
     const auto& changes = std::get<std::vector<codegen::FileChange>>(planned);
     codegen::WriteChanges(tree.string(), changes);
@@ -298,7 +298,7 @@ runtime::Handler MakePromoteHandler(BuildTestOptions options, std::shared_ptr<sp
     }
     if (step.first == 0) step = git_in(repo, {"update-ref", "refs/heads/" + branch, commit});
     cleanup();
-    if (step.first != 0) return HandlerResult::Retry("git failed: " + step.second.substr(0, 300));
+    if (step.first != 0) return HandlerResult::Retry("git_failed", step.second.substr(0, 300));
     json files = json::array();
     for (const auto& c : changes) files.push_back(c.path);
     const json result = {{"taskId", task.task_id}, {"branch", branch}, {"commit", commit}, {"files", files}};

@@ -162,7 +162,6 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kLeaveIdleName, sql::kLeaveIdle);
   conn_.prepare(sql::kLockLeasesName, sql::kLockLeases);
   conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
-  conn_.prepare(sql::kRecordUsageName, sql::kRecordUsage);
 }
 
 Published Bus::Publish(const PublishRequest& request) {
@@ -334,26 +333,6 @@ void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& 
                      {"detail", e.detail_json.empty() ? json() : json::parse(e.detail_json)}});
   }
   txn.exec_prepared(sql::kAddEventsName, input.dump());
-}
-
-void Bus::RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records) {
-  if (records.empty()) return;
-  json input = json::array();
-  for (const UsageRecord& r : records) {
-    input.push_back({{"message_id", r.lease.message_id},
-                     {"attempt", r.lease.attempt},
-                     {"tenant", r.tenant},
-                     {"service", r.route.service},
-                     {"role", r.route.role},
-                     {"agent_id", r.agent_id.empty() ? json() : json(r.agent_id)},
-                     {"version", r.version.empty() ? json() : json(r.version)},
-                     {"model", r.model.empty() ? json() : json(r.model)},
-                     {"input_tokens", r.usage.input_tokens},
-                     {"output_tokens", r.usage.output_tokens},
-                     {"cost_usd", r.usage.cost_usd},
-                     {"outcome", r.outcome}});
-  }
-  txn.exec_prepared(sql::kRecordUsageName, input.dump());
 }
 
 bool Bus::Cancel(int64_t id, const std::string& reason) {

@@ -358,15 +358,4 @@ FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (message_id bigint, event text,
 JOIN agent_messages m ON m.id = x.message_id
 ORDER BY x.ord)SQL";
 
-// $1: jsonb array of usage records (see UsageRecord).
-inline constexpr const char* kRecordUsageName = "cogo_record_usage";
-inline constexpr const char* kRecordUsage = R"SQL(
-INSERT INTO message_usage (message_id, attempt, tenant, service, role, agent_id, version, model,
-                           input_tokens, output_tokens, cost_usd, outcome)
-SELECT message_id, attempt, tenant, service, role, agent_id, version, model, input_tokens,
-       output_tokens, cost_usd, outcome
-FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, attempt int, tenant text,
-     service text, role text, agent_id text, version text, model text, input_tokens bigint,
-     output_tokens bigint, cost_usd numeric, outcome text))SQL";
-
 }  // namespace cogo::bus::sql

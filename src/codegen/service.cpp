@@ -120,11 +120,11 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
     try {
       task = ReadTask(ctx.message.payload_json);
     } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
+      return HandlerResult::Fail("invalid_input", e.what());
     }
-    if (!artifacts::ValidTaskId(task.task_id)) return HandlerResult::Fail("invalid_input: taskId is not a valid task id");
+    if (!artifacts::ValidTaskId(task.task_id)) return HandlerResult::Fail("invalid_input", "taskId is not a valid task id");
     const auto repo = ResolveRepo(task.repo, options.repo_roots);
-    if (!repo) return HandlerResult::Fail("repo_not_allowed: the repository is not a directory inside a repository root");
+    if (!repo) return HandlerResult::Fail("repo_not_allowed", "the repository is not a directory inside a repository root");
     const artifacts::Writer writer{ctx.message.lease.message_id, ctx.fence()};
     std::vector<std::pair<std::string, std::string>> files;
 
@@ -136,26 +136,26 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
       files.emplace_back("edits.json", json{{"taskId", task.task_id}, {"source", source}, {"edits", result["edits"]}}.dump(2));
       const auto outcome = store->Write(task.task_id, ctx.message.tenant, "", files, writer);
       if (outcome != artifacts::WriteOutcome::written) {
-        return HandlerResult::Fail(std::string("artifacts_refused: ") + artifacts::WriteOutcomeName(outcome));
+        return HandlerResult::Fail("artifacts_refused", artifacts::WriteOutcomeName(outcome));
       }
       return HandlerResult::Complete(result.dump(), std::to_string(edits.size()) + " edits (" + source + ")");
     };
 
     if (task.edits_json) {
       auto parsed = ParseEditsJson(*task.edits_json, options.limits);
-      if (auto* e = std::get_if<EditError>(&parsed)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
+      if (auto* e = std::get_if<EditError>(&parsed)) return HandlerResult::Fail("edits_invalid", Describe(*e));
       const auto edits = std::get<std::vector<Edit>>(std::move(parsed));
       auto planned = PlanEdits(*repo, edits, options.limits);
-      if (auto* e = std::get_if<EditError>(&planned)) return HandlerResult::Fail("edits_invalid: " + Describe(*e));
+      if (auto* e = std::get_if<EditError>(&planned)) return HandlerResult::Fail("edits_invalid", Describe(*e));
       return finish(edits, std::get<std::vector<FileChange>>(planned), "parameters", 0);
     }
 
     if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
     const auto& a = *ctx.assignment;
     if (!policy::CostUsd(policy_table->prices(), a.model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced: " + a.model + " is not in the price table");
+      return HandlerResult::Fail("model_not_priced", a.model + " is not in the price table");
     }
-    if (task.instruction.empty()) return HandlerResult::Fail("invalid_input: an instruction or edits are required");
+    if (task.instruction.empty()) return HandlerResult::Fail("invalid_input", "an instruction or edits are required");
     const auto listed = ListRepoFiles(*repo, options.context.max_listed_files);
     const auto context = GatherContext(*repo, task.instruction, listed, options.context);
     providers::ChatRequest request;
@@ -163,11 +163,7 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
     request.max_tokens = static_cast<int>(std::min<int64_t>(options.max_tokens, std::max<int64_t>(1, a.budget.max_tokens)));
     request.messages = BuildPrompt(task.instruction, listed, context, FeedbackText(task.feedback_json));
     request.control.stop = ctx.stop;
-    if (ctx.deadline) {
-      request.control.deadline = std::chrono::steady_clock::now() +
-                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     *ctx.deadline - std::chrono::system_clock::now());
-    }
+    request.control.deadline = ctx.deadline;
     std::string prompt_text;
     for (const auto& m : request.messages) prompt_text += "### " + m.role + "\n" + m.content + "\n";
     files.emplace_back("prompt.txt", prompt_text);
@@ -178,8 +174,8 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
         response = provider->Chat(request);
       } catch (const providers::ProviderError& e) {
         logger->warn("message {}: provider {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-        const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-        return e.retryable() ? HandlerResult::Retry(error) : HandlerResult::Fail(error);
+        const std::string reason = "provider_" + std::string(providers::ToString(e.kind()));
+        return e.retryable() ? HandlerResult::Retry(reason, e.what()) : HandlerResult::Fail(reason, e.what());
       }
       const auto usage = policy::PricedUsage(policy_table->prices(), a.model, response.usage.input_tokens,
                                              response.usage.output_tokens).value_or(response.usage);
@@ -202,7 +198,7 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
       request.messages.push_back({"user", RejectionText(last)});
     }
     (void)store->Write(task.task_id, ctx.message.tenant, "", files, writer);
-    return HandlerResult::Fail("codegen_reply_invalid: " + Describe(last));
+    return HandlerResult::Fail("codegen_reply_invalid", Describe(last));
   };
 }
 

@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/transaction>
 
+#include "cogo/base/clock.h"
 #include "cogo/bus/bus.h"
 #include "cogo/db/reconnect.h"
+#include "cogo/runtime/worker.h"
 #include "executor/statements.h"
 
 namespace cogo::executor {
@@ -18,11 +20,6 @@ namespace {
 
 using nlohmann::json;
 using runtime::HandlerResult;
-
-policy::TimePoint FromEpochSeconds(double seconds) {
-  return policy::TimePoint(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-      std::chrono::duration<double>(seconds)));
-}
 
 int64_t EpochMs(policy::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -34,7 +31,7 @@ constexpr std::chrono::milliseconds kSpendUnavailablePause{1000};
 
 // A permanent refusal: reason first in last_error, and both audit events on the trail.
 HandlerResult Refuse(std::string_view reason, const std::string& detail, const std::string& rule) {
-  HandlerResult r = HandlerResult::Fail(std::string(reason) + ": " + detail);
+  HandlerResult r = HandlerResult::Fail(std::string(reason), detail);
   json event = {{"reason", reason}, {"detail", detail}};
   if (!rule.empty()) event["rule"] = rule;
   r.events.push_back({0, "policy_violation", event.dump()});
@@ -71,7 +68,7 @@ HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& r
                      policy::TimePoint now) {
   const policy::AssignmentEnvelope& envelope = request.envelope;
   const policy::PolicyRule& rule = *request.rule;
-  const policy::MessageTimes times{FromEpochSeconds(message.created_at_epoch), std::nullopt};
+  const policy::MessageTimes times{base::FromEpochSeconds(message.created_at_epoch), std::nullopt};
   const policy::TenantSpend spend{committed.spent_today_usd + committed.reserved_usd, daily_cap_usd};
   const policy::Decision decision = policy::Admit(envelope, rule, times, spend, now);
   if (!decision.admitted()) return Refuse(policy::ReasonName(*decision.reject), decision.detail, rule.name);
@@ -100,7 +97,8 @@ HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& r
 }
 
 HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy::PolicyRule& rule,
-                               std::string_view error, policy::TimePoint now, double unit_sample) {
+                               std::string_view reason, std::string_view detail,
+                               policy::TimePoint now, double unit_sample) {
   // The bus row's max_attempts decides when the bus dead-letters; judge with it so the audit
   // event agrees with what the bus does. The rule contributes the backoff schedule.
   policy::PolicyRule schedule = rule;
@@ -108,9 +106,9 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   const int attempt = message.lease.attempt;
   const policy::RetryDecision d =
       policy::RetryAt(attempt, policy::ErrorClass::transient, schedule, now, unit_sample);
-  const std::string text = OneLine(error);
+  HandlerResult r = HandlerResult::Retry(std::string(reason), OneLine(detail), d.delay);
+  const std::string text = r.error();
   if (d.action == policy::RetryAction::retry) {
-    HandlerResult r = HandlerResult::Retry(text, d.delay);
     r.events.push_back({0, "execute_retry",
                         json{{"error", text},
                              {"attempt", attempt},
@@ -119,7 +117,7 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
                             .dump()});
     return r;
   }
-  HandlerResult r = HandlerResult::Retry(text, std::chrono::milliseconds(0));
+  r.retry_delay = std::chrono::milliseconds(0);
   r.events.push_back({0, "execute_failed",
                       json{{"reason", "attempts_exhausted"}, {"error", text}, {"attempt", attempt}}
                           .dump()});
@@ -154,7 +152,7 @@ class Dispatcher {
     const bus::ClaimedMessage& m = ctx.message;
     auto prepared = Prepare(m, *options_.policy);
     if (auto* refused = std::get_if<HandlerResult>(&prepared)) {
-      logger_->warn("execute {} refused: {}", m.lease.message_id, refused->error);
+      logger_->warn("execute {} refused: {}", m.lease.message_id, refused->error());
       return std::move(*refused);
     }
     const auto& request = std::get<ExecuteRequest>(prepared);
@@ -166,16 +164,16 @@ class Dispatcher {
         return AdmitAndHandOff(conn, m, request);
       }, ctx.stop);
     } catch (const std::exception& e) {
-      const std::string error = std::string("tenant_spend_unavailable: ") + OneLine(e.what());
       // Our own connection failed, even during the commit: the attempt is given back, not
       // counted. A hand-off that did commit has completed the message, so the give-back finds
       // its lease gone and changes nothing.
+      constexpr const char* kReason = "tenant_spend_unavailable";
       const auto kind = db::Classify(e);
       auto result = kind == db::FailureKind::connection_lost || kind == db::FailureKind::in_doubt
-                        ? HandlerResult::GiveBack(error, kSpendUnavailablePause)
-                        : TransientFailure(m, *request.rule, error, std::chrono::system_clock::now(),
-                                           state.unit(state.rng));
-      logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error);
+                        ? HandlerResult::GiveBack(kReason, OneLine(e.what()), kSpendUnavailablePause)
+                        : TransientFailure(m, *request.rule, kReason, e.what(),
+                                           std::chrono::system_clock::now(), state.unit(state.rng));
+      logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error());
       return result;
     }
   }
@@ -211,11 +209,13 @@ class Dispatcher {
     txn.exec("SET LOCAL synchronous_commit = off");
     if (!bus.LockLeases(txn, {m.lease}).front()) return HandlerResult::Committed();
     const double cap = options_.policy->DailyCapUsd(m.tenant);
-    const auto now = std::chrono::system_clock::now();
+    // Judged by the database's clock, as of the claim (its now()), like the TTL's start
+    // (created_at, issued_at): a host whose wall clock is off admits nothing late.
+    const auto now = base::FromEpochSeconds(m.claimed_at_epoch);
     // Every check but the tenant's running total, which only the reservation below can read.
     HandlerResult result = Decide(m, request, TenantCommitment{}, cap, now);
     if (result.kind != HandlerResult::Kind::complete) {
-      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error);
+      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error());
       return result;  // reserves nothing: the runtime records it (this transaction rolls back)
     }
     for (auto& hand_off : result.publish) {
@@ -231,7 +231,7 @@ class Dispatcher {
       const TenantCommitment committed = ReserveHandOff(txn, m.tenant, hand_off.id);
       HandlerResult judged = Decide(m, request, committed, cap, now);
       if (judged.kind != HandlerResult::Kind::complete) {
-        logger_->warn("execute {} refused: {}", m.lease.message_id, judged.error);
+        logger_->warn("execute {} refused: {}", m.lease.message_id, judged.error());
         return judged;  // this transaction rolls back: no hand-off, no reservation
       }
     }
@@ -259,9 +259,9 @@ runtime::Handler MakeExecutorHandler(ExecutorOptions options,
 void ConfigureExecutorWorker(runtime::WorkerOptions& options) {
   options.service = kService;
   options.role = kRole;
-  options.enforce_assignment = false;
-  options.require_assignment = false;
-  options.served_models.clear();
+  options.guards.enforce_assignment = false;
+  options.guards.require_assignment = false;
+  options.guards.served_models.clear();
 }
 
 }  // namespace cogo::executor

@@ -80,29 +80,25 @@ runtime::Handler MakeChatHandler(std::shared_ptr<providers::ModelProvider> provi
     if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
     const auto& a = *ctx.assignment;
     if (!policy::CostUsd(policy_table->prices(), a.model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced: " + a.model + " is not in the price table");
+      return HandlerResult::Fail("model_not_priced", a.model + " is not in the price table");
     }
     const int max_tokens = static_cast<int>(
         std::min<int64_t>(options.max_tokens, std::max<int64_t>(1, a.budget.max_tokens)));
     auto built = BuildChatRequest(ctx.message.payload_json, a.model, max_tokens, options);
     if (const auto* error = std::get_if<ChatInputError>(&built)) {
-      return HandlerResult::Fail(error->reason + ": " + error->detail);
+      return HandlerResult::Fail(error->reason, error->detail);
     }
     auto request = std::get<providers::ChatRequest>(std::move(built));
     request.control.stop = ctx.stop;
-    if (ctx.deadline) {
-      request.control.deadline = std::chrono::steady_clock::now() +
-                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     *ctx.deadline - std::chrono::system_clock::now());
-    }
+    request.control.deadline = ctx.deadline;
     providers::ChatResponse response;
     try {
       response = provider->Chat(request);
     } catch (const providers::ProviderError& e) {
       logger->warn("message {}: provider {}: {}", ctx.message.lease.message_id,
                    providers::ToString(e.kind()), e.what());
-      const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-      return e.retryable() ? HandlerResult::Retry(error) : HandlerResult::Fail(error);
+      const std::string reason = "provider_" + std::string(providers::ToString(e.kind()));
+      return e.retryable() ? HandlerResult::Retry(reason, e.what()) : HandlerResult::Fail(reason, e.what());
     }
     // Priced from the policy table (not trusting a provider's own figure).
     auto usage = policy::PricedUsage(policy_table->prices(), a.model, response.usage.input_tokens,

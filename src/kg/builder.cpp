@@ -52,7 +52,7 @@ std::variant<Extraction, HandlerResult> ExtractWithChat(providers::ModelProvider
     if (auto* extraction = std::get_if<Extraction>(&parsed)) return std::move(*extraction);
     last_error = std::get<std::string>(parsed);
   }
-  return HandlerResult::Fail("extraction_malformed: chunk " + std::to_string(chunk.id) + ": " + last_error);
+  return HandlerResult::Fail("extraction_malformed", "chunk " + std::to_string(chunk.id) + ": " + last_error);
 }
 
 }  // namespace
@@ -67,7 +67,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
     const std::string model = std::get<std::string>(priced);
     const bool offline = model == kOfflineModel;
     if (!offline && chat == nullptr) {
-      return HandlerResult::Fail("model_not_served: this builder has no chat provider for " + model);
+      return HandlerResult::Fail("model_not_served", "this builder has no chat provider for " + model);
     }
     std::string doc_id;
     try {
@@ -78,7 +78,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
       (void)o.Optional("__assignment");
       o.Finish();
     } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
+      return HandlerResult::Fail("invalid_input", e.what());
     }
     const std::string& tenant = ctx.message.tenant;
 
@@ -97,7 +97,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
         chunks.push_back({row[0].as<int64_t>(), row[1].as<std::string>()});
       }
     });
-    if (document_id == 0) return HandlerResult::Fail("document_not_found: no document " + doc_id + " for this tenant");
+    if (document_id == 0) return HandlerResult::Fail("document_not_found", "no document " + doc_id + " for this tenant");
     json result = {{"doc_id", doc_id}, {"model", model}};
     if (built == content) {
       result["status"] = "unchanged";
@@ -181,7 +181,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
       if (ctx.usage.reported()) {
         const auto usage = ctx.usage.total();
         result["usage"] = {{"input_tokens", usage.input_tokens}, {"output_tokens", usage.output_tokens}, {"cost_usd", usage.cost_usd}};
-        bus.RecordUsage(txn, {rag::UsageOf(ctx, usage)});
+        usage::Record(txn, {rag::UsageOf(ctx, usage)});
       }
       const std::string summary = "graph of " + doc_id + ": " + std::to_string(entity_ids.size()) + " entities, " +
                                   std::to_string(relation_ids.size()) + " relations";
@@ -189,8 +189,8 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
       txn.commit();
       committed = true;
     });
-    if (gone) return HandlerResult::Fail("document_not_found: " + doc_id + " was removed while extracting");
-    if (changed) return HandlerResult::Retry("document_changed: " + doc_id + " was re-indexed while extracting");
+    if (gone) return HandlerResult::Fail("document_not_found", doc_id + " was removed while extracting");
+    if (changed) return HandlerResult::Retry("document_changed", doc_id + " was re-indexed while extracting");
     if (committed) logger->debug("message {}: graph of {} built", ctx.message.lease.message_id, doc_id);
     return HandlerResult::Committed();
   };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <limits>
 
+#include "cogo/base/clock.h"
 #include "cogo/bus/bus.h"
 #include "cogo/bus/inspect.h"
 #include "cogo/bus/keys.h"
@@ -55,13 +56,13 @@ std::string DecisionDetail(const Plan& plan, const char* source, const workflow:
 runtime::HandlerResult StartPlannedRun(const BrainConfig& config, db::ConnectionPool& pool,
                                        const bus::ClaimedMessage& m, const Plan& plan, const json& input) {
   using runtime::HandlerResult;
-  if (!config.workflows) return HandlerResult::Fail("unknown_workflow: this brain runs no workflows");
+  if (!config.workflows) return HandlerResult::Fail("unknown_workflow", "this brain runs no workflows");
   workflow::StartRequest request{m.tenant, plan.rule.workflow, input, "decide:" + std::to_string(m.lease.message_id)};
   workflow::Started started;
   try {
     pool.With([&](pqxx::connection& conn) { started = workflow::StartRun(conn, *config.workflows, request); });
   } catch (const workflow::RunError& e) {
-    return HandlerResult::Fail(e.reason() + ": parameters" + (e.path().empty() ? "" : "." + e.path()) + ": " + e.what());
+    return HandlerResult::Fail(e.reason(), "parameters" + (e.path().empty() ? "" : "." + e.path()) + ": " + e.what());
   }
   json out = json::parse(PlanJson(plan));
   out["workflow_run"] = {{"run_id", started.run_id}, {"workflow_id", plan.rule.workflow}, {"version", started.version}};
@@ -128,7 +129,7 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
     json request = json::parse(m.payload_json, nullptr, false);
     if (request.is_discarded() || !request.is_object() || !request.contains("intent") ||
         !request["intent"].is_string()) {
-      return HandlerResult::Fail("invalid_request: the decide payload needs a string intent");
+      return HandlerResult::Fail("invalid_request", "the decide payload needs a string intent");
     }
     const auto intent = request["intent"].get<std::string>();
     const json input = request.contains("payload") ? request["payload"] : json::object();
@@ -140,13 +141,13 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
       decided = DecideWithClassifier(config, intent, input_json, control, &usage);
       if (usage.total_tokens() > 0) (void)ctx.usage.Report(usage);
     } catch (const providers::ProviderError& e) {
-      if (e.retryable()) return HandlerResult::Retry(std::string("classifier_unavailable: ") + e.what());
+      if (e.retryable()) return HandlerResult::Retry("classifier_unavailable", e.what());
       logger->warn("decide {}: classifier failed for good: {}", m.lease.message_id, e.what());
       decided = Decide(intent, *config.routing, std::nullopt);
     }
     if (const auto* failure = std::get_if<DecideFailure>(&decided)) {
       logger->info("decide {}: {} for intent {}", m.lease.message_id, failure->reason, intent);
-      return HandlerResult::Fail(failure->reason + ": " + failure->detail);
+      return HandlerResult::Fail(failure->reason, failure->detail);
     }
     const auto& decided_plan = std::get<Plan>(decided);
     if (!decided_plan.rule.workflow.empty()) return StartPlannedRun(config, *pool, m, decided_plan, input);
@@ -158,7 +159,9 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
     execute.role = "execute";
     execute.shard = m.route.shard;
     execute.tenant = m.tenant;
-    execute.payload_json = ExecutePayloadJson(plan, std::chrono::system_clock::now(), input_json);
+    // Issued when the database handed the decide message out: the TTL runs on the database's
+    // clock, which the executor and the workers judge it by (no host's wall clock enters).
+    execute.payload_json = ExecutePayloadJson(plan, base::FromEpochSeconds(m.claimed_at_epoch), input_json);
     execute.max_attempts = config.execute_max_attempts;
     execute.correlation_id = std::to_string(m.lease.message_id);
     result.publish.push_back(std::move(execute));
@@ -212,13 +215,15 @@ class BrainApi {
     execute.role = "execute";
     execute.shard = bus::ShardForTenant(ask.tenant, options_.shards);
     execute.tenant = ask.tenant;
-    execute.payload_json = ExecutePayloadJson(plan, std::chrono::system_clock::now(), ask.payload_json);
     execute.max_attempts = config_.execute_max_attempts;
     execute.idempotency_key = key;
     bus::Published published;
     service_.pool().With([&](pqxx::connection& conn) {
       bus::Bus bus(conn);
       pqxx::work txn(conn);
+      // Issued at the database's now(), the clock the executor and the workers judge the TTL by.
+      const auto issued_at = base::FromEpochSeconds(txn.exec1("SELECT extract(epoch FROM now())::float8")[0].as<double>());
+      execute.payload_json = ExecutePayloadJson(plan, issued_at, ask.payload_json);
       published = bus.Publish(txn, execute);
       if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(plan, "api", chosen.canary)}});
       txn.commit();

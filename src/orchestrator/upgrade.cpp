@@ -24,6 +24,12 @@ using runtime::HandlerResult;
 // Evaluation sets are named, not pathed: a run's parameters must not read arbitrary files.
 constexpr config::NameRule kSetName{"evaluation set", 64, true};
 
+// Why a step failed: its reason (unknown_version, a refusal's reason) and one line of detail.
+struct StepFailure {
+  std::string reason;
+  std::string detail;
+};
+
 // $1 the replay step's message id: each request it published (orchestrator/execute, keyed
 // upgrade-replay:<run>:<item>:<version>) with its hand-off to the agent's route, as
 // decision_outcomes (sql/016) judges an execution: pending while a message is queued or running,
@@ -143,17 +149,17 @@ class Upgrader {
   HandlerResult Handle(runtime::HandlerContext& ctx) {
     const auto& m = ctx.message;
     if (m.tenant != options_.operator_tenant) {
-      return HandlerResult::Fail("forbidden_tenant: upgrade steps act only for runs of the operator tenant");
+      return HandlerResult::Fail("forbidden_tenant", "upgrade steps act only for runs of the operator tenant");
     }
     Step step;
     try {
       step = ReadStep(m.payload_json);
     } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_step: ") + e.what());
+      return HandlerResult::Fail("invalid_step", e.what());
     }
     const int64_t run = RunOf(m);
     const Actor actor{"workflow:" + std::to_string(run), "", m.lease.message_id};
-    std::variant<json, std::string> outcome;  // the step's output, or why it failed
+    std::variant<json, StepFailure> outcome;  // the step's output, or why it failed
     std::vector<bus::PublishRequest> publish;
     if (step.action == "replay") outcome = Replay(step, m, run, publish);
     if (step.action == "evaluate") {
@@ -161,7 +167,7 @@ class Upgrader {
       if (const int pending = AwaitReplay(replay, ctx.stop); pending > 0) {
         logger_->info("upgrade evaluate of {} {} (run {}): {} replayed requests still running", step.agent_id,
                       step.candidate, run, pending);
-        return HandlerResult::Retry("replay_pending: " + std::to_string(pending) + " replayed requests still running",
+        return HandlerResult::Retry("replay_pending", std::to_string(pending) + " replayed requests still running",
                                     std::chrono::seconds(1));
       }
       outcome = Evaluate(step, run);
@@ -183,9 +189,10 @@ class Upgrader {
       op.action = VersionAction::rollback;
       outcome = Change(op, {actor.name, StepReason(step.why, run, "rolled back"), actor.message_id}, "version_retired");
     }
-    if (const auto* error = std::get_if<std::string>(&outcome)) {
-      logger_->warn("upgrade {} of {} {} (run {}): {}", step.action, step.agent_id, step.candidate, run, *error);
-      return HandlerResult::Fail(*error);
+    if (const auto* failure = std::get_if<StepFailure>(&outcome)) {
+      auto result = HandlerResult::Fail(failure->reason, failure->detail);
+      logger_->warn("upgrade {} of {} {} (run {}): {}", step.action, step.agent_id, step.candidate, run, result.error());
+      return result;
     }
     const auto& output = std::get<json>(outcome);
     auto result = HandlerResult::Complete(output.dump(), "upgrade " + step.action + " " + step.agent_id + " " + step.candidate);
@@ -199,12 +206,12 @@ class Upgrader {
  private:
   // An operation through RunVersionOp; `settled` is the refusal that means a re-run found the
   // state the first run made (the step then succeeds with no changes).
-  std::variant<json, std::string> Change(const VersionOp& op, const Actor& actor, const std::string& settled) {
+  std::variant<json, StepFailure> Change(const VersionOp& op, const Actor& actor, const std::string& settled) {
     OpResult result;
     pool_->With([&](pqxx::connection& conn) { result = RunVersionOp(conn, op, actor, nullptr, nullptr); });
     if (const auto* refusal = std::get_if<OpRefusal>(&result)) {
       if (refusal->reason == settled) return json{{"agentId", op.agent_id}, {"version", op.version}, {"changes", json::array()}};
-      return refusal->reason + ": " + refusal->message;
+      return StepFailure{refusal->reason, refusal->message};
     }
     if (config_.versions) config_.versions->Invalidate();
     json out = {{"agentId", op.agent_id}, {"version", op.version},
@@ -229,12 +236,12 @@ class Upgrader {
     return nullptr;
   }
 
-  std::variant<std::vector<EvalItem>, std::string> ReadSet(const std::string& set) {
+  std::variant<std::vector<EvalItem>, StepFailure> ReadSet(const std::string& set) {
     if (set.empty()) return std::vector<EvalItem>{};
     try {
       return ParseEvalSet(config::ReadFile(options_.eval_dir + "/" + set + ".json"));
     } catch (const std::exception& e) {
-      return std::string("evaluation_set: ") + e.what();
+      return StepFailure{"evaluation_set", e.what()};
     }
   }
 
@@ -244,16 +251,16 @@ class Upgrader {
   // executor and the agent's workers run them as they run any request, and cancelling the run
   // cancels them. The output names this message (the evaluate step finds the requests by it)
   // and how each item was routed.
-  std::variant<json, std::string> Replay(const Step& step, const bus::ClaimedMessage& m, int64_t run,
+  std::variant<json, StepFailure> Replay(const Step& step, const bus::ClaimedMessage& m, int64_t run,
                                          std::vector<bus::PublishRequest>& publish) {
     const auto versions = Versions(step.agent_id);
     const AgentVersion* candidate = Find(versions, step.candidate);
     const AgentVersion* baseline = Find(versions, step.baseline);
     if (candidate == nullptr || baseline == nullptr) {
-      return "unknown_version: " + step.agent_id + " has no version " + (candidate == nullptr ? step.candidate : step.baseline);
+      return StepFailure{"unknown_version", step.agent_id + " has no version " + (candidate == nullptr ? step.candidate : step.baseline)};
     }
     auto read = ReadSet(step.set);
-    if (const auto* error = std::get_if<std::string>(&read)) return *error;
+    if (const auto* failure = std::get_if<StepFailure>(&read)) return *failure;
     const auto& items = std::get<std::vector<EvalItem>>(read);
     const auto now = std::chrono::system_clock::now();
     json routed = json::array();
@@ -263,7 +270,7 @@ class Upgrader {
       try {
         decided = DecideWithClassifier(config_, items[i].intent, items[i].payload_json, {}, nullptr);
       } catch (const providers::ProviderError& e) {
-        return std::string("classifier_unavailable: ") + e.what();
+        return StepFailure{"classifier_unavailable", e.what()};
       }
       if (const auto* failure = std::get_if<DecideFailure>(&decided)) {
         routed.push_back({{"intent", ""}, {"agent_id", ""}, {"refused", failure->reason}});
@@ -325,19 +332,19 @@ class Upgrader {
 
   // Both versions' replays scored and compared, with each version's plans checked against the
   // policy as the executor will: what the offline gate asserts.
-  std::variant<json, std::string> Evaluate(const Step& step, int64_t run) {
+  std::variant<json, StepFailure> Evaluate(const Step& step, int64_t run) {
     const auto versions = Versions(step.agent_id);
     const AgentVersion* candidate = Find(versions, step.candidate);
     const AgentVersion* baseline = Find(versions, step.baseline);
     if (candidate == nullptr || baseline == nullptr) {
-      return "unknown_version: " + step.agent_id + " has no version " + (candidate == nullptr ? step.candidate : step.baseline);
+      return StepFailure{"unknown_version", step.agent_id + " has no version " + (candidate == nullptr ? step.candidate : step.baseline)};
     }
     const std::string set = step.replay.value("set", json()).is_string() ? step.replay["set"].get<std::string>() : "";
     auto read = ReadSet(set);
-    if (const auto* error = std::get_if<std::string>(&read)) return *error;
+    if (const auto* failure = std::get_if<StepFailure>(&read)) return *failure;
     const auto& items = std::get<std::vector<EvalItem>>(read);
     const json routed = step.replay.value("routed", json::array());
-    if (routed.size() != items.size()) return "evaluation_set: " + set + " changed since the replay";
+    if (routed.size() != items.size()) return StepFailure{"evaluation_set", set + " changed since the replay"};
     std::vector<EvalOutcome> outcomes;
     for (const auto& r : routed) {
       outcomes.push_back({r.value("intent", ""), r.value("agent_id", ""), r.value("refused", "")});
@@ -395,11 +402,11 @@ class Upgrader {
 
   // Live: both versions' decisions since the canary began, and what the live gate compares. A
   // baseline with nothing judged in the window compares as equal to the candidate.
-  std::variant<json, std::string> Measure(const Step& step) {
+  std::variant<json, StepFailure> Measure(const Step& step) {
     const auto versions = Versions(step.agent_id);
     const AgentVersion* candidate = Find(versions, step.candidate);
     if (candidate == nullptr || Find(versions, step.baseline) == nullptr) {
-      return "unknown_version: " + step.agent_id + " lacks " + step.candidate + " or " + step.baseline;
+      return StepFailure{"unknown_version", step.agent_id + " lacks " + step.candidate + " or " + step.baseline};
     }
     json cand;
     json base;

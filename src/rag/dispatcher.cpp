@@ -93,7 +93,7 @@ runtime::Handler MakeQueryHandler(std::shared_ptr<providers::ModelProvider> prov
   return [=](runtime::HandlerContext& ctx) {
     const std::string& model = index->model();
     if (ctx.assignment != nullptr && ctx.assignment->model != model) {
-      return HandlerResult::Fail("model_not_served: this dispatcher searches " + model + " vectors");
+      return HandlerResult::Fail("model_not_served", "this dispatcher searches " + model + " vectors");
     }
     QueryInput input;
     try {
@@ -110,7 +110,7 @@ runtime::Handler MakeQueryHandler(std::shared_ptr<providers::ModelProvider> prov
       (void)o.Optional("__assignment");
       o.Finish();
     } catch (const config::JsonError& e) {
-      return HandlerResult::Fail(std::string("invalid_input: ") + e.what());
+      return HandlerResult::Fail("invalid_input", e.what());
     }
     Embedded embedded;
     try {

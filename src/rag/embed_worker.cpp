@@ -33,7 +33,7 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
     const std::string model = std::get<std::string>(priced);
     auto parsed = ParseDocument(ctx.message.payload_json, options.max_text_bytes);
     if (const auto* error = std::get_if<DocumentError>(&parsed)) {
-      return HandlerResult::Fail(error->reason + ": " + error->detail);
+      return HandlerResult::Fail(error->reason, error->detail);
     }
     const auto document = std::get<DocumentInput>(std::move(parsed));
     const std::string& tenant = ctx.message.tenant;
@@ -110,7 +110,7 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
       result["chunks"] = status == "unchanged" ? 0 : chunks.size();
       result["dimension"] = embedded.dimension;
       result["usage"] = {{"input_tokens", usage.input_tokens}, {"cost_usd", usage.cost_usd}};
-      bus.RecordUsage(txn, {UsageOf(ctx, usage)});
+      usage::Record(txn, {UsageOf(ctx, usage)});
       if (!bus.Complete(txn, {ctx.message.lease, result.dump(), status + " " + document.doc_id + " (" +
                                                                     std::to_string(chunks.size()) + " chunks)", ""})) {
         return;  // the lease went between the lock and here: write nothing

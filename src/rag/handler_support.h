@@ -10,18 +10,15 @@
 #include "cogo/policy/metering.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
+#include "cogo/usage/usage_log.h"
 
 namespace cogo::rag {
 
 inline providers::CallControl ControlOf(const runtime::HandlerContext& ctx) {
   providers::CallControl control;
   control.stop = ctx.stop;
-  if (ctx.deadline) {
-    control.deadline = std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                           *ctx.deadline - std::chrono::system_clock::now());
-  }
+  control.deadline = ctx.deadline;
   return control;
 }
 
@@ -32,23 +29,21 @@ inline std::variant<std::string, runtime::HandlerResult> PricedModel(const runti
   if (ctx.assignment == nullptr) return runtime::HandlerResult::Fail("assignment_missing");
   const std::string& model = ctx.assignment->model;
   if (!policy::CostUsd(table.prices(), model, 0, 0)) {
-    return runtime::HandlerResult::Fail("model_not_priced: " + model + " is not in the price table");
+    return runtime::HandlerResult::Fail("model_not_priced", model + " is not in the price table");
   }
   return model;
 }
 
 // A provider's failure as the message's: retried by the bus when it may pass, else permanent.
 inline runtime::HandlerResult FromProviderError(const providers::ProviderError& e) {
-  const std::string error = "provider_" + std::string(providers::ToString(e.kind())) + ": " + e.what();
-  return e.retryable() ? runtime::HandlerResult::Retry(error) : runtime::HandlerResult::Fail(error);
+  const std::string reason = "provider_" + std::string(providers::ToString(e.kind()));
+  return e.retryable() ? runtime::HandlerResult::Retry(reason, e.what())
+                       : runtime::HandlerResult::Fail(reason, e.what());
 }
 
 // What the worker would record for a completed message, for handlers that commit themselves.
-inline bus::UsageRecord UsageOf(const runtime::HandlerContext& ctx, const policy::Usage& usage) {
-  const auto* a = ctx.assignment;
-  return bus::UsageRecord{ctx.message.lease, ctx.message.tenant, ctx.message.route,
-                          a != nullptr ? a->agent_id : "", a != nullptr ? a->version : "",
-                          a != nullptr ? a->model : "", usage, "completed"};
+inline usage::UsageRecord UsageOf(const runtime::HandlerContext& ctx, const policy::Usage& usage) {
+  return usage::RecordOf(ctx.message, ctx.assignment, usage, "completed");
 }
 
 }  // namespace cogo::rag

@@ -275,7 +275,7 @@ runtime::Handler MakeWorkflowHandler(std::shared_ptr<DefinitionCatalog> catalog,
       run_id = payload["run_id"].get<int64_t>();
     }
     if (run_id <= 0 || !payload.contains("kind") || !payload["kind"].is_string()) {
-      return runtime::HandlerResult::Fail("invalid_workflow_message: needs kind and run_id");
+      return runtime::HandlerResult::Fail("invalid_workflow_message", "needs kind and run_id");
     }
     thread_local std::mt19937_64 rng(std::random_device{}());
     const double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -299,9 +299,9 @@ runtime::Handler MakeWorkflowHandler(std::shared_ptr<DefinitionCatalog> catalog,
         try {
           loaded = LoadRunAndEvent(txn, run_id, row, payload);
         } catch (const json::exception& e) {
-          throw runtime::PermanentError(std::string("invalid_workflow_message: ") + e.what());
+          throw runtime::PermanentError("invalid_workflow_message", e.what());
         } catch (const std::invalid_argument& e) {
-          throw runtime::PermanentError(std::string("invalid_workflow_message: ") + e.what());
+          throw runtime::PermanentError("invalid_workflow_message", e.what());
         }
         const auto& [run, event] = loaded;
         const auto definition = catalog->Pinned(txn, row[1].as<std::string>(), row[2].as<int>());
@@ -317,7 +317,7 @@ runtime::Handler MakeWorkflowHandler(std::shared_ptr<DefinitionCatalog> catalog,
       txn.commit();
       committed = true;
     });
-    if (!committed) return runtime::HandlerResult::Retry("workflow advance not committed: " + summary);
+    if (!committed) return runtime::HandlerResult::Retry("workflow_advance_not_committed", summary);
     logger->debug("workflow message {}: {}", m.lease.message_id, summary);
     return runtime::HandlerResult::Committed();
   };

@@ -15,11 +15,11 @@ runtime::Handler MakeNotifyHandler(NotifyOptions options, std::shared_ptr<spdlog
     using runtime::HandlerResult;
     const auto payload = nlohmann::json::parse(ctx.message.payload_json, nullptr, false);
     if (!payload.is_object() || !payload.contains("url") || !payload["url"].is_string()) {
-      return HandlerResult::Fail("invalid_notify: the payload needs a url");
+      return HandlerResult::Fail("invalid_notify", "the payload needs a url");
     }
     const auto url = payload["url"].get<std::string>();
     const size_t scheme_end = url.find("://");
-    if (url.rfind("http://", 0) != 0) return HandlerResult::Fail("invalid_notify: the url must be http://");
+    if (url.rfind("http://", 0) != 0) return HandlerResult::Fail("invalid_notify", "the url must be http://");
     const size_t path_begin = std::min(url.find('/', scheme_end + 3), url.size());
     const std::string origin = url.substr(0, path_begin);
     const std::string path = path_begin < url.size() ? url.substr(path_begin) : "/";
@@ -36,7 +36,7 @@ runtime::Handler MakeNotifyHandler(NotifyOptions options, std::shared_ptr<spdlog
     const auto result = client.Post(path, headers, body, "application/json");
     // The URL is not logged: it may carry a token in its path or query.
     if (!result) {
-      return HandlerResult::Retry("notify_unreachable: " + httplib::to_string(result.error()));
+      return HandlerResult::Retry("notify_unreachable", httplib::to_string(result.error()));
     }
     const int status = result->status;
     if (status >= 200 && status < 300) {
@@ -49,7 +49,7 @@ runtime::Handler MakeNotifyHandler(NotifyOptions options, std::shared_ptr<spdlog
       return HandlerResult::Retry("notify_status_" + std::to_string(status));
     }
     logger->warn("notify message {}: the receiver refused it with {}", ctx.message.lease.message_id, status);
-    return HandlerResult::Fail("notify_refused: HTTP " + std::to_string(status));
+    return HandlerResult::Fail("notify_refused", "HTTP " + std::to_string(status));
   };
 }
 

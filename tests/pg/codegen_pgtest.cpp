@@ -16,6 +16,7 @@
 
 #include "cogo/auth/jwt.h"
 #include "cogo/buildtest/sandbox.h"
+#include "fake_openai.h"
 #include "front_support.h"
 #include "pg_fixture.h"
 
@@ -317,59 +318,25 @@ TEST_F(CodegenTest, SandboxContainsNetworkWritesForkBombsAndSleeps) {
       << "nothing of the sandbox is left: " << RunShell("ps -u " + std::to_string(options.uid) + " -o pid,stat,args");
 }
 
-class FakeModel {
- public:
-  // The reply for a request, chosen from the prompt (each case names itself) and the turn.
-  explicit FakeModel(std::function<std::string(const std::string& prompt, size_t turns)> reply) : reply_(std::move(reply)) {
-    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      const json body = json::parse(req.body);
-      {
-        std::lock_guard lock(mu_);
-        requests_.push_back(body);
-      }
-      const std::string text = reply_(body["messages"][1]["content"], body["messages"].size());
-      res.set_content(json{{"id", "c"}, {"model", "fake"},
-                           {"choices", {{{"index", 0}, {"finish_reason", "stop"},
-                                         {"message", {{"role", "assistant"}, {"content", text}}}}}},
-                           {"usage", {{"prompt_tokens", 100}, {"completion_tokens", 50}, {"total_tokens", 150}}}}
-                          .dump(),
-                      "application/json");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~FakeModel() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-  std::vector<json> requests() {
-    std::lock_guard lock(mu_);
-    return requests_;
-  }
-
- private:
-  std::function<std::string(const std::string&, size_t)> reply_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<json> requests_;
-};
+// The prompt of a chat request (its user message) and how many messages it carries.
+std::string Prompt(const json& request) { return request["messages"][1]["content"]; }
+size_t Turns(const json& request) { return request["messages"].size(); }
 
 // codegen against a local OpenAI-wire server: a good reply, a malformed one corrected after the
 // error is fed back, and hostile replies that end in a named failure with nothing written.
 TEST_F(CodegenTest, CodegenTurnsModelRepliesIntoCheckedEdits) {
   const std::string fix = "src/tiny.c\n<<<<<<< SEARCH\n  if (x > hi) return lo;\n=======\n  if (x > hi) return hi;\n>>>>>>> REPLACE\n";
-  FakeModel model([&](const std::string& prompt, size_t turns) -> std::string {
+  FakeOpenAI model;
+  model.Play(ChatReplies([&](const json& request) -> std::string {
+    const std::string prompt = Prompt(request);
     if (prompt.find("CASE-good") != std::string::npos) return "Sure.\n```\n" + fix + "```\n";
-    if (prompt.find("CASE-malformed") != std::string::npos) return turns == 2 ? "I would change tiny.c somehow." : fix;
+    if (prompt.find("CASE-malformed") != std::string::npos) return Turns(request) == 2 ? "I would change tiny.c somehow." : fix;
     if (prompt.find("CASE-ambiguous") != std::string::npos) {
       return "src/tiny.c\n<<<<<<< SEARCH\n}\n=======\n}  // twice in the file\n>>>>>>> REPLACE\n";
     }
     return "../outside.txt\n<<<<<<< SEARCH\n=======\npwned\n>>>>>>> REPLACE\n/etc/passwd\n<<<<<<< SEARCH\nroot\n=======\n"
            "toor\n>>>>>>> REPLACE\n";
-  });
+  }));
   auto payload = [&](const std::string& task, const std::string& instruction) {
     return json{{"__assignment", {{"agent_id", "codegen"}, {"version", "v1"}, {"model", "gpt-4o-mini"},
                                   {"budget", {{"maxCostUsd", 0.5}, {"maxTokens", 100000}}}, {"ttl_ms", 60000}}},
@@ -382,7 +349,7 @@ TEST_F(CodegenTest, CodegenTurnsModelRepliesIntoCheckedEdits) {
   const auto ambiguous = bus_->Publish(Message(payload("ambiguous", "CASE-ambiguous"), "codegen", "generate")).id;
   const auto log = ScratchFile("codegen-model.log");
   {
-    const auto codegen = StartCodegen(log, {"--provider-base-url", "http://127.0.0.1:" + std::to_string(model.port()) + "/v1",
+    const auto codegen = StartCodegen(log, {"--provider-base-url", model.base_url(),
                                             "--provider-max-retries", "0"});
     ASSERT_TRUE(WaitFor([&] { return Final(good) && Final(fixed) && Final(hostile) && Final(ambiguous); }, 30s)) << log;
   }
@@ -399,7 +366,7 @@ TEST_F(CodegenTest, CodegenTurnsModelRepliesIntoCheckedEdits) {
   ASSERT_EQ(MessageStatus(fixed), "done") << LastError(fixed);
   EXPECT_EQ(Result(fixed)["attempts"], 2);
   bool fed_back = false;
-  for (const auto& r : model.requests()) {
+  for (const auto& r : model.bodies()) {
     if (r["messages"].size() == 4 && r["messages"][1]["content"].get<std::string>().find("CASE-malformed") != std::string::npos) {
       fed_back = r["messages"][3]["content"].get<std::string>().find("malformed") != std::string::npos;
     }
@@ -421,30 +388,31 @@ TEST_F(CodegenTest, CodegenTurnsModelRepliesIntoCheckedEdits) {
   const auto direct = bus_->Publish(Message(json{{"taskId", "direct"}, {"repo", repo_},
                                                  {"edits", json::array({{{"path", "src/tiny.c"}, {"search", "return"}, {"replace", "x"}}})}}
                                                 .dump(), "codegen", "generate")).id;
-  const auto requests_before = model.requests().size();
+  const auto requests_before = model.bodies().size();
   {
     const auto codegen = StartCodegen(log);
     ASSERT_TRUE(WaitFor([&] { return Final(direct); }, 30s)) << log;
   }
   EXPECT_EQ(MessageStatus(direct), "failed");
   EXPECT_EQ(LastError(direct).rfind("edits_invalid: search_ambiguous", 0), 0u) << LastError(direct);
-  EXPECT_EQ(model.requests().size(), requests_before);
+  EXPECT_EQ(model.bodies().size(), requests_before);
 }
 
 // The whole loop with a model: its first patch fails the tests, the gate sends the run back to
 // generate with the report, and the second patch, written with that feedback, passes.
 TEST_F(CodegenTest, AModelPatchThatFailsIsRetriedWithTheReportFedBack) {
-  FakeModel model([](const std::string& prompt, size_t) -> std::string {
-    const bool told = prompt.find("- clamp: Failed") != std::string::npos;
+  FakeOpenAI model;
+  model.Play(ChatReplies([](const json& request) -> std::string {
+    const bool told = Prompt(request).find("- clamp: Failed") != std::string::npos;
     return std::string("src/tiny.c\n<<<<<<< SEARCH\n  if (x > hi) return lo;\n=======\n  if (x > hi) return ") +
            (told ? "hi" : "x") + ";\n>>>>>>> REPLACE\n";
-  });
+  }));
   const auto log = ScratchFile("codegen-loop.log");
   Daemon brain("cogo-orchestrator-brain",
                {"--routing", SourcePath("config/routing.example.json"), "--policy", SourcePath("config/policy.example.json"),
                 "--workflows", SourcePath("config/workflows"), "--artifacts-dir", artifacts_, "--poll-ms", "100"},
                log);
-  const auto codegen = StartCodegen(log, {"--provider-base-url", "http://127.0.0.1:" + std::to_string(model.port()) + "/v1",
+  const auto codegen = StartCodegen(log, {"--provider-base-url", model.base_url(),
                                           "--provider-max-retries", "0"});
   WorkerDaemon buildtest("cogo-build-test-worker", BuildTestArgs(), log);
   json task = Task("fix-clamp", repo_);
@@ -463,7 +431,7 @@ TEST_F(CodegenTest, AModelPatchThatFailsIsRetriedWithTheReportFedBack) {
   ASSERT_EQ(view["gates"].size(), 2u);
   EXPECT_EQ(view["gates"][0]["verdict"], "fail");
   EXPECT_EQ(view["gates"][1]["verdict"], "pass");
-  const auto requests = model.requests();
+  const auto requests = model.bodies();
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0]["messages"][1]["content"].get<std::string>().find("did not pass"), std::string::npos);
   EXPECT_NE(requests[1]["messages"][1]["content"].get<std::string>().find("- clamp: Failed"), std::string::npos);

@@ -113,7 +113,7 @@ class ExecutorTest : public BusTest {
     runtime::WorkerOptions o = Base();
     o.service = "gateway";
     o.role = "chat";
-    o.served_models = {"offline-deterministic"};
+    o.guards.served_models = {"offline-deterministic"};
     auto w = std::make_unique<runtime::Worker>(o, std::move(handler), nullptr, logger_);
     w->Start();
     return w;

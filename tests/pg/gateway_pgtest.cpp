@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fake_openai.h"
 #include "front_support.h"
 #include "pg_fixture.h"
 
@@ -17,48 +18,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-class FakeOpenAI {
- public:
-  FakeOpenAI() {
-    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      {
-        std::lock_guard lock(mu_);
-        requests_.push_back(json::parse(req.body));
-        authorization_ = req.get_header_value("Authorization");
-      }
-      res.set_content(json{{"id", "chatcmpl-1"}, {"model", "gpt-4o-mini-2024"},
-                           {"choices", {{{"index", 0}, {"finish_reason", "stop"},
-                                         {"message", {{"role", "assistant"}, {"content", "hello from the fake"}}}}}},
-                           {"usage", {{"prompt_tokens", 1200}, {"completion_tokens", 500}, {"total_tokens", 1700}}}}
-                          .dump(),
-                      "application/json");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~FakeOpenAI() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-  std::vector<json> requests() {
-    std::lock_guard lock(mu_);
-    return requests_;
-  }
-  std::string authorization() {
-    std::lock_guard lock(mu_);
-    return authorization_;
-  }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<json> requests_;
-  std::string authorization_;
-};
 
 std::string ChatPayload(int64_t max_tokens, const std::string& model = "gpt-4o-mini") {
   return json{{"__assignment", {{"agent_id", "chat-assistant"}, {"version", "1.0.0"}, {"model", model},
@@ -75,6 +34,7 @@ std::string Status(int64_t id) {
 
 TEST_F(BusTest, GatewayChatUsesTheAssignmentModelAndMetersUsage) {
   FakeOpenAI fake;
+  fake.Play(ChatReplies([](const json&) { return "hello from the fake"; }, 1200, 500));
   setenv("COGO_PROVIDER_API_KEY", "sk-test-never-logged", 1);
   const auto log = ScratchFile("gateway.log");
   const auto ok = bus_->Publish(Message(ChatPayload(4000), "gateway", "chat")).id;
@@ -83,7 +43,7 @@ TEST_F(BusTest, GatewayChatUsesTheAssignmentModelAndMetersUsage) {
   {
     WorkerDaemon chat("cogo-gateway-chat",
                       {"--policy", SourcePath("config/policy.example.json"), "--poll-ms", "100",
-                       "--provider-base-url", "http://127.0.0.1:" + std::to_string(fake.port()) + "/v1",
+                       "--provider-base-url", fake.base_url(),
                        "--provider-max-retries", "0", "--max-tokens", "256"},
                       log);
     ASSERT_TRUE(WaitFor([&] {
@@ -103,14 +63,14 @@ TEST_F(BusTest, GatewayChatUsesTheAssignmentModelAndMetersUsage) {
   EXPECT_NEAR(result["usage"]["cost_usd"].get<double>(), 1.2 * 0.00015 + 0.5 * 0.0006, 1e-12);
   EXPECT_EQ(ScalarText("SELECT result_snippet FROM agent_messages WHERE id = " + std::to_string(ok)), "hello from the fake");
 
-  const auto requests = fake.requests();
+  const auto requests = fake.bodies();
   ASSERT_GE(requests.size(), 2u);
   for (const auto& r : requests) {
     EXPECT_EQ(r["model"], "gpt-4o-mini");
     EXPECT_LE(r["max_tokens"].get<int>(), 256);  // capped by --max-tokens (and the budget)
     EXPECT_EQ(r["messages"].back()["content"], "say hello");
   }
-  EXPECT_EQ(fake.authorization(), "Bearer sk-test-never-logged");
+  EXPECT_EQ(fake.seen().back().authorization, "Bearer sk-test-never-logged");
 
   // 1700 tokens against maxTokens 1000: budget_exceeded, never retried, the usage recorded.
   EXPECT_EQ(Status(over), "failed");

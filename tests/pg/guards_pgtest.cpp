@@ -39,7 +39,7 @@ class GuardTest : public BusTest {
     o.role = "echo";
     o.poll = 50ms;
     o.heartbeat = 100ms;
-    o.served_models = {"small-model"};
+    o.guards.served_models = {"small-model"};
     return o;
   }
   void RunUntilSettled(runtime::Worker& worker) {
@@ -80,17 +80,21 @@ TEST_F(GuardTest, ViolationsFailOnceWithTheirReasonAndNeverRun) {
 
 TEST_F(GuardTest, RequiredAssignmentMissing) {
   auto options = Options();
-  options.require_assignment = true;
+  options.guards.require_assignment = true;
   runtime::Worker worker(options, [](HandlerContext&) { return HandlerResult::Complete(); }, nullptr, logger_);
   const auto id = bus_->Publish(Message(R"({"no":"assignment"})")).id;
   RunUntilSettled(worker);
   EXPECT_EQ(Error(id).rfind("assignment_missing", 0), 0u) << Error(id);
 }
 
+// The TTL is a minute; the test moves the worker's clock past it instead of waiting.
 TEST_F(GuardTest, HandlerPastItsDeadlineIsStoppedAndFailsTtlExceeded) {
   std::atomic<bool> saw_stop{false};
   std::atomic<bool> saw_deadline{false};
-  runtime::Worker worker(Options(), [&](HandlerContext& c) {
+  base::ManualClock clock;
+  auto options = Options();
+  options.clock = &clock;
+  runtime::Worker worker(options, [&](HandlerContext& c) {
     saw_deadline = c.deadline.has_value() && c.assignment != nullptr && c.assignment->model == "small-model";
     const auto give_up = std::chrono::steady_clock::now() + 10s;
     while (!c.stop.stop_requested() && std::chrono::steady_clock::now() < give_up) {
@@ -99,10 +103,18 @@ TEST_F(GuardTest, HandlerPastItsDeadlineIsStoppedAndFailsTtlExceeded) {
     saw_stop = c.stop.stop_requested();
     return HandlerResult::Complete();
   }, nullptr, logger_);
-  const auto id = bus_->Publish(Message(Assignment("small-model", 1500))).id;
+  const auto id = bus_->Publish(Message(Assignment("small-model", 60000))).id;
   const auto started = std::chrono::steady_clock::now();
-  RunUntilSettled(worker);
-  EXPECT_TRUE(saw_deadline.load());
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return saw_deadline.load(); }));
+  clock.Advance(59s);
+  std::this_thread::sleep_for(300ms);  // three watchdog passes (one per heartbeat): not yet
+  EXPECT_FALSE(saw_stop.load());
+  clock.Advance(2s);
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status IN ('queued', 'running')") == 0;
+  }, 20s));
+  worker.Drain();
   EXPECT_TRUE(saw_stop.load()) << "the watchdog requested the stop";
   EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
   EXPECT_EQ(Error(id).rfind("ttl_exceeded", 0), 0u) << Error(id);
@@ -144,7 +156,7 @@ TEST_F(GuardTest, UsageWithinBudgetIsRecordedWithTheCompletion) {
 TEST_F(GuardTest, FollowUpsCommitWithTheCompletionAndReportToTheParent) {
   runtime::WorkerOptions execute = Options();
   execute.role = "execute";
-  execute.served_models.clear();
+  execute.guards.served_models.clear();
   runtime::Worker dispatcher(execute, [](HandlerContext& c) {
     HandlerResult r = HandlerResult::Complete();
     auto child = Message(c.message.payload_json, "test", "echo");
@@ -171,7 +183,7 @@ TEST_F(GuardTest, FollowUpsCommitWithTheCompletionAndReportToTheParent) {
 
 TEST_F(GuardTest, InvalidFollowUpFailsTheMessageAndPublishesNothing) {
   runtime::WorkerOptions o = Options();
-  o.served_models.clear();
+  o.guards.served_models.clear();
   runtime::Worker worker(o, [](HandlerContext&) {
     HandlerResult r = HandlerResult::Complete();
     r.publish.push_back(Message("{broken", "next", "step"));
@@ -185,7 +197,7 @@ TEST_F(GuardTest, InvalidFollowUpFailsTheMessageAndPublishesNothing) {
 
 TEST_F(GuardTest, LostLeaseLeavesNoFollowUpsEventsOrUsage) {
   runtime::WorkerOptions o = Options();
-  o.served_models.clear();
+  o.guards.served_models.clear();
   std::atomic<bool> go{false};
   runtime::Worker worker(o, [&](HandlerContext& c) {
     while (!go) std::this_thread::sleep_for(5ms);

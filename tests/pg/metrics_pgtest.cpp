@@ -265,7 +265,7 @@ TEST_F(MetricsTest, EveryEndpointAgreesWithTheDatabaseAfterRealTraffic) {
     EXPECT_EQ(trend_completed, done);
     const auto& broken = Find(d["routes"], {{"service", "test"}, {"role", "broken"}});
     EXPECT_EQ(broken["failure_rate"], 1.0);
-    EXPECT_EQ(Find(d["reasons"], {{"role", "broken"}, {"event", "failed"}})["reason"], "test handler");
+    EXPECT_EQ(Find(d["reasons"], {{"role", "broken"}, {"event", "failed"}})["reason"], "test_handler");
     EXPECT_EQ(Find(d["reasons"], {{"role", "flaky"}, {"event", "dead_lettered"}})["count"], 2);
   }
   // Spend: per tenant from message_usage summed here; the caps from the policy.

@@ -3,6 +3,7 @@
 // own (db/reconnect.h): every message still ends done with exactly one completion, no attempt is
 // spent on it, and once the database is back every HTTP request succeeds at once.
 #include <nlohmann/json.hpp>
+#include <pqxx/nontransaction>
 #include <signal.h>
 #include <unistd.h>
 
@@ -107,26 +108,51 @@ TEST_F(BusTest, ALostConnectionGivesTheAttemptBackABoundedNumberOfTimes) {
 }
 
 // A claim whose answer was lost with its connection leaves messages leased to a worker that never
-// saw them: when the claim connection comes back, they go back to the queue unrun, attempt unspent.
-TEST_F(BusTest, AClaimWhoseAnswerWasLostIsGivenBackUnrun) {
-  const std::string worker_id = "orphan-test-worker";
-  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(3, Message()));
-  // The claim that committed while its answer was lost, as the server saw it.
-  ASSERT_EQ(bus_->Claim({worker_id, "test", "echo", {0}, 3, 60000}).size(), 3u);
+// saw them. `claimed` messages are claimed for `kOrphanOwner` as such a claim; a worker of that
+// name then starts, its claim connection is killed, and it runs until no message is queued or
+// running. Returns how many times the handler ran.
+constexpr const char* kOrphanOwner = "orphan-test-worker";
+
+int RunAfterALostClaimAnswer(bus::Bus& bus, size_t claimed) {
+  EXPECT_EQ(bus.Claim({kOrphanOwner, "test", "echo", {0}, static_cast<int>(claimed), 60000}).size(), claimed);
   std::atomic<int> calls{0};
-  runtime::Worker worker(EchoWorker(worker_id), [&](runtime::HandlerContext&) {
+  runtime::Worker worker(EchoWorker(kOrphanOwner), [&](runtime::HandlerContext&) {
     ++calls;
     return runtime::HandlerResult::Complete();
   }, nullptr, log::Get("test"));
   worker.Start();
-  ASSERT_TRUE(WaitFor([] {
+  EXPECT_TRUE(WaitFor([] {
     return Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                            "WHERE application_name = 'cogo-claim:test/echo'") == 1;
   }, 10s));
-  ASSERT_TRUE(WaitFor([] { return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'done'") == 3; }, 20s));
+  EXPECT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status IN ('queued', 'running')") == 0;
+  }, 20s));
   worker.Drain();
-  EXPECT_EQ(calls.load(), 3);
-  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE attempts <> 1 OR attempts_given_back <> 1"), 0);
+  return calls.load();
+}
+
+// When the claim connection comes back, they are released unrun, attempt unspent.
+TEST_F(BusTest, AClaimWhoseAnswerWasLostIsReleasedUnrun) {
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(3, Message()));
+  EXPECT_EQ(RunAfterALostClaimAnswer(*bus_, 3), 3);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'done'"), 3);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE attempts <> 1 OR attempts_given_back <> 0"), 0);
+  EXPECT_EQ(Trail(Scalar<int64_t>("SELECT min(id) FROM agent_messages")), "claimed released claimed completed");
+}
+
+// Nothing ran, so nothing is spent, not even the bounded give-backs a handler's lost connection
+// uses: a message with one attempt whose give-backs are used up still runs once (it was
+// dead-lettered unrun when the orphan was failed as an infrastructure failure).
+TEST_F(BusTest, AClaimWhoseAnswerWasLostSpendsNoAttemptEvenWithTheGiveBacksUsedUp) {
+  auto message = Message();
+  message.max_attempts = 1;
+  const auto id = bus_->Publish(message).id;
+  pqxx::nontransaction(*conn_).exec0("UPDATE agent_messages SET attempts_given_back = " +
+                                     std::to_string(bus::kAttemptsGivenBack));
+  EXPECT_EQ(RunAfterALostClaimAnswer(*bus_, 1), 1);
+  EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id)), "done");
+  EXPECT_EQ(Scalar<int64_t>("SELECT attempts FROM agent_messages WHERE id = " + std::to_string(id)), 1);
 }
 
 // The README stack (edge -> brain -> executor -> gateway-chat, real daemons) under a stream of
@@ -216,14 +242,15 @@ class StackTest : public BusTest {
         << "no attempt was spent on our own infrastructure's failure: " << Counts();
     EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'completed'"),
               3 * static_cast<int64_t>(ids_.size()));
-    // A handler ran once per claim that was not given back (a claim whose answer was lost is
-    // given back unrun); every chat message ran exactly once.
+    // A handler ran once per claim that was neither given back nor released (a claim whose
+    // answer was lost is released unrun); every chat message ran exactly once.
     EXPECT_EQ(Scalar<int64_t>(R"SQL(
 SELECT count(*) FROM agent_messages m
 WHERE m.service = 'gateway'
   AND (SELECT count(*) FROM bus_trail e WHERE e.message_id = m.id AND e.event = 'claimed') -
-      (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id AND e.event = 'retry_scheduled'
-         AND (e.detail->>'attempt_given_back')::boolean) <> 1)SQL"), 0);
+      (SELECT count(*) FROM bus_events e WHERE e.message_id = m.id
+         AND (e.event = 'released' OR (e.event = 'retry_scheduled'
+                                       AND (e.detail->>'attempt_given_back')::boolean))) <> 1)SQL"), 0);
     EXPECT_EQ(Scalar<int64_t>(
                   "SELECT count(DISTINCT message_id) FROM message_usage WHERE service = 'gateway'"),
               static_cast<int64_t>(ids_.size()));

@@ -273,7 +273,7 @@ TEST_F(WorkerTest, HandlerOutcomesMapToBusOutcomes) {
     const std::string& p = c.message.payload_json;
     if (p.find("retry") != std::string::npos) return HandlerResult::Retry("transient");
     if (p.find("fail") != std::string::npos) return HandlerResult::Fail("permanent");
-    if (p.find("throw_permanent") != std::string::npos) throw runtime::PermanentError("bad input");
+    if (p.find("throw_permanent") != std::string::npos) throw runtime::PermanentError("bad_input", "the payload asked for it");
     if (p.find("throw") != std::string::npos) throw std::runtime_error("exploded");
     return HandlerResult::Complete(R"({"ok":true})", "ok");
   }, nullptr, logger_);
@@ -294,11 +294,34 @@ TEST_F(WorkerTest, HandlerOutcomesMapToBusOutcomes) {
   EXPECT_EQ(Trail(ids[3].id), "claimed failed");
   EXPECT_EQ(Trail(ids[4].id), "claimed retry_scheduled claimed dead_lettered");
   EXPECT_EQ(ScalarText("SELECT last_error FROM agent_messages WHERE id = " + std::to_string(ids[4].id)),
-            "exploded");
+            "handler_exception: exploded");
   const auto stats = worker.stats();
   EXPECT_EQ(stats.completed, 1u);
   EXPECT_EQ(stats.retried, 3u);
   EXPECT_EQ(stats.failed, 4u);
+}
+
+// The bus takes at most max_batch messages per statement. A handler's follow-ups beyond it (and
+// those of a flush's outcomes together) are published in more statements of the same transaction;
+// the flush threw InvalidMessage before, and the worker stopped as fatal.
+TEST_F(WorkerTest, FollowUpsBeyondTheBusBatchLimitCommitWithTheirParent) {
+  const size_t children = bus::BusLimits{}.max_batch + 1;
+  runtime::Worker worker(Options(50ms), [&](HandlerContext&) {
+    HandlerResult r = HandlerResult::Complete();
+    bus::PublishRequest child = Message(R"({"child":true})", "test", "sink");
+    r.publish.assign(children, child);
+    return r;
+  }, nullptr, logger_);
+  const auto parent = bus_->Publish(Message()).id;
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(parent)) == "done" ||
+           !worker.fatal_error().empty();
+  }, 60s));
+  worker.Drain();
+  EXPECT_EQ(worker.fatal_error(), "");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id = " + std::to_string(parent)),
+            static_cast<int64_t>(children));
 }
 
 TEST_F(WorkerTest, DrainFinishesRunningWorkAndReleasesTheRest) {

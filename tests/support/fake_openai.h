@@ -81,6 +81,14 @@ class FakeOpenAI {
     released_cv_.notify_all();
   }
 
+  // The JSON bodies of the requests seen so far, in order.
+  std::vector<nlohmann::json> bodies() {
+    std::lock_guard lock(mutex_);
+    std::vector<nlohmann::json> out;
+    for (const Seen& s : seen_) out.push_back(s.body);
+    return out;
+  }
+
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
 
  private:
@@ -97,6 +105,26 @@ class FakeOpenAI {
 inline void ReplyJson(httplib::Response& response, const nlohmann::json& body, int status = 200) {
   response.status = status;
   response.set_content(body.dump(), "application/json");
+}
+
+// A chat completion answering `text`, with its usage.
+inline nlohmann::json ChatCompletion(const std::string& text, int64_t prompt_tokens = 100,
+                                     int64_t completion_tokens = 50, const std::string& model = "fake") {
+  return {{"id", "chatcmpl-1"},
+          {"model", model},
+          {"choices", {{{"index", 0}, {"finish_reason", "stop"},
+                        {"message", {{"role", "assistant"}, {"content", text}}}}}},
+          {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+                     {"total_tokens", prompt_tokens + completion_tokens}}}};
+}
+
+// A script answering every chat request with the completion `reply` writes for its body.
+inline Script ChatReplies(std::function<std::string(const nlohmann::json& request)> reply,
+                          int64_t prompt_tokens = 100, int64_t completion_tokens = 50) {
+  return [reply = std::move(reply), prompt_tokens, completion_tokens](int, const httplib::Request& request,
+                                                                      httplib::Response& response) {
+    ReplyJson(response, ChatCompletion(reply(nlohmann::json::parse(request.body)), prompt_tokens, completion_tokens));
+  };
 }
 
 }  // namespace cogo::testing

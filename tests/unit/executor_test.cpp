@@ -82,7 +82,7 @@ HandlerResult Judge(const bus::ClaimedMessage& m, TenantCommitment committed = {
 TEST(Executor, AdmittedHandsOffTheSamePayloadToTheTargetRoute) {
   const auto m = Message(Payload());
   const HandlerResult r = Judge(m);
-  ASSERT_EQ(r.kind, HandlerResult::Kind::complete) << r.error;
+  ASSERT_EQ(r.kind, HandlerResult::Kind::complete) << r.error();
   ASSERT_EQ(r.publish.size(), 1u);
   const bus::PublishRequest& p = r.publish[0];
   EXPECT_EQ(p.service, "gateway");
@@ -121,7 +121,8 @@ TEST(Executor, RefusalsAreNamedPermanentAndAudited) {
     SCOPED_TRACE(c.name);
     const HandlerResult r = Judge(Message(Payload(c.edit)), c.committed);
     ASSERT_EQ(r.kind, HandlerResult::Kind::fail);
-    EXPECT_EQ(r.error.rfind(std::string(c.reason) + ": ", 0), 0u) << r.error;
+    EXPECT_EQ(r.reason, c.reason) << r.error();
+    EXPECT_FALSE(r.detail.empty());
     EXPECT_TRUE(r.publish.empty());
     EXPECT_EQ(EventNames(r), "policy_violation execute_failed");
     EXPECT_EQ(json::parse(r.events[1].detail_json)["reason"], c.reason);
@@ -135,7 +136,8 @@ TEST(Executor, PayloadWithoutAssignmentIsRefused) {
     SCOPED_TRACE(payload);
     const HandlerResult r = Judge(Message(payload));
     ASSERT_EQ(r.kind, HandlerResult::Kind::fail);
-    EXPECT_EQ(r.error.rfind("assignment_invalid: ", 0), 0u) << r.error;
+    EXPECT_EQ(r.reason, "assignment_invalid") << r.error();
+    EXPECT_FALSE(r.detail.empty());
   }
 }
 
@@ -148,9 +150,9 @@ TEST(Executor, TransientFailureFollowsTheRuleBackoffUntilTheLastAttempt) {
   for (const Case c : {Case{1, 50}, Case{2, 80}, Case{3, -1}}) {
     SCOPED_TRACE(c.attempt);
     const HandlerResult r =
-        TransientFailure(Message(Payload(), c.attempt), rule, "tenant_spend_unavailable: x\n", kNow, 0.5);
+        TransientFailure(Message(Payload(), c.attempt), rule, "tenant_spend_unavailable", "x\n", kNow, 0.5);
     ASSERT_EQ(r.kind, HandlerResult::Kind::retry);
-    EXPECT_EQ(r.error, "tenant_spend_unavailable: x");
+    EXPECT_EQ(r.error(), "tenant_spend_unavailable: x");
     ASSERT_EQ(r.events.size(), 1u);
     const json detail = json::parse(r.events[0].detail_json);
     if (c.delay_ms < 0) {
@@ -179,7 +181,7 @@ TEST(Executor, RefusalIsLoggedOnceWithItsReasonAndNeverTheSecret) {
   runtime::HandlerContext ctx{message, {}, nullptr, std::nullopt, usage};
   const HandlerResult r = handler(ctx);
   ASSERT_EQ(r.kind, HandlerResult::Kind::fail);
-  EXPECT_EQ(r.error.find(secret), std::string::npos) << r.error;
+  EXPECT_EQ(r.error().find(secret), std::string::npos) << r.error();
   EXPECT_EQ(sink->Lines().size(), 1u) << sink->Text();
   EXPECT_EQ(sink->Count("warning execute 42 refused: assignment_invalid: budget: wrong_type"), 1u)
       << sink->Text();

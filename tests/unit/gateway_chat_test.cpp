@@ -92,11 +92,11 @@ TEST(GatewayChat, ProviderErrorsAreRetriedOnlyWhenTransient) {
   EXPECT_EQ(RunHandler(providers::ProviderErrorKind::kUnreachable).kind, runtime::HandlerResult::Kind::retry);
   const auto client = RunHandler(providers::ProviderErrorKind::kClientError);
   EXPECT_EQ(client.kind, runtime::HandlerResult::Kind::fail);
-  EXPECT_EQ(client.error.rfind("provider_client_error", 0), 0u) << client.error;
+  EXPECT_EQ(client.reason, "provider_client_error") << client.error();
   EXPECT_EQ(RunHandler(providers::ProviderErrorKind::kBadResponse).kind, runtime::HandlerResult::Kind::fail);
   const auto unpriced = RunHandler(providers::ProviderErrorKind::kRateLimited, "mystery-model");
   EXPECT_EQ(unpriced.kind, runtime::HandlerResult::Kind::fail);
-  EXPECT_EQ(unpriced.error.rfind("model_not_priced", 0), 0u);
+  EXPECT_EQ(unpriced.reason, "model_not_priced") << unpriced.error();
 }
 
 }  // namespace

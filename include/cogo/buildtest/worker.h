@@ -22,7 +22,7 @@
 
 #include "cogo/buildtest/sandbox.h"
 #include "cogo/codegen/edits.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace CLI {
 class App;

@@ -103,9 +103,8 @@ class Bus {
   [[nodiscard]] std::vector<bool> LockLeases(pqxx::transaction_base& txn,
                                              const std::vector<Lease>& leases);
 
-  // Domain events on a message's trail, and per-attempt usage, in the caller's transaction.
+  // Domain events on a message's trail, in the caller's transaction.
   void AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events);
-  void RecordUsage(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records);
 
   // Operator actions.
   [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);

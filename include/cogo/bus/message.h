@@ -6,8 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "cogo/policy/usage.h"
-
 namespace cogo::bus {
 
 // A message's route. Workers subscribe to (service, role, shard set); tenant travels with it.
@@ -87,18 +85,6 @@ struct AuditEvent {
   int64_t message_id = 0;   // 0 in a HandlerResult: the handled message
   std::string event;        // e.g. execute_retry
   std::string detail_json;  // a JSON object, or empty
-};
-
-// Tokens and cost one attempt of a message spent, and who spent them.
-struct UsageRecord {
-  Lease lease;
-  std::string tenant;
-  Route route;
-  std::string agent_id;
-  std::string version;
-  std::string model;
-  policy::Usage usage;
-  std::string outcome;  // completed, failed, budget_exceeded, ...
 };
 
 // Where a failure left the message.

@@ -22,7 +22,7 @@
 #include "cogo/codegen/repo.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace CLI {
 class App;

@@ -20,7 +20,11 @@
 #include "cogo/bus/message.h"
 #include "cogo/policy/admit.h"
 #include "cogo/policy/policy_table.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
+
+namespace cogo::runtime {
+struct WorkerOptions;
+}
 
 namespace cogo::executor {
 
@@ -57,7 +61,8 @@ struct TenantCommitment {
 // dead-letters it, and the event is `execute_failed` with reason attempts_exhausted.
 [[nodiscard]] runtime::HandlerResult TransientFailure(const bus::ClaimedMessage& message,
                                                       const policy::PolicyRule& rule,
-                                                      std::string_view error,
+                                                      std::string_view reason,
+                                                      std::string_view detail,
                                                       policy::TimePoint now, double unit_sample);
 
 // Reserves the maxCostUsd of the hand-off `hand_off_id` (published in `txn`) against the

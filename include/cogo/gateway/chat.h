@@ -15,7 +15,7 @@
 
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace cogo::gateway {
 

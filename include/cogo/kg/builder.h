@@ -18,7 +18,7 @@
 #include "cogo/db/pool.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace cogo::kg {
 

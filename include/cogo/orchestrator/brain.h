@@ -16,7 +16,7 @@
 #include "cogo/orchestrator/routing.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace cogo::db {
 class ConnectionPool;

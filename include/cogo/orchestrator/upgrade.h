@@ -28,7 +28,11 @@
 
 #include "cogo/orchestrator/brain.h"
 #include "cogo/runtime/daemon.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
+
+namespace cogo::runtime {
+struct WorkerOptions;
+}
 
 namespace cogo::orchestrator {
 

@@ -26,7 +26,7 @@
 #include "cogo/providers/provider.h"
 #include "cogo/rag/vector_index.h"
 #include "cogo/runtime/daemon.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace cogo::rag {
 

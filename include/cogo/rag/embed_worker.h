@@ -19,7 +19,7 @@
 #include "cogo/providers/provider.h"
 #include "cogo/rag/chunker.h"
 #include "cogo/rag/document.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 
 namespace cogo::rag {
 

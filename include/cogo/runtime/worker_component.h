@@ -1,8 +1,12 @@
-// The glue between a Worker and RunDaemon: worker flags every worker daemon shares, and a
-// Component that runs one Worker. Thread-safety as Worker.
+// The glue between a Worker and RunDaemon: worker flags every worker daemon shares, a
+// Component that runs one Worker, and RunWorkerDaemon for the daemons that run one worker (their
+// main is their defaults, their own flags and how their handler is built). Thread-safety as
+// Worker.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "cogo/runtime/daemon.h"
 #include "cogo/runtime/worker.h"
@@ -17,5 +21,18 @@ void AddWorkerOptions(CLI::App& app, WorkerOptions& options, bool with_route);
 [[nodiscard]] std::unique_ptr<Component> MakeWorkerComponent(WorkerOptions options,
                                                              Handler handler,
                                                              DaemonContext& context);
+
+struct WorkerDaemonSpec {
+  std::string name;
+  std::string description;
+  WorkerOptions& worker;  // the daemon's defaults (route, guards); the worker flags fill the rest
+  bool with_route = false;  // --service/--role are flags (else the route is fixed)
+  std::function<void(CLI::App&)> add_options;  // the daemon's own flags; may be empty
+  // Builds the handler once options are parsed; may still adjust `worker`.
+  std::function<Handler(DaemonContext&)> make_handler;
+};
+
+// RunDaemon with one component: the worker, running the handler `make_handler` builds.
+int RunWorkerDaemon(int argc, char** argv, const WorkerDaemonSpec& spec);
 
 }  // namespace cogo::runtime

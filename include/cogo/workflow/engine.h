@@ -18,8 +18,12 @@
 
 #include "cogo/db/pool.h"
 #include "cogo/runtime/daemon.h"
-#include "cogo/runtime/worker.h"
+#include "cogo/runtime/handler.h"
 #include "cogo/workflow/definition.h"
+
+namespace cogo::runtime {
+struct WorkerOptions;
+}
 
 namespace cogo::workflow {
 

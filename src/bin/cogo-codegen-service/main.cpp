@@ -14,22 +14,18 @@ int main(int argc, char** argv) {
   cogo::providers::ProviderFlags provider;
   cogo::codegen::CodegenOptions codegen;
   std::string policy = "config/policy.example.json";
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-codegen-service", "edits.json for codegen/generate, from the task or a model",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-codegen-service", "edits.json for codegen/generate, from the task or a model", worker, false,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::providers::AddProviderOptions(app, provider);
         cogo::codegen::AddRepoAndArtifactOptions(app, codegen.repo_roots, codegen.artifacts_dir);
         app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
         app.add_option("--max-tokens", codegen.max_tokens, "reply cap (the budget caps it further)")->check(CLI::Range(1, 1000000))->capture_default_str();
         app.add_option("--reply-attempts", codegen.reply_attempts, "model calls per task before it fails")->check(CLI::Range(1, 10))->capture_default_str();
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         const auto table = cogo::policy::LoadPolicyFile(policy);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, cogo::codegen::MakeCodegenHandler(model, table, codegen, ctx.logger), ctx));
-        return components;
+        return cogo::codegen::MakeCodegenHandler(model, table, codegen, ctx.logger);
       }});
 }

@@ -10,22 +10,18 @@
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   std::string policy_file = "config/policy.example.json";
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-executor-dispatcher", "Admit execute messages under the policy table and hand them off",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-executor-dispatcher", "Admit execute messages under the policy table and hand them off", worker, false,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, false);
         app.add_option("--policy", policy_file, "policy table (JSON, docs/policy.md)")
             ->envname("COGO_POLICY")
             ->capture_default_str();
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         auto policy = cogo::policy::LoadPolicyFile(policy_file);
         ctx.logger->info("policy table {} loaded", policy_file);
         cogo::executor::ConfigureExecutorWorker(worker);
-        auto handler = cogo::executor::MakeExecutorHandler(
+        return cogo::executor::MakeExecutorHandler(
             {ctx.options.database_url, policy}, cogo::log::Get(ctx.logger->name() + ".executor"));
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(worker, std::move(handler), ctx));
-        return components;
       }});
 }

@@ -11,26 +11,22 @@ int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   worker.service = "gateway";
   worker.role = "chat";
-  worker.require_assignment = true;
+  worker.guards.require_assignment = true;
   cogo::providers::ProviderFlags provider;
   cogo::gateway::ChatOptions chat;
   std::string policy = "config/policy.example.json";
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-gateway-chat", "chat completions for gateway/chat through a model provider",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-gateway-chat", "chat completions for gateway/chat through a model provider", worker, false,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
-        app.add_option("--served-models", worker.served_models, "models this worker serves (empty: any)")->envname("COGO_SERVED_MODELS");
+        app.add_option("--served-models", worker.guards.served_models, "models this worker serves (empty: any)")->envname("COGO_SERVED_MODELS");
         app.add_option("--max-tokens", chat.max_tokens, "reply cap (the budget caps it further)")->check(CLI::Range(1, 1000000))->capture_default_str();
         app.add_option("--system-prompt", chat.system_prompt);
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         const auto table = cogo::policy::LoadPolicyFile(policy);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, cogo::gateway::MakeChatHandler(model, table, chat, ctx.logger), ctx));
-        return components;
+        return cogo::gateway::MakeChatHandler(model, table, chat, ctx.logger);
       }});
 }

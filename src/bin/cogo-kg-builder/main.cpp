@@ -13,27 +13,23 @@ int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   worker.service = "kg";
   worker.role = "build";
-  worker.require_assignment = true;
+  worker.guards.require_assignment = true;
   cogo::providers::ProviderFlags provider;
   cogo::kg::BuilderOptions builder;
   std::string policy = "config/policy.example.json";
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-kg-builder", "entities and relations for kg/build",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-kg-builder", "entities and relations for kg/build", worker, false,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
         app.add_option("--reply-attempts", builder.reply_attempts, "chat extractor: asks per chunk before extraction_malformed")->check(CLI::Range(1, 5))->capture_default_str();
         app.add_option("--max-tokens", builder.max_tokens, "chat extractor: reply cap per chunk")->check(CLI::Range(16, 100000))->capture_default_str();
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         const auto table = cogo::policy::LoadPolicyFile(policy);
         std::shared_ptr<cogo::providers::ModelProvider> chat;
         if (!provider.base_url.empty()) chat = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-kg-builder", worker.concurrency);
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, cogo::kg::MakeBuildHandler(chat, table, pool, builder, ctx.logger), ctx));
-        return components;
+        return cogo::kg::MakeBuildHandler(chat, table, pool, builder, ctx.logger);
       }});
 }

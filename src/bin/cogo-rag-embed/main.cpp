@@ -12,30 +12,26 @@ int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   worker.service = "rag";
   worker.role = "embed";
-  worker.require_assignment = true;
+  worker.guards.require_assignment = true;
   cogo::rag::EmbedderFlags embedder;
   cogo::rag::EmbedWorkerOptions embed;
   std::string policy = "config/policy.example.json";
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-rag-embed", "chunks, embeds and stores documents for rag/embed",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-rag-embed", "chunks, embeds and stores documents for rag/embed", worker, false,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::rag::AddEmbedderOptions(app, embedder);
         app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
         app.add_option("--chunk-max-chars", embed.chunking.max_chars, "bytes per chunk, at most")->check(CLI::Range(64, 100000))->capture_default_str();
         app.add_option("--chunk-overlap-chars", embed.chunking.overlap_chars, "bytes repeated from the chunk before")->check(CLI::Range(0, 50000))->capture_default_str();
         app.add_option("--max-text-bytes", embed.max_text_bytes, "larger documents fail document_too_large")->check(CLI::Range(1, 1 << 20))->capture_default_str();
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         const auto table = cogo::policy::LoadPolicyFile(policy);
         embed.chunking.min_chars = embed.chunking.max_chars / 2;
         embed.batch_size = embedder.batch_size;
         embed.dimension_hint = embedder.provider.base_url.empty() ? embedder.dimension : 0;
         auto provider = cogo::rag::MakeEmbeddingProvider(embedder, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-rag-embed", worker.concurrency);
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, cogo::rag::MakeEmbedHandler(provider, table, pool, embed, ctx.logger), ctx));
-        return components;
+        return cogo::rag::MakeEmbedHandler(provider, table, pool, embed, ctx.logger);
       }});
 }

@@ -34,10 +34,10 @@ cogo::runtime::HandlerResult Handle(const TestHandlerOptions& o, int record_fd,
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (!o.fail_version.empty() && ctx.assignment != nullptr && ctx.assignment->version == o.fail_version) {
-    return cogo::runtime::HandlerResult::Fail("test handler: version " + o.fail_version + " fails");
+    return cogo::runtime::HandlerResult::Fail("test_handler", "version " + o.fail_version + " fails");
   }
-  if (o.outcome == "retry") return cogo::runtime::HandlerResult::Retry("test handler: transient");
-  if (o.outcome == "fail") return cogo::runtime::HandlerResult::Fail("test handler: permanent");
+  if (o.outcome == "retry") return cogo::runtime::HandlerResult::Retry("test_handler", "transient");
+  if (o.outcome == "fail") return cogo::runtime::HandlerResult::Fail("test_handler", "permanent");
   return cogo::runtime::HandlerResult::Complete(R"({"echo":)" + ctx.message.payload_json + "}",
                                                 "handled by cogo-test-worker");
 }
@@ -47,24 +47,20 @@ cogo::runtime::HandlerResult Handle(const TestHandlerOptions& o, int record_fd,
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   TestHandlerOptions handler;
-  return cogo::runtime::RunDaemon(argc, argv, {
-      "cogo-test-worker", "A worker with a test handler (sleep, record, outcome)",
+  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+      "cogo-test-worker", "A worker with a test handler (sleep, record, outcome)", worker, true,
       [&](CLI::App& app) {
-        cogo::runtime::AddWorkerOptions(app, worker, true);
         app.add_option("--sleep-ms", handler.sleep_ms, "time each message takes");
         app.add_option("--record", handler.record, "append '<id> <attempt>' per handler call");
         app.add_option("--outcome", handler.outcome)->check(CLI::IsMember({"complete", "retry", "fail"}));
         app.add_option("--fail-version", handler.fail_version, "fail messages whose __assignment names this version (a bad canary)");
       },
-      [&](cogo::runtime::DaemonContext& ctx) {
+      [&](cogo::runtime::DaemonContext&) -> cogo::runtime::Handler {
         int fd = -1;
         if (!handler.record.empty()) {
           fd = open(handler.record.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
           if (fd < 0) throw std::runtime_error("cannot open record file " + handler.record);
         }
-        std::vector<std::unique_ptr<cogo::runtime::Component>> components;
-        components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker, [handler, fd](auto& c) { return Handle(handler, fd, c); }, ctx));
-        return components;
+        return [handler, fd](auto& c) { return Handle(handler, fd, c); };
       }});
 }

@@ -1,0 +1,131 @@
+// The claimer (runtime/worker.h): claims up to the worker's free capacity, queues the jobs for
+// the handler threads, and follows the idle protocol (runtime/idle_protocol.h) between claims.
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <pqxx/nontransaction>
+
+#include "cogo/bus/bus.h"
+#include "cogo/runtime/idle_protocol.h"
+#include "runtime/worker_state.h"
+
+namespace cogo::runtime {
+namespace {
+
+Announced ToAnnounced(bus::Bus::IdleResult result) {
+  switch (result) {
+    case bus::Bus::IdleResult::sentinel: return Announced::sentinel;
+    case bus::Bus::IdleResult::covered: return Announced::covered;
+    case bus::Bus::IdleResult::standby: return Announced::standby;
+    case bus::Bus::IdleResult::busy: break;
+  }
+  return Announced::busy;
+}
+
+class Claimer {
+ public:
+  Claimer(WorkerState& state, bool notify) : s_(state), notify_(notify) {}
+
+  void Run(std::stop_token stop) {
+    s_.RunWithReconnect(stop, "claim", "cogo-claim:" + s_.options.service + "/" + s_.options.role,
+                        [&](pqxx::connection& conn, bool reconnected) {
+      PreferIndexScans(conn);
+      // A lost claim commit only puts the message back in the queue (the worker's later
+      // completion then fails its lease check), so claims need not wait for the WAL flush.
+      pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
+      bus::Bus bus(conn);
+      bus.RegisterWorker({s_.id, s_.options.service, s_.options.role, s_.options.shards, Hostname(),
+                          static_cast<int>(getpid())});
+      if (reconnected) ReleaseOrphans(bus);
+      // The idle protocol (sql/005_wake_locks.sql, runtime/idle_protocol.h): this loop claims
+      // and performs what Next decides after each claim and each announcement.
+      IdleState state;
+      while (true) {
+        int want = 0;
+        {
+          std::unique_lock lock(s_.mu);
+          s_.cv_claim.wait(lock, [&] { return !s_.claiming || s_.FreeCapacity() > 0; });
+          if (!s_.claiming) break;
+          want = std::min(s_.options.batch_size, s_.FreeCapacity());
+          // A wake-up during the announcement must not be lost: it may be a leaving sentinel's.
+          if (!state.just_announced) s_.wake_pending = false;
+        }
+        const auto claim_sent = s_.clock.Now();
+        auto claimed = bus.Claim({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
+                                  s_.options.lease.count()});
+        const size_t found = claimed.size();
+        if (found > 0) Enqueue(std::move(claimed), claim_sent);
+        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want)), notify_, s_.options.poll);
+        if (step.action.leave_idle) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);
+        if (step.action.announce) {
+          const auto announced = bus.AnnounceIdle(s_.id, s_.options.service, s_.options.role, s_.options.shards);
+          step = Next(step.state, IdleEvent::Announce(ToAnnounced(announced)), notify_, s_.options.poll);
+        }
+        state = step.state;
+        if (step.action.wait > std::chrono::milliseconds(0) && !WaitToClaim(step.action.wait)) break;
+      }
+      // Another idle worker takes over at once.
+      if (LeavesOnStop(state)) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);
+    });
+  }
+
+ private:
+  // Waits until the claimer should look again: a wake-up, a stop, or `timeout`.
+  // Returns false when claiming stopped.
+  bool WaitToClaim(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(s_.mu);
+    s_.cv_claim.wait_for(lock, timeout, [&] { return !s_.claiming || s_.wake_pending; });
+    return s_.claiming;
+  }
+
+  // A claim whose answer was lost with the connection may have committed: its messages are
+  // leased to this worker, which never saw them. Nothing ran, so they are released like the
+  // messages a drain finds unstarted: back to the queue with their attempt uncounted, and
+  // without spending the bounded give-backs (bus::kAttemptsGivenBack), which are for handlers
+  // whose infrastructure failed while they ran.
+  void ReleaseOrphans(bus::Bus& bus) {
+    for (const bus::Lease& lease : bus.LeasesOf(s_.id)) {
+      {
+        std::lock_guard lock(s_.mu);
+        if (s_.in_flight.count(KeyOf(lease)) != 0) continue;  // a claim this worker saw
+      }
+      const bool released = bus.Release(lease);
+      s_.logger->warn("message {} was claimed by a claim whose answer was lost: {}", lease.message_id,
+                    released ? "released unrun" : "its lease was gone");
+    }
+  }
+
+  void Enqueue(std::vector<bus::ClaimedMessage> claimed, base::Clock::TimePoint claim_sent) {
+    {
+      std::lock_guard lock(s_.mu);
+      for (auto& m : claimed) {
+        metrics::Observe(s_.route_metrics.queue_wait_seconds,
+                         m.claimed_at_epoch - m.created_at_epoch);
+        auto job = std::make_shared<Job>();
+        job->message = std::move(m);
+        job->claim_sent = claim_sent;
+        s_.in_flight[KeyOf(job->message.lease)] = job;
+        s_.ready.push_back(std::move(job));
+      }
+      s_.stats.claimed += claimed.size();
+    }
+    metrics::Increment(s_.route_metrics.claimed, static_cast<double>(claimed.size()));
+    // One handler per message: waking them all for a single message costs context switches
+    // that a no-op handler's whole run does not.
+    if (claimed.size() >= static_cast<size_t>(s_.options.concurrency)) {
+      s_.cv_jobs.notify_all();
+    } else {
+      for (size_t i = 0; i < claimed.size(); ++i) s_.cv_jobs.notify_one();
+    }
+  }
+
+  WorkerState& s_;
+  const bool notify_;  // a WakeHub delivers this worker's wake-ups
+};
+
+}  // namespace
+
+void RunClaimer(WorkerState& state, bool notify, std::stop_token stop) { Claimer(state, notify).Run(stop); }
+
+}  // namespace cogo::runtime

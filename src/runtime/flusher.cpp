@@ -1,0 +1,196 @@
+// The flusher (runtime/worker.h): writes the handlers' outcomes in batches, heartbeats the
+// leases in flight and the registry row, and stops handlers past their deadline.
+#include <algorithm>
+
+#include <pqxx/nontransaction>
+#include <pqxx/transaction>
+
+#include "cogo/bus/bus.h"
+#include "runtime/worker_state.h"
+
+namespace cogo::runtime {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+class Flusher {
+ public:
+  explicit Flusher(WorkerState& state) : s_(state) {}
+
+  void Run(std::stop_token stop) {
+    s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
+                        [&](pqxx::connection& conn, bool reconnected) {
+      PreferIndexScans(conn);
+      if (reconnected) s_.logger->info("flush loop retries {} unflushed outcomes", unflushed_.size());
+      bus::Bus bus(conn);
+      auto next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
+      std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first
+      while (true) {
+        bool finish = false;
+        if (batch.empty()) {  // a batch left from a failed attempt is retried first
+          const auto wake_at = std::min(next_heartbeat, EnforceDeadlines());
+          std::unique_lock lock(s_.mu);
+          s_.cv_flush.wait_until(lock, wake_at,
+                                [&] { return s_.stop_flusher || !s_.outcomes.empty() || s_.deadline_added; });
+          s_.deadline_added = false;
+          batch.swap(s_.outcomes);
+          finish = s_.stop_flusher && batch.empty();
+        }
+        if (finish) {
+          bus.UnregisterWorker(s_.id);
+          return;
+        }
+        if (!batch.empty()) {
+          Flush(bus, batch);
+          batch.clear();
+        }
+        if (SteadyClock::now() >= next_heartbeat) {
+          Heartbeat(bus);
+          next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
+        }
+      }
+    });
+  }
+
+ private:
+  // Requests the stop of handlers whose deadline passed; returns when the next one is due.
+  SteadyClock::time_point EnforceDeadlines() {
+    const auto now = s_.clock.Now();
+    const auto steady_now = SteadyClock::now();  // the flusher waits on the real clock
+    auto next = SteadyClock::time_point::max();
+    std::lock_guard lock(s_.mu);
+    for (auto& [key, job] : s_.in_flight) {
+      if (job->state != Job::State::running || !job->deadline || job->stop.stop_requested()) continue;
+      if (*job->deadline <= now) {
+        s_.logger->warn("message {} ran past its deadline; stopping its handler", key.first);
+        job->stop.request_stop();
+      } else {
+        next = std::min(next, steady_now + (*job->deadline - now));
+      }
+    }
+    return next;
+  }
+
+  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
+  // rows whose lease still holds are locked first, so the trail reads cause before effect:
+  // domain events, then children (execute_enqueued), then the outcome itself.
+  void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
+    std::vector<bus::Lease> leases;
+    leases.reserve(batch.size());
+    bool extras = false;
+    bool only_completions = true;
+    for (const auto& o : batch) {
+      leases.push_back(o.lease());
+      extras = extras || !o.publish.empty() || !o.events.empty() || o.usage.has_value();
+      only_completions = only_completions && o.kind == Outcome::Kind::complete;
+    }
+    // Plain completions are one statement, atomic on its own: autocommit saves BEGIN and COMMIT.
+    std::unique_ptr<pqxx::transaction_base> txn;
+    if (only_completions && !extras) {
+      txn = std::make_unique<pqxx::nontransaction>(bus.connection(), "flush");
+    } else {
+      txn = std::make_unique<pqxx::work>(bus.connection(), "flush");
+    }
+    // Plain outcomes need no lock: the complete/fail/release statements check the lease
+    // themselves. Only what rides along (children, events, usage) must wait for that verdict.
+    const std::vector<bool> held =
+        extras ? bus.LockLeases(*txn, leases) : std::vector<bool>(batch.size(), true);
+
+    WorkerStats delta;
+    std::vector<bus::PublishRequest> follow_ups;
+    std::vector<bus::AuditEvent> events;
+    std::vector<usage::UsageRecord> usage;
+    std::vector<bus::Completion> completions;
+    std::vector<const Outcome*> failures;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Outcome& o = batch[i];
+      if (!held[i]) {
+        ++delta.lease_lost;  // reclaimed or cancelled meanwhile: leave nothing behind
+        continue;
+      }
+      follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
+      events.insert(events.end(), o.events.begin(), o.events.end());
+      if (o.usage) usage.push_back(*o.usage);
+      if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
+      if (o.kind == Outcome::Kind::fail) failures.push_back(&o);
+      if (o.kind == Outcome::Kind::release) {
+        ++(bus.Release(*txn, o.lease()) ? delta.released : delta.lease_lost);
+      }
+    }
+    bus.AddEvents(*txn, events);
+    // The bus takes at most max_batch messages per statement; the outcomes of one flush may
+    // carry more together (or one handler's alone): more statements, the same transaction.
+    const size_t chunk = bus.limits().max_batch;
+    for (size_t i = 0; i < follow_ups.size(); i += chunk) {
+      const auto first = follow_ups.begin() + static_cast<std::ptrdiff_t>(i);
+      (void)bus.PublishBatch(*txn, {first, first + static_cast<std::ptrdiff_t>(std::min(chunk, follow_ups.size() - i))});
+    }
+    for (bool h : bus.CompleteBatch(*txn, completions)) ++(h ? delta.completed : delta.lease_lost);
+    for (const Outcome* o : failures) {
+      const auto result = bus.Fail(*txn, o->failure);
+      switch (result) {
+        case bus::FailOutcome::requeued: ++delta.retried; break;
+        case bus::FailOutcome::dead_lettered:
+        case bus::FailOutcome::failed: ++delta.failed; break;
+        case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
+      }
+      s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
+                    o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
+    }
+    usage::Record(*txn, usage);
+    txn->commit();
+    if (delta.lease_lost > 0) {
+      s_.logger->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
+                    delta.lease_lost);
+    }
+    metrics::Increment(s_.route_metrics.completed, static_cast<double>(delta.completed));
+    metrics::Increment(s_.route_metrics.retried, static_cast<double>(delta.retried));
+    metrics::Increment(s_.route_metrics.failed, static_cast<double>(delta.failed));
+    metrics::Increment(s_.route_metrics.released, static_cast<double>(delta.released));
+    metrics::Increment(s_.route_metrics.lease_lost, static_cast<double>(delta.lease_lost));
+    {
+      std::lock_guard lock(s_.mu);
+      for (const auto& o : batch) {
+        s_.in_flight.erase(KeyOf(o.lease()));
+      }
+      s_.stats.completed += delta.completed;
+      s_.stats.retried += delta.retried;
+      s_.stats.failed += delta.failed;
+      s_.stats.released += delta.released;
+      s_.stats.lease_lost += delta.lease_lost;
+    }
+    s_.cv_claim.notify_one();
+  }
+
+  void Heartbeat(bus::Bus& bus) {
+    std::vector<bus::Lease> leases;
+    {
+      std::lock_guard lock(s_.mu);
+      leases.reserve(s_.in_flight.size());
+      for (const auto& [key, job] : s_.in_flight) leases.push_back(job->message.lease);
+    }
+    bus.TouchWorker(s_.id);
+    if (leases.empty()) return;
+    const std::vector<bool> held = bus.Heartbeat(leases, s_.options.lease.count());
+    std::lock_guard lock(s_.mu);
+    for (size_t i = 0; i < leases.size(); ++i) {
+      if (held[i]) continue;
+      auto it = s_.in_flight.find(KeyOf(leases[i]));
+      if (it == s_.in_flight.end()) continue;
+      // Reclaimed, cancelled or claimed again under us: tell the handler to stop; its outcome
+      // will be refused.
+      s_.logger->warn("lost the lease of message {} (fence {}); stopping its handler",
+                    leases[i].message_id, leases[i].fence);
+      it->second->stop.request_stop();
+    }
+  }
+
+  WorkerState& s_;
+  std::vector<Outcome> unflushed_;  // the batch in progress: survives a reconnect, retried first
+};
+
+}  // namespace
+
+void RunFlusher(WorkerState& state, std::stop_token stop) { Flusher(state).Run(stop); }
+
+}  // namespace cogo::runtime

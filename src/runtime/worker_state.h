@@ -1,0 +1,100 @@
+// What a Worker's threads share (runtime/worker.h). The claimer (claimer.cpp) queues claimed jobs,
+// handler threads (worker.cpp) run them and queue their outcomes, the flusher (flusher.cpp)
+// writes the outcomes, heartbeats the leases and stops handlers past their deadline. Every
+// mutable field is guarded by `mu`; the constant ones are set before any thread starts.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/connection>
+#include <spdlog/logger.h>
+
+#include "cogo/base/clock.h"
+#include "cogo/metrics/bus_metrics.h"
+#include "cogo/runtime/guards.h"
+#include "cogo/runtime/worker.h"
+
+namespace cogo::runtime {
+
+struct Job {
+  enum class State { ready, running, finished, abandoned };
+  bus::ClaimedMessage message;
+  std::stop_source stop;
+  State state = State::ready;
+  base::Clock::TimePoint claim_sent;               // the clock just before the claim was sent
+  std::optional<base::Clock::TimePoint> deadline;  // set when the handler starts
+};
+
+// A claim in flight: (message id, fence). Keyed by claim, not by message: a message cancelled,
+// retried and claimed again while its first handler still runs is in flight twice, and each
+// claim keeps its own heartbeat.
+using ClaimKey = std::pair<int64_t, int64_t>;
+[[nodiscard]] inline ClaimKey KeyOf(const bus::Lease& lease) { return {lease.message_id, lease.fence}; }
+
+struct WorkerState {
+  WorkerState(WorkerOptions options, std::string id, std::shared_ptr<spdlog::logger> logger,
+              metrics::BusMetrics* metrics);
+
+  const WorkerOptions options;
+  const std::string id;
+  const base::Clock& clock;  // options.clock, or the real steady clock
+  const std::shared_ptr<spdlog::logger> logger;
+  const int capacity;  // running + waiting + awaiting flush
+  metrics::BusMetrics::Route route_metrics{};
+
+  mutable std::mutex mu;
+  std::condition_variable cv_claim;  // capacity freed, a wake-up, or claiming stopped
+  std::condition_variable cv_jobs;   // a job is ready, or handlers stop
+  std::condition_variable cv_flush;  // an outcome is queued, a deadline added, or the flusher stops
+  std::condition_variable cv_idle;   // a handler finished (the drain waits for none running)
+  std::deque<std::shared_ptr<Job>> ready;
+  std::map<ClaimKey, std::shared_ptr<Job>> in_flight;
+  std::vector<Outcome> outcomes;
+  int running = 0;
+  bool wake_pending = false;
+  bool claiming = true;
+  bool stop_handlers = false;
+  bool stop_flusher = false;
+  bool drained = false;
+  bool deadline_added = false;
+  WorkerStats stats;
+  std::string fatal_error;
+
+  [[nodiscard]] int FreeCapacity() const { return capacity - static_cast<int>(in_flight.size()); }  // mu held
+
+  // Runs a loop on its own connection (db::RunConnected); a failure that ends it is fatal for
+  // the worker (recorded, reported through fatal_error). Both loops may run again after a
+  // commit in doubt: a claim that did commit only leaves leases that the next connection
+  // releases (the claimer's ReleaseOrphans); a flush that did commit finds its leases gone on
+  // the retry and writes nothing.
+  void RunWithReconnect(std::stop_token stop, const char* loop, const std::string& application_name,
+                        const std::function<void(pqxx::connection&, bool)>& body);
+};
+
+// The claim and flush statements are primary-key lookups and ordered index scans. A plan made
+// while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
+// the cached plan keeps doing so as the table grows, until the next ANALYZE. These sessions
+// plan each statement once, generically, without sequential scans where an index can serve:
+// with enable_seqscan off alone, the plan cache would keep re-planning (custom plans),
+// which costs a claim more than its execution.
+void PreferIndexScans(pqxx::connection& conn);
+
+[[nodiscard]] std::string Hostname();
+
+// The claimer thread's body (claimer.cpp); `notify`: a WakeHub delivers this worker's wake-ups.
+void RunClaimer(WorkerState& state, bool notify, std::stop_token stop);
+// The flusher thread's body (flusher.cpp).
+void RunFlusher(WorkerState& state, std::stop_token stop);
+
+}  // namespace cogo::runtime

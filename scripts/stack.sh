@@ -126,7 +126,7 @@ stack_up() {
   for i in $(seq 1 "$polls"); do
     view=$(curl -sS "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat/$id" \
       -H "Authorization: Bearer $token" -H "apikey: $COGO_PUBLISHABLE_KEY")
-    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    status=$(stack_run_status "$view")
     case $status in done|failed) break ;; esac
     sleep 0.1
   done
@@ -165,13 +165,16 @@ for e in v["trail"]:
   log "stack left running; logs in $run_dir/logs; stop with: scripts/cogo-dev down"
 }
 
+# stack_run_status VIEW: the status of a request's or a workflow run's JSON view.
+stack_run_status() { printf '%s' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
+
 # stack_wait_run TOKEN RUN TENTHS: poll a workflow run on the brain until it ends (at most TENTHS
 # tenths of a second) and print its view.
 stack_wait_run() {
   local token=$1 run=$2 tenths=$3 view status i
   for i in $(seq 1 "$tenths"); do
     view=$(curl -sS "http://127.0.0.1:$brain_port/api/workflows/runs/$run" -H "Authorization: Bearer $token")
-    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    status=$(stack_run_status "$view")
     case $status in succeeded|failed|timed_out|cancelled) break ;; esac
     sleep 0.1
   done
@@ -193,7 +196,7 @@ stack_index_demo() {
   log "POST $brain/api/workflows/execute (indexing) as tenant $stack_tenant"
   run=$(stack_start_run "$token" "$doc") || die "the brain did not start the indexing run"
   view=$(stack_wait_run "$token" "$run" 300)
-  status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  status=$(stack_run_status "$view")
   printf '%s' "$view" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
@@ -234,7 +237,7 @@ stack_codegen_demo() {
     log "POST /api/workflows/execute (codeBuildTest: $task)"
     run=$(stack_start_run "$token" "$body") || die "the brain did not start the $task run"
     view=$(stack_wait_run "$token" "$run" 1200)
-    status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    status=$(stack_run_status "$view")
     printf '%s' "$view" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
@@ -285,7 +288,7 @@ print(next(v["version"] for v in json.load(sys.stdin)["versions"] if v["status"]
     -d '{"name":"review","data":{"action":"approve","by":"cogo-dev","reason":"demo"}}' >/dev/null \
     || die "the brain refused the review event"
   view=$(stack_wait_run "$admin" "$run" 1800)
-  status=$(printf '%s' "$view" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  status=$(stack_run_status "$view")
   printf '%s' "$view" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)

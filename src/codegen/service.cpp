@@ -8,6 +8,7 @@
 #include "cogo/artifacts/store.h"
 #include "cogo/config/json_reader.h"
 #include "cogo/policy/metering.h"
+#include "cogo/runtime/model_handler.h"
 
 namespace cogo::codegen {
 namespace {
@@ -150,11 +151,9 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
       return finish(edits, std::get<std::vector<FileChange>>(planned), "parameters", 0);
     }
 
-    if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
+    auto priced = runtime::PricedModel(ctx, *policy_table);
+    if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
     const auto& a = *ctx.assignment;
-    if (!policy::CostUsd(policy_table->prices(), a.model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced", a.model + " is not in the price table");
-    }
     if (task.instruction.empty()) return HandlerResult::Fail("invalid_input", "an instruction or edits are required");
     const auto listed = ListRepoFiles(*repo, options.context.max_listed_files);
     const auto context = GatherContext(*repo, task.instruction, listed, options.context);
@@ -162,8 +161,7 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
     request.model = a.model;
     request.max_tokens = static_cast<int>(std::min<int64_t>(options.max_tokens, std::max<int64_t>(1, a.budget.max_tokens)));
     request.messages = BuildPrompt(task.instruction, listed, context, FeedbackText(task.feedback_json));
-    request.control.stop = ctx.stop;
-    request.control.deadline = ctx.deadline;
+    request.control = runtime::ControlOf(ctx);
     std::string prompt_text;
     for (const auto& m : request.messages) prompt_text += "### " + m.role + "\n" + m.content + "\n";
     files.emplace_back("prompt.txt", prompt_text);
@@ -173,9 +171,7 @@ runtime::Handler MakeCodegenHandler(std::shared_ptr<providers::ModelProvider> pr
       try {
         response = provider->Chat(request);
       } catch (const providers::ProviderError& e) {
-        logger->warn("message {}: provider {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-        const std::string reason = "provider_" + std::string(providers::ToString(e.kind()));
-        return e.retryable() ? HandlerResult::Retry(reason, e.what()) : HandlerResult::Fail(reason, e.what());
+        return runtime::ProviderFailure(ctx, e, *logger);
       }
       const auto usage = policy::PricedUsage(policy_table->prices(), a.model, response.usage.input_tokens,
                                              response.usage.output_tokens).value_or(response.usage);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cogo/policy/metering.h"
+#include "cogo/runtime/model_handler.h"
 
 namespace cogo::gateway {
 namespace {
@@ -77,11 +78,9 @@ runtime::Handler MakeChatHandler(std::shared_ptr<providers::ModelProvider> provi
                                  ChatOptions options, std::shared_ptr<spdlog::logger> logger) {
   return [provider, policy_table, options, logger](runtime::HandlerContext& ctx) {
     using runtime::HandlerResult;
-    if (ctx.assignment == nullptr) return HandlerResult::Fail("assignment_missing");
+    auto priced = runtime::PricedModel(ctx, *policy_table);
+    if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
     const auto& a = *ctx.assignment;
-    if (!policy::CostUsd(policy_table->prices(), a.model, 0, 0)) {
-      return HandlerResult::Fail("model_not_priced", a.model + " is not in the price table");
-    }
     const int max_tokens = static_cast<int>(
         std::min<int64_t>(options.max_tokens, std::max<int64_t>(1, a.budget.max_tokens)));
     auto built = BuildChatRequest(ctx.message.payload_json, a.model, max_tokens, options);
@@ -89,16 +88,12 @@ runtime::Handler MakeChatHandler(std::shared_ptr<providers::ModelProvider> provi
       return HandlerResult::Fail(error->reason, error->detail);
     }
     auto request = std::get<providers::ChatRequest>(std::move(built));
-    request.control.stop = ctx.stop;
-    request.control.deadline = ctx.deadline;
+    request.control = runtime::ControlOf(ctx);
     providers::ChatResponse response;
     try {
       response = provider->Chat(request);
     } catch (const providers::ProviderError& e) {
-      logger->warn("message {}: provider {}: {}", ctx.message.lease.message_id,
-                   providers::ToString(e.kind()), e.what());
-      const std::string reason = "provider_" + std::string(providers::ToString(e.kind()));
-      return e.retryable() ? HandlerResult::Retry(reason, e.what()) : HandlerResult::Fail(reason, e.what());
+      return runtime::ProviderFailure(ctx, e, *logger);
     }
     // Priced from the policy table (not trusting a provider's own figure).
     auto usage = policy::PricedUsage(policy_table->prices(), a.model, response.usage.input_tokens,

@@ -12,7 +12,8 @@
 #include "cogo/config/json_reader.h"
 #include "cogo/kg/extract.h"
 #include "cogo/policy/metering.h"
-#include "rag/handler_support.h"
+#include "cogo/runtime/model_handler.h"
+#include "cogo/usage/usage_log.h"
 #include "rag/statements.h"
 
 namespace cogo::kg {
@@ -38,12 +39,12 @@ std::variant<Extraction, HandlerResult> ExtractWithChat(providers::ModelProvider
     request.messages = {{"system", ExtractionSystemPrompt()}, {"user", ExtractionUserPrompt(chunk.text)}};
     request.max_tokens = static_cast<int>(std::min<int64_t>(options.max_tokens, std::max<int64_t>(1, ctx.assignment->budget.max_tokens)));
     request.temperature = 0.0;
-    request.control = rag::ControlOf(ctx);
+    request.control = runtime::ControlOf(ctx);
     providers::ChatResponse response;
     try {
       response = chat.Chat(request);
     } catch (const providers::ProviderError& e) {
-      return rag::FromProviderError(e);
+      return runtime::FromProviderError(e);
     }
     const auto usage = policy::PricedUsage(table.prices(), model, response.usage.input_tokens,
                                            response.usage.output_tokens).value_or(response.usage);
@@ -62,7 +63,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
                                   std::shared_ptr<db::ConnectionPool> pool, BuilderOptions options,
                                   std::shared_ptr<spdlog::logger> logger) {
   return [=](runtime::HandlerContext& ctx) {
-    auto priced = rag::PricedModel(ctx, *policy_table);
+    auto priced = runtime::PricedModel(ctx, *policy_table);
     if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
     const std::string model = std::get<std::string>(priced);
     const bool offline = model == kOfflineModel;
@@ -181,7 +182,7 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
       if (ctx.usage.reported()) {
         const auto usage = ctx.usage.total();
         result["usage"] = {{"input_tokens", usage.input_tokens}, {"output_tokens", usage.output_tokens}, {"cost_usd", usage.cost_usd}};
-        usage::Record(txn, {rag::UsageOf(ctx, usage)});
+        usage::Record(txn, {usage::RecordOf(ctx.message, ctx.assignment, usage, "completed")});
       }
       const std::string summary = "graph of " + doc_id + ": " + std::to_string(entity_ids.size()) + " entities, " +
                                   std::to_string(relation_ids.size()) + " relations";

@@ -12,8 +12,8 @@
 #include "cogo/policy/metering.h"
 #include "cogo/rag/chunker.h"
 #include "cogo/rag/embedder.h"
+#include "cogo/runtime/model_handler.h"
 #include "cogo/runtime/periodic.h"
-#include "rag/handler_support.h"
 #include "rag/statements.h"
 #include "rag/vector_bytes.h"
 
@@ -114,10 +114,9 @@ runtime::Handler MakeQueryHandler(std::shared_ptr<providers::ModelProvider> prov
     }
     Embedded embedded;
     try {
-      embedded = EmbedInBatches(*provider, {input.query}, model, 1, ControlOf(ctx));
+      embedded = EmbedInBatches(*provider, {input.query}, model, 1, runtime::ControlOf(ctx));
     } catch (const providers::ProviderError& e) {
-      logger->warn("message {}: embeddings {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-      return FromProviderError(e);
+      return runtime::ProviderFailure(ctx, e, *logger);
     }
     if (ctx.assignment != nullptr) {
       (void)ctx.usage.Report(policy::PricedUsage(policy_table->prices(), model, embedded.usage.input_tokens, 0)

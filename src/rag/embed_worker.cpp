@@ -11,7 +11,8 @@
 #include "cogo/bus/bus.h"
 #include "cogo/policy/metering.h"
 #include "cogo/rag/embedder.h"
-#include "rag/handler_support.h"
+#include "cogo/runtime/model_handler.h"
+#include "cogo/usage/usage_log.h"
 #include "rag/statements.h"
 #include "rag/vector_bytes.h"
 
@@ -28,7 +29,7 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
                                   std::shared_ptr<db::ConnectionPool> pool, EmbedWorkerOptions options,
                                   std::shared_ptr<spdlog::logger> logger) {
   return [=](runtime::HandlerContext& ctx) {
-    auto priced = PricedModel(ctx, *policy_table);
+    auto priced = runtime::PricedModel(ctx, *policy_table);
     if (auto* refused = std::get_if<HandlerResult>(&priced)) return std::move(*refused);
     const std::string model = std::get<std::string>(priced);
     auto parsed = ParseDocument(ctx.message.payload_json, options.max_text_bytes);
@@ -58,10 +59,9 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
     for (const auto& chunk : chunks) texts.push_back(chunk.text);
     Embedded embedded;
     try {
-      embedded = EmbedInBatches(*provider, texts, model, options.batch_size, ControlOf(ctx));
+      embedded = EmbedInBatches(*provider, texts, model, options.batch_size, runtime::ControlOf(ctx));
     } catch (const providers::ProviderError& e) {
-      logger->warn("message {}: embeddings {}: {}", ctx.message.lease.message_id, providers::ToString(e.kind()), e.what());
-      return FromProviderError(e);
+      return runtime::ProviderFailure(ctx, e, *logger);
     }
     const auto usage = policy::PricedUsage(policy_table->prices(), model, embedded.usage.input_tokens, 0)
                            .value_or(embedded.usage);
@@ -110,7 +110,7 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
       result["chunks"] = status == "unchanged" ? 0 : chunks.size();
       result["dimension"] = embedded.dimension;
       result["usage"] = {{"input_tokens", usage.input_tokens}, {"cost_usd", usage.cost_usd}};
-      usage::Record(txn, {UsageOf(ctx, usage)});
+      usage::Record(txn, {usage::RecordOf(ctx.message, ctx.assignment, usage, "completed")});
       if (!bus.Complete(txn, {ctx.message.lease, result.dump(), status + " " + document.doc_id + " (" +
                                                                     std::to_string(chunks.size()) + " chunks)", ""})) {
         return;  // the lease went between the lock and here: write nothing

@@ -1,12 +1,9 @@
-// The retrieval and knowledge-graph REST routes, mounted on the brain's JSON service:
+// The retrieval REST route, mounted on the brain's JSON service (the graph's is kg/api.h):
 //   POST /api/rag/query {tenant?, query, k?}   -> 200 {"results": [{doc_id, chunk_id, title, text,
 //        score}], "search", "model"}: published on (rag, query) and answered by a
 //        cogo-rag-dispatcher within `timeout` (else 504 retrieval_timeout, the message cancelled)
-//   GET  /api/kg/entities?tenant=&name=&limit=  -> {"entities": [{id, name, type, mentions,
-//        relations: [{type, direction, entity: {name, type}, weight}], provenance: [{chunk_id,
-//        doc_id, text}]}]}: exact normalised-name matches first, then names containing it
 // Tenant tokens act for and see their own tenant only; a service_role token names the tenant.
-// Thread-safe: the routes share nothing but the service's pool.
+// Thread-safe: the route shares nothing but the service's pool.
 #pragma once
 
 #include <chrono>

@@ -3,7 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/codegen/service.h"
-#include "cogo/policy/policy_table.h"
+#include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
 
@@ -13,18 +13,18 @@ int main(int argc, char** argv) {
   worker.role = "generate";
   cogo::providers::ProviderFlags provider;
   cogo::codegen::CodegenOptions codegen;
-  std::string policy = "config/policy.example.json";
+  cogo::policy::PolicyFlag policy;
   return cogo::runtime::RunWorkerDaemon(argc, argv, {
       "cogo-codegen-service", "edits.json for codegen/generate, from the task or a model", worker, false,
       [&](CLI::App& app) {
         cogo::providers::AddProviderOptions(app, provider);
         cogo::codegen::AddRepoAndArtifactOptions(app, codegen.repo_roots, codegen.artifacts_dir);
-        app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
+        cogo::policy::AddPolicyOption(app, policy);
         app.add_option("--max-tokens", codegen.max_tokens, "reply cap (the budget caps it further)")->check(CLI::Range(1, 1000000))->capture_default_str();
         app.add_option("--reply-attempts", codegen.reply_attempts, "model calls per task before it fails")->check(CLI::Range(1, 10))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
-        const auto table = cogo::policy::LoadPolicyFile(policy);
+        const auto table = cogo::policy::LoadPolicy(policy, *ctx.logger);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         return cogo::codegen::MakeCodegenHandler(model, table, codegen, ctx.logger);
       }});

@@ -5,7 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/kg/builder.h"
-#include "cogo/policy/policy_table.h"
+#include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
 
@@ -16,17 +16,17 @@ int main(int argc, char** argv) {
   worker.guards.require_assignment = true;
   cogo::providers::ProviderFlags provider;
   cogo::kg::BuilderOptions builder;
-  std::string policy = "config/policy.example.json";
+  cogo::policy::PolicyFlag policy;
   return cogo::runtime::RunWorkerDaemon(argc, argv, {
       "cogo-kg-builder", "entities and relations for kg/build", worker, false,
       [&](CLI::App& app) {
         cogo::providers::AddProviderOptions(app, provider);
-        app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
+        cogo::policy::AddPolicyOption(app, policy);
         app.add_option("--reply-attempts", builder.reply_attempts, "chat extractor: asks per chunk before extraction_malformed")->check(CLI::Range(1, 5))->capture_default_str();
         app.add_option("--max-tokens", builder.max_tokens, "chat extractor: reply cap per chunk")->check(CLI::Range(16, 100000))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
-        const auto table = cogo::policy::LoadPolicyFile(policy);
+        const auto table = cogo::policy::LoadPolicy(policy, *ctx.logger);
         std::shared_ptr<cogo::providers::ModelProvider> chat;
         if (!provider.base_url.empty()) chat = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-kg-builder", worker.concurrency);

@@ -12,10 +12,12 @@
 #include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
 #include "cogo/db/pool.h"
+#include "cogo/kg/api.h"
 #include "cogo/orchestrator/agents_api.h"
 #include "cogo/orchestrator/brain.h"
 #include "cogo/orchestrator/upgrade.h"
 #include "cogo/orchestrator/version_store.h"
+#include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
 #include "cogo/rag/api.h"
 #include "cogo/runtime/worker_component.h"
@@ -30,7 +32,7 @@ int main(int argc, char** argv) {
   http.port = 8781;
   cogo::providers::ProviderFlags provider;
   std::string routing = "config/routing.example.json";
-  std::string policy = "config/policy.example.json";
+  cogo::policy::PolicyFlag policy;
   cogo::workflow::EngineOptions engine;
   std::string artifacts = "artifacts";
   int versions_refresh_ms = 1000;
@@ -41,7 +43,7 @@ int main(int argc, char** argv) {
         cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::providers::AddProviderOptions(app, provider);
         app.add_option("--routing", routing, "routing rules (JSON)")->envname("COGO_ROUTING")->capture_default_str();
-        app.add_option("--policy", policy, "policy table (JSON)")->envname("COGO_POLICY")->capture_default_str();
+        cogo::policy::AddPolicyOption(app, policy);
         app.add_option("--workflows", engine.definitions_dir, "directory of workflow definitions (*.json; default ./config/workflows, else the installed ones)")->envname("COGO_WORKFLOWS");
         app.add_option("--workflow-concurrency", engine.concurrency, "handler threads of the workflow and notify workers")->check(CLI::Range(1, 64))->capture_default_str();
         cogo::http::AddHttpOptions(app, http, "COGO_BRAIN");
@@ -54,11 +56,11 @@ int main(int argc, char** argv) {
       [&](cogo::runtime::DaemonContext& ctx) {
         cogo::orchestrator::BrainConfig config;
         config.routing = cogo::orchestrator::LoadRoutingFile(routing);
-        config.policy = cogo::policy::LoadPolicyFile(policy);
-        config.policy_json = cogo::config::ReadFile(policy);
+        config.policy = cogo::policy::LoadPolicy(policy, *ctx.logger);
+        config.policy_json = cogo::config::ReadFile(policy.path);
         const auto problems = cogo::orchestrator::CheckAgainstPolicy(
             *config.routing, *config.policy, std::chrono::system_clock::now());
-        if (!problems.empty()) throw std::runtime_error(routing + " against " + policy + ": " + problems.front());
+        if (!problems.empty()) throw std::runtime_error(routing + " against " + policy.path + ": " + problems.front());
         if (config.routing->classifier().enabled) {
           config.classifier = cogo::providers::MakeProvider(
               provider, cogo::providers::MakePricer(config.policy->prices()), ctx.logger);
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
         rest->Add(cogo::artifacts::ArtifactRoutes(std::make_shared<cogo::artifacts::ArtifactStore>(artifacts)));
         rest->Add(cogo::orchestrator::AgentRoutes(*rest, config.routing, config.policy, config.versions, ctx.logger));
         rest->Add(cogo::rag::RagRoutes(*rest, {}, ctx.logger));
+        rest->Add(cogo::kg::KgRoutes(*rest));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker,

@@ -3,7 +3,7 @@
 // current (see include/cogo/rag/dispatcher.h). Run as many as you like: each follows the table.
 #include <CLI/CLI.hpp>
 
-#include "cogo/policy/policy_table.h"
+#include "cogo/policy/policy_flag.h"
 #include "cogo/providers/hash_embedder.h"
 #include "cogo/rag/dispatcher.h"
 #include "cogo/rag/embedder.h"
@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   index.ef_search = 256;  // ANN recall@10 0.975 at 100k chunks, 0.881 at 64 (docs/benchmarks.md)
   cogo::rag::QueryOptions query;
   std::string model(cogo::providers::HashEmbedder::kModel);
-  std::string policy = "config/policy.example.json";
+  cogo::policy::PolicyFlag policy;
   int follow_ms = 250;
   const std::map<std::string, cogo::rag::SearchMode> modes = {
       {"auto", cogo::rag::SearchMode::automatic}, {"exact", cogo::rag::SearchMode::exact}, {"hnsw", cogo::rag::SearchMode::hnsw}};
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
       [&](CLI::App& app) {
         cogo::runtime::AddWorkerOptions(app, worker, false);
         cogo::rag::AddEmbedderOptions(app, embedder);
-        app.add_option("--policy", policy, "policy table (JSON): the price table")->envname("COGO_POLICY")->capture_default_str();
+        cogo::policy::AddPolicyOption(app, policy);
         app.add_option("--embed-model", model, "the embedding model whose vectors this dispatcher searches")->envname("COGO_EMBED_MODEL")->capture_default_str();
         app.add_option("--search", query.mode, "auto (exact below --exact-below vectors), exact or hnsw")->transform(CLI::CheckedTransformer(modes))->capture_default_str();
         app.add_option("--exact-below", index.exact_below, "tenants with fewer vectors are searched exactly in auto mode")->capture_default_str();
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
         app.add_option("--follow-ms", follow_ms, "how often the index reads new chunks between queries")->check(CLI::Range(10, 60000))->capture_default_str();
       },
       [&](cogo::runtime::DaemonContext& ctx) {
-        const auto table = cogo::policy::LoadPolicyFile(policy);
+        const auto table = cogo::policy::LoadPolicy(policy, *ctx.logger);
         auto provider = cogo::rag::MakeEmbeddingProvider(embedder, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto chunks = std::make_shared<cogo::rag::ChunkIndex>(model, index);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-rag-dispatcher", worker.concurrency);

@@ -343,15 +343,8 @@ void AddMetricsServerOptions(CLI::App& app, MetricsServerOptions& options) {
       ->envname("COGO_POLICY");
   app.add_option("--alert-rules", options.alert_rules, "alert rules (JSON); default: the built-in rules")
       ->envname("COGO_ALERT_RULES");
-  app.add_option_function<std::string>(
-         "--alert-interval",
-         [&options](const std::string& text) {
-           const auto ms = ops::ParseDuration(text);
-           if (!ms) throw CLI::ValidationError("--alert-interval", "a duration such as 15s or 1m");
-           options.alert_interval = *ms;
-         },
-         "how often alert rules are evaluated (e.g. 15s; 0 = never)")
-      ->default_str("15s");
+  ops::AddDurationOption(app, "--alert-interval", options.alert_interval, "how often alert rules are evaluated (0 = never)",
+                         true);
   app.add_option("--recent-runs", options.recent_runs, "workflow runs listed")->check(CLI::Range(0, 500))->capture_default_str();
   app.add_option("--alert-workflow", options.alert_workflow,
                  "workflow started for each alert transition of rules that name none (its Notify node sends the webhook)")
@@ -363,15 +356,8 @@ void AddMetricsServerOptions(CLI::App& app, MetricsServerOptions& options) {
   app.add_option("--artifacts-dir", options.artifacts_dir, "task artifacts the dashboard links to (the brain's)")
       ->envname("COGO_ARTIFACTS_DIR")
       ->capture_default_str();
-  app.add_option_function<std::string>(
-         "--rollup-interval",
-         [&options](const std::string& text) {
-           const auto ms = ops::ParseDuration(text);
-           if (!ms) throw CLI::ValidationError("--rollup-interval", "a duration such as 1m; 0 = never");
-           options.rollup_interval = *ms;
-         },
-         "how often finished hours are rolled up for long latency windows (0 = never)")
-      ->default_str("1m");
+  ops::AddDurationOption(app, "--rollup-interval", options.rollup_interval,
+                         "how often finished hours are rolled up for long latency windows (0 = never)", true);
 }
 
 std::string DefaultDashboardDir() {

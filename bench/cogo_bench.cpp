@@ -46,6 +46,7 @@
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "cogo/wake/wake_hub.h"
+#include "lib/harness.h"
 #include "stats.h"
 
 namespace {
@@ -53,9 +54,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using cogo::bench::BenchFailure;
+using cogo::bench::Fleet;
 using cogo::bench::LoadAverage;
 using cogo::bench::Median;
 using cogo::bench::Percentile;
+using cogo::bench::Seconds;
 
 constexpr const char* kService = "bench";
 constexpr const char* kRole = "noop";
@@ -81,16 +85,10 @@ struct Config {
   std::string json_path;
 };
 
-struct BenchFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 int64_t NowNs() {
   static const Clock::time_point origin = Clock::now();
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - origin).count();
 }
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Handler calls per message id (ids are first..first+N-1 after RESTART IDENTITY; first is 1
 // unless delayed messages came before) and when each started. Written by handler threads, read
@@ -151,13 +149,7 @@ cogo::bus::PublishRequest Request(int64_t n, int64_t delay_ms = 0) {
 }
 
 void Reset(const Config& cfg) {
-  auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
-  {
-    pqxx::work txn(*conn);
-    txn.exec("TRUNCATE agent_messages, bus_events, bus_workers RESTART IDENTITY");
-    txn.commit();
-  }
-  pqxx::nontransaction(*conn).exec("VACUUM ANALYZE agent_messages, bus_events, bus_workers");
+  cogo::bench::ResetTables(cfg.database_url, "cogo-bench", "agent_messages, bus_events, bus_workers");
 }
 
 // The database's side of exactly-once: the run's n rows (after the `delayed` ones), all done,
@@ -198,108 +190,15 @@ void VerifyDatabase(const Config& cfg, int64_t n, int64_t delayed = 0) {
   }
 }
 
-// W in-process workers on the bench route, optionally sharing one WakeHub.
-class Fleet {
- public:
-  Fleet(const Config& cfg, bool notify, CallLog& log) {
-    auto logger = cogo::log::Get("bench");
-    if (notify) {
-      cogo::wake::WakeHubOptions ho;
-      ho.database_url = cfg.database_url;
-      hub_ = std::make_unique<cogo::wake::WakeHub>(ho, logger);
-    }
-    for (int i = 0; i < cfg.workers; ++i) {
-      cogo::runtime::WorkerOptions o;
-      o.database_url = cfg.database_url;
-      o.service = kService;
-      o.role = kRole;
-      o.concurrency = cfg.concurrency;
-      o.batch_size = cfg.batch_size;
-      o.poll = std::chrono::milliseconds(cfg.poll_ms);
-      o.worker_id = fmt::format("bench-{}", i);
-      workers_.push_back(std::make_unique<cogo::runtime::Worker>(
-          o,
-          [&log](cogo::runtime::HandlerContext& ctx) {
-            log.Record(ctx.message.lease.message_id);
-            return cogo::runtime::HandlerResult::Complete();
-          },
-          hub_.get(), logger));
-    }
-  }
+cogo::bench::FleetOptions FleetOf(const Config& cfg, bool notify) {
+  return {cfg.database_url, cfg.workers, cfg.concurrency, cfg.batch_size, cfg.poll_ms, notify};
+}
 
-  ~Fleet() { Drain(); }
-
-  // Wake-up notifications the hub received (0 without a hub).
-  [[nodiscard]] uint64_t notifications() const { return hub_ ? hub_->notifications() : 0; }
-
-  void Start() {
-    if (hub_) {
-      hub_->Start();
-      // Subscriptions only help once the LISTEN is in place.
-      const auto until = Clock::now() + 10s;
-      while (hub_->backend_pid() == 0 && Clock::now() < until) std::this_thread::sleep_for(1ms);
-    }
-    for (auto& w : workers_) w->Start();
-  }
-
-  // Blocks until the workers committed `n` completions; throws on a fatal worker error or
-  // when `deadline` passes.
-  void WaitCompleted(uint64_t n, Clock::time_point deadline) const {
-    while (true) {
-      const uint64_t done = Completed();
-      if (done >= n) return;
-      if (Clock::now() > deadline) {
-        throw BenchFailure(fmt::format("timed out with {} of {} completed", done, n));
-      }
-      std::this_thread::sleep_for(200us);
-    }
-  }
-
-  // Completions committed so far; throws when a worker stopped on a fatal error.
-  [[nodiscard]] uint64_t Completed() const {
-    uint64_t done = 0;
-    for (const auto& w : workers_) {
-      done += w->stats().completed;
-      if (auto error = w->fatal_error(); !error.empty()) {
-        throw BenchFailure("worker " + w->id() + " stopped: " + error);
-      }
-    }
-    return done;
-  }
-
-  // Stops every worker; throws unless their stats add up to exactly `n` clean completions.
-  void DrainAndCheck(uint64_t n) {
-    Drain();
-    cogo::runtime::WorkerStats total;
-    for (const auto& w : workers_) {
-      const auto s = w->stats();
-      total.claimed += s.claimed;
-      total.completed += s.completed;
-      total.retried += s.retried;
-      total.failed += s.failed;
-      total.released += s.released;
-      total.lease_lost += s.lease_lost;
-    }
-    if (total.claimed != n || total.completed != n || total.retried + total.failed +
-                                                              total.released + total.lease_lost !=
-                                                          0) {
-      throw BenchFailure(fmt::format(
-          "worker stats: claimed {} completed {} retried {} failed {} released {} lease_lost {}; "
-          "expected {} claimed and completed, nothing else",
-          total.claimed, total.completed, total.retried, total.failed, total.released,
-          total.lease_lost, n));
-    }
-  }
-
- private:
-  void Drain() {
-    for (auto& w : workers_) w->Drain();
-    if (hub_) hub_->Stop();
-  }
-
-  std::unique_ptr<cogo::wake::WakeHub> hub_;
-  std::vector<std::unique_ptr<cogo::runtime::Worker>> workers_;
-};
+// Stops every worker; throws unless their stats add up to exactly `n` clean completions.
+void DrainAndCheck(Fleet& fleet, uint64_t n) {
+  fleet.Drain();
+  cogo::bench::CheckStats(fleet.Stats(), n, "bench");
+}
 
 void CheckCalls(const CallLog& log, size_t last = 0) {
   if (auto problem = log.Check(last); !problem.empty()) throw BenchFailure(problem);
@@ -348,7 +247,7 @@ double PublishAll(const Config& cfg, int64_t n) {
 // stats, per-id handler calls, database), and describe the run. Throws BenchFailure on any miss.
 json FinishRun(Fleet& fleet, const CallLog& log, const Config& cfg, int run, int64_t n,
                double seconds, double publish_s, double load) {
-  fleet.DrainAndCheck(static_cast<uint64_t>(n));
+  DrainAndCheck(fleet, static_cast<uint64_t>(n));
   CheckCalls(log);
   VerifyDatabase(cfg, n, cfg.delayed);
   return {{"run", run},
@@ -368,11 +267,12 @@ json Drain(const Config& cfg) {
     const int64_t n = cfg.messages;
     const double publish_s = PublishAll(cfg, n);
     CallLog log(static_cast<size_t>(n), cfg.delayed + 1);
-    Fleet fleet(cfg, true, log);
+    Fleet fleet(FleetOf(cfg, true));
+    fleet.Add(kService, kRole, cogo::bench::Recording(log));
     const double load = LoadAverage();
     const auto start = Clock::now();
     fleet.Start();
-    fleet.WaitCompleted(static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
+    fleet.WaitCompleted(kRole, static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
     const double seconds = Seconds(Clock::now() - start);
     const json result = FinishRun(fleet, log, cfg, run, n, seconds, publish_s, load);
     const double rate = result["msg_per_s"].get<double>();
@@ -395,7 +295,8 @@ json EndToEnd(const Config& cfg) {
     Reset(cfg);
     const int64_t n = cfg.messages;
     CallLog log(static_cast<size_t>(n));
-    Fleet fleet(cfg, true, log);
+    Fleet fleet(FleetOf(cfg, true));
+    fleet.Add(kService, kRole, cogo::bench::Recording(log));
     fleet.Start();
     std::this_thread::sleep_for(300ms);  // let the workers go idle, as a live system's would
 
@@ -430,7 +331,7 @@ json EndToEnd(const Config& cfg) {
     const auto start = Clock::now();
     go.count_down();
     try {
-      fleet.WaitCompleted(static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
+      fleet.WaitCompleted(kRole, static_cast<uint64_t>(n), start + std::chrono::seconds(cfg.timeout_s));
     } catch (...) {
       for (const auto& e : errors) {
         if (!e.empty()) throw BenchFailure("producer failed: " + e);
@@ -466,7 +367,8 @@ json LatencyRun(const Config& cfg, bool notify) {
   Reset(cfg);
   const int64_t n = static_cast<int64_t>(cfg.rate) * cfg.duration_s;
   CallLog log(static_cast<size_t>(n));
-  Fleet fleet(cfg, notify, log);
+  Fleet fleet(FleetOf(cfg, notify));
+  fleet.Add(kService, kRole, cogo::bench::Recording(log));
   fleet.Start();
   std::this_thread::sleep_for(std::chrono::milliseconds(std::max(300, 2 * cfg.poll_ms)));
 
@@ -490,9 +392,9 @@ json LatencyRun(const Config& cfg, bool notify) {
       commit_ns[static_cast<size_t>(i)] = t;
     }
   }
-  fleet.WaitCompleted(static_cast<uint64_t>(n), Clock::now() + std::chrono::seconds(cfg.timeout_s));
+  fleet.WaitCompleted(kRole, static_cast<uint64_t>(n), Clock::now() + std::chrono::seconds(cfg.timeout_s));
   const uint64_t notifications = fleet.notifications();
-  fleet.DrainAndCheck(static_cast<uint64_t>(n));
+  DrainAndCheck(fleet, static_cast<uint64_t>(n));
   CheckCalls(log);
   VerifyDatabase(cfg, n);
 
@@ -787,7 +689,8 @@ json Steady(const Config& cfg) {
   CallLog log(static_cast<size_t>(n));
   std::vector<std::atomic<int64_t>> commit_ns(static_cast<size_t>(n) + 1);
   DatabaseProbe probe(cfg);
-  Fleet fleet(cfg, true, log);
+  Fleet fleet(FleetOf(cfg, true));
+  fleet.Add(kService, kRole, cogo::bench::Recording(log));
   fleet.Start();
   std::this_thread::sleep_for(500ms);
 
@@ -846,18 +749,18 @@ json Steady(const Config& cfg) {
     while (Clock::now() < tick) {
       std::this_thread::sleep_for(std::min<Clock::duration>(tick - Clock::now(), 1s));
       check_producers();
-      (void)fleet.Completed();  // a worker that stopped fails the run now, not an hour later
+      (void)fleet.Stats().completed;  // a worker that stopped fails the run now, not an hour later
     }
     if (tick == end) {  // the last interval ends when its messages are handled
       producers.clear();
       check_producers();
-      fleet.WaitCompleted(published.load(), Clock::now() + std::chrono::seconds(cfg.timeout_s));
+      fleet.WaitCompleted(kRole, published.load(), Clock::now() + std::chrono::seconds(cfg.timeout_s));
     }
     SteadySample s;
     const auto now = Clock::now();
     s.t_s = Seconds(tick - start);
     s.interval_s = Seconds(now - interval_start);
-    const uint64_t pub = published.load(), done = fleet.Completed();
+    const uint64_t pub = published.load(), done = fleet.Stats().completed;
     s.published = pub - published_before;
     s.completed = done - completed_before;
     published_before = pub;
@@ -894,7 +797,7 @@ json Steady(const Config& cfg) {
   }
 
   const uint64_t total = published.load();
-  fleet.DrainAndCheck(total);
+  DrainAndCheck(fleet, total);
   CheckCalls(log, total);
   {
     auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
@@ -930,21 +833,6 @@ json Steady(const Config& cfg) {
   }
   std::fflush(stdout);
   return out;
-}
-
-json Machine(const Config& cfg) {
-  auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
-  pqxx::nontransaction txn(*conn);
-  const auto row = txn.exec1(
-      "SELECT current_setting('server_version'), current_setting('fsync'), "
-      "current_setting('synchronous_commit'), current_setting('shared_buffers'), "
-      "current_setting('wal_sync_method')");
-  return {{"hardware_concurrency", std::thread::hardware_concurrency()},
-          {"server_version", row[0].as<std::string>()},
-          {"fsync", row[1].as<std::string>()},
-          {"synchronous_commit", row[2].as<std::string>()},
-          {"shared_buffers", row[3].as<std::string>()},
-          {"wal_sync_method", row[4].as<std::string>()}};
 }
 
 std::string RunRates(const json& mode) {
@@ -988,8 +876,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(1);
   Config cfg;
-  if (const char* url = std::getenv("COGO_DATABASE_URL")) cfg.database_url = url;
-  app.add_option("--database-url", cfg.database_url, "PostgreSQL URL (env COGO_DATABASE_URL)");
+  cogo::bench::AddDatabaseOption(app, cfg.database_url);
   app.add_option("--messages", cfg.messages, "messages per run (drain, e2e, sql)")
       ->check(CLI::Range(1, 10'000'000));
   app.add_option("--runs", cfg.runs, "runs of drain and e2e; the median is reported")
@@ -1025,20 +912,7 @@ int main(int argc, char** argv) {
   auto* all = app.add_subcommand("all", "drain, e2e and latency");
   auto* steady = app.add_subcommand("steady", "a constant rate for a long time, sampled");
   CLI11_PARSE(app, argc, argv);
-  if (cfg.database_url.empty()) {
-    fmt::print(stderr, "cogo-bench: --database-url or COGO_DATABASE_URL is required\n");
-    return 2;
-  }
-
-  cogo::log::Setup(cogo::log::Format::text, "warn");
-  json results;
-  try {
-    results["machine"] = Machine(cfg);
-    const auto& m = results["machine"];
-    fmt::print("cogo-bench: PostgreSQL {}, fsync={}, synchronous_commit={}, {} CPUs\n",
-               m["server_version"].get<std::string>(), m["fsync"].get<std::string>(),
-               m["synchronous_commit"].get<std::string>(),
-               m["hardware_concurrency"].get<unsigned>());
+  return cogo::bench::RunBench("cogo-bench", cfg.database_url, cfg.json_path, [&](json& results) {
     if (*drain || *all) results["drain"] = Drain(cfg);
     if (*e2e || *all) results["e2e"] = EndToEnd(cfg);
     if (*latency || *all) results["latency"] = Latency(cfg);
@@ -1046,17 +920,5 @@ int main(int argc, char** argv) {
     if (*steady) results["steady"] = Steady(cfg);
     if (*delayed) results["delayed"] = Delayed(cfg);
     PrintSummary(results);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "cogo-bench: FAILED: {}\n", e.what());
-    return 1;
-  }
-  if (!cfg.json_path.empty()) {
-    std::ofstream out(cfg.json_path);
-    out << results.dump(2) << '\n';
-    if (!out) {
-      fmt::print(stderr, "cogo-bench: cannot write {}\n", cfg.json_path);
-      return 1;
-    }
-  }
-  return 0;
+  });
 }

@@ -48,6 +48,7 @@
 #include "cogo/workflow/definition.h"
 #include "cogo/workflow/engine.h"
 #include "cogo/workflow/runs.h"
+#include "lib/harness.h"
 #include "stats.h"
 
 namespace {
@@ -55,10 +56,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using cogo::bench::BenchFailure;
 using cogo::bench::Distribution;
 using cogo::bench::DistributionText;
 using cogo::bench::LoadAverage;
+using cogo::bench::Fleet;
 using cogo::bench::Percentile;
+using cogo::bench::Seconds;
 
 constexpr const char* kWorkflowId = "bench3";
 constexpr const char* kStepService = "bench";
@@ -98,12 +102,6 @@ struct Config {
   std::string json_path;
 };
 
-struct BenchFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
 // Handler calls per message id (ids are not dense here: engine and timer messages interleave).
 class CallLog {
  public:
@@ -127,16 +125,8 @@ class CallLog {
 };
 
 void Reset(const Config& cfg) {
-  auto conn = cogo::db::Connect(cfg.database_url, "cogo-workflow-bench");
-  {
-    pqxx::work txn(*conn);
-    txn.exec("TRUNCATE workflow_signals, workflow_steps, workflow_runs, agent_messages, bus_events, "
-             "bus_workers RESTART IDENTITY");
-    txn.commit();
-  }
-  pqxx::nontransaction(*conn).exec(
-      "VACUUM ANALYZE workflow_signals, workflow_steps, workflow_runs, agent_messages, bus_events, "
-      "bus_workers");
+  cogo::bench::ResetTables(cfg.database_url, "cogo-workflow-bench",
+                           "workflow_signals, workflow_steps, workflow_runs, agent_messages, bus_events, bus_workers");
 }
 
 // pg_stat_statements when the server preloads it; otherwise every call is a no-op.
@@ -214,88 +204,8 @@ void PrintStatements(const json& s, const char* unit) {
   }
 }
 
-// W workers on one route sharing the fleet's WakeHub.
-class Fleet {
- public:
-  explicit Fleet(const Config& cfg) : cfg_(cfg), logger_(cogo::log::Get("bench")) {
-    cogo::wake::WakeHubOptions ho;
-    ho.database_url = cfg.database_url;
-    hub_ = std::make_unique<cogo::wake::WakeHub>(ho, logger_);
-  }
-  ~Fleet() { Drain(); }
-
-  void Add(const std::string& service, const std::string& role, const cogo::runtime::Handler& handler) {
-    for (int i = 0; i < cfg_.workers; ++i) {
-      cogo::runtime::WorkerOptions o;
-      o.database_url = cfg_.database_url;
-      o.service = service;
-      o.role = role;
-      o.concurrency = cfg_.concurrency;
-      o.batch_size = cfg_.batch_size;
-      o.poll = std::chrono::milliseconds(cfg_.poll_ms);
-      o.worker_id = fmt::format("bench-{}-{}-{}", service, role, i);
-      workers_.push_back(std::make_unique<cogo::runtime::Worker>(o, handler, hub_.get(), logger_));
-    }
-  }
-
-  void Start() {
-    hub_->Start();
-    const auto until = Clock::now() + 10s;
-    while (hub_->backend_pid() == 0 && Clock::now() < until) std::this_thread::sleep_for(1ms);
-    for (auto& w : workers_) w->Start();
-  }
-
-  // Sum of the stats of the workers on `role`.
-  [[nodiscard]] cogo::runtime::WorkerStats Stats(const std::string& role) const {
-    cogo::runtime::WorkerStats total;
-    for (const auto& w : workers_) {
-      if (auto error = w->fatal_error(); !error.empty()) {
-        throw BenchFailure("worker " + w->id() + " stopped: " + error);
-      }
-      if (w->id().find("-" + role + "-") == std::string::npos) continue;
-      const auto s = w->stats();
-      total.claimed += s.claimed;
-      total.completed += s.completed;
-      total.retried += s.retried;
-      total.failed += s.failed;
-      total.released += s.released;
-      total.lease_lost += s.lease_lost;
-    }
-    return total;
-  }
-
-  void WaitCompleted(const std::string& role, uint64_t n, Clock::time_point deadline) const {
-    while (true) {
-      const auto s = Stats(role);
-      if (s.completed >= n) return;
-      if (Clock::now() > deadline) {
-        throw BenchFailure(fmt::format("timed out with {} of {} completed on {}", s.completed, n, role));
-      }
-      std::this_thread::sleep_for(200us);
-    }
-  }
-
-  void Drain() {
-    for (auto& w : workers_) w->Drain();
-    if (hub_) hub_->Stop();
-  }
-
-  [[nodiscard]] uint64_t notifications() const { return hub_->notifications(); }
-
- private:
-  const Config& cfg_;
-  std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<cogo::wake::WakeHub> hub_;
-  std::vector<std::unique_ptr<cogo::runtime::Worker>> workers_;
-};
-
-void CheckStats(const cogo::runtime::WorkerStats& s, uint64_t n, const std::string& what) {
-  if (s.claimed != n || s.completed != n || s.retried + s.failed + s.released + s.lease_lost != 0) {
-    throw BenchFailure(fmt::format(
-        "{} worker stats: claimed {} completed {} retried {} failed {} released {} lease_lost {}; "
-        "expected {} claimed and completed, nothing else",
-        what, s.claimed, s.completed, s.retried, s.failed, s.released, s.lease_lost, n));
-  }
+cogo::bench::FleetOptions FleetOf(const Config& cfg) {
+  return {cfg.database_url, cfg.workers, cfg.concurrency, cfg.batch_size, cfg.poll_ms, true};
 }
 
 // Runs `body(i)` for i in [0, n) on `threads` threads, each with its own connection, all
@@ -397,13 +307,10 @@ json WorkflowRound(const Config& cfg, const StatementStats& stats, int round, bo
       cfg.database_url, "cogo-workflow-engine", static_cast<size_t>(cfg.workers * cfg.concurrency));
 
   CallLog steps;
-  Fleet fleet(cfg);
+  Fleet fleet(FleetOf(cfg));
   fleet.Add(cogo::workflow::kEngineService, cogo::workflow::kEngineRole,
             cogo::workflow::MakeWorkflowHandler(catalog, pool, cogo::log::Get("bench")));
-  fleet.Add(kStepService, kStepRole, [&steps](cogo::runtime::HandlerContext& ctx) {
-    steps.Record(ctx.message.lease.message_id);
-    return cogo::runtime::HandlerResult::Complete();
-  });
+  fleet.Add(kStepService, kStepRole, cogo::bench::Recording(steps));
   fleet.Start();
   std::this_thread::sleep_for(300ms);  // idle workers, as a live system's
 
@@ -427,8 +334,8 @@ json WorkflowRound(const Config& cfg, const StatementStats& stats, int round, bo
   const json statements = stats.Read(static_cast<double>(n * kStepsPerRun));
   const uint64_t notifications = fleet.notifications();
   fleet.Drain();
-  CheckStats(fleet.Stats(kStepRole), static_cast<uint64_t>(n * kStepsPerRun), "step");
-  CheckStats(fleet.Stats(cogo::workflow::kEngineRole), static_cast<uint64_t>(n * (kStepsPerRun + 1)), "engine");
+  cogo::bench::CheckStats(fleet.Stats(kStepRole), static_cast<uint64_t>(n * kStepsPerRun), "step");
+  cogo::bench::CheckStats(fleet.Stats(cogo::workflow::kEngineRole), static_cast<uint64_t>(n * (kStepsPerRun + 1)), "engine");
   if (auto problem = steps.Check(static_cast<size_t>(n * kStepsPerRun)); !problem.empty()) {
     throw BenchFailure(problem);
   }
@@ -500,11 +407,8 @@ json BareRound(const Config& cfg, const StatementStats& stats, int round) {
   Reset(cfg);
   const int64_t n = static_cast<int64_t>(cfg.runs) * kStepsPerRun;
   CallLog calls;
-  Fleet fleet(cfg);
-  fleet.Add(kStepService, kBareRole, [&calls](cogo::runtime::HandlerContext& ctx) {
-    calls.Record(ctx.message.lease.message_id);
-    return cogo::runtime::HandlerResult::Complete();
-  });
+  Fleet fleet(FleetOf(cfg));
+  fleet.Add(kStepService, kBareRole, cogo::bench::Recording(calls));
   fleet.Start();
   std::this_thread::sleep_for(300ms);
   const double load = LoadAverage();
@@ -523,7 +427,7 @@ json BareRound(const Config& cfg, const StatementStats& stats, int round) {
   const double seconds = Seconds(Clock::now() - start);
   const json statements = stats.Read(static_cast<double>(n));
   fleet.Drain();
-  CheckStats(fleet.Stats(kBareRole), static_cast<uint64_t>(n), "e2e");
+  cogo::bench::CheckStats(fleet.Stats(kBareRole), static_cast<uint64_t>(n), "e2e");
   if (auto problem = calls.Check(static_cast<size_t>(n)); !problem.empty()) throw BenchFailure(problem);
   {
     auto conn = cogo::db::Connect(cfg.database_url, "cogo-workflow-bench");
@@ -548,25 +452,12 @@ json BareRound(const Config& cfg, const StatementStats& stats, int round) {
           {"loadavg_1m", load}, {"statements", statements}, {"exactly_once", true}};
 }
 
-json Machine(const Config& cfg) {
-  auto conn = cogo::db::Connect(cfg.database_url, "cogo-workflow-bench");
-  pqxx::nontransaction txn(*conn);
-  const auto row = txn.exec1(
-      "SELECT current_setting('server_version'), current_setting('fsync'), "
-      "current_setting('synchronous_commit')");
-  return {{"hardware_concurrency", std::thread::hardware_concurrency()},
-          {"server_version", row[0].as<std::string>()},
-          {"fsync", row[1].as<std::string>()},
-          {"synchronous_commit", row[2].as<std::string>()}};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cogo-workflow-bench: a 3-step no-op workflow against the bare bus, verified"};
   Config cfg;
-  if (const char* url = std::getenv("COGO_DATABASE_URL")) cfg.database_url = url;
-  app.add_option("--database-url", cfg.database_url, "PostgreSQL URL (env COGO_DATABASE_URL)");
+  cogo::bench::AddDatabaseOption(app, cfg.database_url);
   app.add_option("--runs", cfg.runs, "workflow runs per round (e2e: 3x as many messages)")
       ->check(CLI::Range(1, 1'000'000));
   app.add_option("--rounds", cfg.rounds, "workflow + e2e pairs, interleaved")->check(CLI::Range(1, 100));
@@ -582,21 +473,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", cfg.timeout_s, "seconds before a phase fails")->check(CLI::Range(1, 86400));
   app.add_option("--json", cfg.json_path, "write the results to this file");
   CLI11_PARSE(app, argc, argv);
-  if (cfg.database_url.empty()) {
-    fmt::print(stderr, "cogo-workflow-bench: --database-url or COGO_DATABASE_URL is required\n");
-    return 2;
-  }
-
-  cogo::log::Setup(cogo::log::Format::text, "warn");
-  json results;
-  try {
-    results["machine"] = Machine(cfg);
-    const auto& m = results["machine"];
-    fmt::print("cogo-workflow-bench: PostgreSQL {}, fsync={}, synchronous_commit={}, {} CPUs; "
-               "workers={} x concurrency={} per route, batch={}, {} starters, {} producers\n",
-               m["server_version"].get<std::string>(), m["fsync"].get<std::string>(),
-               m["synchronous_commit"].get<std::string>(), m["hardware_concurrency"].get<unsigned>(),
-               cfg.workers, cfg.concurrency, cfg.batch_size, cfg.starters, cfg.producers);
+  return cogo::bench::RunBench("cogo-workflow-bench", cfg.database_url, cfg.json_path, [&](json& results) {
+    fmt::print("workers={} x concurrency={} per route, batch={}, {} starters, {} producers\n", cfg.workers,
+               cfg.concurrency, cfg.batch_size, cfg.starters, cfg.producers);
     const StatementStats stats(cfg);
     json workflow = json::array(), bare = json::array();
     std::vector<double> ratios;
@@ -628,17 +507,5 @@ int main(int argc, char** argv) {
     }
     fmt::print("ratio = workflow steps/s (runs/s x 3) / bare e2e msg/s; the issue's target: >= 1/3, "
                "hand-off p50 <= 5 ms\n");
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "cogo-workflow-bench: FAILED: {}\n", e.what());
-    return 1;
-  }
-  if (!cfg.json_path.empty()) {
-    std::ofstream out(cfg.json_path);
-    out << results.dump(2) << '\n';
-    if (!out) {
-      fmt::print(stderr, "cogo-workflow-bench: cannot write {}\n", cfg.json_path);
-      return 1;
-    }
-  }
-  return 0;
+  });
 }

@@ -108,9 +108,14 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     prometheus::Registry& registry = *registry_ptr;
     metrics::BusMetrics bus_metrics(registry);
     std::unique_ptr<prometheus::Exposer> exposer;
+    std::string metrics_url = "off";
     if (!options.metrics_listen.empty()) {
       exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
       exposer->RegisterCollectable(registry_ptr);
+      // The bound port, not the asked one: with port 0 the kernel picks a free one and whoever
+      // started the daemon reads it here.
+      metrics_url = "http://" + options.metrics_listen.substr(0, options.metrics_listen.rfind(':')) + ":" +
+                    std::to_string(exposer->GetListeningPorts().front()) + "/metrics";
     }
     std::unique_ptr<wake::WakeHub> wake;
     if (options.notify) {
@@ -122,8 +127,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     auto components = spec.build(context);
     for (auto& c : components) c->Start();
     logger->info("{} up (pid {}, notify {}, poll {} ms, metrics {})", spec.name, getpid(),
-                 options.notify ? "on" : "off", options.poll_ms,
-                 options.metrics_listen.empty() ? "off" : options.metrics_listen);
+                 options.notify ? "on" : "off", options.poll_ms, metrics_url);
     SdNotify("READY=1");
 
     int exit_code = 0;

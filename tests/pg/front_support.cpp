@@ -30,16 +30,14 @@ std::string ReadFile(const std::string& path) {
 
 namespace {
 
-// The port a daemon logged after `offset` of its log, where it started writing (daemons started
-// one after another may share a log).
-int LoggedPort(const std::string& log, std::streamoff offset) {
+// The port of the first URL matching `url` (port in group 1) a daemon logged after `offset` of
+// its log, where it started writing (daemons started one after another may share a log).
+int LoggedPort(const std::string& log, std::streamoff offset, const std::regex& url) {
   std::ifstream in(log);
   in.seekg(offset);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  // The service's own line: other URLs may come first (a model provider's base URL).
-  static const std::regex kUrl(R"(listening on http://[^:/\s]+:([0-9]+))");
   std::smatch match;
-  return std::regex_search(text, match, kUrl) ? std::stoi(match[1]) : 0;
+  return std::regex_search(text, match, url) ? std::stoi(match[1]) : 0;
 }
 
 HttpResult ToResult(const httplib::Result& r) {
@@ -89,15 +87,15 @@ void ExpectJsonError(const HttpResult& r, int status, const std::string& error, 
 
 Daemon::Daemon(const std::string& binary, std::vector<std::string> args, const std::string& log)
     : log_(log) {
-  std::error_code no_log_yet;
-  const auto size = std::filesystem::file_size(log, no_log_yet);
-  const std::streamoff offset = no_log_yet ? 0 : static_cast<std::streamoff>(size);
+  const std::streamoff offset = LogSize(log);
   args.push_back("--port");
   args.push_back("0");
   child_ = std::make_unique<ChildProcess>(binary, args, log);
   const bool up = WaitFor([&] {
     if (child_->Wait(std::chrono::milliseconds(0)).has_value()) return true;  // exited: fail below
-    if (port_ == 0) port_ = LoggedPort(log, offset);
+    // The service's own line: other URLs may come first (a model provider's base URL).
+    static const std::regex kListening(R"(listening on http://[^:/\s]+:([0-9]+))");
+    if (port_ == 0) port_ = LoggedPort(log, offset, kListening);
     return port_ != 0 && HttpGet(port_, "/healthz").status == 200;
   }, std::chrono::seconds(30));
   if (!up || port_ == 0 || HttpGet(port_, "/healthz").status != 200) {
@@ -108,6 +106,17 @@ Daemon::Daemon(const std::string& binary, std::vector<std::string> args, const s
 Daemon::~Daemon() {
   child_->Signal(SIGTERM);
   (void)child_->Wait(std::chrono::seconds(30));
+}
+
+std::streamoff LogSize(const std::string& log) {
+  std::error_code no_log_yet;
+  const auto size = std::filesystem::file_size(log, no_log_yet);
+  return no_log_yet ? 0 : static_cast<std::streamoff>(size);
+}
+
+int LoggedMetricsPort(const std::string& log, std::streamoff offset) {
+  static const std::regex kMetrics(R"(metrics http://[^:/\s]+:([0-9]+)/metrics)");
+  return LoggedPort(log, offset, kMetrics);
 }
 
 WorkerDaemon::WorkerDaemon(const std::string& binary, std::vector<std::string> args, const std::string& log)

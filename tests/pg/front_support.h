@@ -1,9 +1,10 @@
-// Test support for the front daemons (edge, brain, gateway-chat): free ports, a started daemon
+// Test support for the front daemons (edge, brain, gateway-chat): ports read back, a started daemon
 // that waits for /healthz and stops with SIGTERM, JSON HTTP calls, dev tokens, and the real
 // executor daemon. Not thread-safe; one owner per object.
 #pragma once
 
 #include <chrono>
+#include <ios>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,13 @@ class Daemon {
   int port_ = 0;
   std::string log_;
 };
+
+// Where a daemon started now begins writing to `log` (0 when there is no log yet).
+[[nodiscard]] std::streamoff LogSize(const std::string& log);
+
+// The port of the metrics endpoint a daemon started with COGO_METRICS_LISTEN=HOST:0 logged after
+// `offset` of `log` ("metrics http://HOST:PORT/metrics"); 0 until it has.
+[[nodiscard]] int LoggedMetricsPort(const std::string& log, std::streamoff offset);
 
 // A worker daemon (no HTTP): started, then SIGTERM + wait on destruction.
 class WorkerDaemon {

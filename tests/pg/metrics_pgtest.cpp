@@ -636,8 +636,8 @@ TEST_F(MetricsTest, AnAlertWorkflowTheBrainRefusesIsGivenUpWithItsReason) {
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM alert_transitions WHERE notify_run_id IS NOT NULL"), 0);
 }
 
-// A port nobody listens on now (for tools that cannot report the port they bound): the kernel
-// picks one for a socket that is closed again at once.
+// A port nobody listens on now, for Prometheus, which cannot report the port it bound (cogo's
+// daemons bind port 0 and log theirs): the kernel picks one for a socket that is closed again at once.
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -664,10 +664,12 @@ TEST_F(MetricsTest, PrometheusScrapesEveryDaemonOfTheStackAndPromtoolAcceptsEach
   const auto log = ScratchFile("stack.log");
   std::map<std::string, int> exporters;  // job -> its COGO_METRICS_LISTEN port
   auto with_exporter = [&](const std::string& job, auto start) {
-    exporters[job] = FreePort();
-    setenv("COGO_METRICS_LISTEN", ("127.0.0.1:" + std::to_string(exporters[job])).c_str(), 1);
+    const auto offset = LogSize(log);
+    setenv("COGO_METRICS_LISTEN", "127.0.0.1:0", 1);  // the daemon binds and logs a free port
     auto daemon = start();
     unsetenv("COGO_METRICS_LISTEN");
+    EXPECT_TRUE(WaitFor([&] { return (exporters[job] = LoggedMetricsPort(log, offset)) != 0; }, 30s))
+        << job << " logged no metrics port; see " << log;
     return daemon;
   };
   auto worker = [&](const std::string& binary, std::vector<std::string> args) {

@@ -12,6 +12,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "cogo/base/unix_time.h"
+
 namespace cogo::auth {
 namespace {
 
@@ -314,11 +316,8 @@ std::string MintDevToken(std::string_view secret, std::string_view role, std::st
   if (!parsed) {
     throw std::invalid_argument("role must be anon, authenticated or service_role");
   }
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
   return MintToken(secret, MintClaims{*parsed, std::string(tenant), std::string(sub), std::nullopt},
-                   static_cast<int64_t>(now), ttl);
+                   base::UnixSeconds(), ttl);
 }
 
 }  // namespace cogo::auth

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "cogo/base/unix_time.h"
 #include "cogo/bus/bus.h"
 #include "cogo/bus/keys.h"
 #include "cogo/orchestrator/request_view.h"
@@ -17,12 +18,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kIngressPath = "/functions/v1/orchestrator-chat";
-
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 double MonotonicSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -66,7 +61,7 @@ class Ingress {
                     {"payload", json::parse(request.payload_json)},
                     {"request", {{"role", auth::ToString(claims.role)},
                                  {"sub", claims.sub},
-                                 {"received_at_ms", NowSeconds() * 1000}}}};
+                                 {"received_at_ms", base::UnixSeconds() * 1000}}}};
     bus::PublishRequest message;
     message.service = "orchestrator";
     message.role = "decide";

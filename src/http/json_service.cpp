@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cogo/base/unix_time.h"
 #include "cogo/db/migrator.h"
 #include "cogo/db/reconnect.h"
 #include "http/guarded_server.h"
@@ -27,12 +28,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 constexpr const char* kRequestIdHeader = "X-Request-Id";
-
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string GenerateRequestId() {
   thread_local std::mt19937_64 random{std::random_device{}()};
@@ -166,7 +161,7 @@ Authenticator BearerJwt(std::string secret, auth::VerifyOptions verify) {
   if (secret.empty()) throw std::invalid_argument("the JWT secret is not set");
   return [secret = std::move(secret), verify](const Request& request) -> std::variant<auth::Claims, Response> {
     const auto verified =
-        auth::VerifyAuthorizationHeader(request.Header("Authorization"), secret, NowSeconds(), verify);
+        auth::VerifyAuthorizationHeader(request.Header("Authorization"), secret, base::UnixSeconds(), verify);
     if (verified.ok()) return verified.claims();
     auto refusal = Error(auth::HttpStatus(verified.error()), auth::ToString(verified.error()),
                          auth::Describe(verified.error()));

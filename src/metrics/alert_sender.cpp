@@ -6,6 +6,7 @@
 #include <pqxx/transaction>
 
 #include "cogo/auth/jwt.h"
+#include "cogo/base/unix_time.h"
 #include "cogo/metrics/alerts.h"
 #include "metrics/statements.h"
 
@@ -47,9 +48,8 @@ void SendAlertTransitions(pqxx::connection& conn, const AlertSenderOptions& opti
   brain.set_connection_timeout(options.timeout);
   brain.set_read_timeout(options.timeout);
   brain.set_write_timeout(options.timeout);
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   const auto token = auth::MintToken(options.jwt_secret, {auth::Role::kServiceRole, "", "cogo-metrics-server", std::nullopt},
-                                     now.count(), std::chrono::minutes(5));
+                                     base::UnixSeconds(), std::chrono::minutes(5));
   for (const auto& row : unsent) {
     const auto id = row[0].as<int64_t>();
     const auto workflow = row[8].as<std::string>();

@@ -154,15 +154,10 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
     const auto chosen = WithChosenVersion(config, decided_plan, std::to_string(m.lease.message_id));
     const auto& plan = chosen.plan;
     auto result = HandlerResult::Complete(PlanJson(plan), intent + " -> " + Destination(plan.rule));
-    bus::PublishRequest execute;
-    execute.service = "orchestrator";
-    execute.role = "execute";
-    execute.shard = m.route.shard;
-    execute.tenant = m.tenant;
     // Issued when the database handed the decide message out: the TTL runs on the database's
     // clock, which the executor and the workers judge it by (no host's wall clock enters).
-    execute.payload_json = ExecutePayloadJson(plan, base::FromEpochSeconds(m.claimed_at_epoch), input_json);
-    execute.max_attempts = config.execute_max_attempts;
+    auto execute = ExecuteMessage(plan, base::FromEpochSeconds(m.claimed_at_epoch), input_json, m.tenant,
+                                  m.route.shard, config.execute_max_attempts);
     execute.correlation_id = std::to_string(m.lease.message_id);
     result.publish.push_back(std::move(execute));
     result.events.push_back({0, "decided", DecisionDetail(plan, "decide", chosen.canary)});
@@ -210,20 +205,15 @@ class BrainApi {
                                       : WithChosenVersion(config_, std::get<Plan>(planned), key.empty() ? std::string(req.id()) : key);
     const auto& plan = chosen.plan;
     if (auto refusal = Inadmissible(plan)) return std::move(*refusal);
-    bus::PublishRequest execute;
-    execute.service = "orchestrator";
-    execute.role = "execute";
-    execute.shard = bus::ShardForTenant(ask.tenant, options_.shards);
-    execute.tenant = ask.tenant;
-    execute.max_attempts = config_.execute_max_attempts;
-    execute.idempotency_key = key;
     bus::Published published;
     service_.pool().With([&](pqxx::connection& conn) {
       bus::Bus bus(conn);
       pqxx::work txn(conn);
       // Issued at the database's now(), the clock the executor and the workers judge the TTL by.
       const auto issued_at = base::FromEpochSeconds(txn.exec1("SELECT extract(epoch FROM now())::float8")[0].as<double>());
-      execute.payload_json = ExecutePayloadJson(plan, issued_at, ask.payload_json);
+      auto execute = ExecuteMessage(plan, issued_at, ask.payload_json, ask.tenant,
+                                    bus::ShardForTenant(ask.tenant, options_.shards), config_.execute_max_attempts);
+      execute.idempotency_key = key;
       published = bus.Publish(txn, execute);
       if (published.created) bus.AddEvents(txn, {{published.id, "decided", DecisionDetail(plan, "api", chosen.canary)}});
       txn.commit();

@@ -218,6 +218,18 @@ std::string ExecutePayloadJson(const Plan& plan, policy::TimePoint issued_at,
   return out.dump();
 }
 
+bus::PublishRequest ExecuteMessage(const Plan& plan, policy::TimePoint issued_at, std::string_view input_json,
+                                   std::string tenant, int shard, int max_attempts) {
+  bus::PublishRequest execute;
+  execute.service = "orchestrator";
+  execute.role = "execute";
+  execute.shard = shard;
+  execute.tenant = std::move(tenant);
+  execute.payload_json = ExecutePayloadJson(plan, issued_at, input_json);
+  execute.max_attempts = max_attempts;
+  return execute;
+}
+
 std::string PlanJson(const Plan& plan) {
   json out = RuleJson(plan.rule);
   out["intent"] = plan.intent;

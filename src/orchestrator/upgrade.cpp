@@ -281,13 +281,8 @@ class Upgrader {
       if (plan.rule.agent_id != step.agent_id || !plan.rule.workflow.empty()) continue;
       ++replayed;
       for (const AgentVersion* v : {candidate, baseline}) {
-        bus::PublishRequest execute;
-        execute.service = "orchestrator";
-        execute.role = "execute";
-        execute.shard = m.route.shard;
-        execute.tenant = m.tenant;
-        execute.payload_json = ExecutePayloadJson(WithVersion(plan, *v), now, items[i].payload_json);
-        execute.max_attempts = config_.execute_max_attempts;
+        auto execute = ExecuteMessage(WithVersion(plan, *v), now, items[i].payload_json, m.tenant, m.route.shard,
+                                      config_.execute_max_attempts);
         execute.idempotency_key = ReplayKey(run, i, v->version);
         execute.correlation_id = m.correlation_id;
         publish.push_back(std::move(execute));

@@ -175,6 +175,20 @@ TEST(Routing, ExecutePayloadCarriesAValidAssignment) {
   EXPECT_EQ(*a.envelope().issued_at, issued);
 }
 
+TEST(Routing, ExecuteMessageGoesToTheExecutorWithThatPayload) {
+  const auto table = Load(BaseConfig());
+  const auto plan = std::get<Plan>(Decide("chat", table, std::nullopt));
+  const auto issued = std::chrono::system_clock::time_point(std::chrono::milliseconds(1700000000123));
+  const auto m = ExecuteMessage(plan, issued, R"({"message":"hi"})", "acme", 3, 2);
+  EXPECT_EQ(m.service, "orchestrator");
+  EXPECT_EQ(m.role, "execute");
+  EXPECT_EQ(m.tenant, "acme");
+  EXPECT_EQ(m.shard, 3);
+  EXPECT_EQ(m.max_attempts, 2);
+  EXPECT_EQ(m.payload_json, ExecutePayloadJson(plan, issued, R"({"message":"hi"})"));
+  EXPECT_TRUE(m.idempotency_key.empty() && m.correlation_id.empty() && m.parent_id == 0);
+}
+
 TEST(Routing, PlanJsonRoundTrips) {
   const auto table = Load(BaseConfig());
   const auto plan = std::get<Plan>(Decide("chat", table, std::nullopt));

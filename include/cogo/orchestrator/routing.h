@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "cogo/bus/message.h"
 #include "cogo/policy/assignment.h"
 #include "cogo/policy/policy_table.h"
 
@@ -113,6 +114,11 @@ using DecideResult = std::variant<Plan, DecideFailure>;
 // `{"__assignment": ..., "intent": ..., "input": <input_json>}` — the execute message payload.
 [[nodiscard]] std::string ExecutePayloadJson(const Plan& plan, policy::TimePoint issued_at,
                                              std::string_view input_json);
+// The (orchestrator, execute) message carrying that payload for `tenant` on `shard`; the caller
+// adds its idempotency key, correlation id or parent.
+[[nodiscard]] bus::PublishRequest ExecuteMessage(const Plan& plan, policy::TimePoint issued_at,
+                                                 std::string_view input_json, std::string tenant, int shard,
+                                                 int max_attempts);
 // The plan as JSON: {intent, matched_by, rule_intent, target, agent_id, model, version, budget,
 // ttl_ms, rationale}. ParsePlanJson accepts it back (strict; rationale/matched_by optional).
 [[nodiscard]] std::string PlanJson(const Plan& plan);

@@ -297,8 +297,7 @@ json EndToEnd(const Config& cfg) {
     CallLog log(static_cast<size_t>(n));
     Fleet fleet(FleetOf(cfg, true));
     fleet.Add(kService, kRole, cogo::bench::Recording(log));
-    fleet.Start();
-    std::this_thread::sleep_for(300ms);  // let the workers go idle, as a live system's would
+    fleet.Start();  // returns with the workers idle, waiting for work
 
     std::latch ready(cfg.producers + 1);
     std::latch go(1);
@@ -369,8 +368,7 @@ json LatencyRun(const Config& cfg, bool notify) {
   CallLog log(static_cast<size_t>(n));
   Fleet fleet(FleetOf(cfg, notify));
   fleet.Add(kService, kRole, cogo::bench::Recording(log));
-  fleet.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::max(300, 2 * cfg.poll_ms)));
+  fleet.Start();  // returns with the workers idle, waiting for work
 
   std::vector<int64_t> commit_ns(static_cast<size_t>(n) + 1, 0);
   const double load = LoadAverage();
@@ -691,8 +689,7 @@ json Steady(const Config& cfg) {
   DatabaseProbe probe(cfg);
   Fleet fleet(FleetOf(cfg, true));
   fleet.Add(kService, kRole, cogo::bench::Recording(log));
-  fleet.Start();
-  std::this_thread::sleep_for(500ms);
+  fleet.Start();  // returns with the workers idle, waiting for work
 
   std::ofstream csv;
   if (!cfg.csv_path.empty()) {

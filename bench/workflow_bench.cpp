@@ -313,8 +313,7 @@ json WorkflowRound(const Config& cfg, const StatementStats& stats, int round, bo
   fleet.Add(cogo::workflow::kEngineService, cogo::workflow::kEngineRole,
             cogo::workflow::MakeWorkflowHandler(catalog, pool, cogo::log::Get("bench")));
   fleet.Add(kStepService, kStepRole, cogo::bench::Recording(steps));
-  fleet.Start();
-  std::this_thread::sleep_for(300ms);  // idle workers, as a live system's
+  fleet.Start();  // returns with the workers idle, waiting for work
 
   const double load = LoadAverage();
   stats.Reset();
@@ -411,8 +410,7 @@ json BareRound(const Config& cfg, const StatementStats& stats, int round) {
   CallLog calls;
   Fleet fleet(FleetOf(cfg));
   fleet.Add(kStepService, kBareRole, cogo::bench::Recording(calls));
-  fleet.Start();
-  std::this_thread::sleep_for(300ms);
+  fleet.Start();  // returns with the workers idle, waiting for work
   const double load = LoadAverage();
   stats.Reset();
   Clock::time_point start;

@@ -110,14 +110,16 @@ class Fleet {
     }
   }
 
+  // Returns once every worker is ready (runtime::Worker::WaitReady): connected, listening (with
+  // a hub), claimed once and waiting for work, idle as a live system's workers would be.
   void Start() {
-    if (hub_) {
-      hub_->Start();
-      // Subscriptions only help once the LISTEN is in place.
-      const auto until = Clock::now() + std::chrono::seconds(10);
-      while (hub_->backend_pid() == 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    if (hub_) hub_->Start();
     for (auto& w : workers_) w.worker->Start();
+    for (auto& w : workers_) {
+      if (!w.worker->WaitReady(std::chrono::seconds(10))) {
+        throw BenchFailure("worker " + w.worker->id() + " was not ready within 10 s: " + w.worker->fatal_error());
+      }
+    }
   }
 
   // The sum of the stats of the workers on `role` (every worker when empty); throws when any

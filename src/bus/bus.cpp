@@ -245,6 +245,7 @@ std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
     m.correlation_id = row[9].as<std::string>();
     m.created_at_epoch = row[10].as<double>();
     m.claimed_at_epoch = row[11].as<double>();
+    if (!row[13].is_null()) m.ttl_deadline_epoch = row[13].as<double>();
     out.push_back(std::move(m));
   }
   return out;

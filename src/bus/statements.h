@@ -65,6 +65,8 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
 // Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.
 // started_at is the claim's time: the attempt's end event copies it as claimed_at.
+// The TTL deadline is the one stored at publish (sql/018); a row published without one (by a
+// binary older than 018) gets it from the same function, the one TTL rule, here.
 // Two index scans per shard, each already in its order, so LIMIT stops it early (with
 // `shard = ANY` the planner read every queued row of the route and sorted them): the ready
 // rows in claim order, and the delayed rows that fell due, earliest first, up to now() as an
@@ -97,13 +99,16 @@ claimed AS (
       lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now(), retry_at = NULL
   WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
-            m.max_attempts, m.correlation_id, m.created_at, m.fence),
+            m.max_attempts, m.correlation_id, m.created_at, m.fence,
+            coalesce(m.ttl_deadline, CASE WHEN m.payload ? '__assignment'
+                                          THEN cogo_assignment_deadline(m.payload, m.created_at) END)
+              AS ttl_deadline),
 busy AS (
   UPDATE bus_workers SET idle = false, last_seen = now()
   WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed))
 SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_attempts,
        coalesce(correlation_id, ''), extract(epoch FROM created_at)::float8,
-       extract(epoch FROM now())::float8, fence
+       extract(epoch FROM now())::float8, fence, extract(epoch FROM ttl_deadline)::float8
 FROM claimed ORDER BY priority DESC, id)SQL";
 
 // $1: jsonb array of {id, owner, fence, result, snippet, url}. `id = ANY` keeps the update

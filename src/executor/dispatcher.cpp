@@ -68,9 +68,13 @@ HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& r
                      policy::TimePoint now) {
   const policy::AssignmentEnvelope& envelope = request.envelope;
   const policy::PolicyRule& rule = *request.rule;
-  const policy::MessageTimes times{base::FromEpochSeconds(message.created_at_epoch), std::nullopt};
+  // The deadline the bus stored at publish: the TTL rule is the database's alone.
+  if (!message.ttl_deadline_epoch) {
+    return Refuse("assignment_invalid", "ttl_ms: the bus stored no deadline for it", rule.name);
+  }
+  const policy::TimePoint deadline = base::FromEpochSeconds(*message.ttl_deadline_epoch);
   const policy::TenantSpend spend{committed.spent_today_usd + committed.reserved_usd, daily_cap_usd};
-  const policy::Decision decision = policy::Admit(envelope, rule, times, spend, now);
+  const policy::Decision decision = policy::Admit(envelope, rule, deadline, spend, now);
   if (!decision.admitted()) return Refuse(policy::ReasonName(*decision.reject), decision.detail, rule.name);
 
   bus::PublishRequest hand_off;
@@ -88,7 +92,7 @@ HandlerResult Decide(const bus::ClaimedMessage& message, const ExecuteRequest& r
       json{{"target", envelope.target->Route()},
            {"shard", message.route.shard},
            {"rule", rule.name},
-           {"deadline_ms", EpochMs(decision.deadline)},
+           {"deadline_ms", EpochMs(deadline)},
            {"tenant_daily_cap_usd", daily_cap_usd}}
           .dump(),
       "handed off to " + envelope.target->Route());
@@ -209,8 +213,8 @@ class Dispatcher {
     txn.exec("SET LOCAL synchronous_commit = off");
     if (!bus.LockLeases(txn, {m.lease}).front()) return HandlerResult::Committed();
     const double cap = options_.policy->DailyCapUsd(m.tenant);
-    // Judged by the database's clock, as of the claim (its now()), like the TTL's start
-    // (created_at, issued_at): a host whose wall clock is off admits nothing late.
+    // Judged by the database's clock, as of the claim (its now()), against the deadline it
+    // stored: a host whose wall clock is off admits nothing late.
     const auto now = base::FromEpochSeconds(m.claimed_at_epoch);
     // Every check but the tenant's running total, which only the reservation below can read.
     HandlerResult result = Decide(m, request, TenantCommitment{}, cap, now);

@@ -376,6 +376,9 @@ class JsonService::Impl {
       pool_.With([&](pqxx::connection& conn) { current = db::MigrationsCurrent(conn, migrations_); },
                  db::ConnectionPool::Wait::never);
       if (!current) return Error(503, "migrations_pending", "the schema is not current");
+      if (options_.workers_ready && !options_.workers_ready()) {
+        return Error(503, "workers_not_ready", "the daemon's workers are not connected and waiting yet");
+      }
       return Json(200, R"({"status":"ready"})");
     } catch (const std::exception&) {
       auto unreachable = Error(503, "database_unreachable", "the database cannot be reached");

@@ -323,7 +323,7 @@ SELECT coalesce(jsonb_agg(f ORDER BY f.last_error_at DESC), '[]')::text FROM (
   std::optional<http::Response> Inadmissible(const Plan& plan) {
     const auto now = std::chrono::system_clock::now();
     const auto envelope = BuildAssignment(plan, now);
-    const auto decision = policy::Admit(envelope, config_.policy->Lookup(envelope), {now, now},
+    const auto decision = policy::Admit(envelope, config_.policy->Lookup(envelope), std::nullopt,
                                         {0.0, std::numeric_limits<double>::infinity()}, now);
     if (decision.admitted()) return std::nullopt;
     return http::Error(422, "policy_" + std::string(policy::ReasonName(*decision.reject)), decision.detail);

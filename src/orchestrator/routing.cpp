@@ -127,7 +127,7 @@ std::vector<std::string> CheckAgainstPolicy(const RoutingTable& table,
     Plan plan{intent, "rule", rule, ""};
     const auto envelope = BuildAssignment(plan, now);
     const auto decision = policy::Admit(
-        envelope, policy_table.Lookup(envelope), policy::MessageTimes{now, now},
+        envelope, policy_table.Lookup(envelope), std::nullopt,
         policy::TenantSpend{0.0, std::numeric_limits<double>::infinity()}, now);
     if (!decision.admitted()) {
       problems.push_back("rule " + intent + ": " + std::string(policy::ReasonName(*decision.reject)) +

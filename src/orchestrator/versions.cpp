@@ -261,7 +261,7 @@ std::optional<OpRefusal> CheckVersion(const AgentVersion& version, const Routing
     if (rule.agent_id != version.agent_id) continue;
     named = true;
     const auto envelope = BuildAssignment(WithVersion(Plan{intent, "rule", rule, ""}, version), now);
-    const auto decision = policy::Admit(envelope, policy_table.Lookup(envelope), policy::MessageTimes{now, now},
+    const auto decision = policy::Admit(envelope, policy_table.Lookup(envelope), std::nullopt,
                                         policy::TenantSpend{0.0, std::numeric_limits<double>::infinity()}, now);
     if (!decision.admitted()) {
       return Refuse("policy_" + std::string(policy::ReasonName(*decision.reject)),

@@ -15,8 +15,8 @@ std::string Usd(double amount) {
   return text;
 }
 
-Decision Reject(RejectReason reason, TimePoint deadline, std::string detail) {
-  return Decision{reason, deadline, std::move(detail)};
+Decision Reject(RejectReason reason, std::string detail) {
+  return Decision{reason, std::move(detail)};
 }
 
 }  // namespace
@@ -44,65 +44,47 @@ std::string_view ActionName(RetryAction action) {
   return "unknown";
 }
 
-TimePoint Deadline(const AssignmentEnvelope& envelope, const MessageTimes& times) {
-  // Earliest start wins so that no clock's optimism lets work run later than its TTL allows.
-  TimePoint start = times.created_at;
-  if (times.issued_at) start = std::min(start, *times.issued_at);
-  if (envelope.issued_at) start = std::min(start, *envelope.issued_at);
-  return start + envelope.ttl;
-}
-
 Decision Admit(const AssignmentEnvelope& envelope, const PolicyRule& rule,
-               const MessageTimes& times, const TenantSpend& spend, TimePoint now) {
+               std::optional<TimePoint> deadline, const TenantSpend& spend, TimePoint now) {
   using R = RejectReason;
-  const TimePoint deadline = Deadline(envelope, times);
   const Budget& budget = envelope.budget;
 
   if (!std::isfinite(budget.max_cost_usd) || budget.max_cost_usd <= 0.0 || budget.max_tokens < 1) {
-    return Reject(R::budget_invalid, deadline,
-                  "budget needs maxCostUsd > 0 and maxTokens >= 1, got " +
+    return Reject(R::budget_invalid, "budget needs maxCostUsd > 0 and maxTokens >= 1, got " +
                       Usd(budget.max_cost_usd) + " USD and " + std::to_string(budget.max_tokens));
   }
   if (!rule.AllowsModel(envelope.model)) {
-    return Reject(R::model_not_allowed, deadline,
-                  "model \"" + envelope.model + "\" is not allowed by " + rule.name);
+    return Reject(R::model_not_allowed, "model \"" + envelope.model + "\" is not allowed by " + rule.name);
   }
   if (!rule.AllowsVersion(envelope.version)) {
-    return Reject(R::version_not_allowed, deadline,
-                  "version \"" + envelope.version + "\" is not allowed by " + rule.name);
+    return Reject(R::version_not_allowed, "version \"" + envelope.version + "\" is not allowed by " + rule.name);
   }
   if (envelope.ttl > rule.max_ttl) {
-    return Reject(R::ttl_over_max, deadline,
-                  "ttl_ms " + std::to_string(envelope.ttl.count()) + " exceeds max " +
+    return Reject(R::ttl_over_max, "ttl_ms " + std::to_string(envelope.ttl.count()) + " exceeds max " +
                       std::to_string(rule.max_ttl.count()) + " of " + rule.name);
   }
   if (budget.max_cost_usd > rule.max_cost_usd + kUsdEpsilon) {
-    return Reject(R::budget_over_cap, deadline,
-                  "maxCostUsd " + Usd(budget.max_cost_usd) + " exceeds cap " +
+    return Reject(R::budget_over_cap, "maxCostUsd " + Usd(budget.max_cost_usd) + " exceeds cap " +
                       Usd(rule.max_cost_usd) + " of " + rule.name);
   }
   if (budget.max_tokens > rule.max_tokens) {
-    return Reject(R::tokens_over_cap, deadline,
-                  "maxTokens " + std::to_string(budget.max_tokens) + " exceeds cap " +
+    return Reject(R::tokens_over_cap, "maxTokens " + std::to_string(budget.max_tokens) + " exceeds cap " +
                       std::to_string(rule.max_tokens) + " of " + rule.name);
   }
   if (envelope.ttl <= std::chrono::milliseconds(0)) {
-    return Reject(R::ttl_expired, deadline,
-                  "ttl_ms " + std::to_string(envelope.ttl.count()) + " leaves no time to run");
+    return Reject(R::ttl_expired, "ttl_ms " + std::to_string(envelope.ttl.count()) + " leaves no time to run");
   }
-  if (now >= deadline) {
-    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(now - deadline);
-    return Reject(R::ttl_expired, deadline,
-                  "ttl of " + std::to_string(envelope.ttl.count()) + " ms ended " +
+  if (deadline && now >= *deadline) {
+    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(now - *deadline);
+    return Reject(R::ttl_expired, "ttl of " + std::to_string(envelope.ttl.count()) + " ms ended " +
                       std::to_string(late.count()) + " ms ago");
   }
   if (spend.spent_today_usd + budget.max_cost_usd > spend.daily_cap_usd + kUsdEpsilon) {
-    return Reject(R::tenant_budget_exhausted, deadline,
-                  "spent today " + Usd(spend.spent_today_usd) + " + maxCostUsd " +
+    return Reject(R::tenant_budget_exhausted, "spent today " + Usd(spend.spent_today_usd) + " + maxCostUsd " +
                       Usd(budget.max_cost_usd) + " exceeds daily cap " + Usd(spend.daily_cap_usd) +
                       " USD");
   }
-  return Decision{std::nullopt, deadline, {}};
+  return Decision{std::nullopt, {}};
 }
 
 RetryDecision RetryAt(int attempt, ErrorClass error_class, const PolicyRule& rule, TimePoint now,

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 
 #include <pqxx/nontransaction>
 
 #include "cogo/bus/bus.h"
+#include "cogo/db/reconnect.h"
 #include "cogo/runtime/idle_protocol.h"
 #include "runtime/worker_state.h"
 
@@ -29,7 +31,7 @@ class Claimer {
 
   void Run(std::stop_token stop) {
     s_.RunWithReconnect(stop, "claim", "cogo-claim:" + s_.options.service + "/" + s_.options.role,
-                        [&](pqxx::connection& conn, bool reconnected) {
+                        &WorkerState::claimer_ready, [&](pqxx::connection& conn, bool reconnected) {
       PreferIndexScans(conn);
       // A lost claim commit only puts the message back in the queue (the worker's later
       // completion then fails its lease check), so claims need not wait for the WAL flush.
@@ -37,10 +39,12 @@ class Claimer {
       bus::Bus bus(conn);
       bus.RegisterWorker({s_.id, s_.options.service, s_.options.role, s_.options.shards, Hostname(),
                           static_cast<int>(getpid())});
-      if (reconnected) ReleaseOrphans(bus);
+      if (reconnected) FindOrphans(bus);
+      ReleaseOrphans(bus);
       // The idle protocol (sql/005_wake_locks.sql, runtime/idle_protocol.h): this loop claims
       // and performs what Next decides after each claim and each announcement.
       IdleState state;
+      bool ready = false;
       while (true) {
         int want = 0;
         {
@@ -51,6 +55,7 @@ class Claimer {
           // A wake-up during the announcement must not be lost: it may be a leaving sentinel's.
           if (!state.just_announced) s_.wake_pending = false;
         }
+        if (OrphanTryDue()) ReleaseOrphans(bus);
         const auto claim_sent = s_.clock.Now();
         auto claimed = bus.Claim({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
                                   s_.options.lease.count()});
@@ -63,6 +68,10 @@ class Claimer {
           step = Next(step.state, IdleEvent::Announce(ToAnnounced(announced)), notify_, s_.options.poll);
         }
         state = step.state;
+        if (!ready) {  // claimed once, announced if idle: from here on it waits for work
+          ready = true;
+          s_.SetReady(&WorkerState::claimer_ready, true);
+        }
         if (step.action.wait > std::chrono::milliseconds(0) && !WaitToClaim(step.action.wait)) break;
       }
       // Another idle worker takes over at once.
@@ -83,17 +92,67 @@ class Claimer {
   // leased to this worker, which never saw them. Nothing ran, so they are released like the
   // messages a drain finds unstarted: back to the queue with their attempt uncounted, and
   // without spending the bounded give-backs (bus::kAttemptsGivenBack), which are for handlers
-  // whose infrastructure failed while they ran.
-  void ReleaseOrphans(bus::Bus& bus) {
+  // whose infrastructure failed while they ran. Found after each reconnect; at most `capacity`
+  // are kept, each tried at most kOrphanReleaseTries times, paced like reconnects. What is
+  // beyond either is logged and left to the reclaimer: nobody renews those leases, so they
+  // expire and the reclaimer requeues them. A release that keeps failing can then neither keep
+  // the claimer from claiming nor be tried forever.
+  void FindOrphans(bus::Bus& bus) {
+    std::map<ClaimKey, Orphan> found;
+    size_t beyond = 0;
     for (const bus::Lease& lease : bus.LeasesOf(s_.id)) {
+      const ClaimKey key = KeyOf(lease);
       {
         std::lock_guard lock(s_.mu);
-        if (s_.in_flight.count(KeyOf(lease)) != 0) continue;  // a claim this worker saw
+        if (s_.in_flight.count(key) != 0) continue;  // a claim this worker saw
       }
-      const bool released = bus.Release(lease);
-      s_.logger->warn("message {} was claimed by a claim whose answer was lost: {}", lease.message_id,
-                    released ? "released unrun" : "its lease was gone");
+      if (found.size() >= static_cast<size_t>(s_.capacity)) {
+        ++beyond;
+        continue;
+      }
+      const auto known = orphans_.find(key);  // keeps its tries: one given up stays given up
+      found.emplace(key, known != orphans_.end() ? known->second : Orphan{lease, 0});
     }
+    orphans_ = std::move(found);  // forgets those whose lease is gone
+    if (beyond > 0) {
+      s_.logger->warn("{} more messages are leased to this worker by claims whose answer was lost; "
+                      "left to the reclaimer (their leases expire)", beyond);
+    }
+  }
+
+  [[nodiscard]] bool OrphanTryDue() const {
+    return orphans_left_ && std::chrono::steady_clock::now() >= next_orphan_try_;
+  }
+
+  // One try for each orphan not given up. A lost connection propagates (the reconnect finds
+  // them again); any other failure waits for the next try.
+  void ReleaseOrphans(bus::Bus& bus) {
+    orphans_left_ = false;
+    for (auto it = orphans_.begin(); it != orphans_.end();) {
+      Orphan& orphan = it->second;
+      if (orphan.tries >= kOrphanReleaseTries) {
+        ++it;
+        continue;
+      }
+      ++orphan.tries;
+      try {
+        const bool released = bus.Release(orphan.lease);
+        s_.logger->warn("message {} was claimed by a claim whose answer was lost: {}", orphan.lease.message_id,
+                        released ? "released unrun" : "its lease was gone");
+        it = orphans_.erase(it);
+        continue;
+      } catch (const std::exception& e) {
+        const bool last = orphan.tries >= kOrphanReleaseTries;
+        s_.logger->warn("message {} was claimed by a claim whose answer was lost; release try {} of {} failed: {}{}",
+                        orphan.lease.message_id, orphan.tries, kOrphanReleaseTries, e.what(),
+                        last ? "; left to the reclaimer (its lease expires)" : "");
+        orphans_left_ = orphans_left_ || !last;
+        if (db::Classify(e) == db::FailureKind::connection_lost) throw;
+      }
+      ++it;
+    }
+    orphan_pause_ = orphans_left_ ? db::NextPause(orphan_pause_, db::ReconnectPolicy{}) : std::chrono::milliseconds(0);
+    next_orphan_try_ = std::chrono::steady_clock::now() + orphan_pause_;
   }
 
   void Enqueue(std::vector<bus::ClaimedMessage> claimed, base::Clock::TimePoint claim_sent) {
@@ -120,8 +179,18 @@ class Claimer {
     }
   }
 
+  struct Orphan {
+    bus::Lease lease;
+    int tries = 0;
+  };
+
   WorkerState& s_;
   const bool notify_;  // a WakeHub delivers this worker's wake-ups
+  // Leases of claims whose answer was lost, by claim: they survive a reconnect.
+  std::map<ClaimKey, Orphan> orphans_;
+  bool orphans_left_ = false;  // some orphan still waits for a try
+  std::chrono::steady_clock::time_point next_orphan_try_;
+  std::chrono::milliseconds orphan_pause_{0};
 };
 
 }  // namespace

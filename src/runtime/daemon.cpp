@@ -128,11 +128,22 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     for (auto& c : components) c->Start();
     logger->info("{} up (pid {}, notify {}, poll {} ms, metrics {})", spec.name, getpid(),
                  options.notify ? "on" : "off", options.poll_ms, metrics_url);
-    SdNotify("READY=1");
+    // Ready once every component serves (a worker connected and waiting for work), not merely
+    // started: systemd's start, and whoever reads the log, wait for it.
+    std::jthread announcer([&](std::stop_token stop) {
+      for (const auto& c : components) {
+        while (!c->WaitReady(std::chrono::milliseconds(200))) {
+          if (stop.stop_requested() || !c->FatalError().empty()) return;  // the signal loop stops it
+        }
+      }
+      logger->info("{} ready", spec.name);
+      SdNotify("READY=1");
+    });
 
     int exit_code = 0;
     std::jthread drainer;
     auto begin_drain = [&](const char* why) {
+      announcer.request_stop();
       logger->info("{}: draining (a second SIGTERM exits at once)", why);
       SdNotify("STOPPING=1");
       drainer = std::jthread([&] {
@@ -165,6 +176,8 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
       }
     }
     if (drainer.joinable()) drainer.join();
+    announcer.request_stop();
+    if (announcer.joinable()) announcer.join();
     components.clear();
     if (wake) wake->Stop();
     logger->info("{} stopped", spec.name);

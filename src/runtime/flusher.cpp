@@ -19,8 +19,9 @@ class Flusher {
 
   void Run(std::stop_token stop) {
     s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
-                        [&](pqxx::connection& conn, bool reconnected) {
+                        &WorkerState::flusher_ready, [&](pqxx::connection& conn, bool reconnected) {
       PreferIndexScans(conn);
+      s_.SetReady(&WorkerState::flusher_ready, true);
       if (reconnected) s_.logger->info("flush loop retries {} unflushed outcomes", unflushed_.size());
       bus::Bus bus(conn);
       auto next_heartbeat = SteadyClock::now() + s_.options.heartbeat;

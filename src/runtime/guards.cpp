@@ -7,7 +7,6 @@
 
 #include "cogo/bus/bus.h"
 #include "cogo/db/reconnect.h"
-#include "cogo/policy/admit.h"
 
 namespace cogo::runtime {
 namespace {
@@ -52,10 +51,13 @@ BeforeRunVerdict BeforeRun(const GuardRules& rules, const bus::ClaimedMessage& m
     return v;
   }
   v.assignment = parsed.envelope();
-  // Both ends of the time left are database readings: created_at and the claim's now().
-  v.deadline = base::DeadlineOnSteadyClock(
-      policy::Deadline(*v.assignment, {base::FromEpochSeconds(m.created_at_epoch), std::nullopt}),
-      base::FromEpochSeconds(m.claimed_at_epoch), claim_sent);
+  if (!m.ttl_deadline_epoch) {  // the bus's TTL rule found no usable TTL where the parser did
+    v.refusal = Violation("assignment_invalid", "ttl_ms: the bus stored no deadline for it");
+    return v;
+  }
+  // Both ends of the time left are database readings: the stored deadline and the claim's now().
+  v.deadline = base::DeadlineOnSteadyClock(base::FromEpochSeconds(*m.ttl_deadline_epoch),
+                                           base::FromEpochSeconds(m.claimed_at_epoch), claim_sent);
   const auto& served = rules.served_models;
   if (!served.empty() && std::find(served.begin(), served.end(), v.assignment->model) == served.end()) {
     v.refusal = Violation("model_not_served", "this worker does not serve model " + v.assignment->model);

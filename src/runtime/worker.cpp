@@ -54,15 +54,34 @@ WorkerState::WorkerState(WorkerOptions o, std::string worker_id, std::shared_ptr
   if (metrics != nullptr) route_metrics = metrics->ForRoute(options.service, options.role);
 }
 
+void WorkerState::SetReady(bool WorkerState::*flag, bool value) {
+  {
+    std::lock_guard lock(mu);
+    this->*flag = value;
+  }
+  cv_ready.notify_all();
+}
+
 void WorkerState::RunWithReconnect(std::stop_token stop, const char* loop,
-                                   const std::string& application_name,
+                                   const std::string& application_name, bool WorkerState::*ready_flag,
                                    const std::function<void(pqxx::connection&, bool)>& body) {
   const db::Connector connector(options.database_url, application_name);
-  auto fatal = db::RunConnected(connector, stop, *logger, loop, db::InDoubt::retry, body);
-  if (fatal.empty()) return;
-  std::lock_guard lock(mu);
-  if (fatal_error.empty()) fatal_error = std::move(fatal);
-  claiming = false;
+  auto fatal = db::RunConnected(connector, stop, *logger, loop, db::InDoubt::retry,
+                                [&](pqxx::connection& conn, bool reconnected) {
+    try {
+      body(conn, reconnected);
+    } catch (...) {
+      SetReady(ready_flag, false);
+      throw;
+    }
+    SetReady(ready_flag, false);
+  });
+  {
+    std::lock_guard lock(mu);
+    if (!fatal.empty() && fatal_error.empty()) fatal_error = std::move(fatal);
+    if (!fatal_error.empty()) claiming = false;
+  }
+  cv_ready.notify_all();  // WaitReady gives up on a stopped worker
 }
 
 // Lifecycle and the handler threads; the claimer and the flusher run on the shared state.
@@ -77,12 +96,14 @@ class Worker::Impl {
 
   void Start() {
     if (wake_ != nullptr) {
+      // The hub also calls this when its LISTEN (re)connects: WaitReady looks again.
       subscription_ = wake_->Subscribe(s_.options.service, s_.options.role, s_.options.shards, [this] {
         {
           std::lock_guard lock(s_.mu);
           s_.wake_pending = true;
         }
         s_.cv_claim.notify_one();
+        s_.cv_ready.notify_all();
       });
     }
     flusher_ = std::jthread([this](std::stop_token stop) { RunFlusher(s_, stop); });
@@ -100,6 +121,7 @@ class Worker::Impl {
       s_.claiming = false;
     }
     s_.cv_claim.notify_all();
+    s_.cv_ready.notify_all();
     if (claimer_.joinable()) {
       claimer_.request_stop();
       claimer_.join();
@@ -141,9 +163,23 @@ class Worker::Impl {
     {
       std::lock_guard lock(s_.mu);
       s_.stop_flusher = true;
+      // A flusher without a connection could wait for the database forever: what it holds is
+      // left to the reclaimer (the leases expire) instead of holding the drain up.
+      if (!s_.flusher_ready) flusher_.request_stop();
     }
     s_.cv_flush.notify_one();
     if (flusher_.joinable()) flusher_.join();
+  }
+
+  bool WaitReady(std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(s_.mu);
+    s_.cv_ready.wait_for(lock, timeout, [&] { return Ready() || s_.drained || !s_.fatal_error.empty(); });
+    return Ready() && !s_.drained;
+  }
+
+  bool ready() const {
+    std::lock_guard lock(s_.mu);
+    return Ready() && !s_.drained;
   }
 
   const std::string& id() const { return s_.id; }
@@ -197,6 +233,11 @@ class Worker::Impl {
     }
   }
 
+  // s_.mu held.
+  bool Ready() const {
+    return s_.claimer_ready && s_.flusher_ready && (wake_ == nullptr || wake_->backend_pid() != 0);
+  }
+
   // The guards around one handler call (runtime/guards.h): the assignment is checked before
   // the handler runs and judged again after it returns (deadline, budget).
   Outcome RunGuarded(Job& job, double unit_sample) {
@@ -243,6 +284,8 @@ Worker::~Worker() { impl_->Drain(); }
 
 void Worker::Start() { impl_->Start(); }
 void Worker::Drain() { impl_->Drain(); }
+bool Worker::WaitReady(std::chrono::milliseconds timeout) const { return impl_->WaitReady(timeout); }
+bool Worker::ready() const { return impl_->ready(); }
 const std::string& Worker::id() const { return impl_->id(); }
 WorkerStats Worker::stats() const { return impl_->stats(); }
 std::string Worker::fatal_error() const { return impl_->fatal_error(); }

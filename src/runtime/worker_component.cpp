@@ -16,6 +16,7 @@ class WorkerComponent final : public Component {
   void Start() override { worker_.Start(); }
   void Drain() override { worker_.Drain(); }
   std::string FatalError() const override { return worker_.fatal_error(); }
+  bool WaitReady(std::chrono::milliseconds timeout) const override { return worker_.WaitReady(timeout); }
 
  private:
   Worker worker_;

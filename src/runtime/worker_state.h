@@ -58,6 +58,7 @@ struct WorkerState {
   std::condition_variable cv_jobs;   // a job is ready, or handlers stop
   std::condition_variable cv_flush;  // an outcome is queued, a deadline added, or the flusher stops
   std::condition_variable cv_idle;   // a handler finished (the drain waits for none running)
+  mutable std::condition_variable cv_ready;  // a loop became ready or stopped, or the LISTEN came up
   std::deque<std::shared_ptr<Job>> ready;
   std::map<ClaimKey, std::shared_ptr<Job>> in_flight;
   std::vector<Outcome> outcomes;
@@ -68,6 +69,8 @@ struct WorkerState {
   bool stop_flusher = false;
   bool drained = false;
   bool deadline_added = false;
+  bool claimer_ready = false;  // connected, registered, first claim made (Worker::WaitReady)
+  bool flusher_ready = false;  // connected
   WorkerStats stats;
   std::string fatal_error;
 
@@ -77,9 +80,12 @@ struct WorkerState {
   // the worker (recorded, reported through fatal_error). Both loops may run again after a
   // commit in doubt: a claim that did commit only leaves leases that the next connection
   // releases (the claimer's ReleaseOrphans); a flush that did commit finds its leases gone on
-  // the retry and writes nothing.
+  // the retry and writes nothing. `ready_flag` (a readiness flag the body sets once it serves) is
+  // cleared whenever the body ends.
   void RunWithReconnect(std::stop_token stop, const char* loop, const std::string& application_name,
-                        const std::function<void(pqxx::connection&, bool)>& body);
+                        bool WorkerState::*ready_flag, const std::function<void(pqxx::connection&, bool)>& body);
+  // Sets a readiness flag and wakes Worker::WaitReady.
+  void SetReady(bool WorkerState::*flag, bool value);
 };
 
 // The claim and flush statements are primary-key lookups and ordered index scans. A plan made

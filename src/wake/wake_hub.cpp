@@ -111,12 +111,13 @@ void WakeHub::Run(std::stop_token stop) {
   // Nothing but a stop ends the LISTEN loop: after a failure it cannot classify, it tries again.
   while (!stop.stop_requested()) {
     const auto failure = db::RunConnected(connector, stop, *logger_, "LISTEN", db::InDoubt::retry,
-                                          [&](pqxx::connection& conn, bool reconnected) {
+                                          [&](pqxx::connection& conn, bool /*reconnected*/) {
       Receiver receiver(conn, *this);
       backend_pid_ = conn.backendpid();
       connects_.fetch_add(1);
-      // Notifications sent while we were away are lost: everyone looks once.
-      if (reconnected) WakeAll();
+      // Notifications sent while we were away (or before the first LISTEN) are lost: everyone
+      // looks once. This also tells a waiting Worker::WaitReady that the LISTEN is up.
+      WakeAll();
       try {
         while (!stop.stop_requested()) {
           conn.await_notification(wait_us / 1000000, wait_us % 1000000);

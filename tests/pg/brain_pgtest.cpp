@@ -220,7 +220,9 @@ TEST_F(BrainTest, ReadyzIs503WhileDrainingAfterSigterm) {
                                SourcePath("config/policy.example.json"), "--http-drain-delay-ms", "3000"},
       log);
   const int port = brain->port();
-  ASSERT_EQ(HttpGet(port, "/readyz").status, 200);
+  // Ready once its workers are connected and waiting too (503 workers_not_ready until then).
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(port, "/readyz").status == 200; }, 10s)) << ReadFile(log);
+  EXPECT_EQ(ReadFile(log).find("cogo-orchestrator-brain ready") != std::string::npos, true) << ReadFile(log);
   brain->Signal(SIGTERM);
   ASSERT_TRUE(WaitFor([&] { return HttpGet(port, "/readyz").status == 503; }, 2s)) << ReadFile(log);
   ExpectJsonError(HttpGet(port, "/readyz"), 503, "draining", "after SIGTERM");

@@ -188,6 +188,25 @@ TEST_F(ExecutorTest, PolicyViolationsFailOnceWithTheirReasonAndAreNeverRetried) 
   }
 }
 
+// The admission judges the deadline the bus stored at publish (the one TTL rule, in the
+// database), not created_at/issued_at + ttl_ms worked out again: a message whose stored deadline
+// passed is refused with a minute of ttl_ms left, and one whose issued_at is long past is handed
+// off while its stored deadline is an hour away.
+TEST_F(ExecutorTest, TheAdmissionJudgesTheDeadlineTheBusStored) {
+  const int64_t passed = bus_->Publish(Execute(Payload())).id;
+  const int64_t later = bus_->Publish(Execute(Payload([](json& a) { a["issued_at"] = NowMs() - 120000; }))).id;
+  pqxx::nontransaction(*conn_).exec("UPDATE agent_messages SET ttl_deadline = CASE id WHEN " + std::to_string(passed) +
+                                    " THEN now() - interval '1 second' ELSE now() + interval '1 hour' END");
+  auto executor = StartExecutor();
+  ASSERT_TRUE(WaitFor([&] { return Final(passed) && Final(later); }, 20s));
+  executor->Drain();
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + std::to_string(passed)),
+            "ttl_expired");
+  EXPECT_EQ(Children(passed), 0);
+  EXPECT_EQ(Status(later), "done");
+  EXPECT_EQ(Children(later), 1);
+}
+
 TEST_F(ExecutorTest, TenantCapCountsWorkHandedOffButNotFinished) {
   auto executor = StartExecutor();  // no target worker: hand-offs stay queued
   auto budget = [](double usd) { return [usd](json& a) { a["budget"]["maxCostUsd"] = usd; }; };

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/nontransaction>
 
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
@@ -119,6 +120,33 @@ TEST_F(GuardTest, HandlerPastItsDeadlineIsStoppedAndFailsTtlExceeded) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
   EXPECT_EQ(Error(id).rfind("ttl_exceeded", 0), 0u) << Error(id);
   EXPECT_EQ(ScalarText("SELECT status FROM agent_messages"), "failed");
+}
+
+// The deadline is the one the bus stored at publish (sql/018's ttl_deadline, made by the one TTL
+// rule), never created_at + ttl_ms worked out again by the worker: a message whose stored
+// deadline passed fails ttl_exceeded although its ttl_ms has a minute left, and one whose stored
+// deadline is an hour away runs with that deadline although its ttl_ms ran out.
+TEST_F(GuardTest, TheWorkerJudgesTheDeadlineTheBusStored) {
+  std::atomic<int> calls{0};
+  std::atomic<int64_t> seconds_left{0};
+  runtime::Worker worker(Options(), [&](HandlerContext& c) {
+    ++calls;
+    if (c.deadline) {
+      seconds_left = std::chrono::duration_cast<std::chrono::seconds>(*c.deadline - std::chrono::steady_clock::now()).count();
+    }
+    return HandlerResult::Complete();
+  }, nullptr, logger_);
+  const auto ids = bus_->PublishBatch({Message(Assignment("small-model", 60000)), Message(Assignment("small-model", 1))});
+  pqxx::nontransaction(*conn_).exec("UPDATE agent_messages SET ttl_deadline = CASE id WHEN " + std::to_string(ids[0].id) +
+                                    " THEN now() - interval '1 second' ELSE now() + interval '1 hour' END");
+  std::this_thread::sleep_for(20ms);  // the second one's ttl_ms is over
+  RunUntilSettled(worker);
+  EXPECT_EQ(Error(ids[0].id).rfind("ttl_exceeded", 0), 0u) << Error(ids[0].id);
+  EXPECT_EQ(Trail(ids[0].id), "claimed policy_violation failed");
+  EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(ids[1].id)), "done");
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_GT(seconds_left.load(), 3500);
+  EXPECT_LE(seconds_left.load(), 3600);
 }
 
 TEST_F(GuardTest, OverspendingHandlerIsStoppedAndItsUsageRecorded) {

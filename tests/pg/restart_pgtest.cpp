@@ -20,6 +20,7 @@
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "front_support.h"
+#include "log_sink.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -121,10 +122,9 @@ int RunAfterALostClaimAnswer(bus::Bus& bus, size_t claimed) {
     return runtime::HandlerResult::Complete();
   }, nullptr, log::Get("test"));
   worker.Start();
-  EXPECT_TRUE(WaitFor([] {
-    return Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                           "WHERE application_name = 'cogo-claim:test/echo'") == 1;
-  }, 10s));
+  EXPECT_TRUE(worker.WaitReady(10s));
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'cogo-claim:test/echo'"), 1);
   EXPECT_TRUE(WaitFor([] {
     return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status IN ('queued', 'running')") == 0;
   }, 20s));
@@ -153,6 +153,58 @@ TEST_F(BusTest, AClaimWhoseAnswerWasLostSpendsNoAttemptEvenWithTheGiveBacksUsedU
   EXPECT_EQ(RunAfterALostClaimAnswer(*bus_, 1), 1);
   EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id)), "done");
   EXPECT_EQ(Scalar<int64_t>("SELECT attempts FROM agent_messages WHERE id = " + std::to_string(id)), 1);
+}
+
+// Releasing an orphaned claim is bounded: a release that keeps failing (here a trigger rolls it
+// back as a serialization failure, a retryable kind) is tried kOrphanReleaseTries times, then
+// logged and left to the reclaimer; meanwhile the worker claims and runs other work. (It used to
+// retry on every reconnect, without end, and never got back to claiming.)
+TEST_F(BusTest, AnOrphanedClaimWhoseReleaseKeepsFailingIsLeftToTheReclaimer) {
+  const int64_t orphan = bus_->Publish(Message()).id;
+  ASSERT_EQ(bus_->Claim({kOrphanOwner, "test", "echo", {0}, 1, 60000}).size(), 1u);
+  pqxx::nontransaction(*conn_).exec(
+      "CREATE SEQUENCE orphan_release_tries; "
+      "CREATE FUNCTION refuse_orphan_release() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "  PERFORM nextval('orphan_release_tries'); "  // a sequence is not rolled back
+      "  RAISE EXCEPTION 'injected: release refused' USING ERRCODE = '40001'; END $$; "
+      "CREATE TRIGGER refuse_orphan_release BEFORE UPDATE ON agent_messages FOR EACH ROW "
+      "  WHEN (OLD.id = " + std::to_string(orphan) + " AND OLD.status = 'running' AND NEW.status = 'queued') "
+      "  EXECUTE FUNCTION refuse_orphan_release()");
+  struct DropTrigger {
+    pqxx::connection& conn;
+    ~DropTrigger() {
+      pqxx::nontransaction(conn).exec("DROP TRIGGER IF EXISTS refuse_orphan_release ON agent_messages; "
+                                      "DROP FUNCTION IF EXISTS refuse_orphan_release(); "
+                                      "DROP SEQUENCE IF EXISTS orphan_release_tries");
+    }
+  } drop_trigger{*conn_};
+  auto sink = std::make_shared<LogSink>();
+  std::atomic<int> calls{0};
+  runtime::Worker worker(EchoWorker(kOrphanOwner), [&](runtime::HandlerContext&) {
+    ++calls;
+    return runtime::HandlerResult::Complete();
+  }, nullptr, MakeTestLogger("orphans", sink));
+  worker.Start();
+  ASSERT_TRUE(worker.WaitReady(10s));
+  ASSERT_EQ(Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'cogo-claim:test/echo'"), 1);
+  ASSERT_TRUE(WaitFor([&] { return sink->Count("left to the reclaimer") == 1; }, 10s)) << sink->Text();
+  const int64_t other = bus_->Publish(Message()).id;
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }, 10s)) << "the claimer claims again";
+  ASSERT_TRUE(WaitFor([&] { return Trail(other) == "claimed completed"; }, 10s)) << Trail(other);
+  std::this_thread::sleep_for(300ms);  // ten polls: time for a try too many to show
+  EXPECT_EQ(Scalar<int64_t>("SELECT last_value FROM orphan_release_tries"), runtime::kOrphanReleaseTries);
+  EXPECT_EQ(sink->Count("release try"), static_cast<size_t>(runtime::kOrphanReleaseTries)) << sink->Text();
+  EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(orphan)), "running");
+
+  // The reclaimer ends it when its lease (never renewed) expires; then it runs, once.
+  pqxx::nontransaction(*conn_).exec("DROP TRIGGER refuse_orphan_release ON agent_messages; "
+                                    "UPDATE agent_messages SET lease_expires_at = now() WHERE id = " +
+                                    std::to_string(orphan));
+  EXPECT_EQ(bus_->Reclaim(10).requeued, 1);
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 2; }, 10s));
+  ASSERT_TRUE(WaitFor([&] { return Trail(orphan) == "claimed reclaimed claimed completed"; }, 10s)) << Trail(orphan);
+  worker.Drain();
 }
 
 // The README stack (edge -> brain -> executor -> gateway-chat, real daemons) under a stream of
@@ -365,7 +417,9 @@ TEST_F(StackTest, ReadinessSaysTheDatabaseIsDownAndTheFirstRequestAfterSucceeds)
   EXPECT_EQ(refused.status, 503) << "see " << log_;
   EXPECT_EQ(refused.headers.count("Retry-After"), 1u);
   outage.End();
-  for (const int port : {edge_->port(), brain_->port()}) EXPECT_EQ(HttpGet(port, "/readyz").status, 200);
+  EXPECT_EQ(HttpGet(edge_->port(), "/readyz").status, 200);
+  // The brain is ready again once its workers have reconnected too (their backoff).
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(brain_->port(), "/readyz").status == 200; }, 10s));
   EXPECT_EQ(Request("while-down").size(), 1u) << "see " << log_;
   ExpectEveryHttpRequestSucceedsAtOnce("after-start");
   ExpectEveryRequestDoneOnce();

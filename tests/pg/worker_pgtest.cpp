@@ -6,10 +6,12 @@
 #include <memory>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 #include "child_process.h"
+#include "cogo/artifacts/store.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "cogo/wake/wake_hub.h"
@@ -54,6 +56,16 @@ void ExpectWokenLongBeforeThePoll(bus::Bus& bus, const std::atomic<int>& calls) 
   EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
 }
 
+// Waits for the first handler call on message `id`, cancels it and retries it as an operator
+// would, and waits for the second call: a second claim of the message while the first handler
+// still runs.
+void ClaimTwiceAfterCancelAndRetry(bus::Bus& bus, int64_t id, const std::atomic<int>& calls) {
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  ASSERT_TRUE(bus.Cancel(id, "operator"));
+  ASSERT_TRUE(bus.Retry(id));
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 2; })) << "the same worker claims it again";
+}
+
 class WorkerTest : public BusTest {
  protected:
   std::shared_ptr<spdlog::logger> logger_ = log::Get("test");
@@ -62,16 +74,45 @@ class WorkerTest : public BusTest {
 TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
-  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
   std::atomic<int> calls{0};
   runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
                          &hub, logger_);
   worker.Start();
-  ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
+  ASSERT_TRUE(worker.WaitReady(10s));
   ExpectWokenLongBeforeThePoll(*bus_, calls);
   EXPECT_GE(hub.notifications(), 1u);
   ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }));
   worker.Drain();
+}
+
+// WaitReady tells when a worker can be relied on: its connections open, its LISTEN up, its first
+// claim made and nothing left but to wait for work. Not before its LISTEN is up, not while its
+// database cannot be reached, and no longer once it drains.
+TEST_F(WorkerTest, WaitReadyTellsWhenTheWorkerIsConnectedListeningAndWaiting) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);  // not started yet: no LISTEN
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         &hub, logger_);
+  EXPECT_FALSE(worker.ready());
+  worker.Start();
+  EXPECT_FALSE(worker.WaitReady(500ms)) << "ready without its LISTEN";
+  EXPECT_TRUE(WorkerIdle(worker.id())) << "claimed and waiting, only the LISTEN missing";
+  hub.Start();
+  ASSERT_TRUE(worker.WaitReady(10s));
+  EXPECT_TRUE(worker.ready());
+  EXPECT_TRUE(WorkerIdle(worker.id()));
+  ExpectWokenLongBeforeThePoll(*bus_, calls);
+  worker.Drain();
+  EXPECT_FALSE(worker.ready());
+  EXPECT_FALSE(worker.WaitReady(10s)) << "answers at once for a drained worker";
+
+  // A database nobody can reach: never ready (and the wait ends at its timeout).
+  auto unreachable = Options(60s);
+  unreachable.database_url = "postgresql://postgres@127.0.0.1:1/cogo?connect_timeout=1";
+  runtime::Worker lost(unreachable, [](HandlerContext&) { return HandlerResult::Complete(); }, nullptr, logger_);
+  lost.Start();
+  EXPECT_FALSE(lost.WaitReady(500ms));
+  lost.Drain();
 }
 
 // A wake-up names its route "service/role/shard": a name with a slash could never be read back,
@@ -228,7 +269,7 @@ TEST_F(WorkerTest, AWorkerCoveredByADeadSentinelTakesOver) {
   runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
                          &hub, logger_);
   worker.Start();
-  ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
+  ASSERT_TRUE(worker.WaitReady(10s));  // covered by the sentinel, waiting
   sentinel_conn.reset();  // the session ends: its locks go, and nobody is told
   ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 5s)) << "the covered worker took over";
   ExpectWokenLongBeforeThePoll(*bus_, calls);
@@ -257,7 +298,7 @@ TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
   runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
                          &hub, logger_);
   worker.Start();
-  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0 && WorkerIdle(worker.id()); }, 10s));
+  ASSERT_TRUE(worker.WaitReady(10s));
   const int first_pid = hub.backend_pid();
   EXPECT_TRUE(Scalar<bool>("SELECT pg_terminate_backend(" + std::to_string(first_pid) + ")"));
   ASSERT_TRUE(WaitFor([&] { return hub.connects() >= 2 && hub.backend_pid() != 0; }, 10s));
@@ -416,10 +457,7 @@ TEST_F(WorkerTest, OnlyTheLatestClaimsOutcomeCountsAfterCancelAndRetry) {
   }, nullptr, logger_);
   const auto id = bus_->Publish(Message()).id;
   worker.Start();
-  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
-  ASSERT_TRUE(bus_->Cancel(id, "operator"));
-  ASSERT_TRUE(bus_->Retry(id));
-  ASSERT_TRUE(WaitFor([&] { return calls.load() == 2; })) << "the same worker claims it again";
+  ASSERT_NO_FATAL_FAILURE(ClaimTwiceAfterCancelAndRetry(*bus_, id, calls));
 
   finish_first = true;
   ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }, 10s))
@@ -436,6 +474,53 @@ TEST_F(WorkerTest, OnlyTheLatestClaimsOutcomeCountsAfterCancelAndRetry) {
             "second");
   EXPECT_EQ(worker.stats().completed, 1u);
   EXPECT_EQ(Trail(id), "claimed cancelled retried claimed completed");
+}
+
+// A receiver refusing a stale owner, end to end: the artifact store keeps the highest (message
+// id, fence) that wrote a task and refuses lower ones (stale_writer). Claim (fence N), cancel,
+// retry, claim again (N + 1) while the first handler, deaf to its stop token, still runs; the
+// second handler's write is accepted and completes the message, the first one's write, sent
+// with its own HandlerContext::fence(), is refused, and its outcome with it: the message ends
+// done exactly once, with the second claim's artifact.
+TEST_F(WorkerTest, ADownstreamWriteWithAStaleFenceIsRefusedAndOnlyTheLatestClaimCounts) {
+  const artifacts::ArtifactStore store(ScratchFile("artifacts"));
+  auto options = Options(50ms);
+  options.heartbeat = 100ms;
+  std::atomic<int> calls{0};
+  std::atomic<bool> finish[2] = {false, false};
+  std::atomic<int64_t> fences[2] = {0, 0};
+  std::atomic<artifacts::WriteOutcome> outcomes[2] = {artifacts::WriteOutcome::other_tenant,
+                                                      artifacts::WriteOutcome::other_tenant};
+  runtime::Worker worker(options, [&](HandlerContext& c) {
+    const int call = ++calls - 1;
+    fences[call] = c.fence();
+    while (!finish[call].load()) std::this_thread::sleep_for(5ms);
+    const std::string by = call == 0 ? "first" : "second";
+    outcomes[call] = store.Write("task-1", c.message.tenant, "", {{"edits.json", by}},
+                                 {c.message.lease.message_id, c.fence()});
+    if (outcomes[call] != artifacts::WriteOutcome::written) {
+      return HandlerResult::Fail("artifacts_refused", artifacts::WriteOutcomeName(outcomes[call]));
+    }
+    return HandlerResult::Complete(nlohmann::json{{"by", by}}.dump());
+  }, nullptr, logger_);
+  const auto id = bus_->Publish(Message()).id;
+  worker.Start();
+  ASSERT_NO_FATAL_FAILURE(ClaimTwiceAfterCancelAndRetry(*bus_, id, calls));
+  EXPECT_EQ(fences[1].load(), fences[0].load() + 1);
+
+  finish[1] = true;
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }, 10s));
+  finish[0] = true;
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }, 10s)) << "the first outcome is refused";
+  worker.Drain();
+  EXPECT_EQ(outcomes[1].load(), artifacts::WriteOutcome::written);
+  EXPECT_EQ(outcomes[0].load(), artifacts::WriteOutcome::stale_writer);
+  EXPECT_EQ(*store.Read("task-1", "edits.json", std::nullopt), "second");
+  EXPECT_EQ(ScalarText("SELECT status || ' ' || (result->>'by') FROM agent_messages WHERE id = " + std::to_string(id)),
+            "done second");
+  EXPECT_EQ(Trail(id), "claimed cancelled retried claimed completed");
+  EXPECT_EQ(worker.stats().completed, 1u);
+  EXPECT_EQ(worker.stats().failed, 0u);
 }
 
 }  // namespace

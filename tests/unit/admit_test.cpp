@@ -35,11 +35,11 @@ struct Scenario {
     r.max_attempts = 5;
     return r;
   }();
-  MessageTimes times{kCreated, std::nullopt};
+  std::optional<TimePoint> deadline = kCreated + milliseconds(60000);  // as the bus stored it
   TenantSpend spend{10.0, 20.0};
   TimePoint now = kCreated + milliseconds(1000);
 
-  [[nodiscard]] Decision Run() const { return Admit(envelope, rule, times, spend, now); }
+  [[nodiscard]] Decision Run() const { return Admit(envelope, rule, deadline, spend, now); }
 };
 
 struct AdmitCase {
@@ -95,30 +95,22 @@ TEST(Admit, EveryReasonAndItsBoundary) {
       {"tokens at cap", [](Scenario& s) { s.envelope.budget.max_tokens = 8000; }, std::nullopt},
       {"tokens over cap", [](Scenario& s) { s.envelope.budget.max_tokens = 8001; },
        R::tokens_over_cap},
-      // ttl_expired: deadline = earliest start + ttl; expired from the deadline on.
+      // ttl_expired: from the stored deadline on (the database's TTL rule made it).
       {"1 ms before deadline", [](Scenario& s) { s.now = kCreated + milliseconds(59999); },
        std::nullopt},
       {"at deadline", [](Scenario& s) { s.now = kCreated + milliseconds(60000); }, R::ttl_expired},
       {"long after", [](Scenario& s) { s.now = kCreated + std::chrono::hours(5); }, R::ttl_expired},
-      {"envelope issued earlier",
+      {"the stored deadline, not created_at + ttl",
        [](Scenario& s) {
-         s.envelope.issued_at = kCreated - milliseconds(59500);
+         s.deadline = kCreated + milliseconds(500);
          s.now = kCreated + milliseconds(500);
        },
        R::ttl_expired},
-      {"message issued earlier",
-       [](Scenario& s) {
-         s.times.issued_at = kCreated - milliseconds(59500);
-         s.now = kCreated + milliseconds(500);
+      {"no deadline: a check of configuration", [](Scenario& s) {
+         s.deadline = std::nullopt;
+         s.now = kCreated + std::chrono::hours(5);
        },
-       R::ttl_expired},
-      {"later issued_at does not extend",
-       [](Scenario& s) {
-         s.envelope.issued_at = kCreated + milliseconds(30000);
-         s.times.issued_at = kCreated + milliseconds(30000);
-         s.now = kCreated + milliseconds(60000);
-       },
-       R::ttl_expired},
+       std::nullopt},
       {"ttl zero", [](Scenario& s) { s.envelope.ttl = milliseconds(0); }, R::ttl_expired},
       {"ttl negative", [](Scenario& s) { s.envelope.ttl = milliseconds(-5); }, R::ttl_expired},
       {"clock behind created_at", [](Scenario& s) { s.now = kCreated - milliseconds(10); },
@@ -208,18 +200,6 @@ TEST(Admit, EveryReasonAndItsBoundary) {
       EXPECT_TRUE(decision.detail.empty()) << c.name;
     }
   }
-}
-
-TEST(Admit, DecisionCarriesTheDeadline) {
-  Scenario s;
-  EXPECT_EQ(s.Run().deadline, kCreated + milliseconds(60000));
-  s.times.issued_at = kCreated - milliseconds(2000);
-  EXPECT_EQ(s.Run().deadline, kCreated + milliseconds(58000));
-  s.envelope.issued_at = kCreated - milliseconds(5000);
-  EXPECT_EQ(s.Run().deadline, kCreated + milliseconds(55000));
-  EXPECT_EQ(Deadline(s.envelope, s.times), kCreated + milliseconds(55000));
-  s.envelope.model = "x";  // rejected decisions carry it too, for the audit row
-  EXPECT_EQ(s.Run().deadline, kCreated + milliseconds(55000));
 }
 
 TEST(Admit, DetailNamesTheRuleAndValues) {

@@ -47,7 +47,9 @@ json Envelope() {
           {"target", {{"service", "gateway"}, {"role", "chat"}}}};
 }
 
-bus::ClaimedMessage Message(const std::string& payload, int attempt = 1) {
+// `deadline_after_s`: the TTL deadline the bus stored, seconds after created_at (nullopt: none).
+bus::ClaimedMessage Message(const std::string& payload, int attempt = 1,
+                            std::optional<double> deadline_after_s = 60.0) {
   bus::ClaimedMessage m;
   m.lease = {42, "executor-1", attempt};
   m.route = {kService, kRole, 2};
@@ -57,6 +59,7 @@ bus::ClaimedMessage Message(const std::string& payload, int attempt = 1) {
   m.max_attempts = 3;
   m.correlation_id = "req-1";
   m.created_at_epoch = kCreatedEpoch;
+  if (deadline_after_s) m.ttl_deadline_epoch = kCreatedEpoch + *deadline_after_s;
   return m;
 }
 
@@ -104,6 +107,7 @@ TEST(Executor, RefusalsAreNamedPermanentAndAudited) {
     std::function<void(json&)> edit;
     TenantCommitment committed;
     const char* reason;
+    std::optional<double> deadline_after_s = 60.0;  // the stored deadline; now is 1 s after created_at
   };
   const Case cases[] = {
       {"no target", [](json& a) { a.erase("target"); }, {}, "assignment_invalid"},
@@ -112,14 +116,17 @@ TEST(Executor, RefusalsAreNamedPermanentAndAudited) {
       {"model", [](json& a) { a["model"] = "gpt-4o"; }, {}, "model_not_allowed"},
       {"version", [](json& a) { a["version"] = "2.0.0"; }, {}, "version_not_allowed"},
       {"ttl over max", [](json& a) { a["ttl_ms"] = 600001; }, {}, "ttl_over_max"},
-      {"ttl expired", [](json& a) { a["ttl_ms"] = 1000; }, {}, "ttl_expired"},
-      {"issued long ago", [](json& a) { a["issued_at"] = 1600000000000; }, {}, "ttl_expired"},
+      {"the stored deadline is now", [](json&) {}, {}, "ttl_expired", 1.0},
+      // The stored deadline decides, not created_at + ttl_ms (60 s here): the executor has no TTL
+      // rule of its own (an issued_at before created_at moves it, in the database).
+      {"the stored deadline passed", [](json&) {}, {}, "ttl_expired", 0.5},
+      {"no stored deadline", [](json&) {}, {}, "assignment_invalid", std::nullopt},
       {"spent today", [](json&) {}, {9.6, 0.0}, "tenant_budget_exhausted"},
       {"reserved by work in flight", [](json&) {}, {5.0, 4.6}, "tenant_budget_exhausted"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    const HandlerResult r = Judge(Message(Payload(c.edit)), c.committed);
+    const HandlerResult r = Judge(Message(Payload(c.edit), 1, c.deadline_after_s), c.committed);
     ASSERT_EQ(r.kind, HandlerResult::Kind::fail);
     EXPECT_EQ(r.reason, c.reason) << r.error();
     EXPECT_FALSE(r.detail.empty());
@@ -127,8 +134,10 @@ TEST(Executor, RefusalsAreNamedPermanentAndAudited) {
     EXPECT_EQ(EventNames(r), "policy_violation execute_failed");
     EXPECT_EQ(json::parse(r.events[1].detail_json)["reason"], c.reason);
   }
-  // Reaching the cap exactly, with spend and reservations together, is admitted.
+  // Reaching the cap exactly, with spend and reservations together, is admitted; so is a stored
+  // deadline later than created_at + ttl_ms.
   EXPECT_EQ(Judge(Message(Payload()), {5.0, 4.5}).kind, HandlerResult::Kind::complete);
+  EXPECT_EQ(Judge(Message(Payload([](json& a) { a["ttl_ms"] = 500; }), 1, 2.0)).kind, HandlerResult::Kind::complete);
 }
 
 TEST(Executor, PayloadWithoutAssignmentIsRefused) {

@@ -29,7 +29,9 @@ std::string Assignment(const std::string& model, int64_t ttl_ms) {
       .dump();
 }
 
-bus::ClaimedMessage Message(std::string payload, double claimed_after_s = 0.0) {
+// `deadline_after_s`: the TTL deadline the bus stored, seconds after created_at (nullopt: none).
+bus::ClaimedMessage Message(std::string payload, double claimed_after_s = 0.0,
+                            std::optional<double> deadline_after_s = std::nullopt) {
   bus::ClaimedMessage m;
   m.lease = {42, "w", 2, 7};
   m.route = {"test", "echo", 0};
@@ -37,6 +39,7 @@ bus::ClaimedMessage Message(std::string payload, double claimed_after_s = 0.0) {
   m.payload_json = std::move(payload);
   m.created_at_epoch = kCreated;
   m.claimed_at_epoch = kCreated + claimed_after_s;
+  if (deadline_after_s) m.ttl_deadline_epoch = kCreated + *deadline_after_s;
   return m;
 }
 
@@ -56,13 +59,21 @@ TEST(Guards, BeforeRunRefusesViolationsByName) {
       {"no assignment, required", required, Message(R"({"x":1})"), kSent, "assignment_missing"},
       {"invalid assignment", served_small, Message(R"({"__assignment":{"agent_id":"a"}})"), kSent,
        "assignment_invalid"},
-      {"model not served", served_small, Message(Assignment("big", 60000)), kSent, "model_not_served"},
-      {"any model served", required, Message(Assignment("big", 60000)), kSent, ""},
-      {"within its TTL", served_small, Message(Assignment("small", 60000), 59.0), kSent + seconds(0), ""},
-      {"TTL ran out in the queue", served_small, Message(Assignment("small", 60000), 60.0), kSent,
+      {"model not served", served_small, Message(Assignment("big", 60000), 0.0, 60.0), kSent, "model_not_served"},
+      {"any model served", required, Message(Assignment("big", 60000), 0.0, 60.0), kSent, ""},
+      {"within its TTL", served_small, Message(Assignment("small", 60000), 59.0, 60.0), kSent + seconds(0), ""},
+      {"TTL ran out in the queue", served_small, Message(Assignment("small", 60000), 60.0, 60.0), kSent,
        "ttl_exceeded"},
-      {"TTL ran out after the claim", served_small, Message(Assignment("small", 60000), 30.0),
+      {"TTL ran out after the claim", served_small, Message(Assignment("small", 60000), 30.0, 60.0),
        kSent + seconds(30), "ttl_exceeded"},
+      // The stored deadline decides, not created_at + ttl_ms (an issued_at before created_at
+      // moved it earlier): the worker has no TTL rule of its own.
+      {"the stored deadline passed before created_at + ttl", served_small,
+       Message(Assignment("small", 60000), 30.0, 10.0), kSent, "ttl_exceeded"},
+      {"the stored deadline is later than created_at + ttl", served_small,
+       Message(Assignment("small", 60000), 90.0, 120.0), kSent, ""},
+      {"a TTL the bus found no deadline for", served_small, Message(Assignment("small", 60000), 0.0), kSent,
+       "assignment_invalid"},
       {"not enforced", not_enforced, Message(R"({"__assignment":{}})"), kSent, ""},
   };
   for (const Case& c : cases) {
@@ -81,18 +92,23 @@ TEST(Guards, BeforeRunRefusesViolationsByName) {
   }
 }
 
-// The time left is measured on the database's clock (created_at + TTL - the claim's now()) and
-// counted from when the claim was sent: how far the database's clock is from this host's never
-// enters.
+// The time left is measured on the database's clock (the stored deadline - the claim's now())
+// and counted from when the claim was sent: how far the database's clock is from this host's
+// never enters, nor does the TTL in the payload.
 TEST(Guards, TheDeadlineIsTheTimeTheDatabaseLeftCountedFromTheClaim) {
   const GuardRules rules{{}, false, true};
-  for (double waited_s : {0.0, 1.5, 59.0}) {
-    SCOPED_TRACE(waited_s);
-    const auto v = BeforeRun(rules, Message(Assignment("m", 60000), waited_s), kSent, kSent);
+  struct Case {
+    double waited_s;    // the claim's now() - created_at
+    double deadline_s;  // the stored deadline - created_at
+  };
+  for (const Case c : {Case{0.0, 60.0}, Case{1.5, 60.0}, Case{59.0, 60.0}, Case{5.0, 20.0}, Case{5.0, 90.0}}) {
+    SCOPED_TRACE(c.waited_s);
+    SCOPED_TRACE(c.deadline_s);
+    const auto v = BeforeRun(rules, Message(Assignment("m", 60000), c.waited_s, c.deadline_s), kSent, kSent);
     ASSERT_TRUE(v.deadline.has_value());
     // Epoch seconds as doubles carry about a microsecond of rounding at this magnitude.
     using Ms = std::chrono::duration<double, std::milli>;
-    EXPECT_NEAR(Ms(*v.deadline - kSent).count(), 60000.0 - waited_s * 1000.0, 0.01);
+    EXPECT_NEAR(Ms(*v.deadline - kSent).count(), (c.deadline_s - c.waited_s) * 1000.0, 0.01);
   }
   EXPECT_FALSE(BeforeRun(rules, Message(R"({"x":1})"), kSent, kSent).deadline.has_value());
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,11 @@ struct ClaimedMessage {
   int max_attempts = 0;
   std::string correlation_id;
   double created_at_epoch = 0;  // seconds, database clock
-  double claimed_at_epoch = 0;  // seconds, database clock
+  double claimed_at_epoch = 0;  // seconds, database clock: the claim's now()
+  // When the assignment's TTL ends, seconds, database clock: the deadline the bus stored at
+  // publish (cogo_assignment_deadline, sql/003 and 018: the one TTL rule). nullopt: the payload
+  // has no usable TTL.
+  std::optional<double> ttl_deadline_epoch;
 };
 
 // What a consumer reports when it is done with a message.

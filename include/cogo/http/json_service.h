@@ -165,6 +165,9 @@ struct JsonServiceOptions {
   int drain_delay_ms = 0;              // /readyz is 503 this long before the listener closes
   bool openapi = true;                 // serve GET /openapi.json
   Authenticator authenticate;          // required by any route that is not kPublic
+  // Set: /readyz also answers 503 workers_not_ready while this is false (a daemon's workers
+  // still connecting, Worker::ready()). Called on request threads: must be thread-safe.
+  std::function<bool()> workers_ready;
   prometheus::Registry* registry = nullptr;  // cogo_http_requests_total and _duration_seconds per
                                              // route when set (the daemon's; must outlive the service)
 };

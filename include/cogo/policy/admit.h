@@ -31,32 +31,24 @@ enum class RejectReason {
 // Stable snake_case name ("ttl_expired", ...) for last_error, audit rows and metric labels.
 [[nodiscard]] std::string_view ReasonName(RejectReason reason);
 
-struct MessageTimes {
-  TimePoint created_at;                // the bus row's created_at
-  std::optional<TimePoint> issued_at;  // when the producer says the work was issued, if known
-};
-
 struct TenantSpend {
   double spent_today_usd = 0.0;  // recorded usage of the tenant since the start of its day
   double daily_cap_usd = 0.0;    // PolicyTable::DailyCapUsd(tenant)
 };
 
-// The TTL runs from the earliest known moment the work existed: the envelope's issued_at, the
-// message's issued_at or created_at, whichever is earliest. Deadline = that + ttl.
-[[nodiscard]] TimePoint Deadline(const AssignmentEnvelope& envelope, const MessageTimes& times);
-
 struct [[nodiscard]] Decision {
   std::optional<RejectReason> reject;  // nullopt: admitted
-  TimePoint deadline;                  // when the TTL ends; the handler must finish before it
   std::string detail;                  // one line for last_error / audit; empty when admitted
 
   [[nodiscard]] bool admitted() const { return !reject.has_value(); }
 };
 
 // Judges the assignment; reports the first failing check (order above). Budget amounts within
-// kUsdEpsilon of a cap count as at the cap.
+// kUsdEpsilon of a cap count as at the cap. `deadline`: when the TTL ends, as the bus stored it
+// at publish (bus::ClaimedMessage::ttl_deadline_epoch: the TTL rule is the database's alone);
+// nullopt for a check of configuration, before anything is issued: the clock is not judged.
 [[nodiscard]] Decision Admit(const AssignmentEnvelope& envelope, const PolicyRule& rule,
-                             const MessageTimes& times, const TenantSpend& spend, TimePoint now);
+                             std::optional<TimePoint> deadline, const TenantSpend& spend, TimePoint now);
 
 // How a failure is treated. Transient: worth another attempt (timeout, connection lost, 5xx,
 // rate limit). Permanent: the same input fails the same way (policy rejection, 4xx, bad input).

@@ -4,8 +4,11 @@
 // Signal model: TERM/INT/QUIT/HUP are blocked before any thread starts and taken with sigwait
 // on the main thread; the first TERM/INT drains (components in reverse order), a second exits
 // at once; HUP is logged. A component reporting a fatal error stops the daemon with exit 1.
+// Readiness: once every component is ready (Component::WaitReady: a worker is connected,
+// listening and waiting for work) the daemon logs "<name> ready" and tells systemd READY=1.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,6 +52,9 @@ class Component {
   virtual void Drain() = 0;  // graceful stop; returns when done
   // Empty while healthy; else why the component cannot go on.
   [[nodiscard]] virtual std::string FatalError() const { return {}; }
+  // Blocks up to `timeout` until the component serves (a worker: Worker::WaitReady); false if
+  // it does not yet. RunDaemon tells systemd READY=1 once every component is ready.
+  [[nodiscard]] virtual bool WaitReady(std::chrono::milliseconds /*timeout*/) const { return true; }
 };
 
 struct DaemonContext {

@@ -38,9 +38,10 @@ struct BeforeRunVerdict {
 
 // Before the handler runs: assignment_missing / assignment_invalid / model_not_served /
 // ttl_exceeded, each a permanent failure with a policy_violation event. The TTL is judged by the
-// database's clock: the message's created_at plus the TTL, minus the claim's now() (both on
-// `message`), is the time left, counted from `claim_sent` (the steady clock just before the
+// database's clock: the deadline the bus stored at publish minus the claim's now() (both on
+// `message`) is the time left, counted from `claim_sent` (the steady clock just before the
 // claim was sent, so the claim's round trip only shortens it); `now` is the steady clock now.
+// The worker computes no deadline itself: the TTL rule is the database's alone.
 [[nodiscard]] BeforeRunVerdict BeforeRun(const GuardRules& rules, const bus::ClaimedMessage& message,
                                          base::Clock::TimePoint claim_sent, base::Clock::TimePoint now);
 

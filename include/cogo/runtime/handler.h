@@ -48,8 +48,8 @@ struct HandlerContext {
   std::stop_token stop;
   const policy::AssignmentEnvelope* assignment;  // null when the payload carries none
   // When the assignment's TTL ends, on this process's steady clock (a provider call's deadline
-  // as it is). Judged by the database's clock: the time left is the database's created_at + TTL
-  // minus its now() at the claim, so a host whose wall clock is off moves nothing.
+  // as it is). Judged by the database's clock: the time left is the deadline the bus stored at
+  // publish minus its now() at the claim, so a host whose wall clock is off moves nothing.
   std::optional<base::Clock::TimePoint> deadline;
   UsageGuard& usage;
 

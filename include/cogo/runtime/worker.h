@@ -47,6 +47,12 @@ struct WorkerOptions {
   GuardRules guards;  // runtime/guards.h
 };
 
+// A claim whose answer was lost with its connection may have committed, leasing messages to a
+// worker that never saw them. After reconnecting, the claimer releases them unrun (attempt
+// uncounted): at most `concurrency + batch_size` at a time, each tried at most this often; the
+// rest are logged and left to the reclaimer, which requeues them when their lease expires.
+inline constexpr int kOrphanReleaseTries = 3;
+
 struct WorkerStats {
   uint64_t claimed = 0;
   uint64_t completed = 0;
@@ -68,6 +74,16 @@ class Worker {
   void Start();
   // Graceful stop; blocks until every claimed message is completed, failed or released.
   void Drain();
+
+  // Ready: the claim and flush connections are open, the worker is registered, its WakeHub's
+  // LISTEN is up (when it has one) and the claimer has made its first claim and now waits for
+  // work: a message published from now on is claimed without anyone polling for the worker.
+  // Blocks up to `timeout`; false on timeout, or at once when the worker stopped (a fatal
+  // error, a drain). Callers and benchmarks wait on this instead of sleeping or reading
+  // pg_stat_activity.
+  [[nodiscard]] bool WaitReady(std::chrono::milliseconds timeout) const;
+  // The same, now: false again while a connection is being replaced.
+  [[nodiscard]] bool ready() const;
 
   [[nodiscard]] const std::string& id() const;
   [[nodiscard]] WorkerStats stats() const;

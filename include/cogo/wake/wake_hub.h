@@ -1,6 +1,7 @@
 // WakeHub: the process's one LISTEN connection. It turns bus notifications into calls of the
 // callbacks subscribed to the notified route, and reconnects with backoff when the connection
-// drops (waking every subscriber then, since notifications may have been missed). Workers never
+// drops (waking every subscriber whenever its LISTEN connects, since notifications may have
+// been missed; a subscriber then reads backend_pid() to know the LISTEN is up). Workers never
 // depend on it for correctness: they also poll. Thread-safe; callbacks run on the hub's thread
 // and must return quickly (signal a condition variable, no database work).
 #pragma once

@@ -6,6 +6,8 @@
 // COGO_JWT_SECRET_FILE). Webhooks are signed with COGO_NOTIFY_SECRET. Refuses to start without
 // the JWT secret, when a routing rule would be rejected by the policy table or names a workflow
 // it does not have, or when a workflow definition is invalid.
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 
 #include "cogo/artifacts/api.h"
@@ -74,6 +76,12 @@ int main(int argc, char** argv) {
         http.database_url = ctx.options.database_url;
         http.registry = &ctx.registry;
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
+        // /readyz says ready only once the brain's workers are (filled in below, before Start).
+        auto workers = std::make_shared<std::vector<const cogo::runtime::Component*>>();
+        http.workers_ready = [workers] {
+          return std::all_of(workers->begin(), workers->end(),
+                             [](const auto* c) { return c->WaitReady(std::chrono::milliseconds(0)); });
+        };
         auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));
@@ -90,6 +98,7 @@ int main(int argc, char** argv) {
             ctx));
         cogo::workflow::AddEngineWorkers(config.workflows, worker, engine, ctx, components);
         cogo::orchestrator::AddUpgradeWorker(config, upgrade, worker, ctx, components);
+        for (const auto& c : components) workers->push_back(c.get());
         components.push_back(std::move(rest));
         return components;
       }});

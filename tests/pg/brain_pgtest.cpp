@@ -120,6 +120,11 @@ TEST_F(BrainTest, DecideWorkerHandsOffAndStateAndMessageViewsShowIt) {
   EXPECT_EQ(child["corr"], std::to_string(id));
   EXPECT_EQ(child["payload"]["__assignment"]["agent_id"], "summarizer");
   EXPECT_EQ(child["payload"]["intent"], "summarize");
+  // Issued at the database's time of the decide claim, not by the brain's wall clock.
+  const auto claimed_ms = Scalar<int64_t>(
+      "SELECT floor(extract(epoch FROM (detail->>'claimed_at')::timestamptz) * 1000)::bigint FROM bus_events "
+      "WHERE event = 'completed' AND message_id = " + std::to_string(id));
+  EXPECT_NEAR(child["payload"]["__assignment"]["issued_at"].get<double>(), static_cast<double>(claimed_ms), 1.0);
   EXPECT_EQ(ScalarText("SELECT rationale FROM decisions WHERE message_id = " + std::to_string(id)).empty(), false);
 
   const auto state = HttpGet(brain->port(), "/api/orchestrator/state", Service());

@@ -19,6 +19,7 @@
 #include "cogo/executor/dispatcher.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
+#include "front_support.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -473,9 +474,16 @@ TEST_F(ExecutorTest, SeveralExecutorProcessesHandEachMessageOffExactlyOnce) {
                                    "3", "--batch-size", "4"},
           log));
     }
-    // Publish once all three wait idle, so they compete from the first message.
-    ASSERT_TRUE(WaitFor([] {
-      return Scalar<int64_t>("SELECT count(*) FROM bus_workers WHERE idle AND role = 'execute'") == 3;
+    // Publish once all three are ready (connected, listening, waiting), so they compete from the
+    // first message.
+    ASSERT_TRUE(WaitFor([&] {
+      const std::string text = ReadFile(log);
+      size_t ready = 0;
+      for (size_t at = text.find("cogo-executor-dispatcher ready"); at != std::string::npos;
+           at = text.find("cogo-executor-dispatcher ready", at + 1)) {
+        ++ready;
+      }
+      return ready == 3;
     }, 30s)) << "see " << log;
     (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(kMessages, request));
     ASSERT_TRUE(WaitFor([] {

@@ -5,6 +5,8 @@
 #                                packages when missing
 #   bench_build TARGET...        scripts/bootstrap.sh, then a Release build of the targets in
 #                                $build_dir with $jobs jobs
+#   bench_binaries TARGET...     $bin_dir when a script's --bin-dir gave one (built binaries used as
+#                                they are), else bench_build and bin_dir=$build_dir
 #   bench_cluster                a throwaway cluster (scratch dir, free port, default durability):
 #                                sets scratch, port, url; removed at exit
 #   psql_q ARGS...               psql on it, quiet, stopping at the first error
@@ -44,6 +46,13 @@ bench_build() {
   bash "$repo/scripts/bootstrap.sh"
   cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$build_dir" -j "$jobs" --target "$@" >/dev/null
+}
+
+bench_binaries() {
+  if [ -z "${bin_dir:-}" ]; then
+    bench_build "$@"
+    bin_dir=$build_dir
+  fi
 }
 
 bench_cluster() {

@@ -61,19 +61,18 @@ std::unique_ptr<Component> MakeWorkerComponent(WorkerOptions options, Handler ha
   return std::make_unique<WorkerComponent>(std::move(options), std::move(handler), context);
 }
 
-int RunWorkerDaemon(int argc, char** argv, const WorkerDaemonSpec& spec) {
-  return RunDaemon(argc, argv, {
-      spec.name, spec.description,
-      [&spec](CLI::App& app) {
-        AddWorkerOptions(app, spec.worker, spec.with_route);
-        if (spec.add_options) spec.add_options(app);
-      },
-      [&spec](DaemonContext& context) {
-        Handler handler = spec.make_handler(context);  // first: it may adjust the worker's options
-        std::vector<std::unique_ptr<Component>> components;
-        components.push_back(MakeWorkerComponent(spec.worker, std::move(handler), context));
-        return components;
-      }});
+DaemonSpec WorkerDaemon(WorkerDaemonSpec spec) {
+  return {spec.name, spec.description,
+          [spec](CLI::App& app) {
+            AddWorkerOptions(app, spec.worker, spec.with_route);
+            if (spec.add_options) spec.add_options(app);
+          },
+          [spec](DaemonContext& context) {
+            Handler handler = spec.make_handler(context);  // first: it may adjust the worker's options
+            std::vector<std::unique_ptr<Component>> components;
+            components.push_back(MakeWorkerComponent(spec.worker, std::move(handler), context));
+            return components;
+          }};
 }
 
 }  // namespace cogo::runtime

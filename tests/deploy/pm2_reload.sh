@@ -3,7 +3,8 @@
 # starts deploy/pm2/ecosystem.config.js against COGO_TEST_DATABASE_URL with a scratch env file
 # (mode 600) and PM2_HOME, sends requests through the edge with curl, `pm2 reload`s the chat
 # worker while they flow, and checks every request ends done exactly once: each root request is
-# done, and each (gateway, chat) child has exactly one `completed` event. Then `pm2 kill`.
+# done, and each (gateway, chat) child has exactly one `completed` event. Then `pm2 kill`, and
+# no daemon's log and no refusal's body shows a secret of the env file.
 # The HTTP daemons listen on port 0; the bound port is read from their log line. Each daemon logs
 # in as its own role's login (deploy/sql/users.sql; the ecosystem sets PGUSER, the URL names none).
 # Usage: pm2_reload.sh SOURCE_DIR BIN_DIR
@@ -49,6 +50,7 @@ COGO_ROUTING=$src/config/routing.example.json
 COGO_WORKFLOWS=$src/config/workflows
 COGO_DRAIN_GRACE_MS=5000
 COGO_PROVIDER_BASE_URL=http://127.0.0.1:$(cat "$scratch/provider.port")/v1
+COGO_PROVIDER_API_KEY=sk-test-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 ENV
 )
 [ "$(stat -c %a "$scratch/cogo.env")" = 600 ] || fail "env file is not mode 600"
@@ -132,7 +134,25 @@ read -r chats once <<<"$(psql "$url" -AtF ' ' -c "$lineage
 [ "$chats" = "$requests" ] || fail "$chats chat messages for $requests requests (lost or doubled)"
 [ "$once" = "$requests" ] || fail "only $once of $chats chat messages finished exactly once"
 
+# Refusals answer with a JSON error that names no secret (a forged token, a wrong key, a bad body).
+forged=$(COGO_JWT_SECRET="${COGO_JWT_SECRET}x" "$bin/cogo" token --role service_role)
+refusals=$(for auth in "Bearer $forged|$COGO_PUBLISHABLE_KEY" "Bearer $token|${COGO_PUBLISHABLE_KEY}x" "Bearer $token|$COGO_PUBLISHABLE_KEY"; do
+  curl -sS -X POST "http://127.0.0.1:$edge_port/functions/v1/orchestrator-chat" -H "Authorization: ${auth%%|*}" \
+    -H "apikey: ${auth##*|}" -H 'Content-Type: application/json' -d '{"tenant":'; echo; done)
+[ "$(grep -c '"error"' <<<"$refusals")" = 3 ] || fail "refusals without a JSON error: $refusals"
+
 "$pm2" kill >/dev/null
+# Every daemon logged, and no log line and no refusal names a secret of the env file.
+for daemon in "$src"/src/bin/cogo-*; do
+  name=$(basename "$daemon")
+  [ "$name" = cogo-test-worker ] && continue
+  [ -s "$(ls "$scratch/logs/$name".*.log 2>/dev/null | head -1)" ] || fail "$name wrote no log"
+done
+for name in COGO_JWT_SECRET COGO_PUBLISHABLE_KEY COGO_PROVIDER_API_KEY; do
+  value=${!name}
+  ! grep -rqF -- "$value" "$scratch/logs" || fail "a daemon's log shows $name"
+  ! grep -qF -- "$value" <<<"$refusals" || fail "a refusal shows $name"
+done
 claims=$(psql "$url" -Atc "$lineage SELECT count(*) FROM bus_trail e JOIN agent_messages m ON m.id = e.message_id
   WHERE e.id > $first_event AND m.id IN (SELECT id FROM lineage) AND m.service = 'gateway' AND m.role = 'chat' AND e.event = 'claimed'")
 echo "pm2: $requests requests done once each ($claims chat claims; $in_flight chat handlers running at the reload) across a reload of cogo-gateway-chat (pid $old_pid -> $new_pid)"

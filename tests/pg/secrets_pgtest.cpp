@@ -1,12 +1,14 @@
 // Secrets never leave the process: the edge and the brain run at debug level while a client
 // provokes every refusal it can (bad tokens, wrong keys, oversize and malformed bodies, unknown
-// paths) and reads the admin state; then every response body and header, every daemon log and
-// `--print-config` of both daemons are searched for the JWT secret, the publishable key and a
-// database password.
+// paths) and reads the admin state; then every response body and header, both daemons' logs and
+// `--print-config` of every daemon are searched for the JWT secret, the publishable key, a
+// database password, the provider key and the webhook secret. (Every daemon's log under real
+// traffic: deploy_pm2.)
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cogo/auth/jwt.h"
 #include "front_support.h"
@@ -86,14 +88,30 @@ TEST_F(SecretsTest, NoSecretInLogsErrorBodiesStateOrPrintConfig) {
   const auto logs = ReadFile(log);
   ASSERT_NE(logs.find("listening on"), std::string::npos) << logs;
   ASSERT_NE(logs.find("-> 401 bad_signature"), std::string::npos) << logs;  // refusals were logged
-  // A database password given on the command line is masked too.
+  // Every daemon's --print-config masks a database password given on the command line and shows
+  // none of the secrets its environment holds.
   constexpr const char* kDatabasePassword = "db-password-5f1c";
+  constexpr const char* kProviderKey = "sk-provider-key-8e2a";
+  constexpr const char* kNotifySecret = "notify-secret-41d7";
+  setenv("COGO_PROVIDER_API_KEY", kProviderKey, 1);
+  setenv("COGO_NOTIFY_SECRET", kNotifySecret, 1);
   const std::string url = std::string("postgresql://cogo:") + kDatabasePassword + "@db.internal:5432/cogo";
-  for (const char* daemon : {"cogo-orchestrator-brain", "cogo-edge"}) {
+  int daemons = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SourcePath("src/bin"))) {
+    const std::string daemon = entry.path().filename();
+    if (daemon == "cogo" || daemon == "cogo-test-worker") continue;
     const auto printed = RunCommand(daemon, {"--print-config", "--database-url", url});
-    EXPECT_EQ(printed.status, 0) << printed.output;
-    EXPECT_NE(printed.output.find("postgresql://cogo:***@db.internal:5432/cogo"), std::string::npos) << printed.output;
+    EXPECT_EQ(printed.status, 0) << daemon << ": " << printed.output;
+    EXPECT_NE(printed.output.find("postgresql://cogo:***@db.internal:5432/cogo"), std::string::npos)
+        << daemon << ": " << printed.output;
     seen += printed.output;
+    ++daemons;
+  }
+  unsetenv("COGO_PROVIDER_API_KEY");
+  unsetenv("COGO_NOTIFY_SECRET");
+  EXPECT_GE(daemons, 12);
+  for (const char* secret : {kProviderKey, kNotifySecret}) {
+    EXPECT_EQ(seen.find(secret), std::string::npos) << "--print-config shows " << secret;
   }
   for (const char* secret : {kTestJwtSecret, kTestPublishableKey, kDatabasePassword}) {
     EXPECT_EQ(seen.find(secret), std::string::npos) << "responses or --print-config show " << secret;

@@ -1,5 +1,5 @@
 // The glue between a Worker and RunDaemon: worker flags every worker daemon shares, a
-// Component that runs one Worker, and RunWorkerDaemon for the daemons that run one worker (their
+// Component that runs one Worker, and WorkerDaemon: the DaemonSpec of a daemon that runs one worker (their
 // main is their defaults, their own flags and how their handler is built). Thread-safety as
 // Worker.
 #pragma once
@@ -32,7 +32,8 @@ struct WorkerDaemonSpec {
   std::function<Handler(DaemonContext&)> make_handler;
 };
 
-// RunDaemon with one component: the worker, running the handler `make_handler` builds.
-int RunWorkerDaemon(int argc, char** argv, const WorkerDaemonSpec& spec);
+// The DaemonSpec of a daemon with one component: the worker, running the handler
+// `make_handler` builds (a main may wrap it, e.g. with http::WithHealthListener).
+[[nodiscard]] DaemonSpec WorkerDaemon(WorkerDaemonSpec spec);
 
 }  // namespace cogo::runtime

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/buildtest/worker.h"
+#include "cogo/http/health_listener.h"
 #include "cogo/runtime/worker_component.h"
 
 int main(int argc, char** argv) {
@@ -13,7 +14,7 @@ int main(int argc, char** argv) {
   worker.role = "build-test";
   worker.concurrency = 2;
   cogo::buildtest::BuildTestOptions options;
-  return cogo::runtime::RunDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener({
       "cogo-build-test-worker", "sandboxed build and test for code/build-test, and code/promote",
       [&](CLI::App& app) {
         cogo::runtime::AddWorkerOptions(app, worker, false);
@@ -31,5 +32,5 @@ int main(int argc, char** argv) {
         components.push_back(cogo::runtime::MakeWorkerComponent(
             promote, cogo::buildtest::MakePromoteHandler(options, ctx.logger), ctx));
         return components;
-      }});
+      }}));
 }

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/codegen/service.h"
+#include "cogo/http/health_listener.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
@@ -14,7 +15,7 @@ int main(int argc, char** argv) {
   cogo::providers::ProviderFlags provider;
   cogo::codegen::CodegenOptions codegen;
   cogo::policy::PolicyFlag policy;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-codegen-service", "edits.json for codegen/generate, from the task or a model", worker, false,
       [&](CLI::App& app) {
         cogo::providers::AddProviderOptions(app, provider);
@@ -27,5 +28,5 @@ int main(int argc, char** argv) {
         const auto table = cogo::policy::LoadPolicy(policy, *ctx.logger);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         return cogo::codegen::MakeCodegenHandler(model, table, codegen, ctx.logger);
-      }});
+      }})));
 }

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/executor/dispatcher.h"
+#include "cogo/http/health_listener.h"
 #include "cogo/log/logging.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/runtime/worker_component.h"
@@ -11,12 +12,12 @@
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   cogo::policy::PolicyFlag policy;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-executor-dispatcher", "Admit execute messages under the policy table and hand them off", worker, false,
       [&](CLI::App& app) { cogo::policy::AddPolicyOption(app, policy); },
       [&](cogo::runtime::DaemonContext& ctx) -> cogo::runtime::Handler {
         cogo::executor::ConfigureExecutorWorker(worker);
         return cogo::executor::MakeExecutorHandler({ctx.options.database_url, cogo::policy::LoadPolicy(policy, *ctx.logger)},
                                                    cogo::log::Get(ctx.logger->name() + ".executor"));
-      }});
+      }})));
 }

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cogo/gateway/chat.h"
+#include "cogo/http/health_listener.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
 #include "cogo/runtime/worker_component.h"
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
   cogo::providers::ProviderFlags provider;
   cogo::gateway::ChatOptions chat;
   cogo::policy::PolicyFlag policy;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-gateway-chat", "chat completions for gateway/chat through a model provider", worker, false,
       [&](CLI::App& app) {
         cogo::providers::AddProviderOptions(app, provider);
@@ -28,5 +29,5 @@ int main(int argc, char** argv) {
         const auto table = cogo::policy::LoadPolicy(policy, *ctx.logger);
         auto model = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         return cogo::gateway::MakeChatHandler(model, table, chat, ctx.logger);
-      }});
+      }})));
 }

@@ -4,6 +4,7 @@
 // provider at --provider-base-url (without one, only offline-extract is served).
 #include <CLI/CLI.hpp>
 
+#include "cogo/http/health_listener.h"
 #include "cogo/kg/builder.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/providers/factory.h"
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   cogo::providers::ProviderFlags provider;
   cogo::kg::BuilderOptions builder;
   cogo::policy::PolicyFlag policy;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-kg-builder", "entities and relations for kg/build", worker, false,
       [&](CLI::App& app) {
         cogo::providers::AddProviderOptions(app, provider);
@@ -31,5 +32,5 @@ int main(int argc, char** argv) {
         if (!provider.base_url.empty()) chat = cogo::providers::MakeProvider(provider, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-kg-builder", worker.concurrency);
         return cogo::kg::MakeBuildHandler(chat, table, pool, builder, ctx.logger);
-      }});
+      }})));
 }

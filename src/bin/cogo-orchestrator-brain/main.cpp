@@ -14,6 +14,7 @@
 #include "cogo/auth/secret.h"
 #include "cogo/config/files.h"
 #include "cogo/db/pool.h"
+#include "cogo/http/health_listener.h"
 #include "cogo/kg/api.h"
 #include "cogo/orchestrator/agents_api.h"
 #include "cogo/orchestrator/brain.h"
@@ -78,10 +79,7 @@ int main(int argc, char** argv) {
         http.max_body_bytes = api.max_body_bytes * 4;  // a little over still gets a precise 413
         // /readyz says ready only once the brain's workers are (filled in below, before Start).
         auto workers = std::make_shared<std::vector<const cogo::runtime::Component*>>();
-        http.workers_ready = [workers] {
-          return std::all_of(workers->begin(), workers->end(),
-                             [](const auto* c) { return c->WaitReady(std::chrono::milliseconds(0)); });
-        };
+        http.workers_ready = [workers] { return cogo::http::ComponentsReady(*workers); };
         auto rest = std::make_unique<cogo::http::JsonService>("cogo-orchestrator-brain", http, ctx.logger);
         rest->Add(cogo::orchestrator::BrainRoutes(*rest, api, config, ctx.logger));
         rest->Add(cogo::workflow::WorkflowRoutes(*rest, config.workflows, ctx.logger));

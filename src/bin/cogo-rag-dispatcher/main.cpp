@@ -3,6 +3,7 @@
 // current (see include/cogo/rag/dispatcher.h). Run as many as you like: each follows the table.
 #include <CLI/CLI.hpp>
 
+#include "cogo/http/health_listener.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/providers/hash_embedder.h"
 #include "cogo/rag/dispatcher.h"
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   int follow_ms = 250;
   const std::map<std::string, cogo::rag::SearchMode> modes = {
       {"auto", cogo::rag::SearchMode::automatic}, {"exact", cogo::rag::SearchMode::exact}, {"hnsw", cogo::rag::SearchMode::hnsw}};
-  return cogo::runtime::RunDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener({
       "cogo-rag-dispatcher", "top-k chunk retrieval for rag/query",
       [&](CLI::App& app) {
         cogo::runtime::AddWorkerOptions(app, worker, false);
@@ -46,5 +47,5 @@ int main(int argc, char** argv) {
         components.push_back(cogo::runtime::MakeWorkerComponent(
             worker, cogo::rag::MakeQueryHandler(provider, table, chunks, pool, query, ctx.logger), ctx));
         return components;
-      }});
+      }}));
 }

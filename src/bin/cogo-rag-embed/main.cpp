@@ -3,6 +3,7 @@
 // the offline hash embedder unless --provider-base-url names an OpenAI-compatible server.
 #include <CLI/CLI.hpp>
 
+#include "cogo/http/health_listener.h"
 #include "cogo/policy/policy_flag.h"
 #include "cogo/rag/embed_worker.h"
 #include "cogo/rag/embedder.h"
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
   cogo::rag::EmbedderFlags embedder;
   cogo::rag::EmbedWorkerOptions embed;
   cogo::policy::PolicyFlag policy;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-rag-embed", "chunks, embeds and stores documents for rag/embed", worker, false,
       [&](CLI::App& app) {
         cogo::rag::AddEmbedderOptions(app, embedder);
@@ -33,5 +34,5 @@ int main(int argc, char** argv) {
         auto provider = cogo::rag::MakeEmbeddingProvider(embedder, cogo::providers::MakePricer(table->prices()), ctx.logger);
         auto pool = std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-rag-embed", worker.concurrency);
         return cogo::rag::MakeEmbedHandler(provider, table, pool, embed, ctx.logger);
-      }});
+      }})));
 }

@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "cogo/http/health_listener.h"
 #include "cogo/runtime/worker_component.h"
 
 namespace {
@@ -47,7 +48,7 @@ cogo::runtime::HandlerResult Handle(const TestHandlerOptions& o, int record_fd,
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
   TestHandlerOptions handler;
-  return cogo::runtime::RunWorkerDaemon(argc, argv, {
+  return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-test-worker", "A worker with a test handler (sleep, record, outcome)", worker, true,
       [&](CLI::App& app) {
         app.add_option("--sleep-ms", handler.sleep_ms, "time each message takes");
@@ -62,5 +63,5 @@ int main(int argc, char** argv) {
           if (fd < 0) throw std::runtime_error("cannot open record file " + handler.record);
         }
         return [handler, fd](auto& c) { return Handle(handler, fd, c); };
-      }});
+      }})));
 }

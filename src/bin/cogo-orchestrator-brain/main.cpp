@@ -6,8 +6,6 @@
 // COGO_JWT_SECRET_FILE). Webhooks are signed with COGO_NOTIFY_SECRET. Refuses to start without
 // the JWT secret, when a routing rule would be rejected by the policy table or names a workflow
 // it does not have, or when a workflow definition is invalid.
-#include <algorithm>
-
 #include <CLI/CLI.hpp>
 
 #include "cogo/artifacts/api.h"

@@ -271,6 +271,8 @@ TEST_F(RolesTest, ATenantScopedSessionSeesOnlyItsTenantsRows) {
     admin.exec0("INSERT INTO bus_events (message_id, event, service, role, tenant) "
                 "VALUES (1, 'completed', 'test', 'echo', 'acme'), (2, 'completed', 'test', 'echo', 'globex')");
     admin.exec0("INSERT INTO tenant_spend (tenant, day) VALUES ('acme', current_date), ('globex', current_date)");
+    // The fixture empties the bus's tables; the documents' and the graph's are emptied here.
+    admin.exec0("TRUNCATE rag_documents, rag_chunks, rag_chunk_deletions, kg_entities, kg_relations, kg_provenance");
     admin.exec0("INSERT INTO workflow_definitions (workflow_id, version, digest, definition) "
                 "VALUES ('rls', 1, 'rls-digest', '{}')");
     for (const char* tenant : {"acme", "globex", "globex"}) {

@@ -227,6 +227,8 @@ class Worker::Impl {
           s_.outcomes.push_back(std::move(outcome));
         }
         job->state = Job::State::finished;
+        // Nothing left to start: the claimer may take the next batch before this one is flushed.
+        if (s_.ready.empty()) s_.cv_claim.notify_one();
       }
       s_.cv_flush.notify_one();
       s_.cv_idle.notify_all();

@@ -4,6 +4,7 @@
 // mutable field is guarded by `mu`; the constant ones are set before any thread starts.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -50,7 +51,7 @@ struct WorkerState {
   const std::string id;
   const base::Clock& clock;  // options.clock, or the real steady clock
   const std::shared_ptr<spdlog::logger> logger;
-  const int capacity;  // running + waiting + awaiting flush
+  const int capacity;  // running + waiting: concurrency + batch_size
   metrics::BusMetrics::Route route_metrics{};
 
   mutable std::mutex mu;
@@ -74,7 +75,15 @@ struct WorkerState {
   WorkerStats stats;
   std::string fatal_error;
 
-  [[nodiscard]] int FreeCapacity() const { return capacity - static_cast<int>(in_flight.size()); }  // mu held
+  // How many messages the next claim may take (mu held). Running and waiting jobs stay within
+  // `capacity`; finished ones awaiting their flush may add one more batch, so the next claim goes
+  // out while the last batch's outcomes commit (a commit waits for the WAL flush) instead of after.
+  // A worker of slow handlers holds no more than `capacity`, as before.
+  [[nodiscard]] int FreeCapacity() const {
+    const int unfinished = static_cast<int>(ready.size()) + running;
+    return std::min(capacity - unfinished,
+                    capacity + options.batch_size - static_cast<int>(in_flight.size()));
+  }
 
   // Runs a loop on its own connection (db::RunConnected); a failure that ends it is fatal for
   // the worker (recorded, reported through fatal_error). Both loops may run again after a

@@ -12,6 +12,7 @@
 
 #include "child_process.h"
 #include "cogo/artifacts/store.h"
+#include "cogo/db/connection.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "cogo/wake/wake_hub.h"
@@ -363,6 +364,27 @@ TEST_F(WorkerTest, FollowUpsBeyondTheBusBatchLimitCommitWithTheirParent) {
   EXPECT_EQ(worker.fatal_error(), "");
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id = " + std::to_string(parent)),
             static_cast<int64_t>(children));
+}
+
+// The claimer does not wait for the last batch's outcomes to commit: while they are flushed it
+// takes one more batch. Here no flush can commit (bus_events is locked, and every completion
+// writes its attempt's event), so the worker ends up holding concurrency + 2 x batch leases.
+TEST_F(WorkerTest, TheNextBatchIsClaimedWhileTheLastOnesOutcomesAreFlushed) {
+  auto options = Options(50ms);
+  options.concurrency = 1;
+  options.batch_size = 2;
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(8, Message()));
+  auto conn = db::Connect(DatabaseUrl(), "test-lock");
+  pqxx::work lock(*conn);
+  lock.exec("LOCK TABLE bus_events IN EXCLUSIVE MODE");
+  runtime::Worker worker(options, [](HandlerContext&) { return HandlerResult::Complete(); }, nullptr, logger_);
+  worker.Start();
+  EXPECT_TRUE(WaitFor([&] { return CountStatus("running") == 5; }, 10s)) << CountStatus("running");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(CountStatus("running"), 5) << "1 + 2 x 2 leased, no more";
+  lock.abort();
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 8; }, 10s));
+  worker.Drain();
 }
 
 TEST_F(WorkerTest, DrainFinishesRunningWorkAndReleasesTheRest) {

@@ -15,7 +15,7 @@
 
 #include "cogo/db/connection.h"
 #include "cogo/log/logging.h"
-#include "cogo/metrics/bus_metrics.h"
+#include "cogo/runtime/bus_metrics.h"
 #include "cogo/wake/wake_hub.h"
 
 namespace cogo::runtime {

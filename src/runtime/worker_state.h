@@ -22,7 +22,7 @@
 #include <spdlog/logger.h>
 
 #include "cogo/base/clock.h"
-#include "cogo/metrics/bus_metrics.h"
+#include "cogo/runtime/bus_metrics.h"
 #include "cogo/runtime/guards.h"
 #include "cogo/runtime/worker.h"
 

@@ -1,4 +1,4 @@
-#include "cogo/metrics/bus_metrics.h"
+#include "cogo/runtime/bus_metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>

@@ -13,8 +13,9 @@
 // A rate is sustained when every request was accepted and finished, the senders kept the rate
 // (>= 95%), and accept -> result p99 stayed under --sustain-p99-ms. With --find-max, rates above
 // the listed ones are tried (x1.5 each) until one is not sustained.
-// Usage: bench/run-pipeline-bench.sh (starts the cluster and the daemons); the token and the
-// publishable key come from COGO_BENCH_TOKEN and COGO_PUBLISHABLE_KEY.
+// Usage: bench/run-pipeline-bench.sh (starts the cluster and the daemons); the tokens and the
+// publishable key come from COGO_BENCH_TOKEN (with --tenants N: N tokens, comma-separated, one
+// per tenant in order) and COGO_PUBLISHABLE_KEY.
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 
@@ -52,6 +53,7 @@ struct Config {
   std::string edge_url;
   std::string database_url;
   std::string tenant = "bench";
+  int tenants = 1;  // > 1: requests go round-robin to tenants <tenant>-1 .. <tenant>-N
   std::vector<int> rates = {10, 100, 500};
   int duration_s = 10;
   bool find_max = false;
@@ -72,12 +74,19 @@ double WallSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The tenant of request i and its token: round-robin over --tenants.
+struct Tenants {
+  std::vector<std::string> names;
+  std::vector<std::string> tokens;
+  [[nodiscard]] size_t Of(int64_t i) const { return static_cast<size_t>(i) % names.size(); }
+};
+
 // Open loop at `rate` per second for `duration_s`: sender threads each own a keep-alive client
 // and every k-th slot of one schedule (a sender that falls behind sends at once). Fewer senders
 // than the edge has HTTP threads: an idle keep-alive connection holds its thread, and a
 // connection beyond them waits for one to close. Returns the accepted requests; counts the
 // refused.
-std::vector<Request> Send(const Config& cfg, const std::string& token, const std::string& apikey, int rate,
+std::vector<Request> Send(const Config& cfg, const Tenants& tenants, const std::string& apikey, int rate,
                           int64_t& refused, double& send_rate) {
   const int64_t n = static_cast<int64_t>(rate) * cfg.duration_s;
   const int threads = std::clamp(rate / 10 + 1, 1, cfg.senders);
@@ -96,14 +105,16 @@ std::vector<Request> Send(const Config& cfg, const std::string& token, const std
         client.set_tcp_nodelay(true);  // as curl does: headers and body leave at once
         client.set_connection_timeout(5s);
         client.set_read_timeout(30s);
-        const httplib::Headers headers = {{"Authorization", "Bearer " + token}, {"apikey", apikey}};
+        std::vector<httplib::Headers> headers;
+        for (const auto& token : tenants.tokens) headers.push_back({{"Authorization", "Bearer " + token}, {"apikey", apikey}});
         for (int64_t i = t; i < n; i += threads) {
           std::this_thread::sleep_until(start + std::chrono::nanoseconds(i * 1'000'000'000 / rate));
-          const json body = {{"tenant", cfg.tenant}, {"intent", "chat"},
+          const size_t k = tenants.Of(i);
+          const json body = {{"tenant", tenants.names[k]}, {"intent", "chat"},
                              {"payload", {{"message", fmt::format("pipeline bench request {}", i)}}}};
           Request r;
           r.sent_s = WallSeconds();
-          const auto res = client.Post(kIngressPath, headers, body.dump(), "application/json");
+          const auto res = client.Post(kIngressPath, headers[k], body.dump(), "application/json");
           r.accepted_s = WallSeconds();
           if (res && res->status == 202) {
             r.id = json::parse(res->body).at("id").get<int64_t>();
@@ -183,11 +194,11 @@ const std::vector<std::string> kHops = {
     "chat commit (the result)",
 };
 
-json RunRate(const Config& cfg, const std::string& token, const std::string& apikey, int rate) {
+json RunRate(const Config& cfg, const Tenants& tenants, const std::string& apikey, int rate) {
   const double load = LoadAverage();
   int64_t refused = 0;
   double send_rate = 0;
-  auto requests = Send(cfg, token, apikey, rate, refused, send_rate);
+  auto requests = Send(cfg, tenants, apikey, rate, refused, send_rate);
   const double last_accept = requests.empty() ? WallSeconds() : requests.back().accepted_s;
   auto conn = cogo::db::Connect(cfg.database_url, "cogo-pipeline-bench");
   const auto ids = IdArray(requests);
@@ -223,6 +234,7 @@ json RunRate(const Config& cfg, const std::string& token, const std::string& api
   const bool sustained = finished && refused == 0 && not_done == 0 &&
                          send_rate >= 0.95 * rate && accept_to_result["p99_ms"].get<double>() <= cfg.sustain_p99_ms;
   json out = {{"rate_per_s", rate},
+              {"tenants", tenants.names.size()},
               {"duration_s", cfg.duration_s},
               {"requests", requests.size() + static_cast<size_t>(refused)},
               {"refused", refused},
@@ -235,8 +247,8 @@ json RunRate(const Config& cfg, const std::string& token, const std::string& api
               {"hops", hop_out},
               {"sustained", sustained},
               {"loadavg_1m", load}};
-  fmt::print("\nrate {}/s for {} s: {} requests (sent at {:.0f}/s), {} refused, {} not done; {}\n", rate,
-             cfg.duration_s, out["requests"].get<size_t>(), send_rate, refused, not_done,
+  fmt::print("\nrate {}/s for {} s over {} tenant(s): {} requests (sent at {:.0f}/s), {} refused, {} not done; {}\n",
+             rate, cfg.duration_s, tenants.names.size(), out["requests"].get<size_t>(), send_rate, refused, not_done,
              sustained ? "sustained" : "NOT sustained");
   fmt::print("  edge accept -> result   {}\n", DistributionText(accept_to_result));
   fmt::print("  sent -> result          {}\n", DistributionText(out["sent_to_result"]));
@@ -259,6 +271,8 @@ int main(int argc, char** argv) {
   app.add_option("--edge", cfg.edge_url, "the edge, e.g. http://127.0.0.1:8780")->required();
   app.add_option("--database-url", cfg.database_url, "the stack's database")->required();
   app.add_option("--tenant", cfg.tenant)->capture_default_str();
+  app.add_option("--tenants", cfg.tenants, "spread the requests round-robin over N tenants (<tenant>-1 .. <tenant>-N)")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--rates", cfg.rates, "requests per second, in turn")->delimiter(',')->capture_default_str();
   app.add_option("--duration", cfg.duration_s, "seconds per rate")->check(CLI::Range(1, 3600))->capture_default_str();
   app.add_flag("--find-max", cfg.find_max, "then raise the rate by 1.5x until it is not sustained");
@@ -276,18 +290,27 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "COGO_BENCH_TOKEN and COGO_PUBLISHABLE_KEY must be set\n");
     return 2;
   }
+  Tenants tenants;
+  tenants.tokens = CLI::detail::split(token, ',');
+  if (static_cast<int>(tenants.tokens.size()) != cfg.tenants) {
+    fmt::print(stderr, "COGO_BENCH_TOKEN holds {} token(s) for {} tenant(s)\n", tenants.tokens.size(), cfg.tenants);
+    return 2;
+  }
+  for (int k = 1; k <= cfg.tenants; ++k) {
+    tenants.names.push_back(cfg.tenants == 1 ? cfg.tenant : fmt::format("{}-{}", cfg.tenant, k));
+  }
   try {
     json runs = json::array();
     int highest_sustained = 0;
     for (int rate : cfg.rates) {
-      runs.push_back(RunRate(cfg, token, apikey, rate));
+      runs.push_back(RunRate(cfg, tenants, apikey, rate));
       if (runs.back()["sustained"].get<bool>()) highest_sustained = std::max(highest_sustained, rate);
     }
     if (cfg.find_max) {
       int rate = cfg.rates.empty() ? 100 : cfg.rates.back();
       while (runs.back()["sustained"].get<bool>() && rate < cfg.max_rate) {
         rate = std::min(cfg.max_rate, rate * 3 / 2);
-        runs.push_back(RunRate(cfg, token, apikey, rate));
+        runs.push_back(RunRate(cfg, tenants, apikey, rate));
         if (runs.back()["sustained"].get<bool>()) highest_sustained = std::max(highest_sustained, rate);
       }
     }

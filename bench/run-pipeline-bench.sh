@@ -11,10 +11,13 @@
 # time of every hop per rate and writes a JSON summary. Everything it started is stopped and the
 # scratch directory removed at exit.
 #
-# Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--json PATH]
+# Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
+#                                    [--json PATH]
 #   --rates LIST   requests per second, comma-separated (default 10,100,500)
 #   --duration S   seconds per rate (default 10)
 #   --no-find-max  only the listed rates
+#   --tenants N    spread the requests round-robin over N tenants (default 1: every admission
+#                  updates the same tenant's running total, sql/021)
 #   --json PATH    JSON summary (default bench/results/pipeline.json)
 # Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
 set -euo pipefail
@@ -23,12 +26,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf 'run-pipeline-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-rates=10,100,500 duration=10 find_max=--find-max json_out=$repo/bench/results/pipeline.json
+rates=10,100,500 duration=10 find_max=--find-max tenants=1 json_out=$repo/bench/results/pipeline.json
 while (($#)); do
   case $1 in
     --rates) rates=$2; shift ;;
     --duration) duration=$2; shift ;;
     --no-find-max) find_max= ;;
+    --tenants) tenants=$2; shift ;;
     --json) json_out=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -89,11 +93,16 @@ for port in "$brain_port" "$edge_port"; do
 done
 log "stack ready: edge on $edge_port, brain on $brain_port (logs in $scratch/logs)"
 
-COGO_BENCH_TOKEN=$("$build_dir/cogo" token --role authenticated --tenant bench --ttl 86400) \
-  || die "cannot mint a token"
+tenant_names=(bench)
+if ((tenants > 1)); then mapfile -t tenant_names < <(seq -f 'bench-%g' 1 "$tenants"); fi
+COGO_BENCH_TOKEN=
+for tenant in "${tenant_names[@]}"; do
+  token=$("$build_dir/cogo" token --role authenticated --tenant "$tenant" --ttl 86400) || die "cannot mint a token"
+  COGO_BENCH_TOKEN+=${COGO_BENCH_TOKEN:+,}$token
+done
 export COGO_BENCH_TOKEN
 mkdir -p "$(dirname "$json_out")"
 # shellcheck disable=SC2086  # $find_max is one flag or nothing
 "$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
-  --tenant bench --rates "$rates" --duration "$duration" $find_max --json "$json_out"
+  --tenant bench --tenants "$tenants" --rates "$rates" --duration "$duration" $find_max --json "$json_out"
 log "summary: $json_out"

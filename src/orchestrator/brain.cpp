@@ -165,6 +165,11 @@ runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::Conne
   };
 }
 
+runtime::WorkerOptions DecideWorkerOptions(runtime::WorkerOptions worker) {
+  worker.durable_outcomes = false;
+  return worker;
+}
+
 namespace {
 
 // The REST handlers; shared by the routes, alive as long as any of them.

@@ -21,6 +21,7 @@ class Flusher {
     s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
                         &WorkerState::flusher_ready, [&](pqxx::connection& conn, bool reconnected) {
       PreferIndexScans(conn);
+      if (!s_.options.durable_outcomes) pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
       s_.SetReady(&WorkerState::flusher_ready, true);
       if (reconnected) s_.logger->info("flush loop retries {} unflushed outcomes", unflushed_.size());
       bus::Bus bus(conn);

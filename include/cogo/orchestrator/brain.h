@@ -17,6 +17,7 @@
 #include "cogo/policy/policy_table.h"
 #include "cogo/providers/provider.h"
 #include "cogo/runtime/handler.h"
+#include "cogo/runtime/worker.h"
 
 namespace cogo::db {
 class ConnectionPool;
@@ -62,6 +63,14 @@ struct BrainConfig {
 // definition refuses fail the message with the reason (missing_key, wrong_type, ...).
 [[nodiscard]] runtime::Handler MakeDecideHandler(BrainConfig config, std::shared_ptr<db::ConnectionPool> pool,
                                                  std::shared_ptr<spdlog::logger> logger);
+
+// The decide worker's options: `worker` (the daemon's flags) with outcomes that do not wait for
+// the WAL flush, which would otherwise sit in front of every request's execute hop. A decision
+// (the plan, its execute message, its event) is acted on only by later transactions on the bus;
+// the first durable commit after it (at the latest the request's result) flushes it too, as the
+// WAL is written in order. A crash before that loses the decision with everything that followed
+// it, and the decide message is decided again (the same plan and agent version: chosen by its id).
+[[nodiscard]] runtime::WorkerOptions DecideWorkerOptions(runtime::WorkerOptions worker);
 
 // Routing rules that name a workflow the catalog (null: none) does not have, or one only a
 // service_role token may start (`"access": "service_role"`). Empty when fine.

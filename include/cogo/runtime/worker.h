@@ -41,6 +41,11 @@ struct WorkerOptions {
   std::chrono::milliseconds poll{1000};         // claim at least this often when idle
   std::chrono::milliseconds drain_grace{30000};  // how long running handlers may finish
   policy::BackoffParams retry_backoff;          // delay before a retryable failure is retried
+  // false: the flusher's commits do not wait for the WAL flush. For a route whose outcomes
+  // nothing outside the bus acts on: whatever acts on them commits durably later in the WAL,
+  // which flushes them first; a crash before that loses the outcome and its follow-ups together
+  // and the message runs again.
+  bool durable_outcomes = true;
   std::string worker_id;                        // empty: host-pid-route-random
   // Judges deadlines in-process; null: the real steady clock (tests inject a ManualClock).
   const base::Clock* clock = nullptr;

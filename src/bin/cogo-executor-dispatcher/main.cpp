@@ -11,6 +11,7 @@
 
 int main(int argc, char** argv) {
   cogo::runtime::WorkerOptions worker;
+  worker.concurrency = cogo::executor::kDefaultConcurrency;
   cogo::policy::PolicyFlag policy;
   return cogo::runtime::RunDaemon(argc, argv, cogo::http::WithHealthListener(cogo::runtime::WorkerDaemon({
       "cogo-executor-dispatcher", "Admit execute messages under the policy table and hand them off", worker, false,

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
         rest->Add(cogo::kg::KgRoutes(*rest));
         std::vector<std::unique_ptr<cogo::runtime::Component>> components;
         components.push_back(cogo::runtime::MakeWorkerComponent(
-            worker,
+            cogo::orchestrator::DecideWorkerOptions(worker),
             cogo::orchestrator::MakeDecideHandler(
                 config, std::make_shared<cogo::db::ConnectionPool>(ctx.options.database_url, "cogo-brain-decide", 2),
                 ctx.logger),

@@ -17,8 +17,10 @@
 // --delayed D queues D messages due in an hour on the same route before a drain or sql run's N
 // (ids 1..D, so they sort ahead of the run's messages in claim order; the run's are D+1..D+N);
 // the checks require them still queued, never claimed. Every mode starts from TRUNCATE
-// agent_messages, bus_events, bus_workers RESTART IDENTITY and VACUUM ANALYZE. Single-threaded
-// main; the workers and producers own their threads.
+// agent_messages, bus_events, bus_workers RESTART IDENTITY and VACUUM ANALYZE; a drain's queue is
+// then vacuumed, analyzed and checkpointed before the clock starts, as the peers' benches do
+// after enqueueing (bench/peers/*/bench.js): every system drains under the same rules.
+// Single-threaded main; the workers and producers own their threads.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -152,6 +154,13 @@ void Reset(const Config& cfg) {
   cogo::bench::ResetTables(cfg.database_url, "cogo-bench", "agent_messages, bus_events, bus_workers");
 }
 
+// The filled queue as the peers' drains start from it: vacuumed, analyzed, checkpointed.
+void SettleQueue(const Config& cfg) {
+  auto conn = cogo::db::Connect(cfg.database_url, "cogo-bench");
+  pqxx::nontransaction(*conn).exec("VACUUM ANALYZE agent_messages");
+  pqxx::nontransaction(*conn).exec("CHECKPOINT");
+}
+
 // The database's side of exactly-once: the run's n rows (after the `delayed` ones), all done,
 // one attempt each: one `completed` event that carries its claim (owner, attempt 1, fence 1,
 // claimed_at), and nothing else; and the delayed rows still queued, never claimed.
@@ -266,6 +275,7 @@ json Drain(const Config& cfg) {
     Reset(cfg);
     const int64_t n = cfg.messages;
     const double publish_s = PublishAll(cfg, n);
+    SettleQueue(cfg);
     CallLog log(static_cast<size_t>(n), cfg.delayed + 1);
     Fleet fleet(FleetOf(cfg, true));
     fleet.Add(kService, kRole, cogo::bench::Recording(log));

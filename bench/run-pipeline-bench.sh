@@ -12,13 +12,17 @@
 # scratch directory removed at exit.
 #
 # Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
-#                                    [--json PATH]
+#                                    [--json PATH] [--statements N]
 #   --rates LIST   requests per second, comma-separated (default 10,100,500)
 #   --duration S   seconds per rate (default 10)
 #   --no-find-max  only the listed rates
 #   --tenants N    spread the requests round-robin over N tenants (default 1: every admission
 #                  updates the same tenant's running total, sql/021)
 #   --json PATH    JSON summary (default bench/results/pipeline.json)
+#   --statements N preload pg_stat_statements (track = all: trigger and function bodies too) and
+#                  print, after the last rate, the N statements with the most execution time
+#                  (calls, mean ms, rows and WAL bytes per call): where the database's share
+#                  of a request goes
 # Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
 set -euo pipefail
 
@@ -27,6 +31,7 @@ log() { printf 'run-pipeline-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 rates=10,100,500 duration=10 find_max=--find-max tenants=1 json_out=$repo/bench/results/pipeline.json
+statements=0
 while (($#)); do
   case $1 in
     --rates) rates=$2; shift ;;
@@ -34,6 +39,7 @@ while (($#)); do
     --no-find-max) find_max= ;;
     --tenants) tenants=$2; shift ;;
     --json) json_out=$2; shift ;;
+    --statements) statements=$2; shift; [[ $statements =~ ^[0-9]+$ ]] || die "--statements takes a count" ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -51,6 +57,12 @@ cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build_dir" -j "${COGO_JOBS:-$(nproc)}" --target cogo cogo-pipeline-bench "${daemons[@]}" >/dev/null
 bench_cluster
 psql_q -c "ALTER SYSTEM SET track_commit_timestamp = on"
+if ((statements > 0)); then  # loaded at the restart below
+  as_pg tee -a "$scratch/pg/data/postgresql.conf" >/dev/null <<CONF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+CONF
+fi
 as_pg "$pg_bin/pg_ctl" -D "$scratch/pg/data" -w -m fast restart >/dev/null || die "the cluster did not restart"
 export COGO_DATABASE_URL=$url
 "$build_dir/cogo" migrate >/dev/null
@@ -106,3 +118,12 @@ mkdir -p "$(dirname "$json_out")"
 "$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
   --tenant bench --tenants "$tenants" --rates "$rates" --duration "$duration" $find_max --json "$json_out"
 log "summary: $json_out"
+if ((statements > 0)); then
+  "$pg_bin/psql" "$url" -X -q -v ON_ERROR_STOP=1 -P pager=off \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "
+    SELECT calls, round(total_exec_time::numeric, 0) AS total_ms,
+           round(mean_exec_time::numeric, 3) AS mean_ms, round(rows::numeric / calls, 1) AS rows_per_call,
+           round(wal_bytes / calls, 0) AS wal_b_per_call,
+           left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS statement
+    FROM pg_stat_statements WHERE calls > 0 ORDER BY total_exec_time DESC LIMIT $statements"
+fi

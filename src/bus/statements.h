@@ -353,14 +353,18 @@ FOR UPDATE OF m)SQL";
 
 // $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.
 // Ids follow the array's order (ORDER BY ordinality: a join may emit rows in any order), so a
-// trail reads cause before effect (policy_violation, then execute_failed).
+// trail reads cause before effect (policy_violation, then execute_failed). `id = ANY` keeps
+// the messages on primary-key lookups: a flusher's generic plan made while agent_messages was
+// nearly empty hashed a scan of the whole table, on every flush, until the next ANALYZE.
 inline constexpr const char* kAddEventsName = "cogo_add_events";
 inline constexpr const char* kAddEvents = R"SQL(
+WITH x AS MATERIALIZED (
+  SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (message_id bigint, event text, detail jsonb))
+                WITH ORDINALITY AS x(message_id, event, detail, ord))
 INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
 SELECT m.id, x.event, m.service, m.role, m.tenant, x.detail
-FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (message_id bigint, event text, detail jsonb))
-       WITH ORDINALITY AS x(message_id, event, detail, ord)
-JOIN agent_messages m ON m.id = x.message_id
+FROM x JOIN agent_messages m ON m.id = x.message_id
+WHERE m.id = ANY (ARRAY(SELECT message_id FROM x))
 ORDER BY x.ord)SQL";
 
 }  // namespace cogo::bus::sql

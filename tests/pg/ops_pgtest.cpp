@@ -19,6 +19,7 @@
 #include "cogo/ops/reclaimer.h"
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/periodic.h"
+#include "bus/statements.h"
 #include "ops/statements.h"
 #include "pg_fixture.h"
 
@@ -116,10 +117,13 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
 
 // The plan of `statement` (its parameters as literals), with sequential scans priced out: the
 // tables here are tiny, and the question is whether an index can serve the statement at all.
+// `generic`: the plan a worker's session caches (runtime::PreferIndexScans), made for any
+// parameters.
 std::string PlanOf(pqxx::connection& conn, const std::string& name, const std::string& statement,
-                   const std::string& arguments) {
+                   const std::string& arguments, bool generic = false) {
   pqxx::work txn(conn);
   txn.exec("SET LOCAL enable_seqscan = off");
+  if (generic) txn.exec("SET LOCAL plan_cache_mode = force_generic_plan");
   txn.exec("PREPARE " + name + " AS " + statement);
   std::string plan;
   for (const auto& row : txn.exec("EXPLAIN EXECUTE " + name + " (" + arguments + ")")) {
@@ -147,6 +151,24 @@ TEST_F(BusTest, TtlSweepReadsTheDeadlineStoredAtPublishThroughItsIndex) {
   const std::string plan = PlanOf(*conn_, "sweep", ops::sql::kExpireTtl, "500");
   EXPECT_NE(plan.find("agent_messages_ttl_deadline"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("cogo_assignment_deadline"), std::string::npos) << plan;
+}
+
+// A worker's session plans each statement once, generically, and keeps the plan until the next
+// ANALYZE. Made on a fresh database, a join of the input with agent_messages hashed a scan of
+// the whole table, which the flush then repeated for every batch as the table grew. Every
+// statement that finds messages from a batch's input finds them by primary key.
+TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) {
+  ASSERT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 0);
+  const std::vector<std::pair<const char*, std::string>> statements = {
+      {bus::sql::kAddEvents, "'[]'"},
+      {bus::sql::kLockLeases, "'[]'"},
+      {bus::sql::kComplete, "'[]'"},
+      {bus::sql::kHeartbeat, "'[]', 1000"},
+  };
+  for (const auto& [statement, arguments] : statements) {
+    const std::string plan = PlanOf(*conn_, "batch", statement, arguments, true);
+    EXPECT_NE(plan.find("Index Cond: (id = ANY"), std::string::npos) << plan;
+  }
 }
 
 TEST_F(BusTest, SeveralReclaimersEndEachExpiredRowExactlyOnce) {

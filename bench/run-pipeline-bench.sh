@@ -8,11 +8,12 @@
 # cogo-bus-reclaimer, cogo-bus-retention, cogo-edge with its per-tenant rate limit off), mints a
 # token, and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
 # second, then higher rates until one is not sustained. Prints edge-accept -> result and the
-# time of every hop per rate and writes a JSON summary. Everything it started is stopped and the
+# time of every hop per rate, the CPU time each daemon and the database used while the rates
+# ran (what the host spends on a request), and writes a JSON summary. Everything it started is stopped and the
 # scratch directory removed at exit.
 #
 # Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
-#                                    [--json PATH] [--statements N]
+#                                    [--json PATH] [--statements N] [--waits]
 #   --rates LIST   requests per second, comma-separated (default 10,100,500)
 #   --duration S   seconds per rate (default 10)
 #   --no-find-max  only the listed rates
@@ -23,6 +24,10 @@
 #                  print, after the last rate, the N statements with the most execution time
 #                  (calls, mean ms, rows and WAL bytes per call): where the database's share
 #                  of a request goes
+#   --waits        sample pg_stat_activity every 10 ms while the rates run and print, per
+#                  session (application name), how often it was seen on CPU, waiting on a lock
+#                  (Lock:object is the NOTIFY queue's lock, held by a notifying commit until it
+#                  is durable), on the WAL, or idle in its client's transaction
 # Environment: COGO_BENCH_BUILD_DIR (default build-release), COGO_JOBS (default nproc).
 set -euo pipefail
 
@@ -31,7 +36,7 @@ log() { printf 'run-pipeline-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 rates=10,100,500 duration=10 find_max=--find-max tenants=1 json_out=$repo/bench/results/pipeline.json
-statements=0
+statements=0 waits=0
 while (($#)); do
   case $1 in
     --rates) rates=$2; shift ;;
@@ -40,6 +45,7 @@ while (($#)); do
     --tenants) tenants=$2; shift ;;
     --json) json_out=$2; shift ;;
     --statements) statements=$2; shift; [[ $statements =~ ^[0-9]+$ ]] || die "--statements takes a count" ;;
+    --waits) waits=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -114,10 +120,49 @@ for tenant in "${tenant_names[@]}"; do
 done
 export COGO_BENCH_TOKEN
 mkdir -p "$(dirname "$json_out")"
+# CPU ticks (user + system) of every daemon and every process of the cluster, one "pid ticks" line each.
+cpu_ticks() {
+  local pid
+  for pid in "${pids[@]}" $(ps --ppid "$(head -1 "$scratch/pg/data/postmaster.pid")" -o pid=); do
+    [ -r "/proc/$pid/stat" ] && awk -v p="$pid" '{sub(/^.*\) /, ""); print p, $12 + $13}' "/proc/$pid/stat"
+  done
+}
+cpu_ticks >"$scratch/cpu.before"
+if ((waits)); then  # one psql session reads a query every 10 ms until the sampler is stopped
+  sample="SELECT application_name || ' ' || CASE WHEN state = 'idle in transaction' THEN 'Client:InTransaction'
+                 ELSE coalesce(wait_event_type || ':' || wait_event, 'CPU') END
+          FROM pg_stat_activity
+          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ''
+            AND (state = 'active' OR state = 'idle in transaction');"
+  (while :; do printf '%s\n' "$sample"; sleep 0.01; done) | "$pg_bin/psql" "$url" -X -q -At >"$scratch/waits" 2>/dev/null &
+  sampler=$!
+fi
 # shellcheck disable=SC2086  # $find_max is one flag or nothing
 "$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
   --tenant bench --tenants "$tenants" --rates "$rates" --duration "$duration" $find_max --json "$json_out"
 log "summary: $json_out"
+cpu_ticks >"$scratch/cpu.after"
+printf '\nCPU seconds used while the rates ran (user + system):\n'
+# Names: each daemon's binary; each backend's session (application name) or its process kind.
+{
+  for pid in "${pids[@]}"; do printf '%s|%s\n' "$pid" "$(basename "$(readlink "/proc/$pid/exe")")"; done
+  "$pg_bin/psql" "$url" -X -q -At -c "SELECT pid, 'postgres: ' || CASE WHEN application_name <> ''
+      THEN regexp_replace(application_name, ':.*', '') ELSE backend_type END FROM pg_stat_activity"
+} >"$scratch/cpu.names"
+awk -v hz="$(getconf CLK_TCK)" '
+  FILENAME ~ /names$/ { split($0, x, "|"); name[x[1]] = x[2]; next }
+  FILENAME ~ /before$/ { before[$1] = $2; next }
+  { who = ($1 in name) ? name[$1] : "postgres: other processes"
+    used[who] += $2 - before[$1]; total += $2 - before[$1] }
+  END { for (w in used) if (used[w] > 0) printf "%9.2f s  %s\n", used[w] / hz, w
+        printf "%9.2f s  %s\n", total / hz, "total" }' \
+  "$scratch/cpu.names" "$scratch/cpu.before" "$scratch/cpu.after" | sort -rn
+if ((waits)); then
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  printf '\nsessions seen busy, by what they waited on (samples every 10 ms over every rate):\n'
+  sort "$scratch/waits" | uniq -c | sort -rn | head -25
+fi
 if ((statements > 0)); then
   "$pg_bin/psql" "$url" -X -q -v ON_ERROR_STOP=1 -P pager=off \
     -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "

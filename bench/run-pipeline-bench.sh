@@ -124,7 +124,7 @@ mkdir -p "$(dirname "$json_out")"
 cpu_ticks() {
   local pid
   for pid in "${pids[@]}" $(ps --ppid "$(head -1 "$scratch/pg/data/postmaster.pid")" -o pid=); do
-    [ -r "/proc/$pid/stat" ] && awk -v p="$pid" '{sub(/^.*\) /, ""); print p, $12 + $13}' "/proc/$pid/stat"
+    awk -v p="$pid" '{sub(/^.*\) /, ""); print p, $12 + $13}' "/proc/$pid/stat" 2>/dev/null || true  # gone
   done
 }
 cpu_ticks >"$scratch/cpu.before"

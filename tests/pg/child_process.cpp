@@ -75,7 +75,7 @@ ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::str
 }
 
 ChildProcess::~ChildProcess() {
-  if (!reaped_ && pid_ > 0) {
+  if (!exit_status_ && pid_ > 0) {
     kill(pid_, SIGKILL);
     int status = 0;
     waitpid(pid_, &status, 0);
@@ -83,21 +83,23 @@ ChildProcess::~ChildProcess() {
 }
 
 void ChildProcess::Signal(int signal) {
-  if (!reaped_) kill(pid_, signal);
+  if (!exit_status_) kill(pid_, signal);
 }
 
 std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
+  // A reaped child's pid answers ECHILD (or another child's status, once reused): never ask again.
+  while (!exit_status_) {
     int status = 0;
     const pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
-      reaped_ = true;
-      return DecodeStatus(status);
+      exit_status_ = DecodeStatus(status);
+      break;
     }
     if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  return exit_status_;
 }
 
 RunResult RunCommand(const std::string& binary, const std::vector<std::string>& args,

@@ -22,13 +22,14 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   void Signal(int signal);
-  // The exit status (WEXITSTATUS, or 128 + signal) once the child ended within `timeout`.
+  // The exit status (WEXITSTATUS, or 128 + signal) once the child ended within `timeout`; at
+  // once, the same status, when an earlier call saw it end.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
-  bool reaped_ = false;
+  std::optional<int> exit_status_;  // set once reaped
 };
 
 // Runs a command to completion and returns {exit status, stdout+stderr}.

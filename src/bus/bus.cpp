@@ -227,14 +227,23 @@ std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
 }
 
 std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
+  return ClaimOrNextDue(request).messages;
+}
+
+ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
   pqxx::nontransaction txn(conn_);
   const pqxx::result rows =
       txn.exec_prepared(sql::kClaimName, request.service, request.role,
                         db::IntArrayLiteral(request.shards), request.limit, request.owner,
                         request.lease_ms);
-  std::vector<ClaimedMessage> out;
+  ClaimResult result;
+  std::vector<ClaimedMessage>& out = result.messages;
   out.reserve(rows.size());
   for (const auto& row : rows) {
+    if (row[0].is_null()) {  // found nothing: the one row saying when the next delayed one is due
+      result.next_due = std::chrono::milliseconds(row[14].as<int64_t>());
+      continue;
+    }
     ClaimedMessage m;
     m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>(), row[12].as<int64_t>()};
     m.route = {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<int>()};
@@ -248,7 +257,7 @@ std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
     if (!row[13].is_null()) m.ttl_deadline_epoch = row[13].as<double>();
     out.push_back(std::move(m));
   }
-  return out;
+  return result;
 }
 
 bool Bus::Complete(const Completion& completion) {

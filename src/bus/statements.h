@@ -9,10 +9,11 @@ namespace cogo::bus::sql {
 
 // One message without an idempotency key: the common case, and the cheapest statement the bus
 // has. $1 service, $2 role, $3 shard, $4 tenant, $5 payload, $6 priority, $7 max_attempts,
-// $8 correlation_id or NULL, $9 delay ms, $10 parent id or NULL. A message due now probes the
-// shard's wake lock (cogo_wake, sql/005_wake_locks.sql). Both publish statements store the
-// assignment's TTL deadline (sql/003's rule, created_at being this now()) for the reclaimer's
-// sweep (sql/018_bus_scale.sql).
+// $8 correlation_id or NULL, $9 delay ms, $10 parent id or NULL. Every message probes the
+// shard's wake lock (cogo_wake, sql/005_wake_locks.sql): one due later wakes a waiting sentinel
+// too, which then waits no longer than until it falls due (kClaim's next_due_ms). Both publish
+// statements store the assignment's TTL deadline (sql/003's rule, created_at being this now())
+// for the reclaimer's sweep (sql/018_bus_scale.sql).
 inline constexpr const char* kPublishOneName = "cogo_publish_one";
 inline constexpr const char* kPublishOne = R"SQL(
 WITH inserted AS (
@@ -21,13 +22,13 @@ WITH inserted AS (
   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8,
           CASE WHEN $9::bigint > 0 THEN now() + $9::bigint * interval '1 millisecond' END, $10,
           cogo_assignment_deadline($5::jsonb, now()))
-  RETURNING id, retry_at)
-SELECT id, CASE WHEN retry_at IS NULL THEN cogo_wake($1, $2, $3) END FROM inserted)SQL";
+  RETURNING id)
+SELECT id, cogo_wake($1, $2, $3) FROM inserted)SQL";
 
 // $1: jsonb array of {ord, service, role, shard, tenant, payload, priority, max_attempts,
 // idempotency_key, correlation_id, delay_ms, parent_id}. Ids are drawn before the insert so each
 // input row knows its own id, whether or not ON CONFLICT skipped it. Each shard that got a
-// message due now is woken once.
+// message, due now or later, is woken once.
 inline constexpr const char* kPublishName = "cogo_publish";
 inline constexpr const char* kPublish = R"SQL(
 WITH input AS MATERIALIZED (
@@ -44,10 +45,10 @@ inserted AS (
          parent_id, cogo_assignment_deadline(payload, now())
   FROM input ORDER BY ord
   ON CONFLICT (service, role, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING id, service, role, shard, retry_at),
+  RETURNING id, service, role, shard),
 woken AS MATERIALIZED (
   SELECT cogo_wake(service, role, shard) AS notified
-  FROM (SELECT DISTINCT service, role, shard FROM inserted WHERE retry_at IS NULL) AS due)
+  FROM (SELECT DISTINCT service, role, shard FROM inserted) AS shards)
 SELECT input.ord, input.new_id, inserted.id IS NOT NULL AS created,
        (SELECT count(*) FILTER (WHERE notified) FROM woken) AS notifications
 FROM input LEFT JOIN inserted ON inserted.id = input.new_id
@@ -73,6 +74,11 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
 // index condition, so a row still waiting is never visited (sql/022). The best of both go by
 // priority, then id; the claim clears retry_at, so a requeued message is ready. The update
 // finds its rows by primary key (a join with `picked` could hash a scan of the whole table).
+// A claim that finds nothing returns instead one row whose last column (every other one NULL)
+// says in how many ms the route's earliest delayed message falls due, by the database's clock:
+// the idle worker waits no longer than that (runtime/idle_protocol.h). One probe per shard of
+// the delayed index past now(), run only when nothing was claimed (a one-time filter); no row
+// when nothing waits.
 inline constexpr const char* kClaimName = "cogo_claim";
 inline constexpr const char* kClaim = R"SQL(
 WITH picked AS (
@@ -105,11 +111,25 @@ claimed AS (
               AS ttl_deadline),
 busy AS (
   UPDATE bus_workers SET idle = false, last_seen = now()
-  WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed))
+  WHERE worker_id = $5 AND idle AND EXISTS (SELECT 1 FROM claimed)),
+next_due AS (
+  SELECT min(d.retry_at) AS retry_at FROM unnest($3::int[]) AS s(shard)
+  CROSS JOIN LATERAL (
+    SELECT retry_at FROM agent_messages
+    WHERE status = 'queued' AND retry_at > now() AND service = $1 AND role = $2 AND shard = s.shard
+    ORDER BY retry_at
+    LIMIT 1) d)
 SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_attempts,
        coalesce(correlation_id, ''), extract(epoch FROM created_at)::float8,
-       extract(epoch FROM now())::float8, fence, extract(epoch FROM ttl_deadline)::float8
-FROM claimed ORDER BY priority DESC, id)SQL";
+       extract(epoch FROM now())::float8, fence, extract(epoch FROM ttl_deadline)::float8,
+       NULL::bigint AS next_due_ms
+FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       ceil(extract(epoch FROM retry_at - now()) * 1000)::bigint
+FROM next_due
+WHERE retry_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM claimed)
+ORDER BY priority DESC, id)SQL";
 
 // $1: jsonb array of {id, owner, fence, result, snippet, url}. `id = ANY` keeps the update
 // on primary-key lookups; joined with the input alone, it hashed a scan of every running row.
@@ -172,7 +192,7 @@ events AS (
            'retry_at', CASE WHEN status = 'queued' THEN retry_at END,
            'attempt_given_back', CASE WHEN status = 'queued' AND given_back THEN true END))
   FROM failed)
-SELECT status, CASE WHEN status = 'queued' AND retry_at <= now() THEN cogo_wake(service, role, shard) END
+SELECT status, CASE WHEN status = 'queued' THEN cogo_wake(service, role, shard) END
 FROM failed)SQL";
 
 // $1: jsonb array of {id, owner, fence}, $2 lease ms. Returns the leases it extended; a message
@@ -201,15 +221,14 @@ WITH released AS (
   UPDATE agent_messages
   SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
   WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND fence = $3
-  RETURNING id, service, role, shard, tenant, retry_at, attempts, started_at),
+  RETURNING id, service, role, shard, tenant, attempts, started_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
   SELECT id, 'released', service, role, tenant,
          jsonb_build_object('claimed_at', started_at, 'owner', $2::text, 'attempt', attempts + 1,
                             'fence', $3::bigint)
   FROM released)
-SELECT id, CASE WHEN retry_at IS NULL OR retry_at <= now() THEN cogo_wake(service, role, shard) END
-FROM released)SQL";
+SELECT id, cogo_wake(service, role, shard) FROM released)SQL";
 
 // $1 id, $2 reason. Cancelling a running message ends its attempt: the event carries the claim.
 inline constexpr const char* kCancelName = "cogo_cancel";
@@ -267,7 +286,7 @@ moved AS (
       last_error = 'lease expired', last_error_at = now(),
       lease_owner = NULL, lease_expires_at = NULL
   FROM expired WHERE m.id = expired.id
-  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts, m.retry_at,
+  RETURNING m.id, m.status, m.service, m.role, m.shard, m.tenant, m.attempts,
             expired.owner, expired.fence, expired.claimed_at),
 events AS (
   INSERT INTO bus_events (message_id, event, service, role, tenant, detail)
@@ -279,7 +298,7 @@ events AS (
 woken AS MATERIALIZED (
   SELECT cogo_wake(service, role, shard) AS notified
   FROM (SELECT DISTINCT service, role, shard FROM moved
-        WHERE status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) AS due)
+        WHERE status = 'queued') AS requeued)
 SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'dead'),
        (SELECT count(*) FILTER (WHERE notified) FROM woken)
 FROM moved)SQL";

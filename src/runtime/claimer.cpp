@@ -57,11 +57,12 @@ class Claimer {
         }
         if (OrphanTryDue()) ReleaseOrphans(bus);
         const auto claim_sent = s_.clock.Now();
-        auto claimed = bus.Claim({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
-                                  s_.options.lease.count()});
-        const size_t found = claimed.size();
-        if (found > 0) Enqueue(std::move(claimed), claim_sent);
-        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want)), notify_, s_.options.poll);
+        auto claimed = bus.ClaimOrNextDue({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
+                                           s_.options.lease.count()});
+        const size_t found = claimed.messages.size();
+        if (found > 0) Enqueue(std::move(claimed.messages), claim_sent);
+        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want), claimed.next_due), notify_,
+                         s_.options.poll);
         if (step.action.leave_idle) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);
         if (step.action.announce) {
           const auto announced = bus.AnnounceIdle(s_.id, s_.options.service, s_.options.role, s_.options.shards);

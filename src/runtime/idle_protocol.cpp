@@ -50,10 +50,12 @@ IdleStep Next(const IdleState& state, const IdleEvent& event, bool notify,
   s.gather = milliseconds(0);
   if (!notify || s.idle == Idle::sentinel || s.just_announced) {
     // Polling only, or already announced: wait for a wake-up or the poll. A worker another
-    // sentinel covers looks again after kCoveredLook at most.
+    // sentinel covers looks again after kCoveredLook at most. None waits past the moment the
+    // next delayed message falls due: nobody announces that one when it does.
     s.just_announced = false;
     const bool covered = notify && s.idle != Idle::sentinel;
     a.wait = covered ? std::min(poll, kCoveredLook) : poll;
+    if (event.next_due) a.wait = std::min(a.wait, std::max(*event.next_due, milliseconds(1)));
     return step;
   }
   a.announce = true;

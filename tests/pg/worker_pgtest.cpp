@@ -3,8 +3,11 @@
 // after pg_terminate_backend, handler outcomes map to bus outcomes, drain is graceful (and
 // counts a handler that outlives the grace), and only the latest claim's outcome counts.
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
@@ -178,11 +181,14 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   shard1.shard = 1;
   (void)bus_->PublishBatch({shard1, shard1, shard1});
   EXPECT_TRUE(WaitFor([&] { return hub.notifications() == 2; }, 5s)) << "one NOTIFY per statement and shard";
+  // A message due later wakes the sentinel too: it claims nothing, but then waits no longer than
+  // until that message falls due (its poll may be much longer).
   auto delayed = Message();
   delayed.delay_ms = 60000;
-  (void)bus_->Publish(delayed);  // not due: the poll finds it later
-  // Every requeue that is due now wakes too: release, a failure retried at once, reclaim, retry.
-  uint64_t expected = 2;
+  (void)bus_->Publish(delayed);
+  uint64_t expected = 3;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "delayed publish";
+  // Every requeue wakes too: release, a failure retried at once or later, reclaim, retry.
   auto claim_one = [&](int64_t lease_ms) {
     return bus_->Claim({"busy-worker", "test", "echo", {0}, 1, lease_ms}).at(0).lease;
   };
@@ -194,7 +200,9 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   ++expected;
   EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "retry at once";
   EXPECT_EQ(bus_->Fail({claim_one(30000), "later", bus::FailureKind::retryable, 60000}),
-            bus::FailOutcome::requeued);  // due in a minute: the poll finds it, no NOTIFY
+            bus::FailOutcome::requeued);
+  ++expected;
+  EXPECT_TRUE(WaitFor([&] { return hub.notifications() == expected; }, 5s)) << "retry in a minute";
   (void)claim_one(1);
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(bus_->Reclaim(100).requeued, 1);
@@ -275,6 +283,119 @@ TEST_F(WorkerTest, AWorkerCoveredByADeadSentinelTakesOver) {
   ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 5s)) << "the covered worker took over";
   ExpectWokenLongBeforeThePoll(*bus_, calls);
   worker.Drain();
+}
+
+// Records when its handler ran; the first `retries` calls ask to be retried after `delay`.
+class TimedHandler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit TimedHandler(int retries = 0, std::chrono::milliseconds delay = 0ms) : retries_(retries), delay_(delay) {}
+  HandlerResult operator()(HandlerContext&) {
+    std::lock_guard lock(mu_);
+    calls_.push_back(Clock::now());
+    if (static_cast<int>(calls_.size()) <= retries_) return HandlerResult::Retry("transient", {}, delay_);
+    return HandlerResult::Complete();
+  }
+  size_t count() {
+    std::lock_guard lock(mu_);
+    return calls_.size();
+  }
+  Clock::time_point at(size_t i) {
+    std::lock_guard lock(mu_);
+    return calls_.at(i);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Clock::time_point> calls_;
+  const int retries_;
+  const std::chrono::milliseconds delay_;
+};
+
+// An idle worker wakes when the next delayed message of its route falls due, not at its poll
+// (10 s here): a retry after a 300 ms backoff, and a message published 300 ms ahead while the
+// worker waits as the sentinel (its publish wakes the sentinel, whose empty claim then says when
+// to look). Coarse bounds: within 3 s, and not before it is due.
+TEST_F(WorkerTest, AnIdleWorkerWakesWhenItsNextDelayedMessageFallsDueNotAtItsPoll) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  TimedHandler handler(1, 300ms);
+  runtime::Worker worker(Options(10s), std::ref(handler), &hub, logger_);
+  worker.Start();
+  ASSERT_TRUE(worker.WaitReady(10s));
+  (void)bus_->Publish(Message());
+  ASSERT_TRUE(WaitFor([&] { return handler.count() == 2; }, 10s)) << "the retry waited for the poll?";
+  EXPECT_LT(handler.at(1) - handler.at(0), 3s);
+  EXPECT_GE(handler.at(1) - handler.at(0), 250ms) << "claimed before its retry was due";
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 1; }));
+
+  ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 5s));
+  auto delayed = Message();
+  delayed.delay_ms = 300;
+  const auto published_at = TimedHandler::Clock::now();
+  (void)bus_->Publish(delayed);
+  ASSERT_TRUE(WaitFor([&] { return handler.count() == 3; }, 10s)) << "the delayed message waited for the poll?";
+  EXPECT_LT(handler.at(2) - published_at, 3s);
+  EXPECT_GE(handler.at(2) - published_at, 250ms) << "claimed before it was due";
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 2; }));
+  worker.Drain();
+}
+
+// Without notifications too: a message already waiting when the worker found nothing is claimed
+// when it falls due, not at the poll.
+TEST_F(WorkerTest, APollingWorkerWakesWhenADelayedMessageFallsDue) {
+  auto delayed = Message();
+  delayed.delay_ms = 500;
+  const auto published_at = TimedHandler::Clock::now();
+  (void)bus_->Publish(delayed);
+  TimedHandler handler;
+  runtime::Worker worker(Options(10s), std::ref(handler), nullptr, logger_);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return handler.count() == 1; }, 10s)) << "the delayed message waited for the poll?";
+  EXPECT_LT(handler.at(0) - published_at, 3s);
+  EXPECT_GE(handler.at(0) - published_at, 450ms) << "claimed before it was due";
+  worker.Drain();
+}
+
+// The gaps between the claims the worker's claim connection starts, seen through
+// pg_stat_activity (the database's clock) over `span`.
+std::vector<std::chrono::milliseconds> ClaimGaps(std::chrono::milliseconds span) {
+  pqxx::connection conn(DatabaseUrl());
+  std::vector<int64_t> starts;
+  const auto end = std::chrono::steady_clock::now() + span;
+  while (std::chrono::steady_clock::now() < end) {
+    const pqxx::result rows = pqxx::nontransaction(conn).exec(
+        "SELECT (extract(epoch FROM query_start) * 1000)::bigint FROM pg_stat_activity "
+        "WHERE application_name = 'cogo-claim:test/echo' AND query LIKE '%picked AS%'");
+    const int64_t ms = rows.empty() ? 0 : rows[0][0].as<int64_t>();
+    if (ms != 0 && (starts.empty() || starts.back() != ms)) starts.push_back(ms);
+    std::this_thread::sleep_for(20ms);
+  }
+  std::vector<std::chrono::milliseconds> gaps;
+  for (size_t i = 1; i < starts.size(); ++i) gaps.emplace_back(starts[i] - starts[i - 1]);
+  return gaps;
+}
+
+// ... and an idle worker with no delayed message due before its poll still waits its poll:
+// nothing waiting at all, or a message due in an hour.
+TEST_F(WorkerTest, AnIdleWorkerWithNothingDueBeforeItsPollWaitsItsPoll) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  for (const bool delayed_an_hour : {false, true}) {
+    SCOPED_TRACE(delayed_an_hour ? "a message due in an hour" : "nothing waiting");
+    if (delayed_an_hour) {
+      auto later = Message();
+      later.delay_ms = 3'600'000;
+      (void)bus_->Publish(later);  // before the worker starts: its NOTIFY would wake it once
+    }
+    runtime::Worker worker(Options(700ms), [](HandlerContext&) { return HandlerResult::Complete(); }, &hub, logger_);
+    worker.Start();
+    ASSERT_TRUE(worker.WaitReady(10s));
+    const auto gaps = ClaimGaps(2500ms);
+    EXPECT_GE(gaps.size(), 2u);
+    for (const auto gap : gaps) EXPECT_GE(gap, 650ms) << "an idle claim before the poll";
+    worker.Drain();
+  }
 }
 
 TEST_F(WorkerTest, PollFallbackDeliversEverythingWithoutNotifications) {

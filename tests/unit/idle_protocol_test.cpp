@@ -70,6 +70,24 @@ TEST(IdleProtocol, TheTableOfTheProtocol) {
        true, Idle::no, false, false, milliseconds(1)},
       // 7. Without notifications the worker only polls.
       {"7: poll only", In(Idle::no), IdleEvent::Claimed(0, 32), false, Idle::no, false, false, kPoll},
+      // 8. No idle wait outlasts the route's next delayed message: the empty claim says when it
+      //    falls due (by the database's clock), and nobody announces it when it does.
+      {"8: a sentinel waits until the next delayed message falls due", In(Idle::sentinel, true),
+       IdleEvent::Claimed(0, 32, milliseconds(300)), true, Idle::sentinel, false, false, milliseconds(300)},
+      {"8: ... and a woken one too", In(Idle::sentinel), IdleEvent::Claimed(0, 32, milliseconds(300)), true,
+       Idle::sentinel, false, false, milliseconds(300)},
+      {"8: one due after the poll: the poll", In(Idle::sentinel, true), IdleEvent::Claimed(0, 32, milliseconds(5000)),
+       true, Idle::sentinel, false, false, kPoll},
+      {"8: a covered worker: whichever comes first", In(Idle::covered, true),
+       IdleEvent::Claimed(0, 32, milliseconds(100)), true, Idle::covered, false, false, milliseconds(100)},
+      {"8: a covered worker: its look comes first", In(Idle::covered, true),
+       IdleEvent::Claimed(0, 32, milliseconds(300)), true, Idle::covered, false, false, kCoveredLook},
+      {"8: poll only", In(Idle::no), IdleEvent::Claimed(0, 32, milliseconds(300)), false, Idle::no, false, false,
+       milliseconds(300)},
+      {"8: not yet announced: announce first, as without one", In(Idle::no), IdleEvent::Claimed(0, 32, milliseconds(300)),
+       true, Idle::no, false, true, milliseconds(0)},
+      {"8: due at once still waits 1 ms", In(Idle::sentinel, true), IdleEvent::Claimed(0, 32, milliseconds(0)), true,
+       Idle::sentinel, false, false, milliseconds(1)},
       // The claimer's pacing: a short claim pauses (claim_pacing.h), a full one claims at once.
       {"pacing: short claim", In(Idle::no), IdleEvent::Claimed(5, 32), true, Idle::no, false, false, milliseconds(1)},
       {"pacing: full claim", In(Idle::no), IdleEvent::Claimed(32, 32), true, Idle::no, false, false, milliseconds(0)},

@@ -4,6 +4,7 @@
 // in autocommit; the overloads taking one let a caller combine steps atomically.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -52,6 +53,14 @@ struct ClaimRequest {
   int64_t lease_ms = 30000;
 };
 
+// What a claim found. When it found nothing: how long until the earliest delayed message of the
+// route's shards falls due, measured by the database's clock (nullopt: none is waiting), so an
+// idle worker can wait exactly that long and no host's clock enters.
+struct ClaimResult {
+  std::vector<ClaimedMessage> messages;
+  std::optional<std::chrono::milliseconds> next_due;
+};
+
 struct ReclaimCounts {
   int64_t requeued = 0;
   int64_t dead_lettered = 0;
@@ -79,6 +88,8 @@ class Bus {
 
   // Claims up to `limit` due messages of the route, highest priority first, oldest first.
   std::vector<ClaimedMessage> Claim(const ClaimRequest& request);
+  // The same claim (one statement), and when it finds nothing, when the next delayed one is due.
+  ClaimResult ClaimOrNextDue(const ClaimRequest& request);
 
   // Completion and failure check the lease: false / lease_lost when it no longer matches.
   [[nodiscard]] bool Complete(const Completion& completion);

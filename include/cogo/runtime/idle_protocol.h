@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 
 namespace cogo::runtime {
 
@@ -33,9 +34,15 @@ struct IdleEvent {
   std::size_t found = 0;   // claimed: messages the claim returned
   std::size_t wanted = 0;  // claimed: messages it asked for
   Announced result = Announced::sentinel;  // announced: the answer
+  // claimed, found nothing: in how long the route's earliest delayed message falls due, by the
+  // database's clock (bus::ClaimResult::next_due); nullopt: none waits.
+  std::optional<std::chrono::milliseconds> next_due;
 
-  static IdleEvent Claimed(std::size_t found, std::size_t wanted) { return {Kind::claimed, found, wanted}; }
-  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result}; }
+  static IdleEvent Claimed(std::size_t found, std::size_t wanted,
+                           std::optional<std::chrono::milliseconds> next_due = std::nullopt) {
+    return {Kind::claimed, found, wanted, Announced::sentinel, next_due};
+  }
+  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result, std::nullopt}; }
 };
 
 struct IdleAction {

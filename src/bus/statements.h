@@ -65,7 +65,12 @@ JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant 
 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
 // Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.
-// started_at is the claim's time: the attempt's end event copies it as claimed_at.
+// started_at is the claim's time: the attempt's end event copies it as claimed_at, and the
+// worker reads it back as claimed_at_epoch. It is the clock once the claim's snapshot is taken,
+// not now(): now() is when the claim's transaction began, before its plan was made (at Bind, on
+// a fresh connection for milliseconds) or a statement earlier, so a reclaim or an event that
+// committed meanwhile, which this claim saw, would read after the claim on the trail. The
+// lease runs from the same instant.
 // The TTL deadline is the one stored at publish (sql/018); a row published without one (by a
 // binary older than 018) gets it from the same function, the one TTL rule, here.
 // Two index scans per shard, each already in its order, so LIMIT stops it early (with
@@ -99,13 +104,15 @@ WITH picked AS (
       FOR UPDATE SKIP LOCKED) due) q
   ORDER BY q.priority DESC, q.id
   LIMIT $4),
+claim_time AS MATERIALIZED (SELECT clock_timestamp() AS at),
 claimed AS (
   UPDATE agent_messages m
   SET status = 'running', attempts = m.attempts + 1, fence = m.fence + 1, lease_owner = $5,
-      lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now(), retry_at = NULL
+      lease_expires_at = (SELECT at FROM claim_time) + $6 * interval '1 millisecond',
+      started_at = (SELECT at FROM claim_time), retry_at = NULL
   WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING m.id, m.service, m.role, m.shard, m.tenant, m.payload, m.priority, m.attempts,
-            m.max_attempts, m.correlation_id, m.created_at, m.fence,
+            m.max_attempts, m.correlation_id, m.created_at, m.fence, m.started_at,
             coalesce(m.ttl_deadline, CASE WHEN m.payload ? '__assignment'
                                           THEN cogo_assignment_deadline(m.payload, m.created_at) END)
               AS ttl_deadline),
@@ -121,7 +128,7 @@ next_due AS (
     LIMIT 1) d)
 SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_attempts,
        coalesce(correlation_id, ''), extract(epoch FROM created_at)::float8,
-       extract(epoch FROM now())::float8, fence, extract(epoch FROM ttl_deadline)::float8,
+       extract(epoch FROM started_at)::float8, fence, extract(epoch FROM ttl_deadline)::float8,
        NULL::bigint AS next_due_ms
 FROM claimed
 UNION ALL

@@ -332,6 +332,33 @@ TEST_F(BusTest, ReclaimRequeuesExpiredLeasesAndFencesTheOldOwner) {
   EXPECT_EQ(Trail(id), "claimed reclaimed claimed completed");
 }
 
+// A claim's time is read once its snapshot is taken, so everything the claim saw committed (here
+// the reclaim that queued the message again) is earlier on the trail. now() would be the start
+// of the claim's transaction: before its plan was made (at Bind), or, as here, a statement
+// earlier in a transaction opened before the reclaim committed.
+TEST_F(BusTest, AClaimReadsOnTheTrailAfterEverythingItSawCommitted) {
+  const auto id = bus_->Publish(Message()).id;
+  ASSERT_EQ(bus_->Claim(ClaimOn("lost")).size(), 1u);
+  pqxx::nontransaction(*conn_).exec("UPDATE agent_messages SET lease_expires_at = now() - interval '1 s'");
+  pqxx::connection claim_conn(DatabaseUrl());
+  bus::Bus claimer(claim_conn);  // registers the bus's statements on its connection
+  pqxx::work txn(claim_conn);
+  txn.exec("SELECT 1");  // the transaction's now() is taken here
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(bus_->Reclaim(10).requeued, 1);
+  // The bus's claim statement (bus/statements.h, kClaimName), in that transaction.
+  const pqxx::result claimed = txn.exec_prepared("cogo_claim", "test", "echo", "{0}", 1, "second", 30000);
+  ASSERT_EQ(claimed.size(), 1u);
+  const double claimed_at = claimed[0][11].as<double>();
+  txn.commit();
+  EXPECT_EQ(Trail(id), "claimed reclaimed claimed");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages m, bus_events e WHERE e.message_id = m.id "
+                            "AND e.event = 'reclaimed' AND m.started_at > e.at AND m.lease_expires_at = m.started_at + interval '30 s' "
+                            "AND abs(extract(epoch FROM m.started_at) - " + std::to_string(claimed_at) + ") < 0.001"),
+            1)
+      << "the claim's time, its lease's start and the claimed_at it returns are one instant, after the reclaim";
+}
+
 TEST_F(BusTest, ReclaimDeadLettersAtMaxAttempts) {
   auto request = Message();
   request.max_attempts = 1;

@@ -70,6 +70,7 @@ class WorkerDaemon {
  public:
   WorkerDaemon(const std::string& binary, std::vector<std::string> args, const std::string& log);
   ~WorkerDaemon();
+  void Signal(int signal) { child_->Signal(signal); }
 
  private:
   std::unique_ptr<ChildProcess> child_;

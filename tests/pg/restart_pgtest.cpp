@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -30,15 +31,16 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 // Runs pg_ctl `action` (restart, stop, start) on the test cluster (scripts/cogo-dev test exports
-// where it lives).
-void PgCtl(const std::string& action) {
+// where it lives). `mode` "immediate" crashes it: no checkpoint, and the WAL not yet written to
+// the kernel is lost; the start that follows recovers.
+void PgCtl(const std::string& action, const std::string& mode = "fast") {
   const char* bin = std::getenv("COGO_TEST_PG_BIN");
   const char* data = std::getenv("COGO_TEST_PG_DATA");
   ASSERT_TRUE(bin != nullptr && data != nullptr)
       << "COGO_TEST_PG_BIN / COGO_TEST_PG_DATA unset: run the tests with scripts/cogo-dev test";
   const std::string as_owner = getuid() == 0 ? "runuser -u postgres -- " : "";
   const std::string command =
-      as_owner + bin + "/pg_ctl -D " + data + " -m fast -w -t 60 " + action + " > /dev/null";
+      as_owner + bin + "/pg_ctl -D " + data + " -m " + mode + " -w -t 60 " + action + " > /dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 }
 
@@ -308,6 +310,18 @@ WHERE m.service = 'gateway'
               static_cast<int64_t>(ids_.size()));
   }
 
+  // Each accepted request (a decide message) has one execute child, and that one chat child:
+  // none doubled by a decide or hand-off run again.
+  void ExpectOneExecuteAndOneChatPerRequest() {
+    EXPECT_EQ(Scalar<int64_t>(R"SQL(
+SELECT count(*) FROM agent_messages d
+WHERE d.service = 'orchestrator' AND d.role = 'decide'
+  AND ((SELECT count(*) FROM agent_messages e WHERE e.parent_id = d.id AND e.role = 'execute') <> 1
+       OR (SELECT count(*) FROM agent_messages e JOIN agent_messages c ON c.parent_id = e.id
+           WHERE e.parent_id = d.id AND c.service = 'gateway') <> 1))SQL"),
+              0);
+  }
+
   // After the disturbance every HTTP request succeeds at once: reads of every request, and new ones.
   void ExpectEveryHttpRequestSucceedsAtOnce(const std::string& prefix) {
     for (int64_t id : ids_) {
@@ -423,6 +437,103 @@ TEST_F(StackTest, ReadinessSaysTheDatabaseIsDownAndTheFirstRequestAfterSucceeds)
   EXPECT_EQ(Request("while-down").size(), 1u) << "see " << log_;
   ExpectEveryHttpRequestSucceedsAtOnce("after-start");
   ExpectEveryRequestDoneOnce();
+}
+
+// Immediate shutdowns (crashes: the WAL not yet written is lost) while requests stream and decide
+// flushes are in flight: every accepted request still ends with exactly one chat result.
+TEST_F(StackTest, CrashesWhileDecideFlushesAreInFlightCostNoRequest) {
+  constexpr int kCrashes = 3;
+  const int repeated = Stream("crash", 4, 20, [&] {
+    for (int i = 0; i < kCrashes; ++i) {
+      std::this_thread::sleep_for(700ms);
+      conn_.reset();
+      PgCtl("restart", "immediate");
+    }
+  });
+  std::cout << "[ stack    ] " << ids_.size() << " requests, " << kCrashes << " crashes, " << repeated
+            << " needed a repeat\n";
+  ExpectEveryHttpRequestSucceedsAtOnce("crash");
+  ExpectEveryRequestDoneOnce();
+  ExpectOneExecuteAndOneChatPerRequest();
+}
+
+// The brain's decide worker commits its outcomes without waiting for the WAL
+// (orchestrator::DecideWorkerOptions: durable_outcomes = false, so its flusher's session runs
+// with synchronous_commit off). Seen from outside, through the server: with the WAL writer held
+// (SIGSTOP), the decide outcomes become visible to other sessions while the server's WAL write
+// position (pg_current_wal_lsn) stays where it was before the brain ran. A commit that waits for
+// the WAL flush never does that: it writes and flushes its WAL before it becomes visible. An
+// immediate shutdown then loses exactly those outcomes (a crash of PostgreSQL, not of the OS,
+// keeps what was written), with the claims before them: the requests, committed durably by the
+// edge, are queued again, decided again, and each ends with one execute and one chat message.
+TEST_F(StackTest, DecideOutcomesLostInACrashAreDecidedAgainAndNothingIsDoubled) {
+  ASSERT_EQ(Request("warm-up").size(), 1u);
+  ASSERT_TRUE(WaitFor([] { return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'done'") == 3; },
+                      30s));
+  // What the test holds (stopped processes) is let go however it ends.
+  int held_walwriter = 0;
+  bool daemons_held = false;
+  const auto daemons = [&](int signal) {
+    brain_->Signal(signal);
+    executor_->Signal(signal);
+    chat_->Signal(signal);
+    daemons_held = signal == SIGSTOP;
+  };
+  struct LetGo {
+    std::function<void()> let_go;
+    ~LetGo() { let_go(); }
+  } let_go{[&] {
+    if (held_walwriter != 0) kill(held_walwriter, SIGCONT);
+    if (daemons_held) daemons(SIGCONT);
+  }};
+  const int walwriter = Scalar<int>("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'");
+  constexpr int kRequests = 10;
+  std::string ids;
+  bool unwritten = false;
+  // Another process's durable commit (a worker's 10 s registry heartbeat) writes the WAL for
+  // everyone: then this try shows nothing, and the next one is made.
+  for (int attempt = 1; attempt <= 3 && !unwritten; ++attempt) {
+    daemons(SIGSTOP);  // the executor's durable hand-offs would write the decide outcomes' WAL
+    const size_t first = ids_.size();
+    for (int i = 0; i < kRequests; ++i) {
+      ASSERT_EQ(Request("lost-" + std::to_string(attempt) + "-" + std::to_string(i)).size(), 1u);
+    }
+    ids.clear();
+    for (size_t i = first; i < ids_.size(); ++i) ids += (ids.empty() ? "" : ",") + std::to_string(ids_[i]);
+    const std::string before = ScalarText("SELECT pg_current_wal_insert_lsn()::text");
+    ASSERT_EQ(kill(walwriter, SIGSTOP), 0);
+    held_walwriter = walwriter;
+    brain_->Signal(SIGCONT);
+    ASSERT_TRUE(WaitFor([&] {
+      return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'done' AND id IN (" + ids + ")") ==
+             kRequests;
+    }, 30s)) << "see " << log_;
+    brain_->Signal(SIGSTOP);
+    unwritten = Scalar<bool>("SELECT pg_current_wal_lsn() <= '" + before + "'::pg_lsn");
+    if (!unwritten) {
+      ASSERT_EQ(kill(walwriter, SIGCONT), 0);
+      held_walwriter = 0;
+      daemons(SIGCONT);
+    }
+  }
+  ASSERT_TRUE(unwritten) << "in 3 tries, decide outcomes became visible only once the WAL was written";
+  // The crash. The postmaster kills the held WAL writer after its 5 s grace.
+  conn_.reset();
+  PgCtl("stop", "immediate");
+  held_walwriter = 0;
+  PgCtl("start");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE id IN (" + ids + ")"), kRequests)
+      << "the edge's accepts are durable";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE status = 'queued' AND attempts = 0 "
+                            "AND id IN (" + ids + ")"),
+            kRequests)
+      << "the decide outcomes (and the claims before them) were lost with the crash";
+  daemons(SIGCONT);
+  ExpectEveryRequestDoneOnce();
+  ExpectOneExecuteAndOneChatPerRequest();
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'decided' AND message_id IN (" + ids + ")"),
+            kRequests)
+      << "one decision each: the lost ones left none";
 }
 
 }  // namespace

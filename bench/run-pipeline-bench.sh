@@ -8,9 +8,10 @@
 # cogo-bus-reclaimer, cogo-bus-retention, cogo-edge with its per-tenant rate limit off), mints a
 # token, and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
 # second, then higher rates until one is not sustained. Prints edge-accept -> result and the
-# time of every hop per rate, the CPU time each daemon and the database used while the rates
-# ran (what the host spends on a request), and writes a JSON summary. Everything it started is stopped and the
-# scratch directory removed at exit.
+# time of every hop per rate, the CPU time each daemon and each kind of database session used
+# while the rates ran (what the host spends on requests; the load generator is not counted), and
+# writes a JSON summary. Everything it started is stopped and the scratch directory removed at
+# exit.
 #
 # Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
 #                                    [--json PATH] [--statements N] [--waits]

@@ -145,6 +145,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kPublishName, sql::kPublish);
   conn_.prepare(sql::kFindByKeyName, sql::kFindByKey);
   conn_.prepare(sql::kClaimName, sql::kClaim);
+  conn_.prepare(sql::kNextDueName, sql::kNextDue);
   conn_.prepare(sql::kCompleteName, sql::kComplete);
   conn_.prepare(sql::kFailName, sql::kFail);
   conn_.prepare(sql::kHeartbeatName, sql::kHeartbeat);
@@ -240,10 +241,6 @@ ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
   std::vector<ClaimedMessage>& out = result.messages;
   out.reserve(rows.size());
   for (const auto& row : rows) {
-    if (row[0].is_null()) {  // found nothing: the one row saying when the next delayed one is due
-      result.next_due = std::chrono::milliseconds(row[14].as<int64_t>());
-      continue;
-    }
     ClaimedMessage m;
     m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>(), row[12].as<int64_t>()};
     m.route = {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<int>()};
@@ -256,6 +253,11 @@ ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
     m.claimed_at_epoch = row[11].as<double>();
     if (!row[13].is_null()) m.ttl_deadline_epoch = row[13].as<double>();
     out.push_back(std::move(m));
+  }
+  if (out.empty()) {
+    const pqxx::row due = txn.exec_prepared1(sql::kNextDueName, request.service, request.role,
+                                             db::IntArrayLiteral(request.shards));
+    if (!due[0].is_null()) result.next_due = std::chrono::milliseconds(due[0].as<int64_t>());
   }
   return result;
 }

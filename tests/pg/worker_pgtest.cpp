@@ -357,8 +357,10 @@ TEST_F(WorkerTest, APollingWorkerWakesWhenADelayedMessageFallsDue) {
   worker.Drain();
 }
 
-// The gaps between the claims the worker's claim connection starts, seen through
-// pg_stat_activity (the database's clock) over `span`.
+// The gaps between the empty claims of the worker's claim connection, seen through
+// pg_stat_activity (the database's clock) over `span`: each is followed by the statement that
+// asks when the next delayed message is due (bus/statements.h kNextDue), the last one the
+// connection ran while it waits.
 std::vector<std::chrono::milliseconds> ClaimGaps(std::chrono::milliseconds span) {
   pqxx::connection conn(DatabaseUrl());
   std::vector<int64_t> starts;
@@ -366,7 +368,7 @@ std::vector<std::chrono::milliseconds> ClaimGaps(std::chrono::milliseconds span)
   while (std::chrono::steady_clock::now() < end) {
     const pqxx::result rows = pqxx::nontransaction(conn).exec(
         "SELECT (extract(epoch FROM query_start) * 1000)::bigint FROM pg_stat_activity "
-        "WHERE application_name = 'cogo-claim:test/echo' AND query LIKE '%picked AS%'");
+        "WHERE application_name = 'cogo-claim:test/echo' AND query LIKE '%min(d.retry_at)%'");
     const int64_t ms = rows.empty() ? 0 : rows[0][0].as<int64_t>();
     if (ms != 0 && (starts.empty() || starts.back() != ms)) starts.push_back(ms);
     std::this_thread::sleep_for(20ms);

@@ -88,7 +88,7 @@ class Bus {
 
   // Claims up to `limit` due messages of the route, highest priority first, oldest first.
   std::vector<ClaimedMessage> Claim(const ClaimRequest& request);
-  // The same claim (one statement), and when it finds nothing, when the next delayed one is due.
+  // The same claim; when it finds nothing, a second statement says when the next delayed one is due.
   ClaimResult ClaimOrNextDue(const ClaimRequest& request);
 
   // Completion and failure check the lease: false / lease_lost when it no longer matches.

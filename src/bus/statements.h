@@ -123,8 +123,10 @@ FROM claimed ORDER BY priority DESC, id)SQL";
 // earliest delayed message of the shards falls due, by the database's clock (<= 0: due already,
 // e.g. under another claimer's lock; NULL: none waits), so the idle worker waits no longer
 // (runtime/idle_protocol.h). One probe per shard of the delayed index (sql/022). Its own
-// statement, not part of kClaim: every claim is planned anew (custom plans), and there it cost
-// each claim ~0.2 ms of planning, also the claims that find work.
+// statement, not part of kClaim: in a session that plans each execution anew (custom plans, as
+// `cogo-bench sql` does) it cost every claim ~0.2 ms of planning, also the claims that find
+// work. A worker's session plans once (PreferIndexScans), where it costs this extra round trip
+// after an empty claim instead.
 inline constexpr const char* kNextDueName = "cogo_next_due";
 inline constexpr const char* kNextDue = R"SQL(
 SELECT ceil(extract(epoch FROM min(d.retry_at) - now()) * 1000)::bigint

@@ -54,14 +54,19 @@ SELECT input.ord, input.new_id, inserted.id IS NOT NULL AS created,
 FROM input LEFT JOIN inserted ON inserted.id = input.new_id
 ORDER BY input.ord)SQL";
 
-// The messages an idempotency key already names (run after a publish skipped some rows).
+// The messages an idempotency key already names (run after a publish skipped some rows). One
+// lookup of the unique key index per input row: the LIMIT keeps the lateral subquery from being
+// flattened into a join, whose generic plan made on an empty table hashed the whole index.
 inline constexpr const char* kFindByKeyName = "cogo_find_by_key";
 inline constexpr const char* kFindByKey = R"SQL(
 SELECT x.ord, m.id
 FROM jsonb_to_recordset($1::jsonb) AS x(ord int, service text, role text, tenant text,
                                         idempotency_key text)
-JOIN agent_messages m ON m.service = x.service AND m.role = x.role AND m.tenant = x.tenant
-                     AND m.idempotency_key = x.idempotency_key)SQL";
+CROSS JOIN LATERAL (
+  SELECT id FROM agent_messages
+  WHERE service = x.service AND role = x.role AND tenant = x.tenant
+    AND idempotency_key = x.idempotency_key
+  LIMIT 1) m)SQL";
 
 // $1 service, $2 role, $3 shards int[], $4 limit, $5 owner, $6 lease ms.
 // Every claim raises the message's fencing token (sql/009_fencing.sql) and counts an attempt.

@@ -159,15 +159,21 @@ TEST_F(BusTest, TtlSweepReadsTheDeadlineStoredAtPublishThroughItsIndex) {
 // statement that finds messages from a batch's input finds them by primary key.
 TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) {
   ASSERT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages"), 0);
-  const std::vector<std::pair<const char*, std::string>> statements = {
-      {bus::sql::kAddEvents, "'[]'"},
-      {bus::sql::kLockLeases, "'[]'"},
-      {bus::sql::kComplete, "'[]'"},
-      {bus::sql::kHeartbeat, "'[]', 1000"},
+  struct Case {
+    const char* statement;
+    std::string arguments;
+    std::string lookup;  // the index condition each input row is found by
   };
-  for (const auto& [statement, arguments] : statements) {
-    const std::string plan = PlanOf(*conn_, "batch", statement, arguments, true);
-    EXPECT_NE(plan.find("Index Cond: (id = ANY"), std::string::npos) << plan;
+  const std::vector<Case> cases = {
+      {bus::sql::kAddEvents, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kLockLeases, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kComplete, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kHeartbeat, "'[]', 1000", "Index Cond: (id = ANY"},
+      {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
+  };
+  for (const auto& c : cases) {
+    const std::string plan = PlanOf(*conn_, "batch", c.statement, c.arguments, true);
+    EXPECT_NE(plan.find(c.lookup), std::string::npos) << plan;
   }
 }
 

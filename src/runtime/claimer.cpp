@@ -49,9 +49,9 @@ class Claimer {
         int want = 0;
         {
           std::unique_lock lock(s_.mu);
-          s_.cv_claim.wait(lock, [&] { return !s_.claiming || s_.FreeCapacity() > 0; });
+          s_.cv_claim.wait(lock, [&] { return !s_.claiming || s_.ClaimSize() > 0; });
           if (!s_.claiming) break;
-          want = std::min(s_.options.batch_size, s_.FreeCapacity());
+          want = s_.ClaimSize();
           // A wake-up during the announcement must not be lost: it may be a leaving sentinel's.
           if (!state.just_announced) s_.wake_pending = false;
         }

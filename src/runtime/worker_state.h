@@ -23,6 +23,7 @@
 
 #include "cogo/base/clock.h"
 #include "cogo/runtime/bus_metrics.h"
+#include "cogo/runtime/claim_pacing.h"
 #include "cogo/runtime/guards.h"
 #include "cogo/runtime/worker.h"
 
@@ -83,6 +84,11 @@ struct WorkerState {
     const int unfinished = static_cast<int>(ready.size()) + running;
     return std::min(capacity - unfinished,
                     capacity + options.batch_size - static_cast<int>(in_flight.size()));
+  }
+
+  // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h.
+  [[nodiscard]] int ClaimSize() const {
+    return NextClaimSize(FreeCapacity(), static_cast<int>(ready.size()), options.batch_size);
   }
 
   // Runs a loop on its own connection (db::RunConnected); a failure that ends it is fatal for

@@ -86,9 +86,12 @@ struct WorkerState {
                     capacity + options.batch_size - static_cast<int>(in_flight.size()));
   }
 
-  // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h.
+  // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h. Jobs in
+  // flight that are neither waiting nor running have finished: their outcomes await the flush.
   [[nodiscard]] int ClaimSize() const {
-    return NextClaimSize(FreeCapacity(), static_cast<int>(ready.size()), options.batch_size);
+    const int waiting = static_cast<int>(ready.size());
+    return NextClaimSize(FreeCapacity(), waiting, static_cast<int>(in_flight.size()) - waiting - running,
+                         options.batch_size);
   }
 
   // Runs a loop on its own connection (db::RunConnected); a failure that ends it is fatal for

@@ -54,29 +54,31 @@ TEST(ClaimPacing, AOneMessageCapacityNeverPauses) {
   EXPECT_EQ(NextGatherPause(kGatherMax, 1, 1), milliseconds(0));
 }
 
-TEST(ClaimSize, NothingWaitingToStartClaimsWhateverIsFreeUpToABatch) {
+TEST(ClaimSize, NothingWaitingToStartOrToBeFlushedClaimsWhateverIsFreeUpToABatch) {
   struct Case {
     int free, batch, want;
   };
   for (const Case& c : std::vector<Case>{{0, 256, 0}, {1, 256, 1}, {4, 256, 4}, {256, 256, 256},
                                          {600, 256, 256}, {-3, 256, 0}, {1, 1, 1}}) {
-    EXPECT_EQ(NextClaimSize(c.free, 0, c.batch), c.want) << c.free << " free, batch " << c.batch;
+    EXPECT_EQ(NextClaimSize(c.free, 0, 0, c.batch), c.want) << c.free << " free, batch " << c.batch;
   }
 }
 
-TEST(ClaimSize, WhileMessagesWaitToStartAClaimWaitsForHalfABatch) {
+TEST(ClaimSize, WhileMessagesWaitToStartOrToBeFlushedAClaimWaitsForHalfABatch) {
   struct Case {
-    int free, waiting, batch, want;
+    int free, waiting, unflushed, batch, want;
   };
-  for (const Case& c : std::vector<Case>{{4, 256, 256, 0},     // the top-up after a full claim
-                                         {127, 130, 256, 0},
-                                         {128, 130, 256, 128},
-                                         {300, 1, 256, 256},
-                                         {1, 5, 2, 1},         // half of 2 is 1
-                                         {1, 5, 1, 1},         // a batch of 1 is always worth it
-                                         {0, 5, 1, 0}}) {
-    EXPECT_EQ(NextClaimSize(c.free, c.waiting, c.batch), c.want)
-        << c.free << " free, " << c.waiting << " waiting, batch " << c.batch;
+  for (const Case& c : std::vector<Case>{{4, 256, 0, 256, 0},     // the top-up after a full claim
+                                         {4, 0, 512, 256, 0},     // the flush will free a batch
+                                         {127, 130, 0, 256, 0},
+                                         {128, 130, 0, 256, 128},
+                                         {128, 0, 3, 256, 128},
+                                         {300, 1, 1, 256, 256},
+                                         {1, 5, 0, 2, 1},         // half of 2 is 1
+                                         {1, 0, 5, 1, 1},         // a batch of 1 is always worth it
+                                         {0, 5, 5, 1, 0}}) {
+    EXPECT_EQ(NextClaimSize(c.free, c.waiting, c.unflushed, c.batch), c.want)
+        << c.free << " free, " << c.waiting << " waiting, " << c.unflushed << " unflushed, batch " << c.batch;
   }
 }
 

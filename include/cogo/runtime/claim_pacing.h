@@ -31,14 +31,15 @@ inline constexpr std::chrono::milliseconds kGatherMax{8};
 
 // How many messages the next claim takes (0: wait until a handler or a flush frees more): at most
 // a batch and at most `free`, what the worker may still hold (WorkerState::FreeCapacity). While
-// messages wait to start (`waiting` > 0) the handlers have work, so a claim waits until half a
-// batch is free: a top-up of a few messages costs a whole claim statement (in `cogo-bench drain`
-// every claim of 256 was followed by one of 4, a third of all claims), and what it took would
-// only queue behind the waiting ones. With nothing waiting, whatever is free is claimed at once,
-// so no handler waits for a claim.
-[[nodiscard]] inline int NextClaimSize(int free, int waiting, int batch_size) {
+// messages wait to start (`waiting`) the handlers have work, and while outcomes wait for their
+// flush (`unflushed`) the flush's commit will free up to a batch: then a claim waits until half a
+// batch is free. A top-up of a few messages costs a whole claim statement and, when its outcomes
+// reach the flusher alone, a whole commit (in `cogo-bench drain` every claim of 256 was followed
+// by one of 4, a third of all claims). With nothing waiting to start or to be flushed, whatever
+// is free is claimed at once, so no handler waits for a claim that could run.
+[[nodiscard]] inline int NextClaimSize(int free, int waiting, int unflushed, int batch_size) {
   const int size = std::max(0, std::min(free, batch_size));
-  if (waiting == 0) return size;
+  if (waiting == 0 && unflushed == 0) return size;
   return size >= std::max(1, batch_size / 2) ? size : 0;
 }
 

@@ -7,10 +7,13 @@
 namespace cogo::db {
 
 std::unique_ptr<pqxx::connection> Connect(const std::string& url,
-                                          std::string_view application_name) {
+                                          std::string_view application_name,
+                                          std::string_view session_setup) {
   auto conn = std::make_unique<pqxx::connection>(url);
   pqxx::nontransaction txn(*conn);
-  txn.exec("SET application_name = " + txn.quote(std::string(application_name)));
+  std::string setup = "SET application_name = " + txn.quote(std::string(application_name));
+  if (!session_setup.empty()) setup.append("; ").append(session_setup);
+  txn.exec(setup);
   return conn;
 }
 

@@ -48,15 +48,19 @@ std::chrono::milliseconds NextPause(std::chrono::milliseconds previous,
   return std::min(previous * 2, policy.max_pause);
 }
 
-Connector::Connector(std::string url, std::string application_name, ReconnectPolicy policy)
-    : url_(std::move(url)), application_name_(std::move(application_name)), policy_(policy) {}
+Connector::Connector(std::string url, std::string application_name, ReconnectPolicy policy,
+                     std::string session_setup)
+    : url_(std::move(url)),
+      application_name_(std::move(application_name)),
+      policy_(policy),
+      session_setup_(std::move(session_setup)) {}
 
 std::unique_ptr<pqxx::connection> Connector::Open(std::stop_token stop) const {
   const auto give_up = std::chrono::steady_clock::now() + policy_.patience;
   std::chrono::milliseconds pause{0};
   while (true) {
     try {
-      return Connect(url_, application_name_);
+      return Connect(url_, application_name_, session_setup_);
     } catch (const std::exception& e) {
       if (Classify(e) != FailureKind::connection_lost) throw;
       pause = NextPause(pause, policy_);

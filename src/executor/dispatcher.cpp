@@ -1,16 +1,18 @@
 #include "cogo/executor/dispatcher.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/transaction>
 
 #include "cogo/base/clock.h"
 #include "cogo/bus/bus.h"
+#include "cogo/db/connection.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/runtime/worker.h"
 #include "executor/statements.h"
@@ -128,15 +130,16 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   return r;
 }
 
-TenantCommitment ReserveHandOff(pqxx::transaction_base& txn, const std::string& tenant,
-                                int64_t hand_off_id) {
+TenantCommitment ReserveHandOffs(pqxx::transaction_base& txn, const std::string& tenant,
+                                 const std::vector<int64_t>& hand_off_ids) {
   pqxx::connection_base& conn = txn.conn();
-  conn.prepare(sql::kReserveHandOffName, sql::kReserveHandOff);
+  conn.prepare(sql::kReserveHandOffsName, sql::kReserveHandOffs);
   conn.prepare(sql::kAddTenantName, sql::kAddTenant);
-  pqxx::result rows = txn.exec_prepared(sql::kReserveHandOffName, tenant, hand_off_id);
+  const std::string ids = db::IntArrayLiteral(hand_off_ids);
+  pqxx::result rows = txn.exec_prepared(sql::kReserveHandOffsName, tenant, ids);
   if (rows.empty()) {  // the tenant's first admission
     (void)txn.exec_prepared(sql::kAddTenantName, tenant);
-    rows = txn.exec_prepared(sql::kReserveHandOffName, tenant, hand_off_id);
+    rows = txn.exec_prepared(sql::kReserveHandOffsName, tenant, ids);
   }
   const auto row = rows.at(0);
   return {row[0].as<double>(), row[1].as<double>()};
@@ -144,7 +147,17 @@ TenantCommitment ReserveHandOff(pqxx::transaction_base& txn, const std::string& 
 
 namespace {
 
-// The handler's state: the policy and one connection (and jitter source) per handler thread.
+// One claimed execute message waiting for its admission; `result` is set (under the dispatcher's
+// mutex) by whichever handler thread admitted it.
+struct Admission {
+  const bus::ClaimedMessage& message;
+  const ExecuteRequest& request;
+  std::stop_token stop;
+  std::optional<HandlerResult> result;
+};
+
+// The handler's state: the policy, and the admissions waiting for the one handler thread that
+// admits a group of them at a time (on the dispatcher's one connection).
 class Dispatcher {
  public:
   Dispatcher(ExecutorOptions options, std::shared_ptr<spdlog::logger> logger)
@@ -152,6 +165,12 @@ class Dispatcher {
     if (!options_.policy) throw std::invalid_argument("executor: no policy table");
   }
 
+  // Flat combining: the calling thread queues its admission; whichever thread finds no group
+  // in progress takes every admission queued (its own among them, or not yet) and admits them
+  // in one transaction while the others wait. Under load a group holds many admissions, so a
+  // tenant's row is locked and a commit made once per group instead of once per message, and
+  // handler threads no longer queue on the tenant's row lock; alone, a message is a group of
+  // one and waits for nobody.
   HandlerResult Handle(runtime::HandlerContext& ctx) {
     const bus::ClaimedMessage& m = ctx.message;
     auto prepared = Prepare(m, *options_.policy);
@@ -159,97 +178,222 @@ class Dispatcher {
       logger_->warn("execute {} refused: {}", m.lease.message_id, refused->error());
       return std::move(*refused);
     }
-    const auto& request = std::get<ExecuteRequest>(prepared);
-    ThreadState& state = ForThisThread();
+    Admission mine{m, std::get<ExecuteRequest>(prepared), ctx.stop, std::nullopt};
+    std::unique_lock lock(mu_);
+    waiting_.push_back(&mine);
+    while (!mine.result) {
+      if (admitting_) {
+        admitted_.wait(lock);
+        continue;
+      }
+      admitting_ = true;
+      std::vector<Admission*> group;
+      group.swap(waiting_);
+      lock.unlock();
+      std::vector<HandlerResult> results = AdmitGroup(group, ctx.stop);
+      lock.lock();
+      for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
+      admitting_ = false;
+      admitted_.notify_all();
+    }
+    return std::move(*mine.result);
+  }
+
+ private:
+  // What one transaction made of a group, by index into it: `results`, committed. When a tenant's
+  // running total refused some of a group of several, the transaction rolled back instead: those
+  // are `over_cap`, the hand-offs that fit are `fit`, and only the other results (leases lost,
+  // refusals by the policy) stand.
+  struct Attempt {
+    std::vector<HandlerResult> results;
+    std::vector<size_t> over_cap;
+    std::vector<size_t> fit;
+  };
+
+  // The result of every admission in `group`, in order. Admissions a tenant's running total
+  // refused are admitted again alone (the refusal then commits nothing else's fate), the rest
+  // again as a group; a group whose transaction failed is admitted one message at a time, so a
+  // failure belongs to the message it concerns.
+  std::vector<HandlerResult> AdmitGroup(const std::vector<Admission*>& group, std::stop_token stop) {
+    std::vector<HandlerResult> results(group.size());
+    std::vector<size_t> pending(group.size());
+    for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+    while (pending.size() > 1) {
+      std::vector<Admission*> members;
+      for (size_t i : pending) members.push_back(group[i]);
+      Attempt attempt;
+      try {
+        attempt = WithConnection(stop, members);
+      } catch (const std::exception& e) {
+        logger_->warn("a group of {} admissions failed; admitting them one at a time: {}", members.size(),
+                      OneLine(e.what()));
+        break;
+      }
+      if (attempt.over_cap.empty()) {  // committed
+        for (size_t k = 0; k < pending.size(); ++k) results[pending[k]] = std::move(attempt.results[k]);
+        return results;
+      }
+      const auto listed = [](const std::vector<size_t>& list, size_t k) {
+        return std::find(list.begin(), list.end(), k) != list.end();
+      };
+      std::vector<size_t> rest;
+      for (size_t k = 0; k < pending.size(); ++k) {
+        if (listed(attempt.over_cap, k)) {
+          results[pending[k]] = AdmitAlone(*group[pending[k]]);
+        } else if (listed(attempt.fit, k)) {
+          rest.push_back(pending[k]);
+        } else {
+          results[pending[k]] = std::move(attempt.results[k]);
+        }
+      }
+      pending.swap(rest);
+    }
+    for (size_t i : pending) results[i] = AdmitAlone(*group[i]);
+    return results;
+  }
+
+  HandlerResult AdmitAlone(Admission& a) {
+    const bus::ClaimedMessage& m = a.message;
     try {
       // Safe to run again after a lost connection: the lease lock finds a hand-off that did
       // commit (the message is done) and writes nothing.
-      return db::WithRetry(spend_connector_, state.conn, [&](pqxx::connection& conn) {
-        return AdmitAndHandOff(conn, m, request);
-      }, ctx.stop);
+      return std::move(WithConnection(a.stop, {&a}).results.front());
     } catch (const std::exception& e) {
       // Our own connection failed, even during the commit: the attempt is given back, not
       // counted. A hand-off that did commit has completed the message, so the give-back finds
       // its lease gone and changes nothing.
       constexpr const char* kReason = "tenant_spend_unavailable";
       const auto kind = db::Classify(e);
-      auto result = kind == db::FailureKind::connection_lost || kind == db::FailureKind::in_doubt
-                        ? HandlerResult::GiveBack(kReason, OneLine(e.what()), kSpendUnavailablePause)
-                        : TransientFailure(m, *request.rule, kReason, e.what(),
-                                           std::chrono::system_clock::now(), state.unit(state.rng));
+      HandlerResult result =
+          kind == db::FailureKind::connection_lost || kind == db::FailureKind::in_doubt
+              ? HandlerResult::GiveBack(kReason, OneLine(e.what()), kSpendUnavailablePause)
+              : TransientFailure(m, *a.request.rule, kReason, e.what(), std::chrono::system_clock::now(),
+                                 unit_(rng_));
       logger_->warn("execute {} attempt {}: {}", m.lease.message_id, m.lease.attempt, result.error());
       return result;
     }
   }
 
- private:
-  struct ThreadState {
-    std::unique_ptr<pqxx::connection> conn;
-    std::mt19937_64 rng{std::random_device{}()};
-    std::uniform_real_distribution<double> unit{0.0, 1.0};
-  };
-
-  // Each handler thread gets its own entry; only that thread touches it after creation.
-  ThreadState& ForThisThread() {
-    std::lock_guard lock(mu_);
-    auto& slot = threads_[std::this_thread::get_id()];
-    if (!slot) slot = std::make_unique<ThreadState>();
-    return *slot;
+  Attempt WithConnection(std::stop_token stop, const std::vector<Admission*>& group) {
+    return db::WithRetry(connector_, conn_, [&](pqxx::connection& conn) { return TryAdmit(conn, group); },
+                         stop);
   }
 
-  // Judges, hands off and completes, then reserves the hand-off's budget against the tenant's
-  // running total as the last statement before the commit: the tenant's row is locked only from
-  // there to the commit, and the final judgement uses the total the previous admission of the
-  // tenant committed. Over the cap: the whole transaction rolls back and the refusal is returned.
-  HandlerResult AdmitAndHandOff(pqxx::connection& conn, const bus::ClaimedMessage& m,
-                                const ExecuteRequest& request) {
+  // In one transaction, for every admission of the group: lock the lease (gone: Committed, nothing
+  // written), judge everything but the tenant's running total, publish the admitted hand-offs and
+  // complete their execute messages, then reserve each tenant's hand-offs against its running
+  // total (the last statements before the commit, tenants in name order) and judge each hand-off
+  // in turn against the total before it. Refused there: the transaction rolls back; a group of
+  // one returns the refusal, a larger group every admission refused (Attempt::over_cap).
+  Attempt TryAdmit(pqxx::connection& conn, const std::vector<Admission*>& group) {
     bus::Bus bus(conn);
+    // Committed with synchronous_commit off (the connector's session setting): the tenants'
+    // rows are locked until the commit returns, and without waiting for the WAL flush the next
+    // group starts that much sooner. Losing this commit in a crash loses the hand-offs, the
+    // completions and the reservations together: the execute messages are still running under
+    // their leases, and the reclaimer requeues them. Anything that acts on a hand-off commits
+    // synchronously, which flushes this commit first.
     pqxx::work txn(conn, "execute");
-    // The tenant's row is locked until the commit returns: without waiting for the WAL flush
-    // the next admission of the tenant starts that much sooner. Losing this commit in a crash
-    // loses the hand-off, the completion and the reservation together: the execute message is
-    // still running under its lease, and the reclaimer requeues it. Anything that acts on the
-    // hand-off commits synchronously, which flushes this commit first.
-    txn.exec("SET LOCAL synchronous_commit = off");
-    if (!bus.LockLeases(txn, {m.lease}).front()) return HandlerResult::Committed();
-    const double cap = options_.policy->DailyCapUsd(m.tenant);
-    // Judged by the database's clock, as of the claim (its now()), against the deadline it
-    // stored: a host whose wall clock is off admits nothing late.
-    const auto now = base::FromEpochSeconds(m.claimed_at_epoch);
-    // Every check but the tenant's running total, which only the reservation below can read.
-    HandlerResult result = Decide(m, request, TenantCommitment{}, cap, now);
-    if (result.kind != HandlerResult::Kind::complete) {
-      logger_->warn("execute {} refused: {}", m.lease.message_id, result.error());
-      return result;  // reserves nothing: the runtime records it (this transaction rolls back)
-    }
-    for (auto& hand_off : result.publish) {
+    std::vector<bus::Lease> leases;
+    for (const Admission* a : group) leases.push_back(a->message.lease);
+    const std::vector<bool> held = bus.LockLeases(txn, leases);
+
+    Attempt attempt;
+    std::vector<HandlerResult>& results = attempt.results;
+    results.resize(group.size());
+    std::vector<size_t> admitted;  // indexes into group, in the order of their hand-offs
+    std::vector<bus::PublishRequest> hand_offs;
+    std::vector<bus::Completion> completions;
+    for (size_t i = 0; i < group.size(); ++i) {
+      const bus::ClaimedMessage& m = group[i]->message;
+      if (!held[i]) {
+        results[i] = HandlerResult::Committed();
+        continue;
+      }
+      HandlerResult r = Decide(m, group[i]->request, TenantCommitment{}, Cap(m), ClaimedAt(m));
+      if (r.kind != HandlerResult::Kind::complete) {
+        logger_->warn("execute {} refused: {}", m.lease.message_id, r.error());
+        results[i] = std::move(r);  // reserves nothing: the runtime records it
+        continue;
+      }
+      bus::PublishRequest& hand_off = r.publish.front();
       hand_off.parent_id = m.lease.message_id;
-      if (bus::Validate(hand_off, bus.limits())) return result;  // the runtime refuses it by name
+      if (bus::Validate(hand_off, bus.limits())) {
+        results[i] = std::move(r);  // the runtime refuses it by name
+        continue;
+      }
+      admitted.push_back(i);
+      hand_offs.push_back(std::move(hand_off));
+      completions.push_back({m.lease, r.result_json, r.snippet, r.url});
     }
-    const bus::Published hand_off = bus.PublishBatch(txn, result.publish).front();
-    // The lease is locked by this transaction: the completion holds.
-    (void)bus.Complete(txn, {m.lease, result.result_json, result.snippet, result.url});
+    if (admitted.empty()) return attempt;  // nothing to write: the transaction rolls back
+    const std::vector<bus::Published> published = bus.PublishBatch(txn, hand_offs);
+    // The leases are locked by this transaction: the completions hold.
+    (void)bus.CompleteBatch(txn, completions);
+
     // A hand-off published before (an operator retried a done execute message) holds its own
     // reservation already.
-    if (hand_off.created) {
-      const TenantCommitment committed = ReserveHandOff(txn, m.tenant, hand_off.id);
-      HandlerResult judged = Decide(m, request, committed, cap, now);
-      if (judged.kind != HandlerResult::Kind::complete) {
-        logger_->warn("execute {} refused: {}", m.lease.message_id, judged.error());
-        return judged;  // this transaction rolls back: no hand-off, no reservation
+    std::map<std::string, std::vector<size_t>> created;  // tenant -> positions in `admitted`
+    for (size_t k = 0; k < admitted.size(); ++k) {
+      if (published[k].created) created[group[admitted[k]]->message.tenant].push_back(k);
+    }
+    for (const auto& [tenant, positions] : created) {
+      std::vector<int64_t> ids;
+      for (size_t k : positions) ids.push_back(published[k].id);
+      TenantCommitment committed = ReserveHandOffs(txn, tenant, ids);
+      for (size_t k : positions) {
+        const size_t i = admitted[k];
+        const Admission& a = *group[i];
+        HandlerResult judged = Decide(a.message, a.request, committed, Cap(a.message), ClaimedAt(a.message));
+        if (judged.kind == HandlerResult::Kind::complete) {
+          committed.reserved_usd += a.request.envelope.budget.max_cost_usd;
+          attempt.fit.push_back(i);
+        } else if (group.size() > 1) {
+          attempt.over_cap.push_back(i);  // the ones after it are judged as if it were not there
+        } else {
+          logger_->warn("execute {} refused: {}", a.message.lease.message_id, judged.error());
+          results[i] = std::move(judged);
+          return attempt;  // this transaction rolls back: no hand-off, no reservation
+        }
       }
     }
+    if (!attempt.over_cap.empty()) {
+      for (size_t k = 0; k < admitted.size(); ++k) {  // a hand-off published before fits as it is
+        if (!published[k].created) attempt.fit.push_back(admitted[k]);
+      }
+      return attempt;  // rolls back
+    }
     txn.commit();
-    logger_->debug("execute {} handed off to {} under {}", m.lease.message_id,
-                   request.envelope.target->Route(), request.rule->name);
-    return HandlerResult::Committed();
+    for (size_t i : admitted) {
+      const Admission& a = *group[i];
+      results[i] = HandlerResult::Committed();
+      logger_->debug("execute {} handed off to {} under {}", a.message.lease.message_id,
+                     a.request.envelope.target->Route(), a.request.rule->name);
+    }
+    return attempt;
+  }
+
+  double Cap(const bus::ClaimedMessage& m) const { return options_.policy->DailyCapUsd(m.tenant); }
+
+  // Judged by the database's clock, as of the claim (its now()), against the deadline it
+  // stored: a host whose wall clock is off admits nothing late.
+  static policy::TimePoint ClaimedAt(const bus::ClaimedMessage& m) {
+    return base::FromEpochSeconds(m.claimed_at_epoch);
   }
 
   const ExecutorOptions options_;
   const std::shared_ptr<spdlog::logger> logger_;
-  const db::Connector spend_connector_{options_.database_url, "cogo-executor-spend"};
+  const db::Connector connector_{options_.database_url, "cogo-executor-spend", db::ReconnectPolicy{},
+                                 "SET synchronous_commit = off"};
+
   std::mutex mu_;
-  std::map<std::thread::id, std::unique_ptr<ThreadState>> threads_;
+  std::condition_variable admitted_;  // a group was admitted: its waiters have their results
+  std::vector<Admission*> waiting_;
+  bool admitting_ = false;
+  // Used by the admitting thread only.
+  std::unique_ptr<pqxx::connection> conn_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::uniform_real_distribution<double> unit_{0.0, 1.0};
 };
 
 }  // namespace

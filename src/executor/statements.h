@@ -3,14 +3,14 @@
 
 namespace cogo::executor::sql {
 
-// $1 tenant, $2 the hand-off's message id. The admission's reservation against the tenant's
-// running total (sql/021), its transaction's last statement. Folds the changes recorded since
-// the tenant's last admission (usage, hand-offs ended or retried) into the tenant's row, starts
-// a new UTC day when one began (the day's spend from zero; reservations of unfinished hand-offs
-// carry over), and adds the hand-off's maxCostUsd (read from the row just published, the way
-// the trigger that releases it reads it). Returns the commitment before this hand-off: spent
-// today, reserved. No row: the tenant has none yet (kAddTenant, then again); its changes are
-// left for that second call.
+// $1 tenant, $2 the ids of the tenant's hand-offs published in this transaction (bigint[]). The
+// admission's reservation against the tenant's running total (sql/021), its transaction's last
+// statement. Folds the changes recorded since the tenant's last admission (usage, hand-offs ended
+// or retried) into the tenant's row, starts a new UTC day when one began (the day's spend from
+// zero; reservations of unfinished hand-offs carry over), and adds the hand-offs' maxCostUsd
+// (read from the rows just published, the way the trigger that releases them reads it). Returns
+// the commitment before these hand-offs: spent today, reserved. No row: the tenant has none yet
+// (kAddTenant, then again); its changes are left for that second call.
 //
 // The row lock orders one tenant's admissions and lasts only from this statement to the
 // commit. An admission that waited for it judges the row the previous one committed (READ
@@ -18,14 +18,15 @@ namespace cogo::executor::sql {
 // every reservation committed before it: the cap holds at commit time. Changes committed after
 // this statement's snapshot stay in the table for the next fold (a change deleted by an
 // admission that committed meanwhile is skipped here and already in the row).
-inline constexpr const char* kReserveHandOffName = "cogo_executor_reserve_hand_off";
-inline constexpr const char* kReserveHandOff = R"SQL(
+inline constexpr const char* kReserveHandOffsName = "cogo_executor_reserve_hand_offs";
+inline constexpr const char* kReserveHandOffs = R"SQL(
 WITH folded AS (
   DELETE FROM tenant_spend_changes
   WHERE tenant = $1 AND EXISTS (SELECT FROM tenant_spend WHERE tenant = $1)
   RETURNING day, spent_usd, reserved_usd),
-hand_off AS (
-  SELECT cogo_reserved_usd(payload) AS usd FROM agent_messages WHERE id = $2)
+hand_offs AS (
+  SELECT coalesce(sum(cogo_reserved_usd(payload)), 0) AS usd FROM agent_messages
+  WHERE id = ANY ($2::bigint[]))
 UPDATE tenant_spend t
 SET (day, spent_usd, reserved_usd, updated_at) = (
   SELECT n.day,
@@ -34,7 +35,7 @@ SET (day, spent_usd, reserved_usd, updated_at) = (
          greatest(t.reserved_usd + coalesce((SELECT sum(f.reserved_usd) FROM folded f), 0), 0) + h.usd,
          now()
   FROM (SELECT greatest(t.day, cogo_utc_day(now()), (SELECT max(f.day) FROM folded f)) AS day) n)
-FROM hand_off h
+FROM hand_offs h
 WHERE t.tenant = $1
 RETURNING t.spent_usd::float8, (t.reserved_usd - h.usd)::float8)SQL";
 

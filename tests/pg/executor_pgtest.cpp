@@ -268,6 +268,76 @@ TEST_F(ExecutorTest, ConcurrentExecutorsTogetherNeverPassTheTenantCap) {
             "0 1") << "the running total holds what was handed off, once";
 }
 
+// The messages an executor's handler threads hold at once are admitted together, in one
+// transaction per group, and each tenant's cap still holds hand-off by hand-off: a group that
+// would pass a cap admits the rest and refuses exactly the calls that do not fit (each one
+// would pass the cap even after everything admitted), a refusal by the policy does not hold the
+// group back, and the running totals match a recount.
+TEST_F(ExecutorTest, MessagesHeldAtOnceAreAdmittedTogetherAndEachTenantsCapStillHolds) {
+  constexpr int kRounds = 16;
+  std::vector<bus::PublishRequest> requests;
+  const auto call = [](double usd, const std::string& tenant) {
+    return Execute(Payload([=](json& a) { a["budget"]["maxCostUsd"] = usd; }), tenant);
+  };
+  for (int i = 0; i < kRounds; ++i) {
+    requests.push_back(call(0.01, "tenant-a"));
+    requests.push_back(call(i % 2 == 0 ? 0.3 : 0.05, "capped"));  // cap 1.00: not all of them fit
+    requests.push_back(call(0.02, "tenant-b"));
+  }
+  requests.push_back(call(5.0, "tenant-a"));  // over the rule's 1.00 per call
+  (void)bus_->PublishBatch(requests);
+  runtime::WorkerOptions o = Base();
+  executor::ConfigureExecutorWorker(o);
+  o.concurrency = 16;
+  o.batch_size = 64;
+  runtime::Worker executor(o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, logger_), nullptr,
+                           logger_);
+  executor.Start();
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' "
+                           "AND status IN ('queued', 'running')") == 0;
+  }, 60s));
+  executor.Drain();
+
+  const auto handed_off = [](const std::string& tenant) {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat' AND tenant = '" + tenant + "'");
+  };
+  EXPECT_EQ(handed_off("tenant-a"), kRounds);
+  EXPECT_EQ(handed_off("tenant-b"), kRounds);
+  EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE role = 'execute' "
+                       "AND (payload->'__assignment'->'budget'->>'maxCostUsd')::numeric = 5"),
+            "budget_over_cap");
+  const double capped = Scalar<double>(
+      "SELECT coalesce(sum((payload->'__assignment'->'budget'->>'maxCostUsd')::numeric), 0)::float8 "
+      "FROM agent_messages WHERE role = 'chat' AND tenant = 'capped'");
+  EXPECT_LE(capped, 1.0 + 1e-9);
+  EXPECT_GT(capped, 0.0);
+  EXPECT_EQ(Scalar<int64_t>(
+                "SELECT count(*) FROM agent_messages WHERE role = 'execute' AND tenant = 'capped' "
+                "AND status = 'failed' AND last_error LIKE 'tenant_budget_exhausted:%' AND " +
+                std::to_string(capped) + " + (payload->'__assignment'->'budget'->>'maxCostUsd')::numeric <= 1"),
+            0)
+      << "no call was refused that still fits next to everything admitted";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND tenant = 'capped' "
+                            "AND status <> 'done' AND (last_error IS NULL OR last_error NOT LIKE "
+                            "'tenant_budget_exhausted:%')"),
+            0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM (SELECT parent_id FROM agent_messages "
+                            "WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) <> 1) x"),
+            0);
+  // Rows one transaction wrote share its xmin: fewer transactions than hand-offs.
+  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages WHERE role = 'chat'"),
+            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"))
+      << "no two admissions shared a transaction";
+  const std::string totals = "SELECT string_agg(tenant || ' ' || spent_usd::float8 || ' ' || reserved_usd::float8, "
+                             "', ' ORDER BY tenant) FROM tenant_spend";
+  const std::string before = ScalarText(totals);
+  EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + std::to_string(capped) + "::numeric::float8::text") +
+                        ", tenant-a 0 0.16, tenant-b 0 0.32");
+  pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
+  EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
+}
+
 // The running total against what happened: a hand-off that ends gives its reservation back and
 // its recorded usage counts instead, whether it succeeded or failed; the row then equals a
 // recount from message_usage and the unfinished hand-offs (sql/021, cogo_tenant_spend_recount).

@@ -11,8 +11,10 @@
 namespace cogo::db {
 
 // Opens a connection and tags it with `application_name` so pg_stat_activity shows who is who.
+// `session_setup` (SQL, e.g. "SET synchronous_commit = off") runs in the same round trip.
 [[nodiscard]] std::unique_ptr<pqxx::connection> Connect(const std::string& url,
-                                                         std::string_view application_name);
+                                                         std::string_view application_name,
+                                                         std::string_view session_setup = {});
 
 // `text` with every connection password masked as "***": the password of a URL's userinfo
 // (postgresql://user:PASSWORD@host) and the value of a `password=` keyword or query parameter.

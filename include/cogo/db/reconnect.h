@@ -66,7 +66,10 @@ struct ReconnectPolicy {
 // who is who; tests find a role's backend by it).
 class Connector {
  public:
-  Connector(std::string url, std::string application_name, ReconnectPolicy policy = {});
+  // `session_setup`: SQL run on every connection it opens (db::Connect), so that settings
+  // survive a reconnect without a round trip per transaction.
+  Connector(std::string url, std::string application_name, ReconnectPolicy policy = {},
+            std::string session_setup = {});
 
   // A fresh connection. While the server refuses (a lost connection), waits per the policy and
   // tries again; throws Unavailable when patience or `stop` ends the wait. Other failures
@@ -80,6 +83,7 @@ class Connector {
   std::string url_;
   std::string application_name_;
   ReconnectPolicy policy_;
+  std::string session_setup_;
 };
 
 // Runs `body(conn)` on the connection in `slot` (opened by `connector` when empty). When it

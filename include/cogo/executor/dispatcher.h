@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <pqxx/connection>
 #include <pqxx/transaction_base>
@@ -30,9 +31,10 @@ namespace cogo::executor {
 
 inline constexpr const char* kService = "orchestrator";
 inline constexpr const char* kRole = "execute";
-// Handler threads by default. An admission waits on the database (its own connection, five
-// statements and the commit), not on the CPU: with the runtime's 4, messages claimed 32 at a time
-// waited for a thread and the hop fell behind at 500 requests/s (bench/run-pipeline-bench.sh).
+// Handler threads by default. The messages they hold at one moment are admitted as one group, in
+// one transaction (MakeExecutorHandler): under load the threads bound the group's size. With the
+// runtime's 4 and one transaction per message, messages claimed 32 at a time waited for a
+// thread and the hop fell behind at 500 requests/s (bench/run-pipeline-bench.sh).
 inline constexpr int kDefaultConcurrency = 16;
 
 // The envelope of an execute message and the policy rule that governs it.
@@ -69,25 +71,29 @@ struct TenantCommitment {
                                                       std::string_view detail,
                                                       policy::TimePoint now, double unit_sample);
 
-// Reserves the maxCostUsd of the hand-off `hand_off_id` (published in `txn`) against the
-// tenant's running total (sql/021) and returns the commitment before it. Locks the tenant's row
+// Reserves the maxCostUsd of the tenant's hand-offs `hand_off_ids` (published in `txn`) against
+// its running total (sql/021) and returns the commitment before them. Locks the tenant's row
 // until `txn` ends, so it belongs last before the commit; the next admission of the tenant then
-// sees this reservation. Adds the tenant's row on its first admission. Throws on database errors.
-[[nodiscard]] TenantCommitment ReserveHandOff(pqxx::transaction_base& txn,
-                                              const std::string& tenant, int64_t hand_off_id);
+// sees these reservations. Adds the tenant's row on its first admission. Throws on database
+// errors.
+[[nodiscard]] TenantCommitment ReserveHandOffs(pqxx::transaction_base& txn, const std::string& tenant,
+                                               const std::vector<int64_t>& hand_off_ids);
 
 struct ExecutorOptions {
   std::string database_url;                         // for the admissions
   std::shared_ptr<const policy::PolicyTable> policy;  // required
 };
 
-// The handler for a Worker on (orchestrator, execute). Per message, in one transaction: lock
-// the lease (gone: nothing is written), Decide on everything but the tenant's total, publish the
-// hand-off and complete the execute message, then ReserveHandOff and Decide again on the
-// tenant's total; admitted: commit (HandlerResult::Committed); refused at either step: roll
-// back (nothing handed off or reserved) and return the refusal for the runtime to record. It owns one connection
-// per handler thread (opened on first use, reopened after a failure), released when the
-// handler is destroyed.
+// The handler for a Worker on (orchestrator, execute). The messages its handler threads hold at
+// one moment are admitted together, in one transaction (one message, when they come one at a
+// time): lock the leases (gone: nothing is written for that message), Decide on everything but
+// the tenants' totals, publish the hand-offs and complete the execute messages, then
+// ReserveHandOffs per tenant and Decide again on each tenant's total, hand-off by hand-off;
+// all admitted: commit (HandlerResult::Committed). A refusal at the first step is returned for
+// the runtime to record; one at the second rolls the transaction back (nothing handed off or
+// reserved), and the messages are admitted again one at a time, each then committed or refused
+// on its own. It owns one connection (opened on first use, reopened after a failure), released
+// when the handler is destroyed.
 [[nodiscard]] runtime::Handler MakeExecutorHandler(ExecutorOptions options,
                                                    std::shared_ptr<spdlog::logger> logger);
 

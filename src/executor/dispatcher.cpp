@@ -383,8 +383,11 @@ class Dispatcher {
 
   const ExecutorOptions options_;
   const std::shared_ptr<spdlog::logger> logger_;
+  // Plans like a worker's flush session: an admission's statements find messages by primary key
+  // (a generic plan made on a fresh database read the reservation's hand-offs with a sequential
+  // scan of agent_messages, on every admission).
   const db::Connector connector_{options_.database_url, "cogo-executor-spend", db::ReconnectPolicy{},
-                                 "SET synchronous_commit = off"};
+                                 std::string("SET synchronous_commit = off; ") + db::kPreferIndexScans};
 
   std::mutex mu_;
   std::condition_variable admitted_;  // a group was admitted: its waiters have their results

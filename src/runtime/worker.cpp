@@ -10,6 +10,7 @@
 #include <pqxx/nontransaction>
 
 #include "cogo/bus/keys.h"
+#include "cogo/db/connection.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/wake/wake_hub.h"
 #include "runtime/worker_state.h"
@@ -34,8 +35,7 @@ std::string Hostname() {
 }
 
 void PreferIndexScans(pqxx::connection& conn) {
-  pqxx::nontransaction(conn).exec(
-      "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan");
+  pqxx::nontransaction(conn).exec(db::kPreferIndexScans);
 }
 
 WorkerState::WorkerState(WorkerOptions o, std::string worker_id, std::shared_ptr<spdlog::logger> log,

@@ -106,12 +106,7 @@ struct WorkerState {
   void SetReady(bool WorkerState::*flag, bool value);
 };
 
-// The claim and flush statements are primary-key lookups and ordered index scans. A plan made
-// while agent_messages was nearly empty (a fresh database) scans the whole table instead, and
-// the cached plan keeps doing so as the table grows, until the next ANALYZE. These sessions
-// plan each statement once, generically, without sequential scans where an index can serve:
-// with enable_seqscan off alone, the plan cache would keep re-planning (custom plans),
-// which costs a claim more than its execution.
+// Applies db::kPreferIndexScans to a claim or flush session.
 void PreferIndexScans(pqxx::connection& conn);
 
 [[nodiscard]] std::string Hostname();

@@ -20,6 +20,7 @@
 #include "cogo/ops/retention.h"
 #include "cogo/runtime/periodic.h"
 #include "bus/statements.h"
+#include "executor/statements.h"
 #include "ops/statements.h"
 #include "pg_fixture.h"
 
@@ -117,8 +118,8 @@ TEST_F(BusTest, TtlExpiryEndsQueuedWorkPastItsTtlAndNothingElse) {
 
 // The plan of `statement` (its parameters as literals), with sequential scans priced out: the
 // tables here are tiny, and the question is whether an index can serve the statement at all.
-// `generic`: the plan a worker's session caches (runtime::PreferIndexScans), made for any
-// parameters.
+// `generic`: the plan a session with db::kPreferIndexScans caches (a worker's claim and flush
+// sessions, the executor's admissions), made for any parameters.
 std::string PlanOf(pqxx::connection& conn, const std::string& name, const std::string& statement,
                    const std::string& arguments, bool generic = false) {
   pqxx::work txn(conn);
@@ -153,8 +154,8 @@ TEST_F(BusTest, TtlSweepReadsTheDeadlineStoredAtPublishThroughItsIndex) {
   EXPECT_EQ(plan.find("cogo_assignment_deadline"), std::string::npos) << plan;
 }
 
-// A worker's session plans each statement once, generically, and keeps the plan until the next
-// ANALYZE. Made on a fresh database, a join of the input with agent_messages hashed a scan of
+// A worker's session (and the executor's) plans each statement once, generically, and keeps the
+// plan until the next ANALYZE. Made on a fresh database, a join of the input with agent_messages hashed a scan of
 // the whole table, which the flush then repeated for every batch as the table grew. Every
 // statement that finds messages from a batch's input finds them by primary key.
 TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) {
@@ -170,6 +171,7 @@ TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) 
       {bus::sql::kComplete, "'[]'", "Index Cond: (id = ANY"},
       {bus::sql::kHeartbeat, "'[]', 1000", "Index Cond: (id = ANY"},
       {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
+      {executor::sql::kReserveHandOffs, "'t', '{}'", "Index Cond: (id = ANY"},
   };
   for (const auto& c : cases) {
     const std::string plan = PlanOf(*conn_, "batch", c.statement, c.arguments, true);

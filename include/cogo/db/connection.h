@@ -16,6 +16,16 @@ namespace cogo::db {
                                                          std::string_view application_name,
                                                          std::string_view session_setup = {});
 
+// The session settings of a connection that runs the bus's statements over and over (a worker's
+// claim and flush loops, the executor's admissions). They are primary-key lookups and ordered
+// index scans; a plan made while agent_messages was nearly empty (a fresh database) scans the
+// whole table instead, and the cached plan keeps doing so as the table grows, until the next
+// ANALYZE. Such a session plans each statement once, generically, without sequential scans
+// where an index can serve: with enable_seqscan off alone, the plan cache would keep
+// re-planning (custom plans), which costs a claim more than its execution.
+inline constexpr const char* kPreferIndexScans =
+    "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan";
+
 // `text` with every connection password masked as "***": the password of a URL's userinfo
 // (postgresql://user:PASSWORD@host) and the value of a `password=` keyword or query parameter.
 // For anything that prints configuration (--print-config) or a connection string.

@@ -190,7 +190,12 @@ class Dispatcher {
       std::vector<Admission*> group;
       group.swap(waiting_);
       lock.unlock();
-      std::vector<HandlerResult> results = AdmitGroup(group, ctx.stop);
+      std::vector<HandlerResult> results;
+      try {
+        results = AdmitGroup(group, ctx.stop);
+      } catch (const std::exception& e) {  // out of memory, say: every waiter still gets an answer
+        results.assign(group.size(), HandlerResult::Retry("handler_exception", OneLine(e.what())));
+      }
       lock.lock();
       for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
       admitting_ = false;
@@ -210,14 +215,16 @@ class Dispatcher {
     std::vector<size_t> fit;
   };
 
-  // The result of every admission in `group`, in order. Admissions a tenant's running total
-  // refused are admitted again alone (the refusal then commits nothing else's fate), the rest
-  // again as a group; a group whose transaction failed is admitted one message at a time, so a
-  // failure belongs to the message it concerns.
+  // The result of every admission in `group`, in order. When a tenant's running total refuses
+  // some, the ones that fit are admitted again as a group first, and then the refused ones alone
+  // (so they are judged against everything admitted before them, as one at a time in that order
+  // would be); a group whose transaction failed is admitted one message at a time, so a failure
+  // belongs to the message it concerns.
   std::vector<HandlerResult> AdmitGroup(const std::vector<Admission*>& group, std::stop_token stop) {
     std::vector<HandlerResult> results(group.size());
     std::vector<size_t> pending(group.size());
     for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+    std::vector<size_t> over_cap;  // admitted alone at the end
     while (pending.size() > 1) {
       std::vector<Admission*> members;
       for (size_t i : pending) members.push_back(group[i]);
@@ -231,24 +238,26 @@ class Dispatcher {
       }
       if (attempt.over_cap.empty()) {  // committed
         for (size_t k = 0; k < pending.size(); ++k) results[pending[k]] = std::move(attempt.results[k]);
-        return results;
+        pending.clear();
+        break;
       }
       const auto listed = [](const std::vector<size_t>& list, size_t k) {
         return std::find(list.begin(), list.end(), k) != list.end();
       };
-      std::vector<size_t> rest;
+      std::vector<size_t> fit;
       for (size_t k = 0; k < pending.size(); ++k) {
         if (listed(attempt.over_cap, k)) {
-          results[pending[k]] = AdmitAlone(*group[pending[k]]);
+          over_cap.push_back(pending[k]);
         } else if (listed(attempt.fit, k)) {
-          rest.push_back(pending[k]);
+          fit.push_back(pending[k]);
         } else {
           results[pending[k]] = std::move(attempt.results[k]);
         }
       }
-      pending.swap(rest);
+      pending.swap(fit);
     }
     for (size_t i : pending) results[i] = AdmitAlone(*group[i]);
+    for (size_t i : over_cap) results[i] = AdmitAlone(*group[i]);
     return results;
   }
 

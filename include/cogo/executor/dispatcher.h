@@ -32,10 +32,11 @@ namespace cogo::executor {
 inline constexpr const char* kService = "orchestrator";
 inline constexpr const char* kRole = "execute";
 // Handler threads by default. The messages they hold at one moment are admitted as one group, in
-// one transaction (MakeExecutorHandler): under load the threads bound the group's size. With the
-// runtime's 4 and one transaction per message, messages claimed 32 at a time waited for a
-// thread and the hop fell behind at 500 requests/s (bench/run-pipeline-bench.sh).
-inline constexpr int kDefaultConcurrency = 16;
+// one transaction (MakeExecutorHandler), so the threads bound a group's size; a thread waiting
+// for its group costs only its stack. With 16, the execute hop fell behind at 1,000 requests/s
+// offered (messages waited seconds to be claimed); with 64 it kept up, 4-15 ms p50
+// (bench/run-pipeline-bench.sh, docs/benchmarks.md).
+inline constexpr int kDefaultConcurrency = 64;
 
 // The envelope of an execute message and the policy rule that governs it.
 struct ExecuteRequest {

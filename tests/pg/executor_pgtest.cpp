@@ -16,10 +16,12 @@
 #include <pqxx/transaction>
 
 #include "child_process.h"
+#include "cogo/db/connection.h"
 #include "cogo/executor/dispatcher.h"
 #include "cogo/log/logging.h"
 #include "cogo/runtime/worker.h"
 #include "front_support.h"
+#include "log_sink.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -334,6 +336,118 @@ TEST_F(ExecutorTest, MessagesHeldAtOnceAreAdmittedTogetherAndEachTenantsCapStill
   const std::string before = ScalarText(totals);
   EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + std::to_string(capped) + "::numeric::float8::text") +
                         ", tenant-a 0 0.16, tenant-b 0 0.32");
+  pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
+  EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
+}
+
+// The admission connection killed while groups are admitted. First where a group has done all
+// but its last statement: tenant-b's row is held locked, so a group waits in tenant-b's
+// reservation (the last, tenants in name order) with its leases locked, its hand-offs published
+// and its execute messages completed; it is killed there until a group of several has failed on
+// both its connections and is admitted one message at a time. Then at whatever moment a kill
+// lands: mid-statement, between groups, during a commit. Whatever a kill cost, every execute
+// message ends once, handed off exactly once or refused over its tenant's cap by name, groups
+// still share transactions, and the running totals match a recount.
+TEST_F(ExecutorTest, AnAdmissionConnectionKilledMidGroupLosesAndDoublesNothing) {
+  constexpr int kRounds = 100;
+  std::vector<bus::PublishRequest> requests;
+  const auto call = [](double usd, const std::string& tenant) {
+    return Execute(Payload([=](json& a) { a["budget"]["maxCostUsd"] = usd; }), tenant);
+  };
+  for (int i = 0; i < kRounds; ++i) {
+    requests.push_back(call(0.01, "tenant-a"));
+    requests.push_back(call(i % 2 == 0 ? 0.3 : 0.05, "capped"));  // cap 1.00: most are refused
+    requests.push_back(call(0.02, "tenant-b"));
+  }
+  (void)bus_->PublishBatch(requests);
+  // tenant-b's row made before its first admission would make it, so it can be held from the start.
+  pqxx::nontransaction(*conn_).exec(
+      "INSERT INTO tenant_spend (tenant, day) VALUES ('tenant-b', cogo_utc_day(now()))");
+  auto holder = db::Connect(DatabaseUrl(), "cogo-test-holder");
+  auto hold = std::make_unique<pqxx::work>(*holder);
+  hold->exec("SELECT FROM tenant_spend WHERE tenant = 'tenant-b' FOR UPDATE");
+
+  auto sink = std::make_shared<LogSink>();
+  runtime::WorkerOptions o = Base();
+  executor::ConfigureExecutorWorker(o);
+  o.concurrency = 16;
+  o.batch_size = 64;
+  runtime::Worker executor(o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, MakeTestLogger("executor", sink)),
+                           nullptr, logger_);
+  executor.Start();
+
+  const std::string spend = "application_name = 'cogo-executor-spend'";
+  const std::string blocked = spend + " AND wait_event_type = 'Lock'";
+  const auto backends = [](const std::string& which) {
+    return Scalar<int64_t>("SELECT count(*) FROM pg_stat_activity WHERE " + which);
+  };
+  const auto kill = [](const std::string& which) {
+    return Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE " + which);
+  };
+  constexpr const char* kGroupFailed = "admissions failed; admitting them one at a time";
+  // The first kills may hit a group of one, or a lone admission after a group failed; while
+  // the leader waits, the other handler threads queue theirs, so the next group holds several.
+  int64_t kills_mid_group = 0;
+  while (sink->Count(kGroupFailed) == 0) {
+    ASSERT_LT(kills_mid_group, 12) << sink->Text();
+    ASSERT_TRUE(WaitFor([&] { return backends(blocked) == 1 || sink->Count(kGroupFailed) > 0; }, 10s))
+        << sink->Text();
+    kills_mid_group += kill(blocked);
+  }
+  hold->commit();
+  const auto unfinished = [] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' "
+                           "AND status IN ('queued', 'running')");
+  };
+  ASSERT_GT(unfinished(), 0) << "nothing left to admit after the first kills";
+  // Spaced so that the executor reconnects and admits between kills: each lands somewhere else.
+  int64_t kills_later = 0;
+  for (int i = 0; i < 10 && unfinished() > 0; ++i) {
+    std::this_thread::sleep_for(30ms);
+    kills_later += kill(spend);
+  }
+  ASSERT_TRUE(WaitFor([&] { return unfinished() == 0; }, 60s)) << sink->Text();
+  executor.Drain();
+  EXPECT_GT(kills_later, 0) << "no spend backend to kill while admitting";
+
+  // Done with exactly one hand-off, or refused over the cap by name with none; one final event.
+  EXPECT_EQ(Scalar<int64_t>(
+                "SELECT count(*) FROM agent_messages m WHERE role = 'execute' AND NOT ("
+                "(status = 'done' AND (SELECT count(*) FROM agent_messages c WHERE c.parent_id = m.id) = 1) "
+                "OR (status = 'failed' AND tenant = 'capped' AND last_error LIKE 'tenant_budget_exhausted:%' "
+                "AND NOT EXISTS (SELECT FROM agent_messages c WHERE c.parent_id = m.id)))"),
+            0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages m WHERE role = 'execute' AND "
+                            "(SELECT count(*) FROM bus_trail t WHERE t.message_id = m.id "
+                            "AND t.event IN ('completed', 'failed', 'dead_lettered')) <> 1"),
+            0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'execute_enqueued'"),
+            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"));
+  const auto handed_off = [](const std::string& tenant) {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat' AND tenant = '" + tenant + "'");
+  };
+  EXPECT_EQ(handed_off("tenant-a"), kRounds);
+  EXPECT_EQ(handed_off("tenant-b"), kRounds);
+  const double capped = Scalar<double>(
+      "SELECT coalesce(sum((payload->'__assignment'->'budget'->>'maxCostUsd')::numeric), 0)::float8 "
+      "FROM agent_messages WHERE role = 'chat' AND tenant = 'capped'");
+  EXPECT_LE(capped, 1.0 + 1e-9);
+  EXPECT_GT(capped, 0.0);
+  EXPECT_EQ(Scalar<int64_t>(
+                "SELECT count(*) FROM agent_messages WHERE role = 'execute' AND tenant = 'capped' "
+                "AND status = 'failed' AND " +
+                std::to_string(capped) + " + (payload->'__assignment'->'budget'->>'maxCostUsd')::numeric <= 1"),
+            0)
+      << "no call was refused that still fits next to everything admitted";
+  // Rows one transaction wrote share its xmin: fewer transactions than hand-offs.
+  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages WHERE role = 'chat'"),
+            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"))
+      << "no two admissions shared a transaction";
+  const std::string totals = "SELECT string_agg(tenant || ' ' || spent_usd::float8 || ' ' || reserved_usd::float8, "
+                             "', ' ORDER BY tenant) FROM tenant_spend";
+  const std::string before = ScalarText(totals);
+  EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + std::to_string(capped) + "::numeric::float8::text") +
+                        ", tenant-a 0 1, tenant-b 0 2");
   pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
   EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
 }

@@ -1,9 +1,7 @@
 #include "cogo/executor/dispatcher.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <random>
 
@@ -11,6 +9,7 @@
 #include <pqxx/transaction>
 
 #include "cogo/base/clock.h"
+#include "cogo/base/flat_combiner.h"
 #include "cogo/bus/bus.h"
 #include "cogo/db/connection.h"
 #include "cogo/db/reconnect.h"
@@ -147,13 +146,11 @@ TenantCommitment ReserveHandOffs(pqxx::transaction_base& txn, const std::string&
 
 namespace {
 
-// One claimed execute message waiting for its admission; `result` is set (under the dispatcher's
-// mutex) by whichever handler thread admitted it.
+// One claimed execute message waiting for its admission.
 struct Admission {
   const bus::ClaimedMessage& message;
   const ExecuteRequest& request;
   std::stop_token stop;
-  std::optional<HandlerResult> result;
 };
 
 // The handler's state: the policy, and the admissions waiting for the one handler thread that
@@ -165,12 +162,9 @@ class Dispatcher {
     if (!options_.policy) throw std::invalid_argument("executor: no policy table");
   }
 
-  // Flat combining: the calling thread queues its admission; whichever thread finds no group
-  // in progress takes every admission queued (its own among them, or not yet) and admits them
-  // in one transaction while the others wait. Under load a group holds many admissions, so a
-  // tenant's row is locked and a commit made once per group instead of once per message, and
-  // handler threads no longer queue on the tenant's row lock; alone, a message is a group of
-  // one and waits for nobody.
+  // Admissions are combined (base::FlatCombiner): under load a tenant's row is locked and a
+  // commit made once per group instead of once per message, and handler threads no longer queue
+  // on the tenant's row lock.
   HandlerResult Handle(runtime::HandlerContext& ctx) {
     const bus::ClaimedMessage& m = ctx.message;
     auto prepared = Prepare(m, *options_.policy);
@@ -178,30 +172,14 @@ class Dispatcher {
       logger_->warn("execute {} refused: {}", m.lease.message_id, refused->error());
       return std::move(*refused);
     }
-    Admission mine{m, std::get<ExecuteRequest>(prepared), ctx.stop, std::nullopt};
-    std::unique_lock lock(mu_);
-    waiting_.push_back(&mine);
-    while (!mine.result) {
-      if (admitting_) {
-        admitted_.wait(lock);
-        continue;
-      }
-      admitting_ = true;
-      std::vector<Admission*> group;
-      group.swap(waiting_);
-      lock.unlock();
-      std::vector<HandlerResult> results;
+    return admissions_.Submit(Admission{m, std::get<ExecuteRequest>(prepared), ctx.stop},
+                              [&](const std::vector<Admission*>& group) {
       try {
-        results = AdmitGroup(group, ctx.stop);
+        return AdmitGroup(group, ctx.stop);
       } catch (const std::exception& e) {  // out of memory, say: every waiter still gets an answer
-        results.assign(group.size(), HandlerResult::Retry("handler_exception", OneLine(e.what())));
+        return std::vector<HandlerResult>(group.size(), HandlerResult::Retry("handler_exception", OneLine(e.what())));
       }
-      lock.lock();
-      for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
-      admitting_ = false;
-      admitted_.notify_all();
-    }
-    return std::move(*mine.result);
+    });
   }
 
  private:
@@ -398,11 +376,8 @@ class Dispatcher {
   const db::Connector connector_{options_.database_url, "cogo-executor-spend", db::ReconnectPolicy{},
                                  std::string("SET synchronous_commit = off; ") + db::kPreferIndexScans};
 
-  std::mutex mu_;
-  std::condition_variable admitted_;  // a group was admitted: its waiters have their results
-  std::vector<Admission*> waiting_;
-  bool admitting_ = false;
-  // Used by the admitting thread only.
+  base::FlatCombiner<Admission, HandlerResult> admissions_;
+  // Used by the thread running a group only.
   std::unique_ptr<pqxx::connection> conn_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> unit_{0.0, 1.0};

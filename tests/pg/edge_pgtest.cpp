@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
+#include <thread>
 
 #include "cogo/auth/jwt.h"
 #include "cogo/edge/edge_server.h"
@@ -173,6 +175,77 @@ TEST_F(EdgeTest, IdempotencyKeyReturnsTheFirstRequest) {
   EXPECT_EQ(json::parse(first.body)["id"], json::parse(second.body)["id"]);
   EXPECT_TRUE(json::parse(second.body).value("duplicate", false));
   EXPECT_EQ(Messages(), 1);
+}
+
+// Requests that arrive while another is being written share its successor's transaction
+// (base::FlatCombiner in the edge): each still gets its own message, a key shared by concurrent
+// requests still names one message, and fewer transactions than messages wrote them.
+TEST_F(EdgeTest, ConcurrentRequestsShareInsertsAndEachGetsItsOwnMessage) {
+  const auto edge = StartEdge({"--rate-per-s", "0", "--http-threads", "16"});
+  constexpr int kThreads = 12;
+  constexpr int kEach = 20;
+  struct Sent {
+    std::string text;
+    std::string key;
+    int status = 0;
+    int64_t id = 0;
+    bool duplicate = false;
+  };
+  std::vector<std::vector<Sent>> sent(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        const std::string tenant = t % 2 == 0 ? "acme" : "beta";
+        for (int i = 0; i < kEach; ++i) {
+          Sent s;
+          s.text = "request " + std::to_string(t) + "-" + std::to_string(i);
+          auto headers = Auth(Token(tenant));
+          // Threads 0 and 2 (both acme) send the same keys at the same moments.
+          if (t == 0 || t == 2) {
+            s.key = "shared-" + std::to_string(i);
+            headers["Idempotency-Key"] = s.key;
+          }
+          const auto r = HttpPost(edge->port(), kPath,
+                                  json{{"tenant", tenant}, {"intent", "chat"}, {"payload", {{"message", s.text}}}}.dump(),
+                                  headers);
+          s.status = r.status;
+          if (r.status == 202) {
+            const auto body = json::parse(r.body);
+            s.id = body["id"].get<int64_t>();
+            s.duplicate = body.value("duplicate", false);
+          }
+          sent[static_cast<size_t>(t)].push_back(s);
+        }
+      });
+    }
+  }
+  std::map<int64_t, int> answers;  // id -> requests answered with it
+  for (const auto& list : sent) {
+    for (const auto& s : list) {
+      ASSERT_EQ(s.status, 202) << s.text;
+      ++answers[s.id];
+      if (s.key.empty()) {
+        EXPECT_EQ(ScalarText("SELECT payload->'payload'->>'message' FROM agent_messages WHERE id = " + std::to_string(s.id)),
+                  s.text);
+      }
+    }
+  }
+  for (int i = 0; i < kEach; ++i) {  // one message per shared key; one of its two requests says duplicate
+    const Sent& a = sent[0][static_cast<size_t>(i)];
+    const Sent& b = sent[2][static_cast<size_t>(i)];
+    EXPECT_EQ(a.id, b.id) << a.key;
+    EXPECT_NE(a.duplicate, b.duplicate) << a.key;
+    EXPECT_EQ(answers[a.id], 2) << a.key;
+  }
+  const int64_t expected = (kThreads - 2) * kEach + kEach;
+  EXPECT_EQ(Messages(), expected);
+  EXPECT_EQ(static_cast<int64_t>(answers.size()), expected) << "two requests without a key shared a message";
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE service = 'orchestrator' AND role = 'decide' "
+                            "AND tenant = CASE WHEN payload->>'tenant' = 'acme' THEN 'acme' ELSE 'beta' END"),
+            expected);
+  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages"), expected)
+      << "every request was written by its own transaction";
 }
 
 TEST_F(EdgeTest, GetIsTenantScopedAndReadinessChecksTheSchema) {

@@ -60,7 +60,7 @@ struct Config {
   int max_rate = 5000;
   double sustain_p99_ms = 1000;
   int settle_s = 60;  // how long to wait for the last results after sending
-  int senders = 6;    // keep-alive connections; each holds one of the edge's HTTP threads (8)
+  int senders = 6;    // keep-alive connections; each holds one of the edge's HTTP threads
   std::string json_path;
 };
 
@@ -89,7 +89,8 @@ struct Tenants {
 std::vector<Request> Send(const Config& cfg, const Tenants& tenants, const std::string& apikey, int rate,
                           int64_t& refused, double& send_rate) {
   const int64_t n = static_cast<int64_t>(rate) * cfg.duration_s;
-  const int threads = std::clamp(rate / 10 + 1, 1, cfg.senders);
+  // One sender per 16 requests/s, up to --senders: 7 at 100/s, as many as allowed at 1,000/s.
+  const int threads = std::clamp(rate / 16 + 1, 1, cfg.senders);
   std::vector<std::vector<Request>> accepted(static_cast<size_t>(threads));
   std::atomic<int64_t> refused_n{0};
   std::mutex error_mu;

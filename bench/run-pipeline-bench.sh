@@ -6,7 +6,8 @@
 # Release build with the shipped example configuration (cogo-orchestrator-brain,
 # cogo-executor-dispatcher, cogo-gateway-chat with the offline deterministic model,
 # cogo-bus-reclaimer, cogo-bus-retention, cogo-edge with its per-tenant rate limit off), mints a
-# token, and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
+# token, warms the stack up (every daemon's connections and statements: 2 s at 100/s, not
+# counted), and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
 # second, then higher rates until one is not sustained. Prints edge-accept -> result and the
 # time of every hop per rate, the CPU time each daemon and each kind of database session used
 # while the rates ran (what the host spends on requests; the load generator is not counted), and
@@ -14,13 +15,16 @@
 # exit.
 #
 # Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
-#                                    [--json PATH] [--statements N] [--waits]
+#                                    [--json PATH] [--statements N] [--waits] [--senders N]
 #   --rates LIST   requests per second, comma-separated (default 10,100,500)
 #   --duration S   seconds per rate (default 10)
 #   --no-find-max  only the listed rates
 #   --tenants N    spread the requests round-robin over N tenants (default 1: every admission
 #                  updates the same tenant's running total, sql/021)
 #   --json PATH    JSON summary (default bench/results/pipeline.json)
+#   --senders N    keep-alive connections sending (default 16; the edge gets N + 8 HTTP threads,
+#                  since an idle keep-alive connection holds one): enough that the senders, each
+#                  waiting for its 202 (a durable commit), can offer 1,000/s and more
 #   --statements N preload pg_stat_statements (track = all: trigger and function bodies too) and
 #                  print, after the last rate, the N statements with the most execution time
 #                  (calls, mean ms, rows and WAL bytes per call): where the database's share
@@ -37,7 +41,7 @@ log() { printf 'run-pipeline-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 rates=10,100,500 duration=10 find_max=--find-max tenants=1 json_out=$repo/bench/results/pipeline.json
-statements=0 waits=0
+statements=0 waits=0 senders=16
 while (($#)); do
   case $1 in
     --rates) rates=$2; shift ;;
@@ -47,6 +51,7 @@ while (($#)); do
     --json) json_out=$2; shift ;;
     --statements) statements=$2; shift; [[ $statements =~ ^[0-9]+$ ]] || die "--statements takes a count" ;;
     --waits) waits=1 ;;
+    --senders) senders=$2; shift; [[ $senders =~ ^[0-9]+$ ]] || die "--senders takes a count" ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -101,7 +106,7 @@ start cogo-executor-dispatcher
 start cogo-gateway-chat
 start cogo-bus-reclaimer
 start cogo-bus-retention
-start cogo-edge --port "$edge_port"
+start cogo-edge --port "$edge_port" --http-threads $((senders + 8))
 for port in "$brain_port" "$edge_port"; do
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && continue 2
@@ -121,6 +126,11 @@ for tenant in "${tenant_names[@]}"; do
 done
 export COGO_BENCH_TOKEN
 mkdir -p "$(dirname "$json_out")"
+# The first requests meet cold connections (statements prepared, plans and catalog caches made
+# on first use): a warm-up run, not counted, so the rates measure the steady state.
+"$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
+  --tenant bench --tenants "$tenants" --rates 100 --duration 2 --senders "$senders" >/dev/null \
+  || die "the warm-up run failed"
 # CPU ticks (user + system) of every daemon and every process of the cluster, one "pid ticks" line each.
 cpu_ticks() {
   local pid
@@ -140,7 +150,8 @@ if ((waits)); then  # one psql session reads a query every 10 ms until the sampl
 fi
 # shellcheck disable=SC2086  # $find_max is one flag or nothing
 "$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
-  --tenant bench --tenants "$tenants" --rates "$rates" --duration "$duration" $find_max --json "$json_out"
+  --tenant bench --tenants "$tenants" --rates "$rates" --duration "$duration" $find_max --senders "$senders" \
+  --json "$json_out"
 log "summary: $json_out"
 cpu_ticks >"$scratch/cpu.after"
 printf '\nCPU seconds used while the rates ran (user + system):\n'

@@ -74,35 +74,40 @@ class Flusher {
   }
 
   // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
-  // rows whose lease still holds are locked first, so the trail reads cause before effect:
-  // domain events, then children (execute_enqueued), then the outcome itself.
+  // rows whose lease still holds are locked first when children or events ride along, so the
+  // trail reads cause before effect: domain events, then children (execute_enqueued), then the
+  // outcome itself. Usage needs no lock: it is recorded after the statement that ends its
+  // attempt, for the attempts whose lease that statement found holding.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
     std::vector<bus::Lease> leases;
     leases.reserve(batch.size());
-    bool extras = false;
+    bool rides_along = false;  // children or events: they must wait for the lease's verdict
+    bool usage_rides = false;
     bool only_completions = true;
     for (const auto& o : batch) {
       leases.push_back(o.lease());
-      extras = extras || !o.publish.empty() || !o.events.empty() || o.usage.has_value();
+      rides_along = rides_along || !o.publish.empty() || !o.events.empty();
+      usage_rides = usage_rides || o.usage.has_value();
       only_completions = only_completions && o.kind == Outcome::Kind::complete;
     }
     // Plain completions are one statement, atomic on its own: autocommit saves BEGIN and COMMIT.
     std::unique_ptr<pqxx::transaction_base> txn;
-    if (only_completions && !extras) {
+    if (only_completions && !rides_along && !usage_rides) {
       txn = std::make_unique<pqxx::nontransaction>(bus.connection(), "flush");
     } else {
       txn = std::make_unique<pqxx::work>(bus.connection(), "flush");
     }
     // Plain outcomes need no lock: the complete/fail/release statements check the lease
-    // themselves. Only what rides along (children, events, usage) must wait for that verdict.
+    // themselves.
     const std::vector<bool> held =
-        extras ? bus.LockLeases(*txn, leases) : std::vector<bool>(batch.size(), true);
+        rides_along ? bus.LockLeases(*txn, leases) : std::vector<bool>(batch.size(), true);
 
     WorkerStats delta;
     std::vector<bus::PublishRequest> follow_ups;
     std::vector<bus::AuditEvent> events;
     std::vector<usage::UsageRecord> usage;
     std::vector<bus::Completion> completions;
+    std::vector<const Outcome*> completed_outcomes;  // parallel to completions
     std::vector<const Outcome*> failures;
     for (size_t i = 0; i < batch.size(); ++i) {
       const Outcome& o = batch[i];
@@ -112,8 +117,10 @@ class Flusher {
       }
       follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
       events.insert(events.end(), o.events.begin(), o.events.end());
-      if (o.usage) usage.push_back(*o.usage);
-      if (o.kind == Outcome::Kind::complete) completions.push_back(o.completion);
+      if (o.kind == Outcome::Kind::complete) {
+        completions.push_back(o.completion);
+        completed_outcomes.push_back(&o);
+      }
       if (o.kind == Outcome::Kind::fail) failures.push_back(&o);
       if (o.kind == Outcome::Kind::release) {
         ++(bus.Release(*txn, o.lease()) ? delta.released : delta.lease_lost);
@@ -127,7 +134,15 @@ class Flusher {
       const auto first = follow_ups.begin() + static_cast<std::ptrdiff_t>(i);
       (void)bus.PublishBatch(*txn, {first, first + static_cast<std::ptrdiff_t>(std::min(chunk, follow_ups.size() - i))});
     }
-    for (bool h : bus.CompleteBatch(*txn, completions)) ++(h ? delta.completed : delta.lease_lost);
+    const std::vector<bool> completed = bus.CompleteBatch(*txn, completions);
+    for (size_t i = 0; i < completed.size(); ++i) {
+      if (!completed[i]) {
+        ++delta.lease_lost;
+        continue;
+      }
+      ++delta.completed;
+      if (completed_outcomes[i]->usage) usage.push_back(*completed_outcomes[i]->usage);
+    }
     for (const Outcome* o : failures) {
       const auto result = bus.Fail(*txn, o->failure);
       switch (result) {
@@ -136,6 +151,7 @@ class Flusher {
         case bus::FailOutcome::failed: ++delta.failed; break;
         case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
       }
+      if (result != bus::FailOutcome::lease_lost && o->usage) usage.push_back(*o->usage);
       s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
                     o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
     }

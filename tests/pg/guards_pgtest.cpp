@@ -247,5 +247,48 @@ TEST_F(GuardTest, LostLeaseLeavesNoFollowUpsEventsOrUsage) {
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM message_usage"), 0);
 }
 
+// Usage alone takes no lease lock: it is recorded after the statement that ends its attempt, and
+// only when that statement found the lease holding, for a completion and a failure alike.
+TEST_F(GuardTest, UsageAloneIsRecordedOnlyForTheAttemptWhoseLeaseHeld) {
+  struct Case {
+    const char* name;
+    HandlerResult (*result)();
+  };
+  const Case cases[] = {
+      {"completed", [] { return HandlerResult::Complete(R"({"reply":"ok"})", "ok"); }},
+      {"failed", [] { return HandlerResult::Fail("upstream_refused", "the provider said no"); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    runtime::WorkerOptions o = Options();
+    o.guards.served_models.clear();
+    std::atomic<bool> go{false};
+    std::atomic<int> runs{0};
+    runtime::Worker worker(o, [&](HandlerContext& ctx) {
+      ++runs;
+      while (!go) std::this_thread::sleep_for(5ms);
+      (void)ctx.usage.Report({3, 4, 0.001});
+      return c.result();
+    }, nullptr, logger_);
+    const auto status = [](int64_t id) {
+      return ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id));
+    };
+    const auto lost = bus_->Publish(Message()).id;
+    worker.Start();
+    ASSERT_TRUE(WaitFor([&] { return status(lost) == "running"; }));
+    ASSERT_TRUE(bus_->Cancel(lost, "operator"));
+    go = true;
+    ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }));
+    const auto held = bus_->Publish(Message()).id;
+    ASSERT_TRUE(WaitFor([&] { return status(held) == "done" || status(held) == "failed" || status(held) == "dead"; }));
+    worker.Drain();
+    EXPECT_EQ(runs.load(), 2);
+    EXPECT_EQ(Trail(lost), "claimed cancelled");
+    EXPECT_EQ(ScalarText("SELECT string_agg(message_id::text || ' ' || (input_tokens + output_tokens), ',') "
+                         "FROM message_usage WHERE message_id IN (" + std::to_string(lost) + ", " + std::to_string(held) + ")"),
+              std::to_string(held) + " 7");
+  }
+}
+
 }  // namespace
 }  // namespace cogo::testing

@@ -4,6 +4,7 @@
 #include <pqxx/transaction>
 
 #include <chrono>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 
@@ -11,6 +12,7 @@
 #include "cogo/base/unix_time.h"
 #include "cogo/bus/bus.h"
 #include "cogo/bus/keys.h"
+#include "cogo/db/reconnect.h"
 #include "cogo/orchestrator/request_view.h"
 
 namespace cogo::edge {
@@ -74,9 +76,11 @@ class Ingress {
     if (auto rejection = bus::Validate(message, bus::BusLimits{})) {
       return http::Error(400, rejection->reason, rejection->detail);
     }
-    const bus::Published published = inserts_.Submit(std::move(message), [this](const std::vector<bus::PublishRequest*>& group) {
+    const Inserted inserted = inserts_.Submit(std::move(message), [this](const std::vector<bus::PublishRequest*>& group) {
       return Insert(group);
     });
+    if (inserted.error) std::rethrow_exception(inserted.error);
+    const bus::Published& published = inserted.published;
     logger_->info("enqueued decide {} for tenant {} intent {}{} (request {})", published.id, request.tenant,
                   request.intent, published.created ? "" : " (idempotent repeat)", req.id());
     json body = {{"id", published.id},
@@ -99,23 +103,52 @@ class Ingress {
   }
 
  private:
+  // What one request's insert came to: its message, or the failure its HTTP answer reports.
+  struct Inserted {
+    bus::Published published;
+    std::exception_ptr error;
+  };
+
   // One transaction for the requests that arrived while the previous one was being written
   // (base::FlatCombiner): under load one insert statement and one WAL flush serve many
-  // requests; alone, a request is written at once. The transaction's commit reports a doubt
-  // instead of being repeated, so a request without an idempotency key is never enqueued twice;
-  // with a key every message is found again, so those groups may run again on a fresh connection.
-  std::vector<bus::Published> Insert(const std::vector<bus::PublishRequest*>& group) {
+  // requests; alone, a request is written at once. A group that the database refused as a whole
+  // (a payload jsonb rejects, a deadlock with another edge) rolled back, so its requests are
+  // written again one at a time and a failure belongs to the request it concerns. A lost
+  // connection or a commit in doubt is every member's answer: the group is never written twice.
+  std::vector<Inserted> Insert(const std::vector<bus::PublishRequest*>& group) {
     std::vector<bus::PublishRequest> messages;
     messages.reserve(group.size());
-    bool keyed = true;
-    for (bus::PublishRequest* m : group) {
-      keyed = keyed && !m->idempotency_key.empty();
-      messages.push_back(std::move(*m));
+    for (bus::PublishRequest* m : group) messages.push_back(std::move(*m));
+    try {
+      std::vector<Inserted> out;
+      for (auto& published : InsertTogether(messages)) out.push_back({published, nullptr});
+      return out;
+    } catch (const std::exception& e) {
+      const auto kind = db::Classify(e);
+      if (messages.size() == 1 || (kind != db::FailureKind::other && kind != db::FailureKind::rolled_back)) throw;
+      logger_->warn("a group of {} inserts was refused ({}); writing them one at a time", messages.size(),
+                    db::FailureKindName(kind));
     }
+    std::vector<Inserted> out(messages.size());
+    for (size_t i = 0; i < messages.size(); ++i) {
+      try {
+        out[i].published = InsertTogether({messages[i]}).front();
+      } catch (...) {
+        out[i].error = std::current_exception();
+      }
+    }
+    return out;
+  }
+
+  // A single keyed request is one autocommitted statement, which the pool may run again after a
+  // lost connection (the key finds the first message). Anything else runs in an explicit
+  // transaction: a connection lost before its commit wrote nothing and is retried, while a commit
+  // whose answer was lost is reported (never repeated), so a request is never enqueued twice.
+  std::vector<bus::Published> InsertTogether(const std::vector<bus::PublishRequest>& messages) {
     std::vector<bus::Published> published;
     service_.pool().With([&](pqxx::connection& conn) {
       bus::Bus bus(conn);
-      if (messages.size() == 1 && keyed) {
+      if (messages.size() == 1 && !messages.front().idempotency_key.empty()) {
         published = {bus.Publish(messages.front())};
         return;
       }
@@ -131,7 +164,7 @@ class Ingress {
   EdgeOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
   RateLimiter limiter_;
-  base::FlatCombiner<bus::PublishRequest, bus::Published> inserts_;
+  base::FlatCombiner<bus::PublishRequest, Inserted> inserts_;
 };
 
 }  // namespace

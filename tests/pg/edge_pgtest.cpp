@@ -2,12 +2,14 @@
 // code and nothing enqueued), the rate limit, tenant scoping, readiness, and a request end to
 // end: POST -> 202 -> the result through GET with the trail decide -> execute -> gateway/chat.
 #include <nlohmann/json.hpp>
+#include <pqxx/transaction>
 
 #include <chrono>
 #include <map>
 #include <thread>
 
 #include "cogo/auth/jwt.h"
+#include "cogo/db/connection.h"
 #include "cogo/edge/edge_server.h"
 #include "cogo/http/json_service.h"
 #include "front_support.h"
@@ -246,6 +248,42 @@ TEST_F(EdgeTest, ConcurrentRequestsShareInsertsAndEachGetsItsOwnMessage) {
             expected);
   EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages"), expected)
       << "every request was written by its own transaction";
+}
+
+// A group the database refuses as a whole (here: a payload jsonb cannot store, a NUL character)
+// is written again one request at a time: only the request it concerns fails.
+TEST_F(EdgeTest, ARequestTheDatabaseRefusesFailsAloneNotTheOthersOfItsGroup) {
+  const auto edge = StartEdge({"--rate-per-s", "0"});
+  auto holder = db::Connect(DatabaseUrl(), "cogo-test-holder");
+  auto hold = std::make_unique<pqxx::work>(*holder);
+  hold->exec0("LOCK TABLE agent_messages IN SHARE MODE");  // inserts wait: the next ones queue
+  const auto send = [&](const std::string& text) {
+    return HttpPost(edge->port(), kPath,
+                    json{{"tenant", "acme"}, {"intent", "chat"}, {"payload", {{"message", text}}}}.dump(),
+                    Auth(Token("acme")));
+  };
+  HttpResult first;
+  std::vector<HttpResult> queued(4);
+  {
+    std::jthread leader([&] { first = send("first"); });
+    std::this_thread::sleep_for(300ms);  // its insert waits for the lock
+    std::vector<std::jthread> others;
+    for (size_t i = 0; i < queued.size(); ++i) {
+      others.emplace_back([&, i] { queued[i] = send(i == 1 ? std::string("bad\0byte", 8) : "good " + std::to_string(i)); });
+    }
+    std::this_thread::sleep_for(500ms);  // they queue behind the first insert
+    hold->commit();
+  }
+  EXPECT_EQ(first.status, 202) << first.body;
+  for (size_t i = 0; i < queued.size(); ++i) {
+    if (i == 1) {
+      EXPECT_GE(queued[i].status, 500) << queued[i].body;
+    } else {
+      EXPECT_EQ(queued[i].status, 202) << i << ": " << queued[i].body;
+    }
+  }
+  EXPECT_EQ(Messages(), 4);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE payload->'payload'->>'message' LIKE 'bad%'"), 0);
 }
 
 TEST_F(EdgeTest, GetIsTenantScopedAndReadinessChecksTheSchema) {

@@ -37,12 +37,12 @@ class FlatCombiner {
       std::vector<Slot*> group;
       group.swap(waiting_);
       lock.unlock();
-      std::vector<Item*> items;
-      items.reserve(group.size());
-      for (Slot* slot : group) items.push_back(&slot->item);
       std::vector<Result> results;
       std::exception_ptr error;
-      try {
+      try {  // whatever throws, every member of the group gets an answer
+        std::vector<Item*> items;
+        items.reserve(group.size());
+        for (Slot* slot : group) items.push_back(&slot->item);
         results = run_group(items);
         if (results.size() != group.size()) throw std::logic_error("a group's run returned a result count unlike its size");
       } catch (...) {

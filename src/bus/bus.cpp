@@ -94,6 +94,15 @@ auto Autocommit(pqxx::connection& conn, Fn&& fn) {
   return fn(txn);
 }
 
+// Whether valid JSON text escapes a NUL character (\u0000, in a string or a key): jsonb cannot
+// store one, and the insert would fail with everything written beside it.
+bool EscapesNul(std::string_view json_text) {
+  for (size_t i = json_text.find('\\'); i != std::string_view::npos; i = json_text.find('\\', i + 2)) {
+    if (json_text.substr(i + 1, 5) == "u0000") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 const char* FailOutcomeName(FailOutcome outcome) {
@@ -135,6 +144,9 @@ std::optional<Rejection> Validate(const PublishRequest& request, const BusLimits
   const auto first = request.payload_json.find_first_not_of(" \t\r\n");
   if (request.payload_json[first] != '{') {
     return Rejection{"payload_not_object", "payload must be a JSON object"};
+  }
+  if (EscapesNul(request.payload_json)) {
+    return Rejection{"nul_character", "payload holds a \\u0000 character, which PostgreSQL's jsonb cannot store"};
   }
   return std::nullopt;
 }

@@ -141,6 +141,9 @@ TEST_F(BusTest, BadInputIsRejectedAndWritesNothing) {
       {"zero attempts", [](auto& r) { r.max_attempts = 0; }, "bad_max_attempts"},
       {"oversize", [](auto& r) { r.payload_json = R"({"x":")" + std::string(1 << 20, 'a') + "\"}"; },
        "payload_too_large"},
+      // jsonb cannot store a NUL: the insert would fail, and every message of its statement with it.
+      {"nul in a string", [](auto& r) { r.payload_json = R"({"a":"x\u0000y"})"; }, "nul_character"},
+      {"nul in a key", [](auto& r) { r.payload_json = R"({"\u0000":1})"; }, "nul_character"},
   };
   for (const auto& c : cases) {
     auto request = Message();
@@ -156,6 +159,8 @@ TEST_F(BusTest, BadInputIsRejectedAndWritesNothing) {
   }
   EXPECT_THROW((void)bus_->PublishBatch(std::vector<bus::PublishRequest>(10001, Message())),
                bus::InvalidMessage);
+  // An escaped backslash followed by the text u0000 is no NUL.
+  EXPECT_FALSE(bus::Validate(Message(R"({"path":"C:\\u0000"})"), bus::BusLimits{}).has_value());
   // A row written by SQL meets the same rule (sql/018's CHECK).
   for (const char* route : {"'a/b', 'echo'", "'test', 'echo/2'"}) {
     EXPECT_THROW(pqxx::nontransaction(*conn_).exec(

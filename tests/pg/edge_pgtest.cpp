@@ -2,6 +2,7 @@
 // code and nothing enqueued), the rate limit, tenant scoping, readiness, and a request end to
 // end: POST -> 202 -> the result through GET with the trail decide -> execute -> gateway/chat.
 #include <nlohmann/json.hpp>
+#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 #include <chrono>
@@ -250,10 +251,27 @@ TEST_F(EdgeTest, ConcurrentRequestsShareInsertsAndEachGetsItsOwnMessage) {
       << "every request was written by its own transaction";
 }
 
-// A group the database refuses as a whole (here: a payload jsonb cannot store, a NUL character)
-// is written again one request at a time: only the request it concerns fails.
+// A group the database refuses as a whole is written again one request at a time: only the
+// request it concerns fails. The refusal is injected with a trigger that rejects one row (what
+// a constraint, a deadlock between edges or a value the server cannot store would do).
 TEST_F(EdgeTest, ARequestTheDatabaseRefusesFailsAloneNotTheOthersOfItsGroup) {
   const auto edge = StartEdge({"--rate-per-s", "0"});
+  auto admin = db::Connect(DatabaseUrl(), "cogo-test-admin");
+  pqxx::nontransaction(*admin).exec(R"SQL(
+CREATE FUNCTION test_refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.payload->'payload'->>'message' = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER test_refuse_poison BEFORE INSERT ON agent_messages
+  FOR EACH ROW EXECUTE FUNCTION test_refuse_poison();)SQL");
+  struct DropOnExit {  // the next tests share the schema
+    pqxx::connection& conn;
+    ~DropOnExit() {
+      pqxx::nontransaction(conn).exec(
+          "DROP TRIGGER test_refuse_poison ON agent_messages; DROP FUNCTION test_refuse_poison()");
+    }
+  } drop{*admin};
   auto holder = db::Connect(DatabaseUrl(), "cogo-test-holder");
   auto hold = std::make_unique<pqxx::work>(*holder);
   hold->exec0("LOCK TABLE agent_messages IN SHARE MODE");  // inserts wait: the next ones queue
@@ -269,7 +287,7 @@ TEST_F(EdgeTest, ARequestTheDatabaseRefusesFailsAloneNotTheOthersOfItsGroup) {
     std::this_thread::sleep_for(300ms);  // its insert waits for the lock
     std::vector<std::jthread> others;
     for (size_t i = 0; i < queued.size(); ++i) {
-      others.emplace_back([&, i] { queued[i] = send(i == 1 ? std::string("bad\0byte", 8) : "good " + std::to_string(i)); });
+      others.emplace_back([&, i] { queued[i] = send(i == 1 ? "poison" : "good " + std::to_string(i)); });
     }
     std::this_thread::sleep_for(500ms);  // they queue behind the first insert
     hold->commit();
@@ -283,7 +301,17 @@ TEST_F(EdgeTest, ARequestTheDatabaseRefusesFailsAloneNotTheOthersOfItsGroup) {
     }
   }
   EXPECT_EQ(Messages(), 4);
-  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE payload->'payload'->>'message' LIKE 'bad%'"), 0);
+}
+
+// A payload jsonb cannot store (a NUL character) is refused by name before it is written.
+TEST_F(EdgeTest, APayloadWithANulCharacterIsRefusedByName) {
+  const auto edge = StartEdge({"--rate-per-s", "0"});
+  const auto r = HttpPost(edge->port(), kPath,
+                          json{{"tenant", "acme"}, {"intent", "chat"}, {"payload", {{"message", std::string("a\0b", 3)}}}}.dump(),
+                          Auth(Token("acme")));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body).value("error", ""), "nul_character") << r.body;
+  EXPECT_EQ(Messages(), 0);
 }
 
 TEST_F(EdgeTest, GetIsTenantScopedAndReadinessChecksTheSchema) {

@@ -112,7 +112,7 @@ class Ingress {
   // One transaction for the requests that arrived while the previous one was being written
   // (base::FlatCombiner): under load one insert statement and one WAL flush serve many
   // requests; alone, a request is written at once. A group that the database refused as a whole
-  // (a payload jsonb rejects, a deadlock with another edge) rolled back, so its requests are
+  // (a constraint, a deadlock with another edge) rolled back, so its requests are
   // written again one at a time and a failure belongs to the request it concerns. A lost
   // connection or a commit in doubt is every member's answer: the group is never written twice.
   std::vector<Inserted> Insert(const std::vector<bus::PublishRequest*>& group) {

@@ -270,6 +270,23 @@ TEST_F(ExecutorTest, ConcurrentExecutorsTogetherNeverPassTheTenantCap) {
             "0 1") << "the running total holds what was handed off, once";
 }
 
+// After a run of grouped admissions over tenant-a, tenant-b and capped: fewer admission
+// transactions than hand-offs (rows one transaction wrote share its xmin), each tenant's running
+// total as expected (capped reserved `capped`), and a recount from the rows agrees with it.
+void ExpectGroupedAdmissionsAndTotals(pqxx::connection& conn, const std::string& capped,
+                                      const std::string& reserved_a, const std::string& reserved_b) {
+  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages WHERE role = 'chat'"),
+            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"))
+      << "no two admissions shared a transaction";
+  const std::string totals = "SELECT string_agg(tenant || ' ' || spent_usd::float8 || ' ' || reserved_usd::float8, "
+                             "', ' ORDER BY tenant) FROM tenant_spend";
+  const std::string before = ScalarText(totals);
+  EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + capped + "::numeric::float8::text") + ", tenant-a 0 " +
+                        reserved_a + ", tenant-b 0 " + reserved_b);
+  pqxx::nontransaction(conn).exec("SELECT cogo_tenant_spend_recount()");
+  EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
+}
+
 // The messages an executor's handler threads hold at once are admitted together, in one
 // transaction per group, and each tenant's cap still holds hand-off by hand-off: a group that
 // would pass a cap admits the rest and refuses exactly the calls that do not fit (each one
@@ -327,17 +344,7 @@ TEST_F(ExecutorTest, MessagesHeldAtOnceAreAdmittedTogetherAndEachTenantsCapStill
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM (SELECT parent_id FROM agent_messages "
                             "WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) <> 1) x"),
             0);
-  // Rows one transaction wrote share its xmin: fewer transactions than hand-offs.
-  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages WHERE role = 'chat'"),
-            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"))
-      << "no two admissions shared a transaction";
-  const std::string totals = "SELECT string_agg(tenant || ' ' || spent_usd::float8 || ' ' || reserved_usd::float8, "
-                             "', ' ORDER BY tenant) FROM tenant_spend";
-  const std::string before = ScalarText(totals);
-  EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + std::to_string(capped) + "::numeric::float8::text") +
-                        ", tenant-a 0 0.16, tenant-b 0 0.32");
-  pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
-  EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
+  ExpectGroupedAdmissionsAndTotals(*conn_, std::to_string(capped), "0.16", "0.32");
 }
 
 // The admission connection killed while groups are admitted. First where a group has done all
@@ -439,17 +446,7 @@ TEST_F(ExecutorTest, AnAdmissionConnectionKilledMidGroupLosesAndDoublesNothing) 
                 std::to_string(capped) + " + (payload->'__assignment'->'budget'->>'maxCostUsd')::numeric <= 1"),
             0)
       << "no call was refused that still fits next to everything admitted";
-  // Rows one transaction wrote share its xmin: fewer transactions than hand-offs.
-  EXPECT_LT(Scalar<int64_t>("SELECT count(DISTINCT xmin::text) FROM agent_messages WHERE role = 'chat'"),
-            Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'chat'"))
-      << "no two admissions shared a transaction";
-  const std::string totals = "SELECT string_agg(tenant || ' ' || spent_usd::float8 || ' ' || reserved_usd::float8, "
-                             "', ' ORDER BY tenant) FROM tenant_spend";
-  const std::string before = ScalarText(totals);
-  EXPECT_EQ(before, "capped 0 " + ScalarText("SELECT " + std::to_string(capped) + "::numeric::float8::text") +
-                        ", tenant-a 0 1, tenant-b 0 2");
-  pqxx::nontransaction(*conn_).exec("SELECT cogo_tenant_spend_recount()");
-  EXPECT_EQ(ScalarText(totals), before) << "the recount agrees";
+  ExpectGroupedAdmissionsAndTotals(*conn_, std::to_string(capped), "1", "2");
 }
 
 // The running total against what happened: a hand-off that ends gives its reservation back and

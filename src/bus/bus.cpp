@@ -9,6 +9,7 @@
 #include "bus/statements.h"
 #include "cogo/bus/keys.h"
 #include "cogo/db/connection.h"
+#include "cogo/db/pipelined_transaction.h"
 
 namespace cogo::bus {
 namespace {
@@ -42,6 +43,23 @@ std::string PublishInput(const std::vector<PublishRequest>& requests) {
   }
   out += ']';
   return out;
+}
+
+std::vector<Lease> CompletionLeases(const std::vector<Completion>& completions) {
+  std::vector<Lease> leases;
+  leases.reserve(completions.size());
+  for (const Completion& c : completions) leases.push_back(c.lease);
+  return leases;
+}
+
+std::string EventsInput(const std::vector<AuditEvent>& events) {
+  json input = json::array();
+  for (const AuditEvent& e : events) {
+    input.push_back({{"message_id", e.message_id},
+                     {"event", e.event},
+                     {"detail", e.detail_json.empty() ? json() : json::parse(e.detail_json)}});
+  }
+  return input.dump();
 }
 
 std::string CompleteInput(const std::vector<Completion>& completions) {
@@ -201,8 +219,7 @@ std::vector<Published> Bus::PublishBatch(const std::vector<PublishRequest>& requ
   return Autocommit(conn_, [&](pqxx::transaction_base& txn) { return PublishBatch(txn, requests); });
 }
 
-std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
-                                         const std::vector<PublishRequest>& requests) {
+void Bus::ValidateBatch(const std::vector<PublishRequest>& requests) const {
   if (requests.size() > limits_.max_batch) {
     throw InvalidMessage({"batch_too_large", std::to_string(requests.size()) +
                                                  " messages; the limit is " +
@@ -211,16 +228,26 @@ std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
   for (const PublishRequest& r : requests) {
     if (auto rejection = Validate(r, limits_)) throw InvalidMessage(std::move(*rejection));
   }
+}
+
+std::vector<Published> Bus::ReadPublished(const pqxx::result& rows, size_t count) {
+  std::vector<Published> out(count);
+  for (const auto& row : rows) {
+    auto& published = out.at(row[0].as<size_t>());
+    published.created = row[2].as<bool>();
+    if (published.created) published.id = row[1].as<int64_t>();
+  }
+  return out;
+}
+
+std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
+                                         const std::vector<PublishRequest>& requests) {
+  ValidateBatch(requests);
   std::vector<Published> out(requests.size());
   if (requests.empty()) return out;
 
-  bool all_created = true;
-  for (const auto& row : txn.exec_prepared(sql::kPublishName, PublishInput(requests))) {
-    auto& published = out.at(row[0].as<size_t>());
-    published.id = row[1].as<int64_t>();
-    published.created = row[2].as<bool>();
-    all_created = all_created && published.created;
-  }
+  out = ReadPublished(txn.exec_prepared(sql::kPublishName, PublishInput(requests)), requests.size());
+  const bool all_created = std::all_of(out.begin(), out.end(), [](const Published& p) { return p.created; });
   if (all_created) return out;
 
   // Some keys were taken: report the messages that hold them.
@@ -279,7 +306,7 @@ bool Bus::Complete(const Completion& completion) {
 }
 
 bool Bus::Complete(pqxx::transaction_base& txn, const Completion& completion) {
-  return !txn.exec_prepared(sql::kCompleteName, CompleteInput({completion})).empty();
+  return CompleteBatch(txn, {completion}).front();
 }
 
 std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions) {
@@ -288,12 +315,8 @@ std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions)
 
 std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
                                      const std::vector<Completion>& completions) {
-  std::vector<bool> held(completions.size(), false);
-  if (completions.empty()) return held;
-  const pqxx::result rows = txn.exec_prepared(sql::kCompleteName, CompleteInput(completions));
-  const std::vector<ClaimId> done = Claims(rows);
-  for (size_t i = 0; i < completions.size(); ++i) held[i] = Holds(done, completions[i].lease);
-  return held;
+  if (completions.empty()) return {};
+  return ReadHeld(txn.exec_prepared(sql::kCompleteName, CompleteInput(completions)), CompletionLeases(completions));
 }
 
 FailOutcome Bus::Fail(const Failure& failure) {
@@ -301,10 +324,13 @@ FailOutcome Bus::Fail(const Failure& failure) {
 }
 
 FailOutcome Bus::Fail(pqxx::transaction_base& txn, const Failure& failure) {
-  const pqxx::result rows = txn.exec_prepared(
+  return ReadFail(txn.exec_prepared(
       sql::kFailName, failure.lease.message_id, failure.lease.owner, failure.lease.fence,
       failure.error, failure.kind != FailureKind::permanent, failure.retry_delay_ms,
-      failure.kind == FailureKind::infrastructure, kAttemptsGivenBack);
+      failure.kind == FailureKind::infrastructure, kAttemptsGivenBack));
+}
+
+FailOutcome Bus::ReadFail(const pqxx::result& rows) {
   if (rows.empty()) return FailOutcome::lease_lost;
   const std::string status = rows[0][0].as<std::string>();
   if (status == "queued") return FailOutcome::requeued;
@@ -340,23 +366,49 @@ bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
 }
 
 std::vector<bool> Bus::LockLeases(pqxx::transaction_base& txn, const std::vector<Lease>& leases) {
+  if (leases.empty()) return {};
+  return ReadHeld(txn.exec_prepared(sql::kLockLeasesName, LeaseInput(leases)), leases);
+}
+
+std::vector<bool> Bus::ReadHeld(const pqxx::result& rows, const std::vector<Lease>& leases) {
+  const std::vector<ClaimId> found = Claims(rows);
   std::vector<bool> held(leases.size(), false);
-  if (leases.empty()) return held;
-  const std::vector<ClaimId> locked =
-      Claims(txn.exec_prepared(sql::kLockLeasesName, LeaseInput(leases)));
-  for (size_t i = 0; i < leases.size(); ++i) held[i] = Holds(locked, leases[i]);
+  for (size_t i = 0; i < leases.size(); ++i) held[i] = Holds(found, leases[i]);
   return held;
 }
 
 void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events) {
   if (events.empty()) return;
-  json input = json::array();
-  for (const AuditEvent& e : events) {
-    input.push_back({{"message_id", e.message_id},
-                     {"event", e.event},
-                     {"detail", e.detail_json.empty() ? json() : json::parse(e.detail_json)}});
-  }
-  txn.exec_prepared(sql::kAddEventsName, input.dump());
+  txn.exec_prepared(sql::kAddEventsName, EventsInput(events));
+}
+
+size_t Bus::QueueLockLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases) {
+  return t.Queue(sql::kLockLeasesName, {t.Literal(LeaseInput(leases))});
+}
+
+size_t Bus::QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events) {
+  return t.Queue(sql::kAddEventsName, {t.Literal(EventsInput(events))});
+}
+
+size_t Bus::QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishRequest>& requests) {
+  ValidateBatch(requests);
+  return t.Queue(sql::kPublishName, {t.Literal(PublishInput(requests))});
+}
+
+size_t Bus::QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions) {
+  return t.Queue(sql::kCompleteName, {t.Literal(CompleteInput(completions))});
+}
+
+size_t Bus::QueueFail(db::PipelinedTransaction& t, const Failure& failure) {
+  return t.Queue(sql::kFailName,
+                 {t.Literal(failure.lease.message_id), t.Literal(failure.lease.owner), t.Literal(failure.lease.fence),
+                  t.Literal(failure.error), t.Literal(failure.kind != FailureKind::permanent),
+                  t.Literal(failure.retry_delay_ms), t.Literal(failure.kind == FailureKind::infrastructure),
+                  t.Literal(static_cast<int64_t>(kAttemptsGivenBack))});
+}
+
+size_t Bus::QueueRelease(db::PipelinedTransaction& t, const Lease& lease) {
+  return t.Queue(sql::kReleaseName, {t.Literal(lease.message_id), t.Literal(lease.owner), t.Literal(lease.fence)});
 }
 
 bool Bus::Cancel(int64_t id, const std::string& reason) {

@@ -6,12 +6,13 @@
 #include <random>
 
 #include <nlohmann/json.hpp>
-#include <pqxx/transaction>
+#include <pqxx/result>
 
 #include "cogo/base/clock.h"
 #include "cogo/base/flat_combiner.h"
 #include "cogo/bus/bus.h"
 #include "cogo/db/connection.h"
+#include "cogo/db/pipelined_transaction.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/runtime/worker.h"
 #include "executor/statements.h"
@@ -129,19 +130,25 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   return r;
 }
 
-TenantCommitment ReserveHandOffs(pqxx::transaction_base& txn, const std::string& tenant,
-                                 const std::vector<int64_t>& hand_off_ids) {
-  pqxx::connection_base& conn = txn.conn();
+std::map<std::string, TenantCommitment> ReserveHandOffs(
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& hand_off_ids) {
+  pqxx::connection_base& conn = t.connection();
   conn.prepare(sql::kReserveHandOffsName, sql::kReserveHandOffs);
   conn.prepare(sql::kAddTenantName, sql::kAddTenant);
-  const std::string ids = db::IntArrayLiteral(hand_off_ids);
-  pqxx::result rows = txn.exec_prepared(sql::kReserveHandOffsName, tenant, ids);
-  if (rows.empty()) {  // the tenant's first admission
-    (void)txn.exec_prepared(sql::kAddTenantName, tenant);
-    rows = txn.exec_prepared(sql::kReserveHandOffsName, tenant, ids);
+  // The row is added in the same message when missing (a conflict writes nothing), rather than
+  // after a reservation that found none: one round trip, and the rows locked in name order.
+  std::map<std::string, size_t> positions;
+  for (const auto& [tenant, ids] : hand_off_ids) {
+    (void)t.Queue(sql::kAddTenantName, {t.Literal(tenant)});
+    positions[tenant] = t.Queue(sql::kReserveHandOffsName, {t.Literal(tenant), t.Literal(db::IntArrayLiteral(ids))});
   }
-  const auto row = rows.at(0);
-  return {row[0].as<double>(), row[1].as<double>()};
+  const std::vector<pqxx::result> results = t.Send();
+  std::map<std::string, TenantCommitment> out;
+  for (const auto& [tenant, position] : positions) {
+    const auto row = results.at(position).at(0);
+    out[tenant] = {row[0].as<double>(), row[1].as<double>()};
+  }
+  return out;
 }
 
 namespace {
@@ -274,90 +281,117 @@ class Dispatcher {
   // one returns the refusal, a larger group every admission refused (Attempt::over_cap).
   Attempt TryAdmit(pqxx::connection& conn, const std::vector<Admission*>& group) {
     bus::Bus bus(conn);
-    // Committed with synchronous_commit off (the connector's session setting): the tenants'
-    // rows are locked until the commit returns, and without waiting for the WAL flush the next
-    // group starts that much sooner. Losing this commit in a crash loses the hand-offs, the
-    // completions and the reservations together: the execute messages are still running under
-    // their leases, and the reclaimer requeues them. Anything that acts on a hand-off commits
-    // synchronously, which flushes this commit first.
-    pqxx::work txn(conn, "execute");
     std::vector<bus::Lease> leases;
     for (const Admission* a : group) leases.push_back(a->message.lease);
-    const std::vector<bool> held = bus.LockLeases(txn, leases);
+    // Three round trips (db::PipelinedTransaction): BEGIN with the lock, the hand-offs and the
+    // completions, queued on the guess that every lease still holds; the reservations; COMMIT.
+    // A lease the lock finds lost rolls it back, and the group is queued again without it (a
+    // lost lease never comes back, so this ends).
+    std::vector<bool> held(group.size(), true);
+    while (true) {
+      // Committed with synchronous_commit off (the connector's session setting): the tenants'
+      // rows are locked until the commit returns, and without waiting for the WAL flush the next
+      // group starts that much sooner. Losing this commit in a crash loses the hand-offs, the
+      // completions and the reservations together: the execute messages are still running under
+      // their leases, and the reclaimer requeues them. Anything that acts on a hand-off commits
+      // synchronously, which flushes this commit first.
+      db::PipelinedTransaction t(conn);
+      const size_t lock = bus.QueueLockLeases(t, leases);
 
-    Attempt attempt;
-    std::vector<HandlerResult>& results = attempt.results;
-    results.resize(group.size());
-    std::vector<size_t> admitted;  // indexes into group, in the order of their hand-offs
-    std::vector<bus::PublishRequest> hand_offs;
-    std::vector<bus::Completion> completions;
-    for (size_t i = 0; i < group.size(); ++i) {
-      const bus::ClaimedMessage& m = group[i]->message;
-      if (!held[i]) {
-        results[i] = HandlerResult::Committed();
-        continue;
+      Attempt attempt;
+      std::vector<HandlerResult>& results = attempt.results;
+      results.resize(group.size());
+      std::vector<size_t> admitted;  // indexes into group, in the order of their hand-offs
+      std::vector<bus::PublishRequest> hand_offs;
+      std::vector<bus::Completion> completions;
+      for (size_t i = 0; i < group.size(); ++i) {
+        const bus::ClaimedMessage& m = group[i]->message;
+        if (!held[i]) {
+          results[i] = HandlerResult::Committed();
+          continue;
+        }
+        HandlerResult r = Decide(m, group[i]->request, TenantCommitment{}, Cap(m), ClaimedAt(m));
+        if (r.kind != HandlerResult::Kind::complete) {
+          results[i] = std::move(r);  // reserves nothing: the runtime records it
+          continue;
+        }
+        bus::PublishRequest& hand_off = r.publish.front();
+        hand_off.parent_id = m.lease.message_id;
+        if (bus::Validate(hand_off, bus.limits())) {
+          results[i] = std::move(r);  // the runtime refuses it by name
+          continue;
+        }
+        admitted.push_back(i);
+        hand_offs.push_back(std::move(hand_off));
+        completions.push_back({m.lease, r.result_json, r.snippet, r.url});
       }
-      HandlerResult r = Decide(m, group[i]->request, TenantCommitment{}, Cap(m), ClaimedAt(m));
-      if (r.kind != HandlerResult::Kind::complete) {
-        logger_->warn("execute {} refused: {}", m.lease.message_id, r.error());
-        results[i] = std::move(r);  // reserves nothing: the runtime records it
-        continue;
+      std::optional<size_t> publish;
+      if (!admitted.empty()) {
+        publish = bus.QueuePublish(t, hand_offs);
+        // The leases are locked by this transaction: the completions hold.
+        (void)bus.QueueComplete(t, completions);
       }
-      bus::PublishRequest& hand_off = r.publish.front();
-      hand_off.parent_id = m.lease.message_id;
-      if (bus::Validate(hand_off, bus.limits())) {
-        results[i] = std::move(r);  // the runtime refuses it by name
-        continue;
+      const std::vector<pqxx::result> sent = t.Send();
+      const std::vector<bool> locked = bus::Bus::ReadHeld(sent[lock], leases);
+      bool lost = false;
+      for (size_t i = 0; i < held.size(); ++i) {
+        if (held[i] && !locked[i]) held[i] = false, lost = true;
       }
-      admitted.push_back(i);
-      hand_offs.push_back(std::move(hand_off));
-      completions.push_back({m.lease, r.result_json, r.snippet, r.url});
-    }
-    if (admitted.empty()) return attempt;  // nothing to write: the transaction rolls back
-    const std::vector<bus::Published> published = bus.PublishBatch(txn, hand_offs);
-    // The leases are locked by this transaction: the completions hold.
-    (void)bus.CompleteBatch(txn, completions);
-
-    // A hand-off published before (an operator retried a done execute message) holds its own
-    // reservation already.
-    std::map<std::string, std::vector<size_t>> created;  // tenant -> positions in `admitted`
-    for (size_t k = 0; k < admitted.size(); ++k) {
-      if (published[k].created) created[group[admitted[k]]->message.tenant].push_back(k);
-    }
-    for (const auto& [tenant, positions] : created) {
-      std::vector<int64_t> ids;
-      for (size_t k : positions) ids.push_back(published[k].id);
-      TenantCommitment committed = ReserveHandOffs(txn, tenant, ids);
-      for (size_t k : positions) {
-        const size_t i = admitted[k];
-        const Admission& a = *group[i];
-        HandlerResult judged = Decide(a.message, a.request, committed, Cap(a.message), ClaimedAt(a.message));
-        if (judged.kind == HandlerResult::Kind::complete) {
-          committed.reserved_usd += a.request.envelope.budget.max_cost_usd;
-          attempt.fit.push_back(i);
-        } else if (group.size() > 1) {
-          attempt.over_cap.push_back(i);  // the ones after it are judged as if it were not there
-        } else {
-          logger_->warn("execute {} refused: {}", a.message.lease.message_id, judged.error());
-          results[i] = std::move(judged);
-          return attempt;  // this transaction rolls back: no hand-off, no reservation
+      if (lost) continue;  // t rolls back
+      for (size_t i = 0; i < group.size(); ++i) {
+        const HandlerResult& r = results[i];
+        if (held[i] && r.kind != HandlerResult::Kind::complete && r.kind != HandlerResult::Kind::committed) {
+          logger_->warn("execute {} refused: {}", group[i]->message.lease.message_id, r.error());
         }
       }
-    }
-    if (!attempt.over_cap.empty()) {
-      for (size_t k = 0; k < admitted.size(); ++k) {  // a hand-off published before fits as it is
-        if (!published[k].created) attempt.fit.push_back(admitted[k]);
+      if (admitted.empty()) return attempt;  // nothing to write: the transaction rolls back
+      const std::vector<bus::Published> published = bus::Bus::ReadPublished(sent[*publish], hand_offs.size());
+
+      // A hand-off published before (an operator retried a done execute message) holds its own
+      // reservation already.
+      std::map<std::string, std::vector<size_t>> created;  // tenant -> positions in `admitted`
+      std::map<std::string, std::vector<int64_t>> created_ids;
+      for (size_t k = 0; k < admitted.size(); ++k) {
+        if (!published[k].created) continue;
+        const std::string& tenant = group[admitted[k]]->message.tenant;
+        created[tenant].push_back(k);
+        created_ids[tenant].push_back(published[k].id);
       }
-      return attempt;  // rolls back
+      const std::map<std::string, TenantCommitment> commitments =
+          created.empty() ? std::map<std::string, TenantCommitment>{} : ReserveHandOffs(t, created_ids);
+      for (const auto& [tenant, positions] : created) {
+        TenantCommitment committed = commitments.at(tenant);
+        for (size_t k : positions) {
+          const size_t i = admitted[k];
+          const Admission& a = *group[i];
+          HandlerResult judged = Decide(a.message, a.request, committed, Cap(a.message), ClaimedAt(a.message));
+          if (judged.kind == HandlerResult::Kind::complete) {
+            committed.reserved_usd += a.request.envelope.budget.max_cost_usd;
+            attempt.fit.push_back(i);
+          } else if (group.size() > 1) {
+            attempt.over_cap.push_back(i);  // the ones after it are judged as if it were not there
+          } else {
+            logger_->warn("execute {} refused: {}", a.message.lease.message_id, judged.error());
+            results[i] = std::move(judged);
+            return attempt;  // this transaction rolls back: no hand-off, no reservation
+          }
+        }
+      }
+      if (!attempt.over_cap.empty()) {
+        for (size_t k = 0; k < admitted.size(); ++k) {  // a hand-off published before fits as it is
+          if (!published[k].created) attempt.fit.push_back(admitted[k]);
+        }
+        return attempt;  // rolls back
+      }
+      t.Commit();
+      for (size_t i : admitted) {
+        const Admission& a = *group[i];
+        results[i] = HandlerResult::Committed();
+        logger_->debug("execute {} handed off to {} under {}", a.message.lease.message_id,
+                       a.request.envelope.target->Route(), a.request.rule->name);
+      }
+      return attempt;
     }
-    txn.commit();
-    for (size_t i : admitted) {
-      const Admission& a = *group[i];
-      results[i] = HandlerResult::Committed();
-      logger_->debug("execute {} handed off to {} under {}", a.message.lease.message_id,
-                     a.request.envelope.target->Route(), a.request.rule->name);
-    }
-    return attempt;
   }
 
   double Cap(const bus::ClaimedMessage& m) const { return options_.policy->DailyCapUsd(m.tenant); }

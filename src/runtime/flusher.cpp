@@ -2,10 +2,13 @@
 // leases in flight and the registry row, and stops handlers past their deadline.
 #include <algorithm>
 
+#include <optional>
+
 #include <pqxx/nontransaction>
-#include <pqxx/transaction>
 
 #include "cogo/bus/bus.h"
+#include "cogo/db/pipelined_transaction.h"
+#include "cogo/usage/usage_log.h"
 #include "runtime/worker_state.h"
 
 namespace cogo::runtime {
@@ -90,73 +93,16 @@ class Flusher {
       usage_rides = usage_rides || o.usage.has_value();
       only_completions = only_completions && o.kind == Outcome::Kind::complete;
     }
-    // Plain completions are one statement, atomic on its own: autocommit saves BEGIN and COMMIT.
-    std::unique_ptr<pqxx::transaction_base> txn;
-    if (only_completions && !rides_along && !usage_rides) {
-      txn = std::make_unique<pqxx::nontransaction>(bus.connection(), "flush");
-    } else {
-      txn = std::make_unique<pqxx::work>(bus.connection(), "flush");
-    }
-    // Plain outcomes need no lock: the complete/fail/release statements check the lease
-    // themselves.
-    const std::vector<bool> held =
-        rides_along ? bus.LockLeases(*txn, leases) : std::vector<bool>(batch.size(), true);
-
     WorkerStats delta;
-    std::vector<bus::PublishRequest> follow_ups;
-    std::vector<bus::AuditEvent> events;
-    std::vector<usage::UsageRecord> usage;
-    std::vector<bus::Completion> completions;
-    std::vector<const Outcome*> completed_outcomes;  // parallel to completions
-    std::vector<const Outcome*> failures;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Outcome& o = batch[i];
-      if (!held[i]) {
-        ++delta.lease_lost;  // reclaimed or cancelled meanwhile: leave nothing behind
-        continue;
-      }
-      follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
-      events.insert(events.end(), o.events.begin(), o.events.end());
-      if (o.kind == Outcome::Kind::complete) {
-        completions.push_back(o.completion);
-        completed_outcomes.push_back(&o);
-      }
-      if (o.kind == Outcome::Kind::fail) failures.push_back(&o);
-      if (o.kind == Outcome::Kind::release) {
-        ++(bus.Release(*txn, o.lease()) ? delta.released : delta.lease_lost);
-      }
+    if (only_completions && !rides_along && !usage_rides) {
+      // Plain completions are one statement, atomic on its own: autocommit saves BEGIN and COMMIT.
+      std::vector<bus::Completion> completions;
+      completions.reserve(batch.size());
+      for (const auto& o : batch) completions.push_back(o.completion);
+      for (const bool completed : bus.CompleteBatch(completions)) ++(completed ? delta.completed : delta.lease_lost);
+    } else {
+      WriteInOneTransaction(bus, batch, leases, rides_along, delta);
     }
-    bus.AddEvents(*txn, events);
-    // The bus takes at most max_batch messages per statement; the outcomes of one flush may
-    // carry more together (or one handler's alone): more statements, the same transaction.
-    const size_t chunk = bus.limits().max_batch;
-    for (size_t i = 0; i < follow_ups.size(); i += chunk) {
-      const auto first = follow_ups.begin() + static_cast<std::ptrdiff_t>(i);
-      (void)bus.PublishBatch(*txn, {first, first + static_cast<std::ptrdiff_t>(std::min(chunk, follow_ups.size() - i))});
-    }
-    const std::vector<bool> completed = bus.CompleteBatch(*txn, completions);
-    for (size_t i = 0; i < completed.size(); ++i) {
-      if (!completed[i]) {
-        ++delta.lease_lost;
-        continue;
-      }
-      ++delta.completed;
-      if (completed_outcomes[i]->usage) usage.push_back(*completed_outcomes[i]->usage);
-    }
-    for (const Outcome* o : failures) {
-      const auto result = bus.Fail(*txn, o->failure);
-      switch (result) {
-        case bus::FailOutcome::requeued: ++delta.retried; break;
-        case bus::FailOutcome::dead_lettered:
-        case bus::FailOutcome::failed: ++delta.failed; break;
-        case bus::FailOutcome::lease_lost: ++delta.lease_lost; break;
-      }
-      if (result != bus::FailOutcome::lease_lost && o->usage) usage.push_back(*o->usage);
-      s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
-                    o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
-    }
-    usage::Record(*txn, usage);
-    txn->commit();
     if (delta.lease_lost > 0) {
       s_.logger->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
                     delta.lease_lost);
@@ -178,6 +124,109 @@ class Flusher {
       s_.stats.lease_lost += delta.lease_lost;
     }
     s_.cv_claim.notify_one();
+  }
+
+  // The statements of a flush, queued for the outcomes whose lease is `held`, and what each
+  // result belongs to.
+  struct Queued {
+    std::optional<size_t> lock;
+    std::vector<size_t> releases;
+    std::optional<size_t> complete;
+    std::vector<const Outcome*> completed;  // in the order of the completion statement's input
+    std::vector<std::pair<const Outcome*, size_t>> failures;
+    bool any = false;  // anything to write at all (a handler that committed itself needs nothing)
+  };
+
+  static Queued QueueWrites(bus::Bus& bus, db::PipelinedTransaction& t, const std::vector<Outcome>& batch,
+                            const std::vector<bus::Lease>& leases, const std::vector<bool>& held, bool lock) {
+    Queued q;
+    if (lock) q.lock = bus.QueueLockLeases(t, leases);
+    std::vector<bus::PublishRequest> follow_ups;
+    std::vector<bus::AuditEvent> events;
+    std::vector<bus::Completion> completions;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Outcome& o = batch[i];
+      if (!held[i]) continue;
+      follow_ups.insert(follow_ups.end(), o.publish.begin(), o.publish.end());
+      events.insert(events.end(), o.events.begin(), o.events.end());
+      if (o.kind == Outcome::Kind::complete) {
+        completions.push_back(o.completion);
+        q.completed.push_back(&o);
+      }
+      if (o.kind == Outcome::Kind::release) q.releases.push_back(bus.QueueRelease(t, o.lease()));
+    }
+    if (!events.empty()) (void)bus.QueueAddEvents(t, events);
+    // The bus takes at most max_batch messages per statement; the outcomes of one flush may
+    // carry more together (or one handler's alone): more statements, the same transaction.
+    const size_t chunk = bus.limits().max_batch;
+    for (size_t i = 0; i < follow_ups.size(); i += chunk) {
+      const auto first = follow_ups.begin() + static_cast<std::ptrdiff_t>(i);
+      (void)bus.QueuePublish(t, {first, first + static_cast<std::ptrdiff_t>(std::min(chunk, follow_ups.size() - i))});
+    }
+    if (!completions.empty()) q.complete = bus.QueueComplete(t, completions);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (held[i] && batch[i].kind == Outcome::Kind::fail) {
+        q.failures.emplace_back(&batch[i], bus.QueueFail(t, batch[i].failure));
+      }
+    }
+    q.any = lock || !q.releases.empty() || !events.empty() || !follow_ups.empty() || q.complete || !q.failures.empty();
+    return q;
+  }
+
+  // One round trip for the statements and one for the usage and COMMIT (db::PipelinedTransaction),
+  // instead of one per statement. Everything is queued on the guess that every lease still holds;
+  // when the lock finds one lost, the transaction rolls back and is queued again without what
+  // belongs to it (a lost lease never comes back, so this ends).
+  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, const std::vector<bus::Lease>& leases,
+                             bool lock, WorkerStats& delta) {
+    std::vector<bool> held(batch.size(), true);
+    while (true) {
+      db::PipelinedTransaction t(bus.connection());
+      const Queued q = QueueWrites(bus, t, batch, leases, held, lock);
+      if (!q.any) return;
+      const std::vector<pqxx::result> results = t.Send();
+      if (q.lock) {
+        const std::vector<bool> locked = bus::Bus::ReadHeld(results[*q.lock], leases);
+        bool lost = false;
+        for (size_t i = 0; i < held.size(); ++i) {
+          if (held[i] && !locked[i]) held[i] = false, lost = true;
+        }
+        if (lost) continue;  // t rolls back
+      }
+      WorkerStats counted;
+      counted.lease_lost = static_cast<uint64_t>(std::count(held.begin(), held.end(), false));  // reclaimed or cancelled meanwhile
+      std::vector<usage::UsageRecord> usage;
+      for (size_t i : q.releases) ++(results[i].empty() ? counted.lease_lost : counted.released);
+      if (q.complete) {
+        std::vector<bus::Lease> completed_leases;
+        for (const Outcome* o : q.completed) completed_leases.push_back(o->lease());
+        const std::vector<bool> completed = bus::Bus::ReadHeld(results[*q.complete], completed_leases);
+        for (size_t i = 0; i < completed.size(); ++i) {
+          if (!completed[i]) {
+            ++counted.lease_lost;
+            continue;
+          }
+          ++counted.completed;
+          if (q.completed[i]->usage) usage.push_back(*q.completed[i]->usage);
+        }
+      }
+      for (const auto& [o, position] : q.failures) {
+        const auto result = bus::Bus::ReadFail(results[position]);
+        switch (result) {
+          case bus::FailOutcome::requeued: ++counted.retried; break;
+          case bus::FailOutcome::dead_lettered:
+          case bus::FailOutcome::failed: ++counted.failed; break;
+          case bus::FailOutcome::lease_lost: ++counted.lease_lost; break;
+        }
+        if (result != bus::FailOutcome::lease_lost && o->usage) usage.push_back(*o->usage);
+        s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
+                        o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
+      }
+      usage::Queue(t, usage);
+      t.Commit();
+      delta = counted;
+      return;
+    }
   }
 
   void Heartbeat(bus::Bus& bus) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
 
+#include "cogo/db/pipelined_transaction.h"
 #include "usage/statements.h"
 
 namespace cogo::usage {
@@ -19,8 +20,9 @@ UsageRecord RecordOf(const bus::ClaimedMessage& message, const policy::Assignmen
           std::move(outcome)};
 }
 
-void Record(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records) {
-  if (records.empty()) return;
+namespace {
+
+std::string RecordsInput(const std::vector<UsageRecord>& records) {
   using nlohmann::json;
   json input = json::array();
   for (const UsageRecord& r : records) {
@@ -37,8 +39,21 @@ void Record(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records
                      {"cost_usd", r.usage.cost_usd},
                      {"outcome", r.outcome}});
   }
+  return input.dump();
+}
+
+}  // namespace
+
+void Record(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records) {
+  if (records.empty()) return;
   txn.conn().prepare(sql::kRecordUsageName, sql::kRecordUsage);
-  txn.exec_prepared(sql::kRecordUsageName, input.dump());
+  txn.exec_prepared(sql::kRecordUsageName, RecordsInput(records));
+}
+
+void Queue(db::PipelinedTransaction& t, const std::vector<UsageRecord>& records) {
+  if (records.empty()) return;
+  t.connection().prepare(sql::kRecordUsageName, sql::kRecordUsage);
+  (void)t.Queue(sql::kRecordUsageName, {t.Literal(RecordsInput(records))});
 }
 
 }  // namespace cogo::usage

@@ -16,6 +16,10 @@
 
 #include "cogo/bus/message.h"
 
+namespace cogo::db {
+class PipelinedTransaction;
+}
+
 namespace cogo::bus {
 
 struct BusLimits {
@@ -117,6 +121,22 @@ class Bus {
   // Domain events on a message's trail, in the caller's transaction.
   void AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& events);
 
+  // The same statements queued on a db::PipelinedTransaction, several to a round trip: each
+  // Queue* returns the position of its result, which the matching Read* interprets. Publish
+  // validates first (throws InvalidMessage) and takes at most limits().max_batch requests; a
+  // request whose idempotency key an earlier message holds reads created = false, id 0 (the
+  // lookup of that message is PublishBatch's extra statement).
+  size_t QueueLockLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases);
+  size_t QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events);
+  size_t QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishRequest>& requests);
+  size_t QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions);
+  size_t QueueFail(db::PipelinedTransaction& t, const Failure& failure);
+  size_t QueueRelease(db::PipelinedTransaction& t, const Lease& lease);
+  // What a lock or complete statement returned: result[i] says whether leases[i] held.
+  [[nodiscard]] static std::vector<bool> ReadHeld(const pqxx::result& rows, const std::vector<Lease>& leases);
+  [[nodiscard]] static std::vector<Published> ReadPublished(const pqxx::result& rows, size_t count);
+  [[nodiscard]] static FailOutcome ReadFail(const pqxx::result& rows);
+
   // Operator actions.
   [[nodiscard]] bool Cancel(int64_t id, const std::string& reason);
   [[nodiscard]] bool Cancel(pqxx::transaction_base& txn, int64_t id, const std::string& reason);
@@ -152,6 +172,8 @@ class Bus {
   [[nodiscard]] pqxx::connection& connection() { return conn_; }
 
  private:
+  void ValidateBatch(const std::vector<PublishRequest>& requests) const;
+
   pqxx::connection& conn_;
   BusLimits limits_;
 };

@@ -8,6 +8,7 @@
 // of threads at once; the policy table is immutable.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +23,10 @@
 #include "cogo/policy/admit.h"
 #include "cogo/policy/policy_table.h"
 #include "cogo/runtime/handler.h"
+
+namespace cogo::db {
+class PipelinedTransaction;
+}
 
 namespace cogo::runtime {
 struct WorkerOptions;
@@ -72,13 +77,13 @@ struct TenantCommitment {
                                                       std::string_view detail,
                                                       policy::TimePoint now, double unit_sample);
 
-// Reserves the maxCostUsd of the tenant's hand-offs `hand_off_ids` (published in `txn`) against
-// its running total (sql/021) and returns the commitment before them. Locks the tenant's row
-// until `txn` ends, so it belongs last before the commit; the next admission of the tenant then
-// sees these reservations. Adds the tenant's row on its first admission. Throws on database
-// errors.
-[[nodiscard]] TenantCommitment ReserveHandOffs(pqxx::transaction_base& txn, const std::string& tenant,
-                                               const std::vector<int64_t>& hand_off_ids);
+// Reserves the maxCostUsd of each tenant's hand-offs (their ids, published in `t`'s transaction)
+// against its running total (sql/021) and returns each tenant's commitment before them, in one
+// round trip. Locks the tenants' rows (in name order) until the transaction ends, so it belongs
+// last before the commit; the next admission of a tenant then sees these reservations. Adds a
+// tenant's row on its first admission. Throws on database errors.
+[[nodiscard]] std::map<std::string, TenantCommitment> ReserveHandOffs(
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& hand_off_ids);
 
 struct ExecutorOptions {
   std::string database_url;                         // for the admissions

@@ -14,6 +14,10 @@
 #include "cogo/policy/assignment.h"
 #include "cogo/policy/usage.h"
 
+namespace cogo::db {
+class PipelinedTransaction;
+}
+
 namespace cogo::usage {
 
 // Tokens and cost one attempt of a message spent, and who spent them.
@@ -35,5 +39,7 @@ struct UsageRecord {
 
 // Inserts the records in one statement; none: nothing.
 void Record(pqxx::transaction_base& txn, const std::vector<UsageRecord>& records);
+// The same insert queued on a pipelined transaction (one round trip with what else it sends).
+void Queue(db::PipelinedTransaction& t, const std::vector<UsageRecord>& records);
 
 }  // namespace cogo::usage

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/except>
 #include <pqxx/result>
 #include <pqxx/nontransaction>
 
@@ -192,6 +193,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kAnnounceIdleName, sql::kAnnounceIdle);
   conn_.prepare(sql::kLeaveIdleName, sql::kLeaveIdle);
   conn_.prepare(sql::kLockLeasesName, sql::kLockLeases);
+  conn_.prepare(sql::kLockAllLeasesName, sql::kLockAllLeases);
   conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
 }
 
@@ -384,6 +386,15 @@ void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& 
 
 size_t Bus::QueueLockLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases) {
   return t.Queue(sql::kLockLeasesName, {t.Literal(LeaseInput(leases))});
+}
+
+size_t Bus::QueueLockAllLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases) {
+  return t.Queue(sql::kLockAllLeasesName, {t.Literal(LeaseInput(leases))});
+}
+
+bool IsLeaseLost(const std::exception& error) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
+  return sql != nullptr && sql->sqlstate() == "CL001";
 }
 
 size_t Bus::QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events) {

@@ -130,25 +130,22 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
   return r;
 }
 
-std::map<std::string, TenantCommitment> ReserveHandOffs(
-    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& hand_off_ids) {
+std::map<std::string, size_t> QueueReserveHandOffs(
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids) {
   pqxx::connection_base& conn = t.connection();
   conn.prepare(sql::kReserveHandOffsName, sql::kReserveHandOffs);
   conn.prepare(sql::kAddTenantName, sql::kAddTenant);
-  // The row is added in the same message when missing (a conflict writes nothing), rather than
-  // after a reservation that found none: one round trip, and the rows locked in name order.
   std::map<std::string, size_t> positions;
-  for (const auto& [tenant, ids] : hand_off_ids) {
+  for (const auto& [tenant, ids] : execute_ids) {
     (void)t.Queue(sql::kAddTenantName, {t.Literal(tenant)});
     positions[tenant] = t.Queue(sql::kReserveHandOffsName, {t.Literal(tenant), t.Literal(db::IntArrayLiteral(ids))});
   }
-  const std::vector<pqxx::result> results = t.Send();
-  std::map<std::string, TenantCommitment> out;
-  for (const auto& [tenant, position] : positions) {
-    const auto row = results.at(position).at(0);
-    out[tenant] = {row[0].as<double>(), row[1].as<double>()};
-  }
-  return out;
+  return positions;
+}
+
+TenantCommitment ReadCommitment(const pqxx::result& rows) {
+  const auto row = rows.at(0);
+  return {row[0].as<double>(), row[1].as<double>()};
 }
 
 namespace {
@@ -283,10 +280,10 @@ class Dispatcher {
     bus::Bus bus(conn);
     std::vector<bus::Lease> leases;
     for (const Admission* a : group) leases.push_back(a->message.lease);
-    // Three round trips (db::PipelinedTransaction): BEGIN with the lock, the hand-offs and the
-    // completions, queued on the guess that every lease still holds; the reservations; COMMIT.
-    // A lease the lock finds lost rolls it back, and the group is queued again without it (a
-    // lost lease never comes back, so this ends).
+    // Two round trips (db::PipelinedTransaction): BEGIN with the lock, the hand-offs, the
+    // completions and the reservations, queued on the guess that every lease still holds; then
+    // COMMIT. A lease the lock finds lost rolls it back, and the group is queued again without
+    // it (a lost lease never comes back, so this ends).
     std::vector<bool> held(group.size(), true);
     while (true) {
       // Committed with synchronous_commit off (the connector's session setting): the tenants'
@@ -326,10 +323,14 @@ class Dispatcher {
         completions.push_back({m.lease, r.result_json, r.snippet, r.url});
       }
       std::optional<size_t> publish;
+      std::map<std::string, size_t> reservations;  // tenant -> position of its result
       if (!admitted.empty()) {
         publish = bus.QueuePublish(t, hand_offs);
         // The leases are locked by this transaction: the completions hold.
         (void)bus.QueueComplete(t, completions);
+        std::map<std::string, std::vector<int64_t>> execute_ids;
+        for (size_t i : admitted) execute_ids[group[i]->message.tenant].push_back(group[i]->message.lease.message_id);
+        reservations = QueueReserveHandOffs(t, execute_ids);
       }
       const std::vector<pqxx::result> sent = t.Send();
       const std::vector<bool> locked = bus::Bus::ReadHeld(sent[lock], leases);
@@ -348,19 +349,13 @@ class Dispatcher {
       const std::vector<bus::Published> published = bus::Bus::ReadPublished(sent[*publish], hand_offs.size());
 
       // A hand-off published before (an operator retried a done execute message) holds its own
-      // reservation already.
+      // reservation already, and the reservation did not count it.
       std::map<std::string, std::vector<size_t>> created;  // tenant -> positions in `admitted`
-      std::map<std::string, std::vector<int64_t>> created_ids;
       for (size_t k = 0; k < admitted.size(); ++k) {
-        if (!published[k].created) continue;
-        const std::string& tenant = group[admitted[k]]->message.tenant;
-        created[tenant].push_back(k);
-        created_ids[tenant].push_back(published[k].id);
+        if (published[k].created) created[group[admitted[k]]->message.tenant].push_back(k);
       }
-      const std::map<std::string, TenantCommitment> commitments =
-          created.empty() ? std::map<std::string, TenantCommitment>{} : ReserveHandOffs(t, created_ids);
       for (const auto& [tenant, positions] : created) {
-        TenantCommitment committed = commitments.at(tenant);
+        TenantCommitment committed = ReadCommitment(sent.at(reservations.at(tenant)));
         for (size_t k : positions) {
           const size_t i = admitted[k];
           const Admission& a = *group[i];

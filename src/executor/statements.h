@@ -3,14 +3,17 @@
 
 namespace cogo::executor::sql {
 
-// $1 tenant, $2 the ids of the tenant's hand-offs published in this transaction (bigint[]). The
-// admission's reservation against the tenant's running total (sql/021), its transaction's last
-// statement. Folds the changes recorded since the tenant's last admission (usage, hand-offs ended
-// or retried) into the tenant's row, starts a new UTC day when one began (the day's spend from
-// zero; reservations of unfinished hand-offs carry over), and adds the hand-offs' maxCostUsd
-// (read from the rows just published, the way the trigger that releases them reads it). Returns
-// the commitment before these hand-offs: spent today, reserved. No row: the tenant has none yet
-// (kAddTenant, then again); its changes are left for that second call.
+// $1 tenant, $2 the ids of the tenant's execute messages admitted in this transaction (bigint[]).
+// The admission's reservation against the tenant's running total (sql/021), its transaction's
+// last statement. Folds the changes recorded since the tenant's last admission (usage, hand-offs
+// ended or retried) into the tenant's row, starts a new UTC day when one began (the day's spend
+// from zero; reservations of unfinished hand-offs carry over), and adds the maxCostUsd of the
+// hand-offs this transaction published for them (read from those rows, the way the trigger that
+// releases them reads it): their children whose row version this transaction wrote. A hand-off
+// published before (an operator retried a done execute message) holds its own reservation and
+// is not counted again. So the statement needs no ids back from the publish and rides in the
+// same message. Returns the commitment before these hand-offs: spent today, reserved. The
+// tenant's row must exist (kAddTenant before it).
 //
 // The row lock orders one tenant's admissions and lasts only from this statement to the
 // commit. An admission that waited for it judges the row the previous one committed (READ
@@ -26,7 +29,7 @@ WITH folded AS (
   RETURNING day, spent_usd, reserved_usd),
 hand_offs AS (
   SELECT coalesce(sum(cogo_reserved_usd(payload)), 0) AS usd FROM agent_messages
-  WHERE id = ANY ($2::bigint[]))
+  WHERE parent_id = ANY ($2::bigint[]) AND xmin = pg_current_xact_id()::xid)
 UPDATE tenant_spend t
 SET (day, spent_usd, reserved_usd, updated_at) = (
   SELECT n.day,
@@ -40,7 +43,8 @@ WHERE t.tenant = $1
 RETURNING t.spent_usd::float8, (t.reserved_usd - h.usd)::float8)SQL";
 
 // $1 tenant. The tenant's row on its first admission (a concurrent first admission's insert
-// wins; this one then waits for it and updates that row).
+// wins; this one then waits for it and updates that row). Sent before every reservation: when
+// the row exists, the conflict writes nothing.
 inline constexpr const char* kAddTenantName = "cogo_executor_add_tenant";
 inline constexpr const char* kAddTenant =
     "INSERT INTO tenant_spend (tenant, day) VALUES ($1, cogo_utc_day(now())) "

@@ -77,18 +77,15 @@ class Flusher {
   }
 
   // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
-  // rows whose lease still holds are locked first when children or events ride along, so the
-  // trail reads cause before effect: domain events, then children (execute_enqueued), then the
-  // outcome itself. Usage needs no lock: it is recorded after the statement that ends its
-  // attempt, for the attempts whose lease that statement found holding.
+  // rows whose lease still holds are locked first, so what rides along stands or falls with the
+  // attempt's end, and the trail reads cause before effect: domain events, then children
+  // (execute_enqueued), then the outcome itself; usage is recorded for the attempts whose end
+  // was written.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
-    std::vector<bus::Lease> leases;
-    leases.reserve(batch.size());
     bool rides_along = false;  // children or events: they must wait for the lease's verdict
     bool usage_rides = false;
     bool only_completions = true;
     for (const auto& o : batch) {
-      leases.push_back(o.lease());
       rides_along = rides_along || !o.publish.empty() || !o.events.empty();
       usage_rides = usage_rides || o.usage.has_value();
       only_completions = only_completions && o.kind == Outcome::Kind::complete;
@@ -101,7 +98,7 @@ class Flusher {
       for (const auto& o : batch) completions.push_back(o.completion);
       for (const bool completed : bus.CompleteBatch(completions)) ++(completed ? delta.completed : delta.lease_lost);
     } else {
-      WriteInOneTransaction(bus, batch, leases, rides_along, delta);
+      WriteInOneTransaction(bus, batch, delta);
     }
     if (delta.lease_lost > 0) {
       s_.logger->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
@@ -129,18 +126,15 @@ class Flusher {
   // The statements of a flush, queued for the outcomes whose lease is `held`, and what each
   // result belongs to.
   struct Queued {
-    std::optional<size_t> lock;
     std::vector<size_t> releases;
     std::optional<size_t> complete;
     std::vector<const Outcome*> completed;  // in the order of the completion statement's input
     std::vector<std::pair<const Outcome*, size_t>> failures;
-    bool any = false;  // anything to write at all (a handler that committed itself needs nothing)
   };
 
   static Queued QueueWrites(bus::Bus& bus, db::PipelinedTransaction& t, const std::vector<Outcome>& batch,
-                            const std::vector<bus::Lease>& leases, const std::vector<bool>& held, bool lock) {
+                            const std::vector<bool>& held) {
     Queued q;
-    if (lock) q.lock = bus.QueueLockLeases(t, leases);
     std::vector<bus::PublishRequest> follow_ups;
     std::vector<bus::AuditEvent> events;
     std::vector<bus::Completion> completions;
@@ -169,64 +163,109 @@ class Flusher {
         q.failures.emplace_back(&batch[i], bus.QueueFail(t, batch[i].failure));
       }
     }
-    q.any = lock || !q.releases.empty() || !events.empty() || !follow_ups.empty() || q.complete || !q.failures.empty();
     return q;
   }
 
-  // One round trip for the statements and one for the usage and COMMIT (db::PipelinedTransaction),
-  // instead of one per statement. Everything is queued on the guess that every lease still holds;
-  // when the lock finds one lost, the transaction rolls back and is queued again without what
-  // belongs to it (a lost lease never comes back, so this ends).
-  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, const std::vector<bus::Lease>& leases,
-                             bool lock, WorkerStats& delta) {
+  // What the results of a transaction's statements say: the counts, and the usage of the
+  // attempts whose end it wrote.
+  struct Read {
+    WorkerStats counted;
+    std::vector<usage::UsageRecord> usage;
+  };
+
+  Read ReadWrites(const Queued& q, const std::vector<pqxx::result>& results, const std::vector<bool>& held,
+                  const std::vector<Outcome>& batch) {
+    Read read;
+    WorkerStats& counted = read.counted;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!held[i] && batch[i].kind != Outcome::Kind::committed) ++counted.lease_lost;  // reclaimed or cancelled meanwhile
+    }
+    for (size_t i : q.releases) ++(results[i].empty() ? counted.lease_lost : counted.released);
+    if (q.complete) {
+      std::vector<bus::Lease> completed_leases;
+      for (const Outcome* o : q.completed) completed_leases.push_back(o->lease());
+      const std::vector<bool> completed = bus::Bus::ReadHeld(results[*q.complete], completed_leases);
+      for (size_t i = 0; i < completed.size(); ++i) {
+        if (!completed[i]) {
+          ++counted.lease_lost;
+          continue;
+        }
+        ++counted.completed;
+        if (q.completed[i]->usage) read.usage.push_back(*q.completed[i]->usage);
+      }
+    }
+    for (const auto& [o, position] : q.failures) {
+      const auto result = bus::Bus::ReadFail(results[position]);
+      switch (result) {
+        case bus::FailOutcome::requeued: ++counted.retried; break;
+        case bus::FailOutcome::dead_lettered:
+        case bus::FailOutcome::failed: ++counted.failed; break;
+        case bus::FailOutcome::lease_lost: ++counted.lease_lost; break;
+      }
+      if (result != bus::FailOutcome::lease_lost && o->usage) read.usage.push_back(*o->usage);
+      s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
+                      o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
+    }
+    return read;
+  }
+
+  // The transaction in as few round trips as its outcomes allow (db::PipelinedTransaction),
+  // instead of one per statement. Usually one: every lease still holds, so BEGIN, the lock that
+  // fails unless they all do (sql/026), every write, the usage of every attempt and COMMIT go in
+  // one message. When a lease is gone, the batch is written with the lock that reports which
+  // (one round trip), and what it decides (two): queued on the guess that the leases it found
+  // holding still do; when the lock finds another lost, the transaction rolls back and is
+  // queued again without it (a lost lease never comes back, so this ends).
+  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, WorkerStats& delta) {
+    std::vector<bus::Lease> leases;  // of the outcomes left to write: a handler that committed itself needs nothing
     std::vector<bool> held(batch.size(), true);
-    while (true) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].kind == Outcome::Kind::committed) {
+        held[i] = false;
+      } else {
+        leases.push_back(batch[i].lease());
+      }
+    }
+    if (leases.empty()) return;
+    try {
       db::PipelinedTransaction t(bus.connection());
-      const Queued q = QueueWrites(bus, t, batch, leases, held, lock);
-      if (!q.any) return;
-      const std::vector<pqxx::result> results = t.Send();
-      if (q.lock) {
-        const std::vector<bool> locked = bus::Bus::ReadHeld(results[*q.lock], leases);
-        bool lost = false;
-        for (size_t i = 0; i < held.size(); ++i) {
-          if (held[i] && !locked[i]) held[i] = false, lost = true;
-        }
-        if (lost) continue;  // t rolls back
-      }
-      WorkerStats counted;
-      counted.lease_lost = static_cast<uint64_t>(std::count(held.begin(), held.end(), false));  // reclaimed or cancelled meanwhile
+      (void)bus.QueueLockAllLeases(t, leases);
+      const Queued q = QueueWrites(bus, t, batch, held);
       std::vector<usage::UsageRecord> usage;
-      for (size_t i : q.releases) ++(results[i].empty() ? counted.lease_lost : counted.released);
-      if (q.complete) {
-        std::vector<bus::Lease> completed_leases;
-        for (const Outcome* o : q.completed) completed_leases.push_back(o->lease());
-        const std::vector<bool> completed = bus::Bus::ReadHeld(results[*q.complete], completed_leases);
-        for (size_t i = 0; i < completed.size(); ++i) {
-          if (!completed[i]) {
-            ++counted.lease_lost;
-            continue;
-          }
-          ++counted.completed;
-          if (q.completed[i]->usage) usage.push_back(*q.completed[i]->usage);
-        }
-      }
-      for (const auto& [o, position] : q.failures) {
-        const auto result = bus::Bus::ReadFail(results[position]);
-        switch (result) {
-          case bus::FailOutcome::requeued: ++counted.retried; break;
-          case bus::FailOutcome::dead_lettered:
-          case bus::FailOutcome::failed: ++counted.failed; break;
-          case bus::FailOutcome::lease_lost: ++counted.lease_lost; break;
-        }
-        if (result != bus::FailOutcome::lease_lost && o->usage) usage.push_back(*o->usage);
-        s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
-                        o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (held[i] && batch[i].usage) usage.push_back(*batch[i].usage);
       }
       usage::Queue(t, usage);
+      delta = ReadWrites(q, t.Commit(), held, batch).counted;
+      return;
+    } catch (const std::exception& e) {
+      if (!bus::IsLeaseLost(e)) throw;
+    }
+    const std::vector<bus::Lease> all = LeasesOf(batch);
+    while (true) {
+      db::PipelinedTransaction t(bus.connection());
+      const size_t lock = bus.QueueLockLeases(t, all);
+      const Queued q = QueueWrites(bus, t, batch, held);
+      const std::vector<pqxx::result> results = t.Send();
+      const std::vector<bool> locked = bus::Bus::ReadHeld(results[lock], all);
+      bool lost = false;
+      for (size_t i = 0; i < held.size(); ++i) {
+        if (held[i] && !locked[i]) held[i] = false, lost = true;
+      }
+      if (lost) continue;  // t rolls back
+      Read read = ReadWrites(q, results, held, batch);
+      usage::Queue(t, read.usage);
       t.Commit();
-      delta = counted;
+      delta = read.counted;
       return;
     }
+  }
+
+  static std::vector<bus::Lease> LeasesOf(const std::vector<Outcome>& batch) {
+    std::vector<bus::Lease> leases;
+    leases.reserve(batch.size());
+    for (const auto& o : batch) leases.push_back(o.lease());
+    return leases;
   }
 
   void Heartbeat(bus::Bus& bus) {

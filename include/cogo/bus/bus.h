@@ -79,6 +79,9 @@ struct WorkerInfo {
   int pid = 0;
 };
 
+// Whether `error` is QueueLockAllLeases finding a lease gone (the transaction is aborted).
+[[nodiscard]] bool IsLeaseLost(const std::exception& error);
+
 class Bus {
  public:
   explicit Bus(pqxx::connection& conn, BusLimits limits = {});
@@ -127,6 +130,9 @@ class Bus {
   // request whose idempotency key an earlier message holds reads created = false, id 0 (the
   // lookup of that message is PublishBatch's extra statement).
   size_t QueueLockLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases);
+  // The lock that fails (IsLeaseLost) unless every lease holds: what is queued after it may
+  // assume they all do, and COMMIT may ride in the same message.
+  size_t QueueLockAllLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases);
   size_t QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events);
   size_t QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishRequest>& requests);
   size_t QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions);

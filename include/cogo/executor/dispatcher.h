@@ -77,13 +77,15 @@ struct TenantCommitment {
                                                       std::string_view detail,
                                                       policy::TimePoint now, double unit_sample);
 
-// Reserves the maxCostUsd of each tenant's hand-offs (their ids, published in `t`'s transaction)
-// against its running total (sql/021) and returns each tenant's commitment before them, in one
-// round trip. Locks the tenants' rows (in name order) until the transaction ends, so it belongs
-// last before the commit; the next admission of a tenant then sees these reservations. Adds a
-// tenant's row on its first admission. Throws on database errors.
-[[nodiscard]] std::map<std::string, TenantCommitment> ReserveHandOffs(
-    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& hand_off_ids);
+// Queues the reservation of the maxCostUsd of each tenant's hand-offs published in `t`'s
+// transaction for the execute messages `execute_ids` against the tenant's running total (sql/021)
+// and returns the position of each tenant's result, which ReadCommitment reads: the commitment
+// before these hand-offs. Adds a tenant's row on its first admission. Locks the tenants' rows
+// (in name order) until the transaction ends, so it belongs last before the commit; the next
+// admission of a tenant then sees these reservations.
+[[nodiscard]] std::map<std::string, size_t> QueueReserveHandOffs(
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids);
+[[nodiscard]] TenantCommitment ReadCommitment(const pqxx::result& rows);
 
 struct ExecutorOptions {
   std::string database_url;                         // for the admissions

@@ -1,10 +1,14 @@
 // Every bus operation and state transition against a real PostgreSQL, legal and illegal.
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include "cogo/db/connection.h"
+#include "cogo/db/pipelined_transaction.h"
+#include "cogo/db/reconnect.h"
 #include "pg_fixture.h"
 
 namespace cogo::testing {
@@ -101,6 +105,73 @@ TEST_F(BusTest, IdempotencyKeyReturnsTheFirstMessage) {
   auto elsewhere = request;
   elsewhere.tenant = "tenant-b";
   EXPECT_TRUE(bus_->Publish(elsewhere).created);
+}
+
+// db::PipelinedTransaction, as a flush uses it: statements queued together reach the server in
+// one message and commit together; arguments of any text survive their quoting as literals; a
+// lock that finds a lease gone stops the message, nothing after it is written, and the
+// connection is usable again at once.
+TEST_F(BusTest, APipelinedTransactionCommitsTogetherAndAFailedLockWritesNothing) {
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(2, Message()));
+  const auto claimed = bus_->Claim(ClaimOn("w1", 2));
+  ASSERT_EQ(claimed.size(), 2u);
+  const bus::Lease& first = claimed[0].lease;
+  const bus::Lease& second = claimed[1].lease;
+  const std::string awkward = "it's a \\ back'slash, \"quoted\", \u00e9 \u2713 ''";
+  {
+    db::PipelinedTransaction t(*conn_);
+    (void)bus_->QueueLockAllLeases(t, {first});
+    (void)bus_->QueueAddEvents(t, {{first.message_id, "noted", nlohmann::json{{"text", awkward}}.dump()}});
+    const size_t completed = bus_->QueueComplete(t, {{first, "{}", {}, {}}});
+    const std::vector<pqxx::result> results = t.Send();
+    EXPECT_EQ(bus::Bus::ReadHeld(results.at(completed), {first}), std::vector<bool>{true});
+    EXPECT_EQ(Status(first.message_id), "running") << "another session sees nothing before the commit";
+    (void)t.Commit();
+  }
+  EXPECT_EQ(Status(first.message_id), "done");
+  EXPECT_EQ(ScalarText("SELECT detail->>'text' FROM bus_events WHERE event = 'noted'"), awkward);
+
+  bus::Lease stale = second;
+  stale.fence += 1;  // a later claim's lease: this one no longer holds
+  try {
+    db::PipelinedTransaction t(*conn_);
+    (void)bus_->QueueLockAllLeases(t, {stale});
+    (void)bus_->QueueComplete(t, {{second, "{}", {}, {}}});
+    (void)t.Commit();
+    ADD_FAILURE() << "the lock let a lost lease through";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(bus::IsLeaseLost(e)) << e.what();
+    EXPECT_EQ(db::Classify(e), db::FailureKind::other) << e.what();
+  }
+  EXPECT_EQ(Status(second.message_id), "running") << "the completion queued after the failed lock was written";
+  EXPECT_TRUE(bus_->Complete({second, "{}", {}, {}})) << "the connection is usable after the rollback";
+}
+
+// A connection that breaks while a message carrying COMMIT is in flight may have committed it:
+// the caller hears pqxx::in_doubt_error (never "nothing committed, run it again"), as from
+// pqxx::work's commit.
+TEST_F(BusTest, APipelinedCommitWhoseConnectionBreaksIsInDoubt) {
+  conn_->prepare("test_sleep", "SELECT pg_sleep(10)");
+  const int pid = conn_->backendpid();
+  std::thread killer([pid] {
+    auto admin = db::Connect(DatabaseUrl(), "test-kill");
+    for (int i = 0; i < 500; ++i) {  // until the sleep runs, then terminate that backend
+      const auto r = pqxx::nontransaction(*admin).exec(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = " + std::to_string(pid) +
+          " AND query LIKE '%test_sleep%' AND state = 'active'");
+      if (!r.empty()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  try {
+    db::PipelinedTransaction t(*conn_);
+    (void)t.Queue("test_sleep", {});
+    (void)t.Commit();
+    ADD_FAILURE() << "the commit returned on a terminated connection";
+  } catch (const std::exception& e) {
+    EXPECT_EQ(db::Classify(e), db::FailureKind::in_doubt) << e.what();
+  }
+  killer.join();
 }
 
 TEST_F(BusTest, BatchPublishKeepsOrder) {

@@ -489,6 +489,68 @@ TEST_F(WorkerTest, FollowUpsBeyondTheBusBatchLimitCommitWithTheirParent) {
             static_cast<int64_t>(children));
 }
 
+// A flush sends its whole transaction in one message on the guess that every lease holds
+// (sql/026); when one is gone, the lock stops that message and the batch is written again
+// without what belongs to the lost lease. Here the first outcome's flush waits on a row lock
+// while the other two queue behind it as one batch, one of them for a message an operator
+// cancelled meanwhile: each message still done is done with its child and its event, the
+// cancelled one got neither, and its outcome counts as a lost lease.
+TEST_F(WorkerTest, AFlushWithALostLeaseWritesTheOthersWithTheirChildrenAndEvents) {
+  auto options = Options(50ms);
+  options.concurrency = 4;
+  const auto published = bus_->PublishBatch(std::vector<bus::PublishRequest>(3, Message()));
+  const int64_t first = published[0].id;
+  const int64_t cancelled = published[1].id;
+  const int64_t last = published[2].id;
+  std::atomic<bool> go_first{false};
+  std::atomic<bool> go_rest{false};
+  std::atomic<int> started{0};
+  runtime::Worker worker(options, [&](HandlerContext& c) {
+    ++started;
+    const auto& go = c.message.lease.message_id == first ? go_first : go_rest;
+    while (!go.load()) std::this_thread::sleep_for(2ms);
+    HandlerResult r = HandlerResult::Complete();
+    r.publish.push_back(Message(R"({"child":true})", "test", "sink"));
+    r.events.push_back({0, "noted", "{}"});
+    return r;
+  }, nullptr, logger_);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return started.load() == 3; }));
+
+  auto lock_conn = db::Connect(DatabaseUrl(), "test-lock");
+  pqxx::work lock(*lock_conn);
+  lock.exec("SELECT 1 FROM agent_messages WHERE id = " + std::to_string(first) + " FOR UPDATE");
+  go_first = true;
+  ASSERT_TRUE(WaitFor([&] {
+    return Scalar<int64_t>("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'cogo-flush%' "
+                           "AND wait_event_type = 'Lock'") == 1;
+  })) << "the first flush waits for the row lock";
+  ASSERT_TRUE(bus_->Cancel(cancelled, "operator"));
+  go_rest = true;
+  std::this_thread::sleep_for(300ms);  // the two outcomes queue behind the waiting flush
+  lock.commit();
+
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().lease_lost == 1; }));
+  worker.Drain();
+  const auto children_of = [](int64_t id) {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id = " + std::to_string(id));
+  };
+  const auto noted_on = [](int64_t id) {
+    return Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'noted' AND message_id = " +
+                           std::to_string(id));
+  };
+  for (const int64_t id : {first, last}) {
+    EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(id)), "done");
+    EXPECT_EQ(children_of(id), 1);
+    EXPECT_EQ(noted_on(id), 1);
+  }
+  EXPECT_EQ(ScalarText("SELECT status FROM agent_messages WHERE id = " + std::to_string(cancelled)), "cancelled");
+  EXPECT_EQ(children_of(cancelled), 0);
+  EXPECT_EQ(noted_on(cancelled), 0);
+  EXPECT_EQ(worker.stats().completed, 2u);
+}
+
 // The claimer does not wait for the last batch's outcomes to commit: while they are flushed it
 // takes one more batch. Here no flush can commit (bus_events is locked, and every completion
 // writes its attempt's event), so the worker ends up holding concurrency + 2 x batch leases.

@@ -10,6 +10,14 @@ std::unique_ptr<pqxx::connection> Connect(const std::string& url,
                                           std::string_view application_name,
                                           std::string_view session_setup) {
   auto conn = std::make_unique<pqxx::connection>(url);
+  // libpqxx 6 would reopen a broken connection on its next use, silently and without the
+  // session setup below (and inside pqxx::pipeline's replay of a failed message). Every cogo
+  // caller drops a broken connection and opens a fresh one (db/reconnect.h), so a broken one
+  // must stay broken. The call is deprecated in libpqxx 6, which has no other way to say it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
   pqxx::nontransaction txn(*conn);
   std::string setup = "SET application_name = " + txn.quote(std::string(application_name));
   if (!session_setup.empty()) setup.append("; ").append(session_setup);

@@ -338,7 +338,10 @@ class Dispatcher {
       for (size_t i = 0; i < held.size(); ++i) {
         if (held[i] && !locked[i]) held[i] = false, lost = true;
       }
-      if (lost) continue;  // t rolls back
+      if (lost) {
+        t.Rollback();
+        continue;
+      }
       for (size_t i = 0; i < group.size(); ++i) {
         const HandlerResult& r = results[i];
         if (held[i] && r.kind != HandlerResult::Kind::complete && r.kind != HandlerResult::Kind::committed) {

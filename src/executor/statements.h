@@ -9,7 +9,8 @@ namespace cogo::executor::sql {
 // ended or retried) into the tenant's row, starts a new UTC day when one began (the day's spend
 // from zero; reservations of unfinished hand-offs carry over), and adds the maxCostUsd of the
 // hand-offs this transaction published for them (read from those rows, the way the trigger that
-// releases them reads it): their children whose row version this transaction wrote. A hand-off
+// releases them reads it): their children whose row version this transaction wrote (xmin; and
+// created_at, so a row frozen long ago whose raw xmin came round again cannot match). A hand-off
 // published before (an operator retried a done execute message) holds its own reservation and
 // is not counted again. So the statement needs no ids back from the publish and rides in the
 // same message. Returns the commitment before these hand-offs: spent today, reserved. The
@@ -29,7 +30,7 @@ WITH folded AS (
   RETURNING day, spent_usd, reserved_usd),
 hand_offs AS (
   SELECT coalesce(sum(cogo_reserved_usd(payload)), 0) AS usd FROM agent_messages
-  WHERE parent_id = ANY ($2::bigint[]) AND xmin = pg_current_xact_id()::xid)
+  WHERE parent_id = ANY ($2::bigint[]) AND xmin = pg_current_xact_id()::xid AND created_at = now())
 UPDATE tenant_spend t
 SET (day, spent_usd, reserved_usd, updated_at) = (
   SELECT n.day,

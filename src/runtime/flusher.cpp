@@ -166,99 +166,68 @@ class Flusher {
     return q;
   }
 
-  // What the results of a transaction's statements say: the counts, and the usage of the
-  // attempts whose end it wrote.
-  struct Read {
+  // What the results of a flush's statements say, as counts; logs each failure.
+  WorkerStats Count(const Queued& q, const std::vector<pqxx::result>& results, const std::vector<bool>& held) {
     WorkerStats counted;
-    std::vector<usage::UsageRecord> usage;
-  };
-
-  Read ReadWrites(const Queued& q, const std::vector<pqxx::result>& results, const std::vector<bool>& held,
-                  const std::vector<Outcome>& batch) {
-    Read read;
-    WorkerStats& counted = read.counted;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!held[i] && batch[i].kind != Outcome::Kind::committed) ++counted.lease_lost;  // reclaimed or cancelled meanwhile
-    }
-    for (size_t i : q.releases) ++(results[i].empty() ? counted.lease_lost : counted.released);
+    counted.lease_lost = static_cast<uint64_t>(std::count(held.begin(), held.end(), false));  // reclaimed or cancelled meanwhile
+    for (size_t i : q.releases) ++(results.at(i).empty() ? counted.lease_lost : counted.released);
     if (q.complete) {
       std::vector<bus::Lease> completed_leases;
       for (const Outcome* o : q.completed) completed_leases.push_back(o->lease());
-      const std::vector<bool> completed = bus::Bus::ReadHeld(results[*q.complete], completed_leases);
-      for (size_t i = 0; i < completed.size(); ++i) {
-        if (!completed[i]) {
-          ++counted.lease_lost;
-          continue;
-        }
-        ++counted.completed;
-        if (q.completed[i]->usage) read.usage.push_back(*q.completed[i]->usage);
+      for (const bool completed : bus::Bus::ReadHeld(results.at(*q.complete), completed_leases)) {
+        ++(completed ? counted.completed : counted.lease_lost);
       }
     }
     for (const auto& [o, position] : q.failures) {
-      const auto result = bus::Bus::ReadFail(results[position]);
+      const auto result = bus::Bus::ReadFail(results.at(position));
       switch (result) {
         case bus::FailOutcome::requeued: ++counted.retried; break;
         case bus::FailOutcome::dead_lettered:
         case bus::FailOutcome::failed: ++counted.failed; break;
         case bus::FailOutcome::lease_lost: ++counted.lease_lost; break;
       }
-      if (result != bus::FailOutcome::lease_lost && o->usage) read.usage.push_back(*o->usage);
       s_.logger->warn("message {} attempt {} failed ({}): {}", o->failure.lease.message_id,
                       o->failure.lease.attempt, bus::FailOutcomeName(result), o->failure.error);
     }
-    return read;
+    return counted;
   }
 
   // The transaction in as few round trips as its outcomes allow (db::PipelinedTransaction),
   // instead of one per statement. Usually one: every lease still holds, so BEGIN, the lock that
   // fails unless they all do (sql/026), every write, the usage of every attempt and COMMIT go in
-  // one message. When a lease is gone, the batch is written with the lock that reports which
-  // (one round trip), and what it decides (two): queued on the guess that the leases it found
-  // holding still do; when the lock finds another lost, the transaction rolls back and is
-  // queued again without it (a lost lease never comes back, so this ends).
+  // one message. When a lease is gone, that message rolls back, and the batch takes two: the
+  // lock that says which leases hold (and keeps them held to the end), then the writes for
+  // those, their usage and COMMIT.
   void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, WorkerStats& delta) {
-    std::vector<bus::Lease> leases;  // of the outcomes left to write: a handler that committed itself needs nothing
-    std::vector<bool> held(batch.size(), true);
+    const std::vector<bus::Lease> leases = LeasesOf(batch);
+    {
+      db::PipelinedTransaction t(bus.connection());
+      try {
+        (void)bus.QueueLockAllLeases(t, leases);
+        delta = WriteHeld(bus, t, batch, std::vector<bool>(batch.size(), true));
+        return;
+      } catch (const std::exception& e) {
+        if (!bus::IsLeaseLost(e)) throw;
+      }
+      t.Rollback();  // a connection that broke meanwhile fails here, not in the next message
+    }
+    db::PipelinedTransaction t(bus.connection());
+    const size_t lock = bus.QueueLockLeases(t, leases);
+    const std::vector<bool> held = bus::Bus::ReadHeld(t.Send().at(lock), leases);
+    delta = WriteHeld(bus, t, batch, held);
+  }
+
+  // Queues the writes of the outcomes whose lease is `held` (locked by this transaction: every
+  // one of their statements finds it holding) with their usage, commits, and counts.
+  WorkerStats WriteHeld(bus::Bus& bus, db::PipelinedTransaction& t, const std::vector<Outcome>& batch,
+                        const std::vector<bool>& held) {
+    const Queued q = QueueWrites(bus, t, batch, held);
+    std::vector<usage::UsageRecord> usage;
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].kind == Outcome::Kind::committed) {
-        held[i] = false;
-      } else {
-        leases.push_back(batch[i].lease());
-      }
+      if (held[i] && batch[i].usage) usage.push_back(*batch[i].usage);
     }
-    if (leases.empty()) return;
-    try {
-      db::PipelinedTransaction t(bus.connection());
-      (void)bus.QueueLockAllLeases(t, leases);
-      const Queued q = QueueWrites(bus, t, batch, held);
-      std::vector<usage::UsageRecord> usage;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (held[i] && batch[i].usage) usage.push_back(*batch[i].usage);
-      }
-      usage::Queue(t, usage);
-      delta = ReadWrites(q, t.Commit(), held, batch).counted;
-      return;
-    } catch (const std::exception& e) {
-      if (!bus::IsLeaseLost(e)) throw;
-    }
-    const std::vector<bus::Lease> all = LeasesOf(batch);
-    while (true) {
-      db::PipelinedTransaction t(bus.connection());
-      const size_t lock = bus.QueueLockLeases(t, all);
-      const Queued q = QueueWrites(bus, t, batch, held);
-      const std::vector<pqxx::result> results = t.Send();
-      const std::vector<bool> locked = bus::Bus::ReadHeld(results[lock], all);
-      bool lost = false;
-      for (size_t i = 0; i < held.size(); ++i) {
-        if (held[i] && !locked[i]) held[i] = false, lost = true;
-      }
-      if (lost) continue;  // t rolls back
-      Read read = ReadWrites(q, results, held, batch);
-      usage::Queue(t, read.usage);
-      t.Commit();
-      delta = read.counted;
-      return;
-    }
+    usage::Queue(t, usage);
+    return Count(q, t.Commit(), held);
   }
 
   static std::vector<bus::Lease> LeasesOf(const std::vector<Outcome>& batch) {

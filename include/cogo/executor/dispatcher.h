@@ -96,7 +96,7 @@ struct ExecutorOptions {
 // one moment are admitted together, in one transaction (one message, when they come one at a
 // time): lock the leases (gone: nothing is written for that message), Decide on everything but
 // the tenants' totals, publish the hand-offs and complete the execute messages, then
-// ReserveHandOffs per tenant and Decide again on each tenant's total, hand-off by hand-off;
+// QueueReserveHandOffs per tenant and Decide again on each tenant's total, hand-off by hand-off;
 // all admitted: commit (HandlerResult::Committed). A refusal at the first step is returned for
 // the runtime to record; one at the second rolls the transaction back (nothing handed off or
 // reserved), and the messages are admitted again one at a time, each then committed or refused

@@ -301,6 +301,7 @@ class Dispatcher {
       std::vector<size_t> admitted;  // indexes into group, in the order of their hand-offs
       std::vector<bus::PublishRequest> hand_offs;
       std::vector<bus::Completion> completions;
+      std::vector<size_t> refused;  // by the policy: logged once the lock confirmed their leases
       for (size_t i = 0; i < group.size(); ++i) {
         const bus::ClaimedMessage& m = group[i]->message;
         if (!held[i]) {
@@ -310,6 +311,7 @@ class Dispatcher {
         HandlerResult r = Decide(m, group[i]->request, TenantCommitment{}, Cap(m), ClaimedAt(m));
         if (r.kind != HandlerResult::Kind::complete) {
           results[i] = std::move(r);  // reserves nothing: the runtime records it
+          refused.push_back(i);
           continue;
         }
         bus::PublishRequest& hand_off = r.publish.front();
@@ -342,11 +344,8 @@ class Dispatcher {
         t.Rollback();
         continue;
       }
-      for (size_t i = 0; i < group.size(); ++i) {
-        const HandlerResult& r = results[i];
-        if (held[i] && r.kind != HandlerResult::Kind::complete && r.kind != HandlerResult::Kind::committed) {
-          logger_->warn("execute {} refused: {}", group[i]->message.lease.message_id, r.error());
-        }
+      for (size_t i : refused) {
+        logger_->warn("execute {} refused: {}", group[i]->message.lease.message_id, results[i].error());
       }
       if (admitted.empty()) return attempt;  // nothing to write: the transaction rolls back
       const std::vector<bus::Published> published = bus::Bus::ReadPublished(sent[*publish], hand_offs.size());

@@ -1,7 +1,6 @@
 // The flusher (runtime/worker.h): writes the handlers' outcomes in batches, heartbeats the
 // leases in flight and the registry row, and stops handlers past their deadline.
 #include <algorithm>
-
 #include <optional>
 
 #include <pqxx/nontransaction>

@@ -49,7 +49,9 @@ class Claimer {
         int want = 0;
         {
           std::unique_lock lock(s_.mu);
+          s_.claimer_needs_capacity = true;
           s_.cv_claim.wait(lock, [&] { return !s_.claiming || s_.ClaimSize() > 0; });
+          s_.claimer_needs_capacity = false;
           if (!s_.claiming) break;
           want = s_.ClaimSize();
           // A wake-up during the announcement must not be lost: it may be a leaving sentinel's.

@@ -118,8 +118,8 @@ class Flusher {
       s_.stats.failed += delta.failed;
       s_.stats.released += delta.released;
       s_.stats.lease_lost += delta.lease_lost;
+      s_.CapacityFreed();
     }
-    s_.cv_claim.notify_one();
   }
 
   // The statements of a flush, queued for the outcomes whose lease is `held`, and what each

@@ -222,13 +222,13 @@ class Worker::Impl {
           auto it = s_.in_flight.find(KeyOf(job->message.lease));
           if (it != s_.in_flight.end() && it->second == job) s_.in_flight.erase(it);
           ++s_.stats.completed;
-          s_.cv_claim.notify_one();
+          s_.CapacityFreed();
         } else if (job->state != Job::State::abandoned) {
           s_.outcomes.push_back(std::move(outcome));
         }
         job->state = Job::State::finished;
         // Nothing left to start: the claimer may take the next batch before this one is flushed.
-        if (s_.ready.empty()) s_.cv_claim.notify_one();
+        if (s_.ready.empty()) s_.CapacityFreed();
       }
       s_.cv_flush.notify_one();
       s_.cv_idle.notify_all();

@@ -66,6 +66,10 @@ struct WorkerState {
   std::vector<Outcome> outcomes;
   int running = 0;
   bool wake_pending = false;
+  // The claimer waits for ClaimSize() > 0: only then does freed capacity need to wake it. Woken
+  // for every handler that finished and every flush, it would wake for nothing while it waits
+  // for a wake-up (one or two context switches per message, beside the flusher's).
+  bool claimer_needs_capacity = false;
   bool claiming = true;
   bool stop_handlers = false;
   bool stop_flusher = false;
@@ -88,6 +92,11 @@ struct WorkerState {
 
   // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h. Jobs in
   // flight that are neither waiting nor running have finished: their outcomes await the flush.
+  // Capacity was freed (mu held): wakes the claimer if it waits for some.
+  void CapacityFreed() {
+    if (claimer_needs_capacity) cv_claim.notify_one();
+  }
+
   [[nodiscard]] int ClaimSize() const {
     const int waiting = static_cast<int>(ready.size());
     return NextClaimSize(FreeCapacity(), waiting, static_cast<int>(in_flight.size()) - waiting - running,

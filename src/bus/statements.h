@@ -5,6 +5,8 @@
 // is the message row itself. The view bus_trail reads both back as the whole trail.
 #pragma once
 
+#include <string>
+
 namespace cogo::bus::sql {
 
 // One message without an idempotency key: the common case, and the cheapest statement the bus
@@ -387,17 +389,8 @@ FOR UPDATE OF m)SQL";
 // (sql/026_lease_assertion.sql), which aborts the transaction and skips the rest of the message
 // it came in. What a pipelined flush queues after it can then assume every lease held.
 inline constexpr const char* kLockAllLeasesName = "cogo_lock_all_leases";
-inline constexpr const char* kLockAllLeases = R"SQL(
-WITH input AS MATERIALIZED (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, fence bigint)),
-locked AS MATERIALIZED (
-  SELECT m.id
-  FROM agent_messages m JOIN input ON m.id = input.id
-  WHERE m.id = ANY (ARRAY(SELECT id FROM input))
-    AND m.status = 'running' AND m.lease_owner = input.owner AND m.fence = input.fence
-  ORDER BY m.id
-  FOR UPDATE OF m)
-SELECT cogo_leases_held((SELECT count(*) FROM locked), (SELECT count(*) FROM input)))SQL";
+inline const std::string kLockAllLeases = std::string("SELECT cogo_leases_held(count(*), jsonb_array_length($1::jsonb)) FROM (") +
+                                          kLockLeases + ") AS locked";
 
 // $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.
 // Ids follow the array's order (ORDER BY ordinality: a join may emit rows in any order), so a

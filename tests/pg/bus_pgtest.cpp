@@ -1,4 +1,6 @@
 // Every bus operation and state transition against a real PostgreSQL, legal and illegal.
+#include <sys/socket.h>
+
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -172,6 +174,44 @@ TEST_F(BusTest, APipelinedCommitWhoseConnectionBreaksIsInDoubt) {
     EXPECT_EQ(db::Classify(e), db::FailureKind::in_doubt) << e.what();
   }
   killer.join();
+}
+
+// A connection closed under a pipelined transaction, seen by libpq alone (no error from the
+// server, so no SQLSTATE): through pqxx::pipeline that read as an ordinary failure, and pqxx
+// would reopen the connection silently. Now a message carrying COMMIT is in doubt (here the
+// server does commit it, after the sleep), one without is a lost connection, and either way
+// the connection stays closed, so its owner opens a fresh one.
+TEST_F(BusTest, APipelinedTransactionOnAConnectionClosedUnderItReportsItAndStaysClosed) {
+  for (const bool commit : {true, false}) {
+    auto conn = db::Connect(DatabaseUrl(), "test-closed");
+    conn->prepare("test_sleep", "SELECT pg_sleep(0.5)");
+    const int pid = conn->backendpid();
+    const int socket = conn->sock();
+    std::thread closer([pid, socket] {
+      auto admin = db::Connect(DatabaseUrl(), "test-watch");
+      for (int i = 0; i < 500; ++i) {  // until the sleep runs, then close the client's end
+        const auto r = pqxx::nontransaction(*admin).exec(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = " + std::to_string(pid) +
+            " AND query LIKE '%test_sleep%' AND state = 'active'");
+        if (!r.empty()) {
+          ::shutdown(socket, SHUT_RDWR);
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    try {
+      db::PipelinedTransaction t(*conn);
+      (void)t.Queue("test_sleep", {});
+      (void)(commit ? t.Commit() : t.Send());
+      ADD_FAILURE() << "the message returned on a closed connection";
+    } catch (const std::exception& e) {
+      EXPECT_EQ(db::Classify(e), commit ? db::FailureKind::in_doubt : db::FailureKind::connection_lost) << e.what();
+    }
+    closer.join();
+    EXPECT_FALSE(conn->is_open()) << "the connection was reopened behind its owner's back";
+    EXPECT_THROW(pqxx::nontransaction(*conn).exec("SELECT 1"), pqxx::broken_connection);
+  }
 }
 
 TEST_F(BusTest, BatchPublishKeepsOrder) {

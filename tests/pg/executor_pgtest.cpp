@@ -347,6 +347,67 @@ TEST_F(ExecutorTest, MessagesHeldAtOnceAreAdmittedTogetherAndEachTenantsCapStill
   ExpectGroupedAdmissionsAndTotals(*conn_, std::to_string(capped), "0.16", "0.32");
 }
 
+// An execute message cancelled while its admission waits: the admission's first message (the
+// lock of the leases, the hand-offs, the completions, the reservation) is sent on the guess that
+// every lease holds; the lock finds this one gone, the transaction rolls back, and the group is
+// admitted again without it. Here the tenant's row is held locked, so the first group waits in
+// its reservation and the other messages queue as the next group; one of those is cancelled.
+// It gets no hand-off and reserves nothing; every other message is handed off exactly once, and
+// the tenant's reservation is exactly theirs.
+TEST_F(ExecutorTest, AMessageCancelledWhileItsGroupWaitsIsLeftOutAndTheRestHandedOff) {
+  constexpr int kMessages = 4;
+  const auto published = bus_->PublishBatch(std::vector<bus::PublishRequest>(
+      kMessages, Execute(Payload([](json& a) { a["budget"]["maxCostUsd"] = 0.01; }))));
+  pqxx::nontransaction(*conn_).exec("INSERT INTO tenant_spend (tenant, day) VALUES ('tenant-a', cogo_utc_day(now()))");
+  auto lock_conn = db::Connect(DatabaseUrl(), "test-lock");
+  pqxx::work lock(*lock_conn);
+  lock.exec("SELECT 1 FROM tenant_spend WHERE tenant = 'tenant-a' FOR UPDATE");
+
+  runtime::WorkerOptions o = Base();
+  executor::ConfigureExecutorWorker(o);
+  o.concurrency = kMessages;
+  runtime::Worker executor(o, executor::MakeExecutorHandler({DatabaseUrl(), Policy()}, logger_), nullptr,
+                           logger_);
+  executor.Start();
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                           "'cogo-executor-spend' AND wait_event_type = 'Lock'") == 1;
+  })) << "the first group waits for the tenant's row";
+  ASSERT_TRUE(WaitFor([] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'running'") ==
+           kMessages;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // every handler has queued its admission
+  // The waiting group holds its messages' rows: a cancel of one of those would wait for its
+  // commit. One that waits no longer than the lock timeout is queued in the next group.
+  pqxx::nontransaction(*conn_).exec("SET lock_timeout = '200ms'");
+  int64_t cancelled = 0;
+  for (auto it = published.rbegin(); it != published.rend() && cancelled == 0; ++it) {
+    try {
+      if (bus_->Cancel(it->id, "operator")) cancelled = it->id;
+    } catch (const pqxx::sql_error&) {  // lock_not_available: in the waiting group
+    }
+  }
+  pqxx::nontransaction(*conn_).exec("RESET lock_timeout");
+  ASSERT_NE(cancelled, 0) << "every message was in the first group";
+  lock.commit();
+
+  ASSERT_TRUE(WaitFor([&] {
+    return Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE role = 'execute' AND status = 'done'") ==
+           kMessages - 1;
+  }, 30s));
+  executor.Drain();
+  EXPECT_EQ(Status(cancelled), "cancelled");
+  EXPECT_EQ(Children(cancelled), 0);
+  for (const auto& p : published) {
+    if (p.id != cancelled) {
+      EXPECT_EQ(Children(p.id), 1) << "message " << p.id;
+    }
+  }
+  EXPECT_EQ(ScalarText("SELECT reserved_usd = 0.03 FROM tenant_spend WHERE tenant = 'tenant-a'"), "t")
+      << "reserved: " << ScalarText("SELECT reserved_usd FROM tenant_spend WHERE tenant = 'tenant-a'");
+}
+
 // The admission connection killed while groups are admitted. First where a group has done all
 // but its last statement: tenant-b's row is held locked, so a group waits in tenant-b's
 // reservation (the last, tenants in name order) with its leases locked, its hand-offs published

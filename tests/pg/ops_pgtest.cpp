@@ -171,7 +171,7 @@ TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) 
       {bus::sql::kComplete, "'[]'", "Index Cond: (id = ANY"},
       {bus::sql::kHeartbeat, "'[]', 1000", "Index Cond: (id = ANY"},
       {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
-      {bus::sql::kLockAllLeases, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kLockAllLeases.c_str(), "'[]'", "Index Cond: (id = ANY"},
       {executor::sql::kReserveHandOffs, "'t', '{}'", "Index Cond: (parent_id = ANY"},
   };
   for (const auto& c : cases) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/result>
 
@@ -131,16 +132,32 @@ HandlerResult TransientFailure(const bus::ClaimedMessage& message, const policy:
 }
 
 std::map<std::string, size_t> QueueReserveHandOffs(
-    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids) {
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids,
+    const policy::PolicyTable* within_caps) {
   pqxx::connection_base& conn = t.connection();
-  conn.prepare(sql::kReserveHandOffsName, sql::kReserveHandOffs);
   conn.prepare(sql::kAddTenantName, sql::kAddTenant);
+  if (within_caps != nullptr) {
+    conn.prepare(sql::kReserveHandOffsWithinCapName, sql::kReserveHandOffsWithinCap);
+  } else {
+    conn.prepare(sql::kReserveHandOffsName, sql::kReserveHandOffs);
+  }
   std::map<std::string, size_t> positions;
   for (const auto& [tenant, ids] : execute_ids) {
     (void)t.Queue(sql::kAddTenantName, {t.Literal(tenant)});
-    positions[tenant] = t.Queue(sql::kReserveHandOffsName, {t.Literal(tenant), t.Literal(db::IntArrayLiteral(ids))});
+    if (within_caps != nullptr) {
+      positions[tenant] = t.Queue(sql::kReserveHandOffsWithinCapName,
+                                  {t.Literal(tenant), t.Literal(db::IntArrayLiteral(ids)),
+                                   t.Literal(fmt::format("{}", within_caps->DailyCapUsd(tenant)))});
+    } else {
+      positions[tenant] = t.Queue(sql::kReserveHandOffsName, {t.Literal(tenant), t.Literal(db::IntArrayLiteral(ids))});
+    }
   }
   return positions;
+}
+
+bool IsOverDailyCap(const std::exception& error) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
+  return sql != nullptr && sql->sqlstate() == "CL002";
 }
 
 TenantCommitment ReadCommitment(const pqxx::result& rows) {
@@ -280,11 +297,16 @@ class Dispatcher {
     bus::Bus bus(conn);
     std::vector<bus::Lease> leases;
     for (const Admission* a : group) leases.push_back(a->message.lease);
-    // Two round trips (db::PipelinedTransaction): BEGIN with the lock, the hand-offs, the
-    // completions and the reservations, queued on the guess that every lease still holds; then
-    // COMMIT. A lease the lock finds lost rolls it back, and the group is queued again without
-    // it (a lost lease never comes back, so this ends).
+    // Usually one round trip (db::PipelinedTransaction): BEGIN, the lock, the hand-offs, the
+    // completions, the reservations and COMMIT in one message, on the guess that every lease
+    // still holds and every tenant stays within its cap (both asserted by the database: the
+    // message stops and rolls back when one does not). When the guess fails, or the tenant's
+    // last known total says it would, two: the same statements with the lock that says which
+    // leases hold, then COMMIT once the cap's verdicts are in. A lease the lock finds lost rolls
+    // that back too, and the group is queued again without it (a lost lease never comes back,
+    // so this ends).
     std::vector<bool> held(group.size(), true);
+    bool one_message = true;
     while (true) {
       // Committed with synchronous_commit off (the connector's session setting): the tenants'
       // rows are locked until the commit returns, and without waiting for the WAL flush the next
@@ -293,7 +315,6 @@ class Dispatcher {
       // their leases, and the reclaimer requeues them. Anything that acts on a hand-off commits
       // synchronously, which flushes this commit first.
       db::PipelinedTransaction t(conn);
-      const size_t lock = bus.QueueLockLeases(t, leases);
 
       Attempt attempt;
       std::vector<HandlerResult>& results = attempt.results;
@@ -324,6 +345,8 @@ class Dispatcher {
         hand_offs.push_back(std::move(hand_off));
         completions.push_back({m.lease, r.result_json, r.snippet, r.url});
       }
+      one_message = one_message && !admitted.empty() && ExpectedToFit(group, admitted);
+      const size_t lock = one_message ? bus.QueueLockAllLeases(t, leases) : bus.QueueLockLeases(t, leases);
       std::optional<size_t> publish;
       std::map<std::string, size_t> reservations;  // tenant -> position of its result
       if (!admitted.empty()) {
@@ -332,7 +355,27 @@ class Dispatcher {
         (void)bus.QueueComplete(t, completions);
         std::map<std::string, std::vector<int64_t>> execute_ids;
         for (size_t i : admitted) execute_ids[group[i]->message.tenant].push_back(group[i]->message.lease.message_id);
-        reservations = QueueReserveHandOffs(t, execute_ids);
+        reservations = QueueReserveHandOffs(t, execute_ids, one_message ? options_.policy.get() : nullptr);
+      }
+      if (one_message) {
+        try {
+          const std::vector<pqxx::result> committed = t.Commit();
+          const std::map<std::string, double> added = CostByTenant(group, admitted);
+          for (const auto& [tenant, position] : reservations) {
+            const TenantCommitment before = ReadCommitment(committed.at(position));
+            last_committed_usd_[tenant] = before.spent_today_usd + before.reserved_usd + added.at(tenant);
+          }
+          for (size_t i : refused) {
+            logger_->warn("execute {} refused: {}", group[i]->message.lease.message_id, results[i].error());
+          }
+          HandedOff(group, admitted, results);
+          return attempt;
+        } catch (const std::exception& e) {
+          if (!bus::IsLeaseLost(e) && !IsOverDailyCap(e)) throw;
+        }
+        t.Rollback();  // a connection that broke meanwhile fails here, not in the next message
+        one_message = false;
+        continue;
       }
       const std::vector<pqxx::result> sent = t.Send();
       const std::vector<bool> locked = bus::Bus::ReadHeld(sent[lock], leases);
@@ -358,6 +401,7 @@ class Dispatcher {
       }
       for (const auto& [tenant, positions] : created) {
         TenantCommitment committed = ReadCommitment(sent.at(reservations.at(tenant)));
+        last_committed_usd_[tenant] = committed.spent_today_usd + committed.reserved_usd;
         for (size_t k : positions) {
           const size_t i = admitted[k];
           const Admission& a = *group[i];
@@ -373,6 +417,7 @@ class Dispatcher {
             return attempt;  // this transaction rolls back: no hand-off, no reservation
           }
         }
+        last_committed_usd_[tenant] = committed.spent_today_usd + committed.reserved_usd;
       }
       if (!attempt.over_cap.empty()) {
         for (size_t k = 0; k < admitted.size(); ++k) {  // a hand-off published before fits as it is
@@ -381,14 +426,41 @@ class Dispatcher {
         return attempt;  // rolls back
       }
       t.Commit();
-      for (size_t i : admitted) {
-        const Admission& a = *group[i];
-        results[i] = HandlerResult::Committed();
-        logger_->debug("execute {} handed off to {} under {}", a.message.lease.message_id,
-                       a.request.envelope.target->Route(), a.request.rule->name);
-      }
+      HandedOff(group, admitted, results);
       return attempt;
     }
+  }
+
+  void HandedOff(const std::vector<Admission*>& group, const std::vector<size_t>& admitted,
+                 std::vector<HandlerResult>& results) {
+    for (size_t i : admitted) {
+      const Admission& a = *group[i];
+      results[i] = HandlerResult::Committed();
+      logger_->debug("execute {} handed off to {} under {}", a.message.lease.message_id,
+                     a.request.envelope.target->Route(), a.request.rule->name);
+    }
+  }
+
+  // Whether the admitted hand-offs fit their tenants' caps by the totals the last admissions of
+  // those tenants saw (a tenant not seen yet is expected to fit). Only a guess of which way to
+  // send the admission: the database judges the cap either way. A tenant at its cap is then
+  // refused without a failed statement per message (which the server would log, literals and
+  // all); a total that fell meanwhile (a new UTC day, hand-offs ended) is seen by the next
+  // admission sent in two messages, which reads it.
+  bool ExpectedToFit(const std::vector<Admission*>& group, const std::vector<size_t>& admitted) const {
+    for (const auto& [tenant, usd] : CostByTenant(group, admitted)) {
+      const auto known = last_committed_usd_.find(tenant);
+      const double committed = known == last_committed_usd_.end() ? 0.0 : known->second;
+      if (committed + usd > options_.policy->DailyCapUsd(tenant)) return false;
+    }
+    return true;
+  }
+
+  static std::map<std::string, double> CostByTenant(const std::vector<Admission*>& group,
+                                                    const std::vector<size_t>& admitted) {
+    std::map<std::string, double> total;
+    for (size_t i : admitted) total[group[i]->message.tenant] += group[i]->request.envelope.budget.max_cost_usd;
+    return total;
   }
 
   double Cap(const bus::ClaimedMessage& m) const { return options_.policy->DailyCapUsd(m.tenant); }
@@ -410,6 +482,7 @@ class Dispatcher {
   base::FlatCombiner<Admission, HandlerResult> admissions_;
   // Used by the thread running a group only.
   std::unique_ptr<pqxx::connection> conn_;
+  std::map<std::string, double> last_committed_usd_;  // tenant -> spent + reserved, as last read
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
 };

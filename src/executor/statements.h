@@ -1,6 +1,8 @@
 // The executor's SQL, named once. Names double as log tags.
 #pragma once
 
+#include <string>
+
 namespace cogo::executor::sql {
 
 // $1 tenant, $2 the ids of the tenant's execute messages admitted in this transaction (bigint[]).
@@ -42,6 +44,14 @@ SET (day, spent_usd, reserved_usd, updated_at) = (
 FROM hand_offs h
 WHERE t.tenant = $1
 RETURNING t.spent_usd::float8, (t.reserved_usd - h.usd)::float8)SQL";
+
+// $3 the tenant's daily cap in USD (numeric text). The same reservation, asserting that the tenant
+// stays within its cap with these hand-offs: over it, it raises SQLSTATE CL002
+// (sql/027_daily_cap_assertion.sql), which aborts the transaction and skips the rest of its
+// message. For an admission sent in one message with its COMMIT, on the guess that it fits.
+inline constexpr const char* kReserveHandOffsWithinCapName = "cogo_executor_reserve_hand_offs_within_cap";
+inline const std::string kReserveHandOffsWithinCap =
+    std::string(kReserveHandOffs) + ", cogo_within_daily_cap(t.spent_usd + t.reserved_usd, $3::numeric)";
 
 // $1 tenant. The tenant's row on its first admission (a concurrent first admission's insert
 // wins; this one then waits for it and updates that row). Sent before every reservation: when

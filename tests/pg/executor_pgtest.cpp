@@ -348,9 +348,9 @@ TEST_F(ExecutorTest, MessagesHeldAtOnceAreAdmittedTogetherAndEachTenantsCapStill
 }
 
 // An execute message cancelled while its admission waits: the admission's first message (the
-// lock of the leases, the hand-offs, the completions, the reservation) is sent on the guess that
-// every lease holds; the lock finds this one gone, the transaction rolls back, and the group is
-// admitted again without it. Here the tenant's row is held locked, so the first group waits in
+// lock of the leases, the hand-offs, the completions, the reservation, COMMIT) is sent on the
+// guess that every lease holds; the lock finds this one gone, the transaction rolls back, and the
+// group is admitted again without it. Here the tenant's row is held locked, so the first group waits in
 // its reservation and the other messages queue as the next group; one of those is cancelled.
 // It gets no hand-off and reserves nothing; every other message is handed off exactly once, and
 // the tenant's reservation is exactly theirs.
@@ -406,6 +406,62 @@ TEST_F(ExecutorTest, AMessageCancelledWhileItsGroupWaitsIsLeftOutAndTheRestHande
   }
   EXPECT_EQ(ScalarText("SELECT reserved_usd = 0.03 FROM tenant_spend WHERE tenant = 'tenant-a'"), "t")
       << "reserved: " << ScalarText("SELECT reserved_usd FROM tenant_spend WHERE tenant = 'tenant-a'");
+}
+
+// An admission expected to fit its tenant's cap goes in one message with its COMMIT, its
+// reservation asserting the cap (sql/027). When the guess is wrong (here the tenant's day was
+// spent by someone else after the executor last read its total), the database stops that
+// message, nothing of it is written, and the admission is judged again and refused by name: no
+// hand-off, the tenant's totals untouched. A tenant the executor knows to be at its cap is then
+// judged in two messages, without a failed one. Each admission is caught waiting for the
+// tenant's row, which the test holds locked, and its message read from pg_stat_activity.
+TEST_F(ExecutorTest, AnAdmissionThatFitsIsOneMessageAndOneThatWouldPassTheCapIsJudgedAgain) {
+  pqxx::nontransaction(*conn_).exec("INSERT INTO tenant_spend (tenant, day) VALUES ('capped', cogo_utc_day(now()))");
+  auto executor = StartExecutor();
+  auto lock_conn = db::Connect(DatabaseUrl(), "test-lock");
+  // Publishes one call of 0.4 USD for the capped tenant (cap 1.0) while its row is locked (and,
+  // in the same transaction, `change`d), and returns its id and the admission's message.
+  const auto admit = [&](const std::string& change) {
+    pqxx::work lock(*lock_conn);
+    lock.exec("SELECT 1 FROM tenant_spend WHERE tenant = 'capped' FOR UPDATE");
+    if (!change.empty()) lock.exec(change);
+    const int64_t id =
+        bus_->Publish(Execute(Payload([](json& a) { a["budget"]["maxCostUsd"] = 0.4; }), "capped")).id;
+    const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                "'cogo-executor-spend' AND wait_event_type = 'Lock'";
+    EXPECT_TRUE(WaitFor([&] { return Scalar<int64_t>(waiting) == 1; })) << "the admission waits for the row";
+    std::string message = ScalarText("SELECT query FROM pg_stat_activity WHERE application_name = "
+                                     "'cogo-executor-spend' AND wait_event_type = 'Lock'");
+    lock.commit();
+    EXPECT_TRUE(WaitFor([&] { return Final(id); }));
+    return std::make_pair(id, message);
+  };
+  const auto one_message = [](const std::string& message) {
+    return message.find("EXECUTE cogo_executor_reserve_hand_offs_within_cap(") != std::string::npos &&
+           message.find("COMMIT") != std::string::npos;
+  };
+
+  const auto [first, first_message] = admit("");
+  EXPECT_TRUE(one_message(first_message)) << first_message;
+  EXPECT_EQ(Status(first), "done");
+  // Another executor spent the tenant's day meanwhile: this one still takes it for 0.4 committed.
+  const auto [over, over_message] = admit("UPDATE tenant_spend SET spent_usd = 0.5 WHERE tenant = 'capped'");
+  EXPECT_TRUE(one_message(over_message)) << over_message;
+  const auto [known_over, known_message] = admit("");
+  EXPECT_FALSE(one_message(known_message)) << known_message;
+  EXPECT_NE(known_message.find("EXECUTE cogo_executor_reserve_hand_offs("), std::string::npos) << known_message;
+  executor.reset();
+
+  for (const int64_t id : {over, known_over}) {
+    EXPECT_EQ(Status(id), "failed") << id;
+    EXPECT_EQ(ScalarText("SELECT split_part(last_error, ':', 1) FROM agent_messages WHERE id = " + std::to_string(id)),
+              "tenant_budget_exhausted");
+    EXPECT_EQ(Children(id), 0) << id;
+  }
+  EXPECT_EQ(Children(first), 1);
+  EXPECT_EQ(ScalarText("SELECT spent_usd::float8 || ' ' || reserved_usd::float8 FROM tenant_spend "
+                       "WHERE tenant = 'capped'"),
+            "0.5 0.4");
 }
 
 // The admission connection killed while groups are admitted. First where a group has done all

@@ -173,6 +173,7 @@ TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) 
       {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
       {bus::sql::kLockAllLeases.c_str(), "'[]'", "Index Cond: (id = ANY"},
       {executor::sql::kReserveHandOffs, "'t', '{}'", "Index Cond: (parent_id = ANY"},
+      {executor::sql::kReserveHandOffsWithinCap.c_str(), "'t', '{}', '1'", "Index Cond: (parent_id = ANY"},
   };
   for (const auto& c : cases) {
     const std::string plan = PlanOf(*conn_, "batch", c.statement, c.arguments, true);

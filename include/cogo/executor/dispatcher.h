@@ -82,9 +82,14 @@ struct TenantCommitment {
 // and returns the position of each tenant's result, which ReadCommitment reads: the commitment
 // before these hand-offs. Adds a tenant's row on its first admission. Locks the tenants' rows
 // (in name order) until the transaction ends, so it belongs last before the commit; the next
-// admission of a tenant then sees these reservations.
+// admission of a tenant then sees these reservations. With `within_caps`, each reservation also
+// asserts that its tenant stays within its daily cap (PolicyTable::DailyCapUsd) with these
+// hand-offs: over it, the statement fails with SQLSTATE CL002 (IsOverDailyCap) and aborts the
+// transaction.
 [[nodiscard]] std::map<std::string, size_t> QueueReserveHandOffs(
-    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids);
+    db::PipelinedTransaction& t, const std::map<std::string, std::vector<int64_t>>& execute_ids,
+    const policy::PolicyTable* within_caps = nullptr);
+[[nodiscard]] bool IsOverDailyCap(const std::exception& error);
 [[nodiscard]] TenantCommitment ReadCommitment(const pqxx::result& rows);
 
 struct ExecutorOptions {

@@ -47,13 +47,25 @@ WakeHub::WakeHub(WakeHubOptions options, std::shared_ptr<spdlog::logger> logger)
 WakeHub::~WakeHub() { Stop(); }
 
 void WakeHub::Start() {
+  std::lock_guard lock(mu_);
+  started_ = true;
+  if (!subscribers_.empty()) Listen();
+}
+
+void WakeHub::Listen() {
   if (!thread_.joinable()) thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
 }
 
 void WakeHub::Stop() {
-  if (thread_.joinable()) {
-    thread_.request_stop();
-    thread_.join();
+  std::jthread thread;
+  {
+    std::lock_guard lock(mu_);
+    started_ = false;
+    thread = std::move(thread_);
+  }
+  if (thread.joinable()) {  // outside mu_: the LISTEN loop takes it to call subscribers
+    thread.request_stop();
+    thread.join();
   }
 }
 
@@ -62,6 +74,7 @@ WakeHub::Subscription WakeHub::Subscribe(std::string service, std::string role,
   std::lock_guard lock(mu_);
   const uint64_t id = next_id_++;
   subscribers_[id] = {std::move(service), std::move(role), std::move(shards), std::move(callback)};
+  if (started_) Listen();
   return Subscription(this, id);
 }
 

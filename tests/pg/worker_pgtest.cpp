@@ -89,6 +89,27 @@ TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   worker.Drain();
 }
 
+// A started hub LISTENs only once something subscribes: every listening session is woken for
+// every wake-up on the bus, so a process without workers must not hold one.
+TEST_F(WorkerTest, AHubListensFromItsFirstSubscriberOn) {
+  const std::string listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cogo-wake' "
+                                "AND datname = current_database()";
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(hub.backend_pid(), 0);
+  EXPECT_EQ(Scalar<int64_t>(listening), 0);
+  std::atomic<int> calls{0};
+  runtime::Worker worker(Options(60s), [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); },
+                         &hub, logger_);
+  worker.Start();
+  ASSERT_TRUE(worker.WaitReady(10s));
+  EXPECT_NE(hub.backend_pid(), 0);
+  EXPECT_EQ(Scalar<int64_t>(listening), 1);
+  ExpectWokenLongBeforeThePoll(*bus_, calls);
+  worker.Drain();
+}
+
 // WaitReady tells when a worker can be relied on: its connections open, its LISTEN up, its first
 // claim made and nothing left but to wait for work. Not before its LISTEN is up, not while its
 // database cannot be reached, and no longer once it drains.

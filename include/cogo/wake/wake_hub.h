@@ -4,6 +4,11 @@
 // been missed; a subscriber then reads backend_pid() to know the LISTEN is up). Workers never
 // depend on it for correctness: they also poll. Thread-safe; callbacks run on the hub's thread
 // and must return quickly (signal a condition variable, no database work).
+//
+// A started hub LISTENs from its first subscriber on. Every listening session is woken for
+// every wake-up on the bus, whatever its route: a process without workers (the edge, retention,
+// the reclaimer) that listened anyway cost a server process and a thread of its own two
+// context switches per message.
 #pragma once
 
 #include <atomic>
@@ -53,6 +58,7 @@ class WakeHub {
   WakeHub(const WakeHub&) = delete;
   WakeHub& operator=(const WakeHub&) = delete;
 
+  // Start lets the hub LISTEN (at once, or from its first subscriber on); Stop ends it.
   void Start();
   void Stop();
 
@@ -75,6 +81,7 @@ class WakeHub {
     Callback callback;
   };
 
+  void Listen();  // starts the LISTEN thread unless it runs (mu_ held)
   void Run(std::stop_token stop);
   void WakeAll();
   void Unsubscribe(uint64_t id);
@@ -83,6 +90,7 @@ class WakeHub {
   std::shared_ptr<spdlog::logger> logger_;
   std::mutex mu_;
   std::map<uint64_t, Subscriber> subscribers_;
+  bool started_ = false;  // between Start and Stop
   uint64_t next_id_ = 1;
   std::atomic<int> backend_pid_{0};
   std::atomic<uint64_t> connects_{0};

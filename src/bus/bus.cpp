@@ -268,22 +268,14 @@ std::vector<Published> Bus::PublishBatch(pqxx::transaction_base& txn,
   return out;
 }
 
-std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
-  return ClaimOrNextDue(request).messages;
-}
+namespace {
 
-ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
-  pqxx::nontransaction txn(conn_);
-  const pqxx::result rows =
-      txn.exec_prepared(sql::kClaimName, request.service, request.role,
-                        db::IntArrayLiteral(request.shards), request.limit, request.owner,
-                        request.lease_ms);
-  ClaimResult result;
-  std::vector<ClaimedMessage>& out = result.messages;
+std::vector<ClaimedMessage> ReadClaimed(const pqxx::result& rows, const std::string& owner) {
+  std::vector<ClaimedMessage> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
     ClaimedMessage m;
-    m.lease = {row[0].as<int64_t>(), request.owner, row[7].as<int>(), row[12].as<int64_t>()};
+    m.lease = {row[0].as<int64_t>(), owner, row[7].as<int>(), row[12].as<int64_t>()};
     m.route = {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<int>()};
     m.tenant = row[4].as<std::string>();
     m.payload_json = row[5].as<std::string>();
@@ -295,11 +287,33 @@ ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
     if (!row[13].is_null()) m.ttl_deadline_epoch = row[13].as<double>();
     out.push_back(std::move(m));
   }
-  if (out.empty()) {
-    const pqxx::row due = txn.exec_prepared1(sql::kNextDueName, request.service, request.role,
-                                             db::IntArrayLiteral(request.shards));
-    if (!due[0].is_null()) result.next_due = std::chrono::milliseconds(due[0].as<int64_t>());
-  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ClaimedMessage> Bus::Claim(const ClaimRequest& request) {
+  pqxx::nontransaction txn(conn_);
+  return ReadClaimed(txn.exec_prepared(sql::kClaimName, request.service, request.role,
+                                       db::IntArrayLiteral(request.shards), request.limit, request.owner,
+                                       request.lease_ms),
+                     request.owner);
+}
+
+ClaimResult Bus::ClaimOrNextDue(const ClaimRequest& request) {
+  // One message (db::PipelinedTransaction): a second round trip would cost more than the probe.
+  db::PipelinedTransaction t(conn_);
+  const std::string shards = t.Literal(db::IntArrayLiteral(request.shards));
+  const std::string service = t.Literal(request.service);
+  const std::string role = t.Literal(request.role);
+  const size_t claim = t.Queue(sql::kClaimName, {service, role, shards, t.Literal(int64_t{request.limit}),
+                                                 t.Literal(request.owner), t.Literal(int64_t{request.lease_ms})});
+  const size_t next_due = t.Queue(sql::kNextDueName, {service, role, shards});
+  const std::vector<pqxx::result> results = t.Commit();
+  ClaimResult result;
+  result.messages = ReadClaimed(results.at(claim), request.owner);
+  const pqxx::result& due = results.at(next_due);
+  if (!due.empty() && !due[0][0].is_null()) result.next_due = std::chrono::milliseconds(due[0][0].as<int64_t>());
   return result;
 }
 

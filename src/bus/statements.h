@@ -128,14 +128,13 @@ SELECT id, service, role, shard, tenant, payload::text, priority, attempts, max_
        fence, date_part('epoch', ttl_deadline)
 FROM claimed ORDER BY priority DESC, id)SQL";
 
-// $1 service, $2 role, $3 shards int[]. After a claim that found nothing: in how many ms the
-// earliest delayed message of the shards falls due, by the database's clock (<= 0: due already,
-// e.g. under another claimer's lock; NULL: none waits), so the idle worker waits no longer
+// $1 service, $2 role, $3 shards int[]. Sent with a worker's claim: in how many ms the earliest
+// delayed message of the shards falls due, by the database's clock (<= 0: due already, e.g.
+// under another claimer's lock; NULL: none waits), so the idle worker waits no longer
 // (runtime/idle_protocol.h). One probe per shard of the delayed index (sql/022). Its own
 // statement, not part of kClaim: in a session that plans each execution anew (custom plans, as
-// `cogo-bench sql` does) it cost every claim ~0.2 ms of planning, also the claims that find
-// work. A worker's session plans once (PreferIndexScans), where it costs this extra round trip
-// after an empty claim instead.
+// `cogo-bench sql` does) it cost every claim ~0.2 ms of planning. A worker's session plans once
+// (PreferIndexScans) and sends it in the claim's message (Bus::ClaimOrNextDue).
 inline constexpr const char* kNextDueName = "cogo_next_due";
 inline constexpr const char* kNextDue = R"SQL(
 SELECT ceil(extract(epoch FROM min(d.retry_at) - now()) * 1000)::bigint

@@ -59,12 +59,13 @@ class Claimer {
         }
         if (OrphanTryDue()) ReleaseOrphans(bus);
         const auto claim_sent = s_.clock.Now();
+        const auto sent_at = std::chrono::steady_clock::now();  // the idle protocol's waits are real
         auto claimed = bus.ClaimOrNextDue({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
                                            s_.options.lease.count()});
         const size_t found = claimed.messages.size();
         if (found > 0) Enqueue(std::move(claimed.messages), claim_sent);
-        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want), claimed.next_due), notify_,
-                         s_.options.poll);
+        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want), claimed.next_due, sent_at),
+                         notify_, s_.options.poll);
         if (step.action.leave_idle) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);
         if (step.action.announce) {
           const auto announced = bus.AnnounceIdle(s_.id, s_.options.service, s_.options.role, s_.options.shards);

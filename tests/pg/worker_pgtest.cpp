@@ -266,11 +266,11 @@ TEST_F(WorkerTest, NoWorkerBecomesSentinelWhileAPublishIsInFlight) {
 TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
-  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
   std::atomic<int> calls{0};
   auto handler = [&](HandlerContext&) { ++calls; return HandlerResult::Complete(); };
   runtime::Worker first(Options(60s), handler, &hub, logger_);
   first.Start();
+  ASSERT_TRUE(first.WaitReady(10s));
   ASSERT_TRUE(WaitFor([&] { return Sentinels() == 1; }, 10s));
   runtime::Worker second(Options(60s), handler, &hub, logger_);
   second.Start();
@@ -291,7 +291,6 @@ TEST_F(WorkerTest, AStoppingSentinelHandsOverToAnotherIdleWorker) {
 TEST_F(WorkerTest, AWorkerCoveredByADeadSentinelTakesOver) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
-  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
   auto sentinel_conn = std::make_unique<pqxx::connection>(DatabaseUrl());
   bus::Bus sentinel(*sentinel_conn);
   ASSERT_EQ(sentinel.AnnounceIdle("sentinel", "test", "echo", {0}), bus::Bus::IdleResult::sentinel);
@@ -378,10 +377,10 @@ TEST_F(WorkerTest, APollingWorkerWakesWhenADelayedMessageFallsDue) {
   worker.Drain();
 }
 
-// The gaps between the empty claims of the worker's claim connection, seen through
-// pg_stat_activity (the database's clock) over `span`: each is followed by the statement that
-// asks when the next delayed message is due (bus/statements.h kNextDue), the last one the
-// connection ran while it waits.
+// The gaps between the claims of the worker's claim connection, seen through pg_stat_activity
+// (the database's clock) over `span`: each is sent with the statement that asks when the next
+// delayed message is due (bus/statements.h kNextDue), in the message the connection ran last
+// while it waits.
 std::vector<std::chrono::milliseconds> ClaimGaps(std::chrono::milliseconds span) {
   pqxx::connection conn(DatabaseUrl());
   std::vector<int64_t> starts;
@@ -389,7 +388,7 @@ std::vector<std::chrono::milliseconds> ClaimGaps(std::chrono::milliseconds span)
   while (std::chrono::steady_clock::now() < end) {
     const pqxx::result rows = pqxx::nontransaction(conn).exec(
         "SELECT (extract(epoch FROM query_start) * 1000)::bigint FROM pg_stat_activity "
-        "WHERE application_name = 'cogo-claim:test/echo' AND query LIKE '%min(d.retry_at)%'");
+        "WHERE application_name = 'cogo-claim:test/echo' AND query LIKE '%EXECUTE cogo_next_due(%'");
     const int64_t ms = rows.empty() ? 0 : rows[0][0].as<int64_t>();
     if (ms != 0 && (starts.empty() || starts.back() != ms)) starts.push_back(ms);
     std::this_thread::sleep_for(20ms);

@@ -14,9 +14,14 @@ using Idle = IdleState::Idle;
 
 constexpr milliseconds kPoll{1000};
 
+// When the last claim that found work was sent, and a claim sent soon after it or later.
+const std::chrono::steady_clock::time_point kFoundAt{std::chrono::seconds(100)};
+const std::chrono::steady_clock::time_point kSoonAfter = kFoundAt + kFoundAgainWithin / 2;
+const std::chrono::steady_clock::time_point kLater = kFoundAt + milliseconds(10);
+
 IdleState In(Idle idle, bool just_announced = false, bool found_work = false,
              milliseconds backoff = milliseconds(0), milliseconds gather = milliseconds(0)) {
-  return {idle, just_announced, found_work, backoff, gather};
+  return {idle, just_announced, found_work, kFoundAt, backoff, gather};
 }
 
 TEST(IdleProtocol, TheTableOfTheProtocol) {
@@ -56,18 +61,24 @@ TEST(IdleProtocol, TheTableOfTheProtocol) {
        true, Idle::no, false, false, milliseconds(8)},
       {"4: ... up to 16 ms", In(Idle::no, false, false, kBusyLook), IdleEvent::Announce(Announced::busy), true,
        Idle::no, false, false, kBusyLook},
-      // 5. A sentinel keeps its locks over one short batch, and gives them back on a full batch
-      //    or on work found twice in a row.
-      {"5: one short batch keeps the locks", In(Idle::sentinel, true), IdleEvent::Claimed(1, 32), true,
-       Idle::sentinel, false, false, milliseconds(1)},
-      {"5: a full batch gives them back", In(Idle::sentinel, true), IdleEvent::Claimed(32, 32), true, Idle::no,
-       true, false, milliseconds(0)},
-      {"5: work twice in a row gives them back", In(Idle::sentinel, false, true), IdleEvent::Claimed(1, 32), true,
-       Idle::no, true, false, milliseconds(1)},
-      {"5: a covered worker gives its locks back too", In(Idle::covered, false, true), IdleEvent::Claimed(1, 32),
-       true, Idle::no, true, false, milliseconds(1)},
-      {"5: a standby worker holds nothing to give back", In(Idle::standby, false, true), IdleEvent::Claimed(1, 32),
-       true, Idle::no, false, false, milliseconds(1)},
+      // 5. A sentinel keeps its locks over a short batch and waits for the next NOTIFY; it gives
+      //    them back on a full batch or on work found again right after (kFoundAgainWithin).
+      {"5: a short batch keeps the locks and waits", In(Idle::sentinel, true), IdleEvent::Claimed(1, 32, {}, kLater),
+       true, Idle::sentinel, false, false, kPoll},
+      {"5: ... also after work found a while ago", In(Idle::sentinel, false, true),
+       IdleEvent::Claimed(1, 32, {}, kLater), true, Idle::sentinel, false, false, kPoll},
+      {"5: a covered worker keeps waiting at most 250 ms", In(Idle::covered, false, true),
+       IdleEvent::Claimed(1, 32, {}, kLater), true, Idle::covered, false, false, kCoveredLook},
+      {"5: a full batch gives them back", In(Idle::sentinel, true), IdleEvent::Claimed(32, 32, {}, kLater), true,
+       Idle::no, true, false, milliseconds(0)},
+      {"5: work found again right after gives them back", In(Idle::sentinel, false, true),
+       IdleEvent::Claimed(1, 32, {}, kSoonAfter), true, Idle::no, true, false, milliseconds(1)},
+      {"5: a covered worker gives its locks back too", In(Idle::covered, false, true),
+       IdleEvent::Claimed(1, 32, {}, kSoonAfter), true, Idle::no, true, false, milliseconds(1)},
+      {"5: a standby worker holds nothing to give back", In(Idle::standby, false, true),
+       IdleEvent::Claimed(1, 32, {}, kSoonAfter), true, Idle::no, false, false, milliseconds(1)},
+      {"5: right after an empty claim is not again", In(Idle::sentinel), IdleEvent::Claimed(1, 32, {}, kSoonAfter),
+       true, Idle::sentinel, false, false, kPoll},
       // 7. Without notifications the worker only polls.
       {"7: poll only", In(Idle::no), IdleEvent::Claimed(0, 32), false, Idle::no, false, false, kPoll},
       // 8. No idle wait outlasts the route's next delayed message: the empty claim says when it
@@ -88,6 +99,10 @@ TEST(IdleProtocol, TheTableOfTheProtocol) {
        true, Idle::no, false, true, milliseconds(0)},
       {"8: due at once still waits 1 ms", In(Idle::sentinel, true), IdleEvent::Claimed(0, 32, milliseconds(0)), true,
        Idle::sentinel, false, false, milliseconds(1)},
+      {"8: after a short batch too", In(Idle::sentinel), IdleEvent::Claimed(3, 32, milliseconds(300), kLater), true,
+       Idle::sentinel, false, false, milliseconds(300)},
+      {"8: ... but not while busy: it claims again", In(Idle::no), IdleEvent::Claimed(3, 32, milliseconds(300), kLater),
+       true, Idle::no, false, false, milliseconds(1)},
       // The claimer's pacing: a short claim pauses (claim_pacing.h), a full one claims at once.
       {"pacing: short claim", In(Idle::no), IdleEvent::Claimed(5, 32), true, Idle::no, false, false, milliseconds(1)},
       {"pacing: full claim", In(Idle::no), IdleEvent::Claimed(32, 32), true, Idle::no, false, false, milliseconds(0)},
@@ -115,13 +130,16 @@ TEST(IdleProtocol, FindingWorkResetsTheBusyBackoffAndTheLookAfterAnnouncing) {
   EXPECT_TRUE(step.state.found_work);
 }
 
-// A trickle: claim, nothing, announce (sentinel), one more look, wait; a message arrives and is
-// claimed with the locks kept; the next empty claim waits again without announcing.
+// A trickle: claim, nothing, announce (sentinel), one more look, wait; messages arrive 10 ms
+// apart and each is claimed with the locks kept, the worker waiting for the next NOTIFY after
+// each, with no claim in between; a wake-up to nothing waits again without announcing.
 TEST(IdleProtocol, ATrickleKeepsItsSentinel) {
   IdleState s;
   std::vector<IdleAction> actions;
   for (const IdleEvent& e : {IdleEvent::Claimed(0, 32), IdleEvent::Announce(Announced::sentinel),
-                             IdleEvent::Claimed(0, 32), IdleEvent::Claimed(1, 32), IdleEvent::Claimed(0, 32)}) {
+                             IdleEvent::Claimed(0, 32), IdleEvent::Claimed(1, 32, {}, kFoundAt),
+                             IdleEvent::Claimed(1, 32, {}, kLater), IdleEvent::Claimed(1, 32, {}, kLater + milliseconds(10)),
+                             IdleEvent::Claimed(0, 32)}) {
     const IdleStep step = Next(s, e, true, kPoll);
     s = step.state;
     actions.push_back(step.action);
@@ -129,9 +147,13 @@ TEST(IdleProtocol, ATrickleKeepsItsSentinel) {
   EXPECT_TRUE(actions[0].announce);
   EXPECT_EQ(actions[1].wait, milliseconds(0));
   EXPECT_EQ(actions[2].wait, kPoll);
-  EXPECT_FALSE(actions[3].leave_idle);
-  EXPECT_EQ(actions[4].wait, kPoll);
-  EXPECT_FALSE(actions[4].announce);
+  for (size_t i = 3; i <= 5; ++i) {
+    EXPECT_FALSE(actions[i].leave_idle) << i;
+    EXPECT_FALSE(actions[i].announce) << i;
+    EXPECT_EQ(actions[i].wait, kPoll) << i;
+  }
+  EXPECT_EQ(actions[6].wait, kPoll);
+  EXPECT_FALSE(actions[6].announce);
   EXPECT_EQ(s.idle, Idle::sentinel);
   EXPECT_TRUE(LeavesOnStop(s));
   EXPECT_FALSE(LeavesOnStop(In(Idle::standby)));

@@ -95,7 +95,8 @@ class Bus {
 
   // Claims up to `limit` due messages of the route, highest priority first, oldest first.
   std::vector<ClaimedMessage> Claim(const ClaimRequest& request);
-  // The same claim; when it finds nothing, a second statement says when the next delayed one is due.
+  // The same claim, and in the same message a second statement that says when the route's next
+  // delayed message falls due (the idle protocol's waits end no later).
   ClaimResult ClaimOrNextDue(const ClaimRequest& request);
 
   // Completion and failure check the lease: false / lease_lost when it no longer matches.

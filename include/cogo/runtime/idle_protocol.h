@@ -16,6 +16,10 @@ namespace cogo::runtime {
 // producers mid-commit.
 inline constexpr std::chrono::milliseconds kCoveredLook{250};
 inline constexpr std::chrono::milliseconds kBusyLook{16};
+// Work found by claims sent closer together than this is work found twice in a row (the route is
+// busy): about what a gather pause and a claim took when an announced worker looked again after
+// each short claim.
+inline constexpr std::chrono::milliseconds kFoundAgainWithin{1};
 
 // What Bus::AnnounceIdle answered (bus::Bus::IdleResult, kept apart so this stays pure).
 enum class Announced { sentinel, covered, standby, busy };
@@ -25,6 +29,7 @@ struct IdleState {
   enum class Idle { no, standby, covered, sentinel } idle = Idle::no;
   bool just_announced = false;  // the next empty claim is the look after announcing
   bool found_work = false;      // the last claim returned messages
+  std::chrono::steady_clock::time_point found_at{};  // when that claim was sent
   std::chrono::milliseconds backoff{0};  // the pause after finding producers mid-commit
   std::chrono::milliseconds gather{0};   // the pause after a short claim (NextGatherPause)
 };
@@ -34,15 +39,17 @@ struct IdleEvent {
   std::size_t found = 0;   // claimed: messages the claim returned
   std::size_t wanted = 0;  // claimed: messages it asked for
   Announced result = Announced::sentinel;  // announced: the answer
-  // claimed, found nothing: in how long the route's earliest delayed message falls due, by the
-  // database's clock (bus::ClaimResult::next_due); nullopt: none waits.
+  // claimed: in how long the route's earliest delayed message falls due, by the database's clock
+  // (bus::ClaimResult::next_due); nullopt: none waits.
   std::optional<std::chrono::milliseconds> next_due;
+  std::chrono::steady_clock::time_point at{};  // claimed: when the claim was sent
 
   static IdleEvent Claimed(std::size_t found, std::size_t wanted,
-                           std::optional<std::chrono::milliseconds> next_due = std::nullopt) {
-    return {Kind::claimed, found, wanted, Announced::sentinel, next_due};
+                           std::optional<std::chrono::milliseconds> next_due = std::nullopt,
+                           std::chrono::steady_clock::time_point at = {}) {
+    return {Kind::claimed, found, wanted, Announced::sentinel, next_due, at};
   }
-  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result, std::nullopt}; }
+  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result, std::nullopt, {}}; }
 };
 
 struct IdleAction {

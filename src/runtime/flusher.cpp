@@ -1,7 +1,9 @@
 // The flusher (runtime/worker.h): writes the handlers' outcomes in batches, heartbeats the
 // leases in flight and the registry row, and stops handlers past their deadline.
 #include <algorithm>
+#include <iterator>
 #include <optional>
+#include <utility>
 
 #include <pqxx/nontransaction>
 
@@ -15,65 +17,10 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-class Flusher {
+// Writes a batch of outcomes on a connection the calling thread holds, and does the bookkeeping.
+class BatchWriter {
  public:
-  explicit Flusher(WorkerState& state) : s_(state) {}
-
-  void Run(std::stop_token stop) {
-    s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
-                        &WorkerState::flusher_ready, [&](pqxx::connection& conn, bool reconnected) {
-      PreferIndexScans(conn);
-      if (!s_.options.durable_outcomes) pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
-      s_.SetReady(&WorkerState::flusher_ready, true);
-      if (reconnected) s_.logger->info("flush loop retries {} unflushed outcomes", unflushed_.size());
-      bus::Bus bus(conn);
-      auto next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
-      std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first
-      while (true) {
-        bool finish = false;
-        if (batch.empty()) {  // a batch left from a failed attempt is retried first
-          const auto wake_at = std::min(next_heartbeat, EnforceDeadlines());
-          std::unique_lock lock(s_.mu);
-          s_.cv_flush.wait_until(lock, wake_at,
-                                [&] { return s_.stop_flusher || !s_.outcomes.empty() || s_.deadline_added; });
-          s_.deadline_added = false;
-          batch.swap(s_.outcomes);
-          finish = s_.stop_flusher && batch.empty();
-        }
-        if (finish) {
-          bus.UnregisterWorker(s_.id);
-          return;
-        }
-        if (!batch.empty()) {
-          Flush(bus, batch);
-          batch.clear();
-        }
-        if (SteadyClock::now() >= next_heartbeat) {
-          Heartbeat(bus);
-          next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
-        }
-      }
-    });
-  }
-
- private:
-  // Requests the stop of handlers whose deadline passed; returns when the next one is due.
-  SteadyClock::time_point EnforceDeadlines() {
-    const auto now = s_.clock.Now();
-    const auto steady_now = SteadyClock::now();  // the flusher waits on the real clock
-    auto next = SteadyClock::time_point::max();
-    std::lock_guard lock(s_.mu);
-    for (auto& [key, job] : s_.in_flight) {
-      if (job->state != Job::State::running || !job->deadline || job->stop.stop_requested()) continue;
-      if (*job->deadline <= now) {
-        s_.logger->warn("message {} ran past its deadline; stopping its handler", key.first);
-        job->stop.request_stop();
-      } else {
-        next = std::min(next, steady_now + (*job->deadline - now));
-      }
-    }
-    return next;
-  }
+  explicit BatchWriter(WorkerState& state) : s_(state) {}
 
   // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
   // rows whose lease still holds are locked first, so what rides along stands or falls with the
@@ -118,10 +65,12 @@ class Flusher {
       s_.stats.failed += delta.failed;
       s_.stats.released += delta.released;
       s_.stats.lease_lost += delta.lease_lost;
+      ++s_.stats.flushes;
       s_.CapacityFreed();
     }
   }
 
+ private:
   // The statements of a flush, queued for the outcomes whose lease is `held`, and what each
   // result belongs to.
   struct Queued {
@@ -236,6 +185,105 @@ class Flusher {
     return leases;
   }
 
+  WorkerState& s_;
+};
+
+// The flusher's connection, lent to a handler while the flusher sleeps (WorkerState::flush_bus):
+// published held by the flusher, and withdrawn when the connection's loop ends, once a handler
+// writing on it has finished.
+class LentConnection {
+ public:
+  LentConnection(WorkerState& state, bus::Bus& bus) : s_(state) {
+    std::lock_guard lock(s_.mu);
+    s_.flush_bus = &bus;
+    s_.flush_user = WorkerState::FlushUser::flusher;
+  }
+  ~LentConnection() {
+    std::unique_lock lock(s_.mu);
+    s_.cv_connection.wait(lock, [&] { return s_.flush_user != WorkerState::FlushUser::handler; });
+    s_.flush_bus = nullptr;
+    s_.flush_user = WorkerState::FlushUser::none;
+  }
+  LentConnection(const LentConnection&) = delete;
+  LentConnection& operator=(const LentConnection&) = delete;
+
+ private:
+  WorkerState& s_;
+};
+
+class Flusher {
+ public:
+  explicit Flusher(WorkerState& state) : s_(state) {}
+
+  void Run(std::stop_token stop) {
+    s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
+                        &WorkerState::flusher_ready, [&](pqxx::connection& conn, bool reconnected) {
+      PreferIndexScans(conn);
+      if (!s_.options.durable_outcomes) pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
+      bus::Bus bus(conn);
+      const LentConnection lent(s_, bus);
+      std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first
+      TakeFailedFlush(batch);  // a handler's write that failed as the last connection ended
+      s_.SetReady(&WorkerState::flusher_ready, true);
+      if (reconnected) s_.logger->info("flush loop retries {} unflushed outcomes", batch.size());
+      auto next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
+      while (true) {  // holds the connection here
+        bool finish = false;
+        if (batch.empty()) {  // a batch left from a failed attempt is retried first
+          const auto wake_at = std::min(next_heartbeat, EnforceDeadlines());
+          std::unique_lock lock(s_.mu);
+          s_.flush_user = WorkerState::FlushUser::none;  // asleep: lent to a handler that finishes alone
+          s_.cv_flush.wait_until(lock, wake_at, [&] {
+            return s_.stop_flusher || !s_.outcomes.empty() || s_.deadline_added || s_.flush_error;
+          });
+          s_.cv_connection.wait(lock, [&] { return s_.flush_user != WorkerState::FlushUser::handler; });
+          s_.flush_user = WorkerState::FlushUser::flusher;
+          if (s_.flush_error) {
+            // A handler's write failed: the flusher takes the batch and the failure as its own, so
+            // the connection is replaced and the batch written again as after its own failure.
+            batch = std::move(s_.failed_flush);
+            s_.failed_flush.clear();
+            std::rethrow_exception(std::exchange(s_.flush_error, nullptr));
+          }
+          s_.deadline_added = false;
+          batch.swap(s_.outcomes);
+          finish = s_.stop_flusher && batch.empty();
+        }
+        if (finish) {
+          bus.UnregisterWorker(s_.id);
+          return;
+        }
+        if (!batch.empty()) {
+          FlushOutcomes(s_, bus, batch);
+          batch.clear();
+        }
+        if (SteadyClock::now() >= next_heartbeat) {
+          Heartbeat(bus);
+          next_heartbeat = SteadyClock::now() + s_.options.heartbeat;
+        }
+      }
+    });
+  }
+
+ private:
+  // Requests the stop of handlers whose deadline passed; returns when the next one is due.
+  SteadyClock::time_point EnforceDeadlines() {
+    const auto now = s_.clock.Now();
+    const auto steady_now = SteadyClock::now();  // the flusher waits on the real clock
+    auto next = SteadyClock::time_point::max();
+    std::lock_guard lock(s_.mu);
+    for (auto& [key, job] : s_.in_flight) {
+      if (job->state != Job::State::running || !job->deadline || job->stop.stop_requested()) continue;
+      if (*job->deadline <= now) {
+        s_.logger->warn("message {} ran past its deadline; stopping its handler", key.first);
+        job->stop.request_stop();
+      } else {
+        next = std::min(next, steady_now + (*job->deadline - now));
+      }
+    }
+    return next;
+  }
+
   void Heartbeat(bus::Bus& bus) {
     std::vector<bus::Lease> leases;
     {
@@ -259,6 +307,15 @@ class Flusher {
     }
   }
 
+  void TakeFailedFlush(std::vector<Outcome>& batch) {
+    std::lock_guard lock(s_.mu);
+    if (!s_.flush_error) return;
+    batch.insert(batch.end(), std::make_move_iterator(s_.failed_flush.begin()),
+                 std::make_move_iterator(s_.failed_flush.end()));
+    s_.failed_flush.clear();
+    s_.flush_error = nullptr;
+  }
+
   WorkerState& s_;
   std::vector<Outcome> unflushed_;  // the batch in progress: survives a reconnect, retried first
 };
@@ -266,5 +323,9 @@ class Flusher {
 }  // namespace
 
 void RunFlusher(WorkerState& state, std::stop_token stop) { Flusher(state).Run(stop); }
+
+void FlushOutcomes(WorkerState& state, bus::Bus& bus, const std::vector<Outcome>& batch) {
+  BatchWriter(state).Flush(bus, batch);
+}
 
 }  // namespace cogo::runtime

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <exception>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -213,6 +215,9 @@ class Worker::Impl {
       Outcome outcome = RunGuarded(*job, unit(rng));
       metrics::Observe(s_.route_metrics.handler_seconds,
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      bool queued = false;
+      bus::Bus* flush_here = nullptr;  // the flusher's connection, lent to this thread
+      std::vector<Outcome> batch;
       {
         std::lock_guard lock(s_.mu);
         --s_.running;
@@ -225,14 +230,50 @@ class Worker::Impl {
           s_.CapacityFreed();
         } else if (job->state != Job::State::abandoned) {
           s_.outcomes.push_back(std::move(outcome));
+          queued = true;
         }
         job->state = Job::State::finished;
         // Nothing left to start: the claimer may take the next batch before this one is flushed.
         if (s_.ready.empty()) s_.CapacityFreed();
+        if (queued && s_.MayFlushHere()) {
+          s_.flush_user = WorkerState::FlushUser::handler;
+          flush_here = s_.flush_bus;
+          batch.swap(s_.outcomes);
+        }
       }
-      s_.cv_flush.notify_one();
+      if (flush_here != nullptr) {
+        FlushHere(*flush_here, batch);
+      } else if (queued) {
+        s_.cv_flush.notify_one();
+      }
       s_.cv_idle.notify_all();
     }
+  }
+
+  // Writes the outcomes on the flusher's connection, lent while the flusher sleeps. A failure is
+  // the flusher's to handle, as if its own write had failed: it replaces the connection and
+  // writes them again.
+  void FlushHere(bus::Bus& bus, std::vector<Outcome>& batch) {
+    std::exception_ptr error;
+    try {
+      FlushOutcomes(s_, bus, batch);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    bool wake_flusher = false;
+    {
+      std::lock_guard lock(s_.mu);
+      s_.flush_user = WorkerState::FlushUser::none;
+      if (!error) ++s_.stats.flushed_by_handlers;
+      if (error) {
+        s_.failed_flush.insert(s_.failed_flush.end(), std::make_move_iterator(batch.begin()),
+                               std::make_move_iterator(batch.end()));
+        s_.flush_error = error;
+      }
+      wake_flusher = error || !s_.outcomes.empty();  // else it sleeps on: waking it costs a context switch
+    }
+    s_.cv_connection.notify_one();
+    if (wake_flusher) s_.cv_flush.notify_one();
   }
 
   // s_.mu held.

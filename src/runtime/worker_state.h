@@ -1,13 +1,16 @@
 // What a Worker's threads share (runtime/worker.h). The claimer (claimer.cpp) queues claimed jobs,
 // handler threads (worker.cpp) run them and queue their outcomes, the flusher (flusher.cpp)
-// writes the outcomes, heartbeats the leases and stops handlers past their deadline. Every
-// mutable field is guarded by `mu`; the constant ones are set before any thread starts.
+// writes the outcomes, heartbeats the leases and stops handlers past their deadline. A handler
+// that finishes while nothing else runs or waits writes its outcome itself, on the flusher's
+// connection while the flusher sleeps (FlushOutcomes). Every mutable field is guarded by `mu`;
+// the constant ones are set before any thread starts.
 #pragma once
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +29,10 @@
 #include "cogo/runtime/claim_pacing.h"
 #include "cogo/runtime/guards.h"
 #include "cogo/runtime/worker.h"
+
+namespace cogo::bus {
+class Bus;
+}
 
 namespace cogo::runtime {
 
@@ -58,7 +65,8 @@ struct WorkerState {
   mutable std::mutex mu;
   std::condition_variable cv_claim;  // capacity freed, a wake-up, or claiming stopped
   std::condition_variable cv_jobs;   // a job is ready, or handlers stop
-  std::condition_variable cv_flush;  // an outcome is queued, a deadline added, or the flusher stops
+  std::condition_variable cv_flush;  // an outcome is queued, a deadline added, a handler's write failed, or the flusher stops
+  std::condition_variable cv_connection;  // a handler gave the flusher's connection back
   std::condition_variable cv_idle;   // a handler finished (the drain waits for none running)
   mutable std::condition_variable cv_ready;  // a loop became ready or stopped, or the LISTEN came up
   std::deque<std::shared_ptr<Job>> ready;
@@ -77,6 +85,15 @@ struct WorkerState {
   bool deadline_added = false;
   bool claimer_ready = false;  // connected, registered, first claim made (Worker::WaitReady)
   bool flusher_ready = false;  // connected
+  // The flusher's connection, while it has one, and who uses it: one thread at a time. The
+  // flusher lends it to a handler while it sleeps; a handler whose write failed leaves the
+  // batch and the failure to the flusher, which takes them as its own (it reconnects and writes
+  // the batch again), and no handler writes until then.
+  enum class FlushUser { none, flusher, handler };
+  bus::Bus* flush_bus = nullptr;
+  FlushUser flush_user = FlushUser::none;
+  std::vector<Outcome> failed_flush;
+  std::exception_ptr flush_error;
   WorkerStats stats;
   std::string fatal_error;
 
@@ -92,6 +109,15 @@ struct WorkerState {
 
   // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h. Jobs in
   // flight that are neither waiting nor running have finished: their outcomes await the flush.
+  // Whether a handler that just finished may write the outcomes itself (mu held): nothing else
+  // runs or waits (a busy worker batches its outcomes in the flusher), and the flusher's
+  // connection is free and sound. It spares the hand-off to the flusher, a thread wake-up on
+  // every message's path at a trickle.
+  [[nodiscard]] bool MayFlushHere() const {
+    return running == 0 && ready.empty() && !outcomes.empty() && flush_bus != nullptr &&
+           flush_user == FlushUser::none && !flush_error && !stop_flusher;
+  }
+
   // Capacity was freed (mu held): wakes the claimer if it waits for some.
   void CapacityFreed() {
     if (claimer_needs_capacity) cv_claim.notify_one();
@@ -124,5 +150,8 @@ void PreferIndexScans(pqxx::connection& conn);
 void RunClaimer(WorkerState& state, bool notify, std::stop_token stop);
 // The flusher thread's body (flusher.cpp).
 void RunFlusher(WorkerState& state, std::stop_token stop);
+// Writes `batch` (the outcomes, their follow-ups, events and usage) on `bus`, which the calling
+// thread holds (WorkerState::flush_user), and does the bookkeeping (flusher.cpp).
+void FlushOutcomes(WorkerState& state, bus::Bus& bus, const std::vector<Outcome>& batch);
 
 }  // namespace cogo::runtime

@@ -453,6 +453,41 @@ TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
   worker.Drain();
 }
 
+// A handler that finishes while nothing else runs or waits writes its outcome itself, on the
+// flusher's connection, sparing a thread wake-up; one whose write fails (here its connection
+// was killed) leaves the outcome to the flusher, which reconnects and writes it once.
+TEST_F(WorkerTest, AHandlerFinishingAloneWritesItsOutcomeAndTheFlusherRetriesOneThatFailed) {
+  runtime::Worker worker(Options(50ms), [](HandlerContext&) {
+    HandlerResult r = HandlerResult::Complete();
+    r.events.push_back({0, "noted", "{}"});
+    return r;
+  }, nullptr, logger_);
+  worker.Start();
+  ASSERT_TRUE(worker.WaitReady(10s));
+  const int64_t first = bus_->Publish(Message()).id;
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().flushes == 1; }));
+  EXPECT_EQ(worker.stats().flushed_by_handlers, 1u);
+
+  ASSERT_EQ(Scalar<int64_t>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'cogo-flush:test/echo'"),
+            1);
+  const int64_t second = bus_->Publish(Message()).id;
+  ASSERT_TRUE(WaitFor([&] { return CountStatus("done") == 2; }, 15s));
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().flushes == 2; }));
+  EXPECT_EQ(worker.stats().flushed_by_handlers, 1u) << "the second was written by the flusher";
+  EXPECT_EQ(worker.stats().completed, 2u);
+  EXPECT_EQ(worker.fatal_error(), "");
+  for (const int64_t id : {first, second}) {
+    EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'completed' AND message_id = " +
+                              std::to_string(id)),
+              1);
+    EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event = 'noted' AND message_id = " +
+                              std::to_string(id)),
+              1);
+  }
+  worker.Drain();
+}
+
 TEST_F(WorkerTest, HandlerOutcomesMapToBusOutcomes) {
   runtime::Worker worker(Options(50ms), [](HandlerContext& c) -> HandlerResult {
     const std::string& p = c.message.payload_json;

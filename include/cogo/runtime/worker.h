@@ -65,6 +65,8 @@ struct WorkerStats {
   uint64_t failed = 0;  // permanent failures and dead letters
   uint64_t released = 0;
   uint64_t lease_lost = 0;
+  uint64_t flushes = 0;              // writes of finished attempts' outcomes (a batch each)
+  uint64_t flushed_by_handlers = 0;  // of those, written by a handler that finished alone
 };
 
 class Worker {

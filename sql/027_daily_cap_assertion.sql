@@ -5,9 +5,11 @@
 -- the completions, each tenant's reservation and COMMIT. The reservation then asserts the cap
 -- with this function: over it, the statement raises, the rest of the message (COMMIT too) is
 -- skipped and the transaction rolls back, and the executor admits the group again the way that
--- judges each hand-off in turn. The check is the executor's own (spent today + reserved +
--- maxCostUsd <= cap), made once for the whole group: costs are never negative, so the group fits
--- when its total does. SQLSTATE CL002 names the case for the caller.
+-- judges each hand-off in turn. The check is the executor's (spent today + reserved + maxCostUsd
+-- <= cap) made once for the whole group, and a little stricter: costs are never negative, so
+-- every hand-off fits when the group's total does; the total is the exact decimal sum, without
+-- the executor's tolerance of 1e-9 USD, so a total within that of the cap takes the two-message
+-- judgement instead. SQLSTATE CL002 names the case for the caller.
 CREATE FUNCTION cogo_within_daily_cap(committed numeric, cap numeric) RETURNS boolean
   LANGUAGE plpgsql AS $$
 BEGIN

@@ -34,6 +34,9 @@ unix_socket_directories = '$dir'
 max_connections = 200
 shared_buffers = 256MB
 log_min_messages = warning
+# pg_stat_activity shows a pipelined transaction's whole message (db/pipelined_transaction.h),
+# not its first kilobyte.
+track_activity_query_size = 16384
 CONF
   fi
   if ! as_pg "$pg_bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/except>
 #include <pqxx/result>
 
 #include "cogo/base/clock.h"
@@ -370,6 +371,11 @@ class Dispatcher {
           }
           HandedOff(group, admitted, results);
           return attempt;
+        } catch (const pqxx::in_doubt_error& e) {
+          // The connection broke with the whole admission in flight. Repeating it is harmless (the
+          // lease lock finds a group that did commit done, and writes nothing), so it is retried on a
+          // new connection like a statement that never reached the server (db::WithRetry).
+          throw pqxx::broken_connection(std::string("the admission's connection broke: ") + e.what());
         } catch (const std::exception& e) {
           if (!bus::IsLeaseLost(e) && !IsOverDailyCap(e)) throw;
         }

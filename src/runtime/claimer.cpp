@@ -62,9 +62,10 @@ class Claimer {
         const auto sent_at = std::chrono::steady_clock::now();  // the idle protocol's waits are real
         auto claimed = bus.ClaimOrNextDue({s_.id, s_.options.service, s_.options.role, s_.options.shards, want,
                                            s_.options.lease.count()});
+        const auto returned_at = std::chrono::steady_clock::now();
         const size_t found = claimed.messages.size();
         if (found > 0) Enqueue(std::move(claimed.messages), claim_sent);
-        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want), claimed.next_due, sent_at),
+        auto step = Next(state, IdleEvent::Claimed(found, static_cast<size_t>(want), claimed.next_due, sent_at, returned_at),
                          notify_, s_.options.poll);
         if (step.action.leave_idle) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);
         if (step.action.announce) {

@@ -49,19 +49,20 @@ IdleStep Next(const IdleState& state, const IdleEvent& event, bool notify,
     // right after (kFoundAgainWithin), means the route is busy: producers must stop paying for
     // a NOTIFY per message.
     const bool emptied_queue = event.found < event.wanted;
-    const bool found_again = s.found_work && event.at - s.found_at < kFoundAgainWithin;
+    const bool found_again = s.found_work && event.sent - s.found_at < kFoundAgainWithin;
     if (s.idle != Idle::no && (!emptied_queue || found_again)) {
       a.leave_idle = s.idle != Idle::standby;
       s.idle = Idle::no;
     }
     s.found_work = true;
-    s.found_at = event.at;
+    s.found_at = event.returned;
     s.just_announced = false;
     s.backoff = milliseconds(0);
-    if (s.idle != Idle::no) {
-      // Still announced, and the claim took all there was: whatever comes next is announced
+    if (s.idle == Idle::sentinel) {
+      // Still the sentinel, and the claim took all there was: whatever comes next is announced
       // (a NOTIFY), so it waits for that. Claiming again after a gather pause would cost, at a
-      // trickle, a claim that finds nothing after every message.
+      // trickle, a claim that finds nothing after every message. A covered worker looks again:
+      // its sentinel may be gone, and the empty look announces it in its place.
       s.gather = milliseconds(0);
       a.wait = IdleWait(s.idle, event, notify, poll);
       return step;

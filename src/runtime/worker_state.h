@@ -107,8 +107,6 @@ struct WorkerState {
                     capacity + options.batch_size - static_cast<int>(in_flight.size()));
   }
 
-  // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h. Jobs in
-  // flight that are neither waiting nor running have finished: their outcomes await the flush.
   // Whether a handler that just finished may write the outcomes itself (mu held): nothing else
   // runs or waits (a busy worker batches its outcomes in the flusher), and the flusher's
   // connection is free and sound. It spares the hand-off to the flusher, a thread wake-up on
@@ -123,6 +121,8 @@ struct WorkerState {
     if (claimer_needs_capacity) cv_claim.notify_one();
   }
 
+  // How many messages the next claim takes (mu held; 0: wait), runtime/claim_pacing.h. Jobs in
+  // flight that are neither waiting nor running have finished: their outcomes await the flush.
   [[nodiscard]] int ClaimSize() const {
     const int waiting = static_cast<int>(ready.size());
     return NextClaimSize(FreeCapacity(), waiting, static_cast<int>(in_flight.size()) - waiting - running,

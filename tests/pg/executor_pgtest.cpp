@@ -417,6 +417,10 @@ TEST_F(ExecutorTest, AMessageCancelledWhileItsGroupWaitsIsLeftOutAndTheRestHande
 // tenant's row, which the test holds locked, and its message read from pg_stat_activity.
 TEST_F(ExecutorTest, AnAdmissionThatFitsIsOneMessageAndOneThatWouldPassTheCapIsJudgedAgain) {
   pqxx::nontransaction(*conn_).exec("INSERT INTO tenant_spend (tenant, day) VALUES ('capped', cogo_utc_day(now()))");
+  // pg_stat_activity keeps a message's first track_activity_query_size bytes (scripts/lib/pg.sh
+  // raises the default 1 kB): the reservation and COMMIT come last.
+  ASSERT_GE(Scalar<int64_t>("SELECT setting::bigint FROM pg_settings WHERE name = 'track_activity_query_size'"),
+            8192);
   auto executor = StartExecutor();
   auto lock_conn = db::Connect(DatabaseUrl(), "test-lock");
   // Publishes one call of 0.4 USD for the capped tenant (cap 1.0) while its row is locked (and,

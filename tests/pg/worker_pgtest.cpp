@@ -457,7 +457,9 @@ TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
 // flusher's connection, sparing a thread wake-up; one whose write fails (here its connection
 // was killed) leaves the outcome to the flusher, which reconnects and writes it once.
 TEST_F(WorkerTest, AHandlerFinishingAloneWritesItsOutcomeAndTheFlusherRetriesOneThatFailed) {
-  runtime::Worker worker(Options(50ms), [](HandlerContext&) {
+  auto options = Options(50ms);
+  options.heartbeat = 60s;  // a heartbeat would find the killed connection before the handler does
+  runtime::Worker worker(options, [](HandlerContext&) {
     HandlerResult r = HandlerResult::Complete();
     r.events.push_back({0, "noted", "{}"});
     return r;

@@ -14,7 +14,7 @@ using Idle = IdleState::Idle;
 
 constexpr milliseconds kPoll{1000};
 
-// When the last claim that found work was sent, and a claim sent soon after it or later.
+// When the last claim that found work returned, and a claim sent soon after it or later.
 const std::chrono::steady_clock::time_point kFoundAt{std::chrono::seconds(100)};
 const std::chrono::steady_clock::time_point kSoonAfter = kFoundAt + kFoundAgainWithin / 2;
 const std::chrono::steady_clock::time_point kLater = kFoundAt + milliseconds(10);
@@ -67,8 +67,10 @@ TEST(IdleProtocol, TheTableOfTheProtocol) {
        true, Idle::sentinel, false, false, kPoll},
       {"5: ... also after work found a while ago", In(Idle::sentinel, false, true),
        IdleEvent::Claimed(1, 32, {}, kLater), true, Idle::sentinel, false, false, kPoll},
-      {"5: a covered worker keeps waiting at most 250 ms", In(Idle::covered, false, true),
-       IdleEvent::Claimed(1, 32, {}, kLater), true, Idle::covered, false, false, kCoveredLook},
+      {"5: a covered worker looks again, and announces if that finds nothing", In(Idle::covered, false, true),
+       IdleEvent::Claimed(1, 32, {}, kLater), true, Idle::covered, false, false, milliseconds(1)},
+      {"5: work found again is measured from the last claim's return", In(Idle::sentinel, false, true),
+       IdleEvent::Claimed(1, 32, {}, kSoonAfter, kLater), true, Idle::no, true, false, milliseconds(1)},
       {"5: a full batch gives them back", In(Idle::sentinel, true), IdleEvent::Claimed(32, 32, {}, kLater), true,
        Idle::no, true, false, milliseconds(0)},
       {"5: work found again right after gives them back", In(Idle::sentinel, false, true),
@@ -137,8 +139,9 @@ TEST(IdleProtocol, ATrickleKeepsItsSentinel) {
   IdleState s;
   std::vector<IdleAction> actions;
   for (const IdleEvent& e : {IdleEvent::Claimed(0, 32), IdleEvent::Announce(Announced::sentinel),
-                             IdleEvent::Claimed(0, 32), IdleEvent::Claimed(1, 32, {}, kFoundAt),
-                             IdleEvent::Claimed(1, 32, {}, kLater), IdleEvent::Claimed(1, 32, {}, kLater + milliseconds(10)),
+                             IdleEvent::Claimed(0, 32), IdleEvent::Claimed(1, 32, {}, kFoundAt, kFoundAt),
+                             IdleEvent::Claimed(1, 32, {}, kLater, kLater),
+                             IdleEvent::Claimed(1, 32, {}, kLater + milliseconds(10)),
                              IdleEvent::Claimed(0, 32)}) {
     const IdleStep step = Next(s, e, true, kPoll);
     s = step.state;

@@ -16,9 +16,9 @@ namespace cogo::runtime {
 // producers mid-commit.
 inline constexpr std::chrono::milliseconds kCoveredLook{250};
 inline constexpr std::chrono::milliseconds kBusyLook{16};
-// Work found by claims sent closer together than this is work found twice in a row (the route is
-// busy): about what a gather pause and a claim took when an announced worker looked again after
-// each short claim.
+// Work found by a claim sent this soon after the last one that found work returned is work found
+// twice in a row (the route is busy): the gather pause after which a sentinel used to look again
+// after each short claim. Measured from the return, so a slow round trip does not hide it.
 inline constexpr std::chrono::milliseconds kFoundAgainWithin{1};
 
 // What Bus::AnnounceIdle answered (bus::Bus::IdleResult, kept apart so this stays pure).
@@ -29,7 +29,7 @@ struct IdleState {
   enum class Idle { no, standby, covered, sentinel } idle = Idle::no;
   bool just_announced = false;  // the next empty claim is the look after announcing
   bool found_work = false;      // the last claim returned messages
-  std::chrono::steady_clock::time_point found_at{};  // when that claim was sent
+  std::chrono::steady_clock::time_point found_at{};  // when that claim returned
   std::chrono::milliseconds backoff{0};  // the pause after finding producers mid-commit
   std::chrono::milliseconds gather{0};   // the pause after a short claim (NextGatherPause)
 };
@@ -42,14 +42,16 @@ struct IdleEvent {
   // claimed: in how long the route's earliest delayed message falls due, by the database's clock
   // (bus::ClaimResult::next_due); nullopt: none waits.
   std::optional<std::chrono::milliseconds> next_due;
-  std::chrono::steady_clock::time_point at{};  // claimed: when the claim was sent
+  std::chrono::steady_clock::time_point sent{};      // claimed: when the claim was sent...
+  std::chrono::steady_clock::time_point returned{};  // ...and when it returned
 
   static IdleEvent Claimed(std::size_t found, std::size_t wanted,
                            std::optional<std::chrono::milliseconds> next_due = std::nullopt,
-                           std::chrono::steady_clock::time_point at = {}) {
-    return {Kind::claimed, found, wanted, Announced::sentinel, next_due, at};
+                           std::chrono::steady_clock::time_point sent = {},
+                           std::chrono::steady_clock::time_point returned = {}) {
+    return {Kind::claimed, found, wanted, Announced::sentinel, next_due, sent, returned};
   }
-  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result, std::nullopt, {}}; }
+  static IdleEvent Announce(Announced result) { return {Kind::announced, 0, 0, result, std::nullopt, {}, {}}; }
 };
 
 struct IdleAction {

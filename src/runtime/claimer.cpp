@@ -73,11 +73,19 @@ class Claimer {
           step = Next(step.state, IdleEvent::Announce(ToAnnounced(announced)), notify_, s_.options.poll);
         }
         state = step.state;
+        {
+          std::lock_guard lock(s_.mu);
+          s_.announced_idle = state.idle != IdleState::Idle::no;
+        }
         if (!ready) {  // claimed once, announced if idle: from here on it waits for work
           ready = true;
           s_.SetReady(&WorkerState::claimer_ready, true);
         }
         if (step.action.wait > std::chrono::milliseconds(0) && !WaitToClaim(step.action.wait)) break;
+      }
+      {
+        std::lock_guard lock(s_.mu);
+        s_.announced_idle = false;
       }
       // Another idle worker takes over at once.
       if (LeavesOnStop(state)) bus.LeaveIdle(s_.options.service, s_.options.role, s_.options.shards);

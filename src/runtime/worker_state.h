@@ -1,8 +1,8 @@
 // What a Worker's threads share (runtime/worker.h). The claimer (claimer.cpp) queues claimed jobs,
 // handler threads (worker.cpp) run them and queue their outcomes, the flusher (flusher.cpp)
-// writes the outcomes, heartbeats the leases and stops handlers past their deadline. A handler
-// that finishes while nothing else runs or waits writes its outcome itself, on the flusher's
-// connection while the flusher sleeps (FlushOutcomes). Every mutable field is guarded by `mu`;
+// writes the outcomes, heartbeats the leases and stops handlers past their deadline. On a route
+// at a trickle, a handler that finishes while nothing else runs or waits writes its outcome
+// itself, on the flusher's connection while the flusher sleeps (MayFlushHere, FlushOutcomes). Every mutable field is guarded by `mu`;
 // the constant ones are set before any thread starts.
 #pragma once
 
@@ -78,6 +78,7 @@ struct WorkerState {
   // for every handler that finished and every flush, it would wake for nothing while it waits
   // for a wake-up (one or two context switches per message, beside the flusher's).
   bool claimer_needs_capacity = false;
+  bool announced_idle = false;  // the claimer's idle protocol has it announced (not busy)
   bool claiming = true;
   bool stop_handlers = false;
   bool stop_flusher = false;
@@ -107,12 +108,13 @@ struct WorkerState {
                     capacity + options.batch_size - static_cast<int>(in_flight.size()));
   }
 
-  // Whether a handler that just finished may write the outcomes itself (mu held): nothing else
-  // runs or waits (a busy worker batches its outcomes in the flusher), and the flusher's
-  // connection is free and sound. It spares the hand-off to the flusher, a thread wake-up on
-  // every message's path at a trickle.
+  // Whether a handler that just finished may write the outcomes itself (mu held): the route is
+  // at a trickle (the claimer is announced idle: runtime/idle_protocol.h), nothing else runs or
+  // waits, and the flusher's connection is free and sound. It spares the hand-off to the
+  // flusher, a thread wake-up on every message's path. A busy route's outcomes are batched by
+  // the flusher: written one at a time, each would cost a commit.
   [[nodiscard]] bool MayFlushHere() const {
-    return running == 0 && ready.empty() && !outcomes.empty() && flush_bus != nullptr &&
+    return announced_idle && running == 0 && ready.empty() && !outcomes.empty() && flush_bus != nullptr &&
            flush_user == FlushUser::none && !flush_error && !stop_flusher;
   }
 

@@ -453,19 +453,23 @@ TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
   worker.Drain();
 }
 
-// A handler that finishes while nothing else runs or waits writes its outcome itself, on the
-// flusher's connection, sparing a thread wake-up; one whose write fails (here its connection
-// was killed) leaves the outcome to the flusher, which reconnects and writes it once.
+// On a route at a trickle (the worker waits for NOTIFYs as its sentinel), a handler that
+// finishes while nothing else runs or waits writes its outcome itself, on the flusher's
+// connection, sparing a thread wake-up; one whose write fails (here its connection was killed)
+// leaves the outcome to the flusher, which reconnects and writes it once.
 TEST_F(WorkerTest, AHandlerFinishingAloneWritesItsOutcomeAndTheFlusherRetriesOneThatFailed) {
-  auto options = Options(50ms);
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  auto options = Options(60s);
   options.heartbeat = 60s;  // a heartbeat would find the killed connection before the handler does
   runtime::Worker worker(options, [](HandlerContext&) {
     HandlerResult r = HandlerResult::Complete();
     r.events.push_back({0, "noted", "{}"});
     return r;
-  }, nullptr, logger_);
+  }, &hub, logger_);
   worker.Start();
   ASSERT_TRUE(worker.WaitReady(10s));
+  ASSERT_TRUE(WaitFor([] { return Sentinels() == 1; }));
   const int64_t first = bus_->Publish(Message()).id;
   ASSERT_TRUE(WaitFor([&] { return worker.stats().flushes == 1; }));
   EXPECT_EQ(worker.stats().flushed_by_handlers, 1u);

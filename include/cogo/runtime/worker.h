@@ -1,9 +1,9 @@
 // Worker: consumes one route with a handler. A claimer thread claims in batches up to free
 // capacity, `concurrency` handler threads run the handler, and a flusher thread commits
 // outcomes in batches, heartbeats leases and keeps the registry row fresh. The claimer and the
-// flusher each have their own connection; a handler that finishes while no other runs or waits
-// commits its outcome itself on the flusher's, lent while the flusher sleeps. Public methods
-// are thread-safe. Drain() is the graceful stop: no new claims,
+// flusher each have their own connection; on a route at a trickle, a handler that finishes
+// while no other runs or waits commits its outcome itself on the flusher's, lent while the
+// flusher sleeps. Public methods are thread-safe. Drain() is the graceful stop: no new claims,
 // running handlers get the grace period; claimed messages no handler started are released to
 // the queue, and a handler still running when the grace runs out fails its attempt as
 // retryable with the reason drain_timeout (counted: one that always hangs is dead-lettered).

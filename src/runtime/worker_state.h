@@ -2,8 +2,8 @@
 // handler threads (worker.cpp) run them and queue their outcomes, the flusher (flusher.cpp)
 // writes the outcomes, heartbeats the leases and stops handlers past their deadline. On a route
 // at a trickle, a handler that finishes while nothing else runs or waits writes its outcome
-// itself, on the flusher's connection while the flusher sleeps (MayFlushHere, FlushOutcomes). Every mutable field is guarded by `mu`;
-// the constant ones are set before any thread starts.
+// itself, on the flusher's connection while the flusher sleeps (MayFlushHere, FlushOutcomes).
+// Every mutable field is guarded by `mu`; the constant ones are set before any thread starts.
 #pragma once
 
 #include <algorithm>

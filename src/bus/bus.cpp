@@ -11,6 +11,7 @@
 #include "cogo/bus/keys.h"
 #include "cogo/db/connection.h"
 #include "cogo/db/pipelined_transaction.h"
+#include "cogo/db/reconnect.h"
 
 namespace cogo::bus {
 namespace {
@@ -406,10 +407,7 @@ size_t Bus::QueueLockAllLeases(db::PipelinedTransaction& t, const std::vector<Le
   return t.Queue(sql::kLockAllLeasesName, {t.Literal(LeaseInput(leases))});
 }
 
-bool IsLeaseLost(const std::exception& error) {
-  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
-  return sql != nullptr && sql->sqlstate() == "CL001";
-}
+bool IsLeaseLost(const std::exception& error) { return db::HasSqlState(error, "CL001"); }
 
 size_t Bus::QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events) {
   return t.Queue(sql::kAddEventsName, {t.Literal(EventsInput(events))});

@@ -32,6 +32,11 @@ FailureKind Classify(const std::exception& error) {
   return FailureKind::other;
 }
 
+bool HasSqlState(const std::exception& error, std::string_view state) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
+  return sql != nullptr && sql->sqlstate() == state;
+}
+
 std::string_view FailureKindName(FailureKind kind) {
   switch (kind) {
     case FailureKind::connection_lost: return "connection_lost";

@@ -156,10 +156,7 @@ std::map<std::string, size_t> QueueReserveHandOffs(
   return positions;
 }
 
-bool IsOverDailyCap(const std::exception& error) {
-  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
-  return sql != nullptr && sql->sqlstate() == "CL002";
-}
+bool IsOverDailyCap(const std::exception& error) { return db::HasSqlState(error, "CL002"); }
 
 TenantCommitment ReadCommitment(const pqxx::result& rows) {
   const auto row = rows.at(0);

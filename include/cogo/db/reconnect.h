@@ -40,6 +40,9 @@ enum class FailureKind {
 };
 
 [[nodiscard]] FailureKind Classify(const std::exception& error);
+// Whether `error` is a statement's failure with SQLSTATE `state` (e.g. one of cogo's own
+// assertions, sql/026 CL001 and sql/027 CL002).
+[[nodiscard]] bool HasSqlState(const std::exception& error, std::string_view state);
 [[nodiscard]] std::string_view FailureKindName(FailureKind kind);
 
 // The server could not be reached within the caller's patience. A lost connection for Classify,

@@ -514,4 +514,10 @@ void Bus::LeaveIdle(const std::string& service, const std::string& role,
   });
 }
 
+std::string Bus::WakeChannel(const std::string& service, const std::string& role) {
+  return Autocommit(conn_, [&](pqxx::transaction_base& txn) {
+    return txn.exec_params1(sql::kWakeChannel, service, role)[0].as<std::string>();
+  });
+}
+
 }  // namespace cogo::bus

@@ -1,6 +1,7 @@
 #include "cogo/bus/keys.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <string>
 
@@ -25,6 +26,21 @@ bool ValidIdempotencyKey(std::string_view key) {
 
 bool ValidRouteName(std::string_view name) {
   return !name.empty() && name.find('/') == std::string_view::npos;
+}
+
+std::optional<WakeUp> ParseWakeUp(std::string_view payload) {
+  const auto first = payload.find('/');
+  if (first == std::string_view::npos) return std::nullopt;
+  const auto second = payload.find('/', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  WakeUp wake{payload.substr(0, first), payload.substr(first + 1, second - first - 1), 0};
+  const std::string_view shard = payload.substr(second + 1);
+  const auto [end, error] = std::from_chars(shard.data(), shard.data() + shard.size(), wake.shard);
+  if (error != std::errc() || end != shard.data() + shard.size() || !ValidRouteName(wake.service) ||
+      !ValidRouteName(wake.role)) {
+    return std::nullopt;
+  }
+  return wake;
 }
 
 std::string DescribeRouteNameRule(std::string_view what, std::string_view name) {

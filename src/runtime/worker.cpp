@@ -98,7 +98,7 @@ class Worker::Impl {
 
   void Start() {
     if (wake_ != nullptr) {
-      // The hub also calls this when its LISTEN (re)connects: WaitReady looks again.
+      // The hub also calls this when it starts listening on the route: WaitReady looks again.
       subscription_ = wake_->Subscribe(s_.options.service, s_.options.role, s_.options.shards, [this] {
         {
           std::lock_guard lock(s_.mu);
@@ -107,6 +107,7 @@ class Worker::Impl {
         s_.cv_claim.notify_one();
         s_.cv_ready.notify_all();
       });
+      heard_ = subscription_.heard();
     }
     flusher_ = std::jthread([this](std::stop_token stop) { RunFlusher(s_, stop); });
     for (int i = 0; i < s_.options.concurrency; ++i) {
@@ -278,7 +279,7 @@ class Worker::Impl {
 
   // s_.mu held.
   bool Ready() const {
-    return s_.claimer_ready && s_.flusher_ready && (wake_ == nullptr || wake_->backend_pid() != 0);
+    return s_.claimer_ready && s_.flusher_ready && (wake_ == nullptr || (heard_ && *heard_));
   }
 
   // The guards around one handler call (runtime/guards.h): the assignment is checked before
@@ -313,6 +314,7 @@ class Worker::Impl {
   const Handler handler_;
   wake::WakeHub* const wake_;
   wake::WakeHub::Subscription subscription_;
+  wake::WakeHub::Heard heard_;  // the hub LISTENs on the route's channel (set by Start, kept by Drain)
   std::jthread flusher_;
   std::vector<std::jthread> handlers_;
   std::jthread claimer_;

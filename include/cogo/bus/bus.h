@@ -174,6 +174,9 @@ class Bus {
                                         const std::string& role, const std::vector<int>& shards);
   void LeaveIdle(const std::string& service, const std::string& role,
                  const std::vector<int>& shards);
+  // The NOTIFY channel of the route's wake-ups (sql/028_wake_channel_per_route.sql): a worker
+  // LISTENs on it on its claim connection.
+  [[nodiscard]] std::string WakeChannel(const std::string& service, const std::string& role);
 
   [[nodiscard]] const BusLimits& limits() const { return limits_; }
   [[nodiscard]] pqxx::connection& connection() { return conn_; }

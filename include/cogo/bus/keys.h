@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,15 @@ namespace cogo::bus {
 // "service/role/shard" (sql/001, sql/005), and a name with a slash could not be read back, so
 // its workers would never be woken (they would only find work by polling).
 [[nodiscard]] bool ValidRouteName(std::string_view name);
+
+// A wake-up's payload, "service/role/shard" (cogo_wake in sql/005 and sql/028): the route and
+// shard it names, or nullopt when it is not of that form. The views point into `payload`.
+struct WakeUp {
+  std::string_view service;
+  std::string_view role;
+  int shard = 0;
+};
+[[nodiscard]] std::optional<WakeUp> ParseWakeUp(std::string_view payload);
 
 // "service \"a/b\" must be non-empty and must not contain '/' ...": why `name` is refused.
 [[nodiscard]] std::string DescribeRouteNameRule(std::string_view what, std::string_view name);

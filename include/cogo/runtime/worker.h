@@ -84,8 +84,8 @@ class Worker {
   // Graceful stop; blocks until every claimed message is completed, failed or released.
   void Drain();
 
-  // Ready: the claim and flush connections are open, the worker is registered, its WakeHub's
-  // LISTEN is up (when it has one) and the claimer has made its first claim and now waits for
+  // Ready: the claim and flush connections are open, the worker is registered, its WakeHub
+  // LISTENs on its route's channel (when it has one) and the claimer has made its first claim and now waits for
   // work: a message published from now on is claimed without anyone polling for the worker.
   // Blocks up to `timeout`; false on timeout, or at once when the worker stopped (a fatal
   // error, a drain). Callers and benchmarks wait on this instead of sleeping or reading

@@ -1,9 +1,12 @@
-// WakeHub: the process's one LISTEN connection. It turns bus notifications into calls of the
-// callbacks subscribed to the notified route, and reconnects with backoff when the connection
-// drops (waking every subscriber whenever its LISTEN connects, since notifications may have
-// been missed; a subscriber then reads backend_pid() to know the LISTEN is up). Workers never
-// depend on it for correctness: they also poll. Thread-safe; callbacks run on the hub's thread
-// and must return quickly (signal a condition variable, no database work).
+// WakeHub: the process's one LISTEN connection. It LISTENs on the wake-up channel of each route
+// a subscriber names (sql/028: one channel per route, so the session forwards only the wake-ups
+// of this process's routes), turns each notification into calls of the callbacks subscribed to
+// its route and shard, and reconnects with backoff when the connection drops. Whenever it
+// starts listening on a route's channel (for its first subscriber, or on a new connection) it
+// calls that route's subscribers once, since notifications may have been missed; a subscriber
+// then reads its Subscription's heard() to know the LISTEN is up. Workers never depend on it for correctness: they
+// also poll. Thread-safe; callbacks run on the hub's thread and must return quickly (signal a
+// condition variable, no database work).
 //
 // A started hub LISTENs from its first subscriber on. Every listening session is woken for
 // every wake-up on the bus, whatever its route: a process without workers (the edge, retention,
@@ -18,39 +21,49 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/logger.h>
+
+#include "cogo/base/event_fd.h"
+
 
 namespace cogo::wake {
 
 struct WakeHubOptions {
   std::string database_url;
-  std::chrono::milliseconds max_wait{200};          // bound on one wait, so stop is noticed
+  std::chrono::milliseconds max_wait{200};          // bound on one wait (Stop and Subscribe also end it)
   std::chrono::milliseconds reconnect_initial{100};  // backoff after a dropped connection...
   std::chrono::milliseconds reconnect_max{5000};     // ...doubling up to this
 };
-
-inline constexpr const char* kBusChannel = "cogo_bus";
 
 class WakeHub {
  public:
   using Callback = std::function<void()>;
 
+  // Whether the hub's connection LISTENs on a subscriber's route now; read without any lock
+  // (a subscriber may read it under its own locks, which the hub's callbacks take).
+  using Heard = std::shared_ptr<const std::atomic<bool>>;
+
   // Unsubscribes when destroyed; must not outlive the hub.
   class Subscription {
    public:
     Subscription() = default;
-    Subscription(WakeHub* hub, uint64_t id) : hub_(hub), id_(id) {}
+    Subscription(WakeHub* hub, uint64_t id, Heard heard) : hub_(hub), id_(id), heard_(std::move(heard)) {}
     Subscription(Subscription&& other) noexcept;
     Subscription& operator=(Subscription&& other) noexcept;
     ~Subscription();
 
+    [[nodiscard]] const Heard& heard() const { return heard_; }
+
    private:
     WakeHub* hub_ = nullptr;
     uint64_t id_ = 0;
+    Heard heard_;
   };
 
   WakeHub(WakeHubOptions options, std::shared_ptr<spdlog::logger> logger);
@@ -74,22 +87,27 @@ class WakeHub {
   void Dispatch(const std::string& payload);
 
  private:
+  using Route = std::pair<std::string, std::string>;  // service, role
+  class Listener;  // one connection's LISTENs (wake_hub.cpp)
   struct Subscriber {
     std::string service;
     std::string role;
     std::vector<int> shards;
     Callback callback;
+    std::shared_ptr<std::atomic<bool>> heard;
   };
 
   void Listen();  // starts the LISTEN thread unless it runs (mu_ held)
   void Run(std::stop_token stop);
-  void WakeAll();
+  void Deafen();  // the connection is gone: no route is heard
   void Unsubscribe(uint64_t id);
 
   WakeHubOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<uint64_t, Subscriber> subscribers_;
+  std::set<Route> heard_;  // routes whose channel the current connection LISTENs on
+  base::EventFd interrupt_;  // ends the LISTEN thread's wait: a new subscriber, or Stop
   bool started_ = false;  // between Start and Stop
   uint64_t next_id_ = 1;
   std::atomic<int> backend_pid_{0};

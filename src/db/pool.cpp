@@ -21,6 +21,9 @@ void ConnectionPool::With(const std::function<void(pqxx::connection&)>& fn, Wait
   }
   // On an exception the connection is simply destroyed.
   WithRetry(wait == Wait::never ? impatient_ : connector_, conn, fn);
+  // A call may handle the loss of its connection itself: a closed one would cost the next call
+  // its one retry.
+  if (!conn->is_open()) return;
   std::lock_guard lock(mu_);
   if (idle_.size() < max_idle_) idle_.push_back(std::move(conn));
 }

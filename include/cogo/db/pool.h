@@ -26,7 +26,7 @@ class ConnectionPool {
 
   // Runs `fn` with a connection (db::WithRetry: once more on a fresh connection after a lost
   // one). Exceptions propagate (db::Unavailable when the server stayed unreachable); the
-  // connection is then dropped rather than reused.
+  // connection is then dropped rather than reused, as is one `fn` left closed.
   // `Wait::never` gives up at the server's first refusal (a readiness probe must answer at once).
   enum class Wait { while_unreachable, never };
   void With(const std::function<void(pqxx::connection&)>& fn, Wait wait = Wait::while_unreachable);

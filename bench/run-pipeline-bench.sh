@@ -10,8 +10,9 @@
 # counted), and runs cogo-pipeline-bench against the edge: chat requests at 10, 100 and 500 per
 # second, then higher rates until one is not sustained. Prints edge-accept -> result and the
 # time of every hop per rate, the CPU time each daemon and each kind of database session used
-# while the rates ran (what the host spends on requests; the load generator is not counted), and
-# writes a JSON summary. Everything it started is stopped and the scratch directory removed at
+# while the rates ran (what the host spends on requests; the load generator is not counted), with
+# how long their threads waited for a CPU and how often they were scheduled, and writes a JSON
+# summary. Everything it started is stopped and the scratch directory removed at
 # exit.
 #
 # Usage: bench/run-pipeline-bench.sh [--rates LIST] [--duration S] [--no-find-max] [--tenants N]
@@ -131,11 +132,14 @@ mkdir -p "$(dirname "$json_out")"
 "$build_dir/bench/cogo-pipeline-bench" --edge "http://127.0.0.1:$edge_port" --database-url "$url" \
   --tenant bench --tenants "$tenants" --rates 100 --duration 2 --senders "$senders" >/dev/null \
   || die "the warm-up run failed"
-# CPU ticks (user + system) of every daemon and every process of the cluster, one "pid ticks" line each.
+# Every daemon and every process of the cluster, one line each: "pid ticks wait_ns slices", its CPU
+# ticks (user + system), and over its threads (/proc/<pid>/task/*/schedstat) the time they were
+# runnable but waited for a CPU and how many times they got one (about: how often they woke).
 cpu_ticks() {
-  local pid
+  local pid ticks
   for pid in "${pids[@]}" $(ps --ppid "$(head -1 "$scratch/pg/data/postmaster.pid")" -o pid=); do
-    awk -v p="$pid" '{sub(/^.*\) /, ""); print p, $12 + $13}' "/proc/$pid/stat" 2>/dev/null || true  # gone
+    ticks=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null) || continue  # gone
+    echo "$pid $ticks $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{w += $2; s += $3} END {print w + 0, s + 0}')"
   done
 }
 cpu_ticks >"$scratch/cpu.before"
@@ -154,7 +158,7 @@ fi
   --json "$json_out"
 log "summary: $json_out"
 cpu_ticks >"$scratch/cpu.after"
-printf '\nCPU seconds used while the rates ran (user + system):\n'
+printf '\nWhile the rates ran: CPU seconds (user + system), seconds runnable but waiting for a CPU, and\ntimes scheduled (about: wake-ups), per process and over all of them:\n'
 # Names: each daemon's binary; each backend's session (application name) or its process kind.
 {
   for pid in "${pids[@]}"; do printf '%s|%s\n' "$pid" "$(basename "$(readlink "/proc/$pid/exe")")"; done
@@ -163,11 +167,13 @@ printf '\nCPU seconds used while the rates ran (user + system):\n'
 } >"$scratch/cpu.names"
 awk -v hz="$(getconf CLK_TCK)" '
   FILENAME ~ /names$/ { split($0, x, "|"); name[x[1]] = x[2]; next }
-  FILENAME ~ /before$/ { before[$1] = $2; next }
+  FILENAME ~ /before$/ { before[$1] = $2; waited_before[$1] = $3; slices_before[$1] = $4; next }
   { who = ($1 in name) ? name[$1] : "postgres: other processes"
-    used[who] += $2 - before[$1]; total += $2 - before[$1] }
-  END { for (w in used) if (used[w] > 0) printf "%9.2f s  %s\n", used[w] / hz, w
-        printf "%9.2f s  %s\n", total / hz, "total" }' \
+    used[who] += $2 - before[$1]; total += $2 - before[$1]
+    waited[who] += $3 - waited_before[$1]; total_waited += $3 - waited_before[$1]
+    slices[who] += $4 - slices_before[$1]; total_slices += $4 - slices_before[$1] }
+  END { for (w in used) if (used[w] > 0) printf "%9.2f s %7.2f s %8d  %s\n", used[w] / hz, waited[w] / 1e9, slices[w], w
+        printf "%9.2f s %7.2f s %8d  %s\n", total / hz, total_waited / 1e9, total_slices, "total" }' \
   "$scratch/cpu.names" "$scratch/cpu.before" "$scratch/cpu.after" | sort -rn
 if ((waits)); then
   kill "$sampler" 2>/dev/null || true

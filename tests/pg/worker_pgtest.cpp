@@ -70,6 +70,14 @@ void ClaimTwiceAfterCancelAndRetry(bus::Bus& bus, int64_t id, const std::atomic<
   ASSERT_TRUE(WaitFor([&] { return calls.load() == 2; })) << "the same worker claims it again";
 }
 
+// Sessions holding a wake lock (sql/005_wake_locks.sql), i.e. sentinels waiting for a NOTIFY.
+int64_t Sentinels() {
+  return Scalar<int64_t>(
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668245297 "
+      "AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted "
+      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+}
+
 class WorkerTest : public BusTest {
  protected:
   std::shared_ptr<spdlog::logger> logger_ = log::Get("test");
@@ -108,6 +116,47 @@ TEST_F(WorkerTest, AHubListensFromItsFirstSubscriberOn) {
   EXPECT_EQ(Scalar<int64_t>(listening), 1);
   ExpectWokenLongBeforeThePoll(*bus_, calls);
   worker.Drain();
+}
+
+// Wake-ups go out on one channel per route (sql/028), and a hub LISTENs only on its workers'
+// routes' channels: its session is sent no other route's wake-ups, and a route whose first
+// worker subscribes after the hub connected is listened on at once.
+TEST_F(WorkerTest, AHubHearsOnlyTheRoutesOfItsWorkers) {
+  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  hub.Start();
+  std::atomic<int> echo_calls{0};
+  std::atomic<int> other_calls{0};
+  runtime::Worker echo(Options(60s), [&](HandlerContext&) { ++echo_calls; return HandlerResult::Complete(); },
+                       &hub, logger_);
+  echo.Start();
+  ASSERT_TRUE(echo.WaitReady(10s));
+  // A sentinel of route test/other in another process: its wake-ups go out on that route's channel.
+  auto elsewhere_conn = std::make_unique<pqxx::connection>(DatabaseUrl());
+  bus::Bus elsewhere(*elsewhere_conn);
+  ASSERT_EQ(elsewhere.AnnounceIdle("elsewhere", "test", "other", {0}), bus::Bus::IdleResult::sentinel);
+  const uint64_t before = hub.notifications();
+  (void)bus_->Publish(Message("{}", "test", "other"));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(hub.notifications(), before) << "the hub was sent another route's wake-up";
+  ExpectWokenLongBeforeThePoll(*bus_, echo_calls);  // its own route's still come
+
+  // The other process goes; a worker of test/other joins the connected hub and becomes the
+  // route's sentinel: its wake-ups come through the hub, long before its poll.
+  elsewhere_conn.reset();
+  auto other_options = Options(60s);
+  other_options.role = "other";
+  runtime::Worker other(other_options, [&](HandlerContext&) { ++other_calls; return HandlerResult::Complete(); },
+                        &hub, logger_);
+  other.Start();
+  ASSERT_TRUE(other.WaitReady(10s));
+  ASSERT_TRUE(WaitFor([&] { return other_calls.load() == 1; })) << "the message that waited for a worker";
+  ASSERT_TRUE(WaitFor([] { return Sentinels() == 2; }, 5s));
+  const auto published_at = std::chrono::steady_clock::now();
+  (void)bus_->Publish(Message("{}", "test", "other"));
+  ASSERT_TRUE(WaitFor([&] { return other_calls.load() == 2; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - published_at, 5s) << "delivered by the 60 s poll?";
+  other.Drain();
+  echo.Drain();
 }
 
 // WaitReady tells when a worker can be relied on: its connections open, its LISTEN up, its first
@@ -159,14 +208,6 @@ TEST_F(WorkerTest, ARouteNameWithASlashIsRefusedBeforeTheWorkerStarts) {
   EXPECT_NE(cli.status, 0) << cli.output;
   EXPECT_NE(cli.output.find("must not contain '/'"), std::string::npos) << cli.output;
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_workers"), 0);
-}
-
-// Sessions holding a wake lock (sql/005_wake_locks.sql), i.e. sentinels waiting for a NOTIFY.
-int64_t Sentinels() {
-  return Scalar<int64_t>(
-      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668245297 "
-      "AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted "
-      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
 }
 
 TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {

@@ -135,11 +135,12 @@ mkdir -p "$(dirname "$json_out")"
 # Every daemon and every process of the cluster, one line each: "pid ticks wait_ns slices", its CPU
 # ticks (user + system), and over its threads (/proc/<pid>/task/*/schedstat) the time they were
 # runnable but waited for a CPU and how many times they got one (about: how often they woke).
+# Threads that exit between the two readings are left out.
 cpu_ticks() {
   local pid ticks
   for pid in "${pids[@]}" $(ps --ppid "$(head -1 "$scratch/pg/data/postmaster.pid")" -o pid=); do
     ticks=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null) || continue  # gone
-    echo "$pid $ticks $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{w += $2; s += $3} END {print w + 0, s + 0}')"
+    echo "$pid $ticks $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{w += $2; s += $3} END {printf "%.0f %.0f", w, s}')"
   done
 }
 cpu_ticks >"$scratch/cpu.before"

@@ -10,9 +10,10 @@
 -- listening on the channel only reads the queue and sleeps again, sending nothing to its
 -- process.
 --
--- The channel is a digest of the route: channel names are identifiers of at most 63 bytes, and
--- route names have no length limit. A collision of two routes' digests would only wake a process
--- for nothing (the payload still names the route, and the hub checks it). Processes ask the
+-- The channel is a hash of the route (hashtext, as for the wake locks' keys: md5 is refused on
+-- servers in FIPS mode): channel names are identifiers of at most 63 bytes, and route names have
+-- no length limit. Two routes whose hashes collide share a channel, which only wakes a process for
+-- nothing (the payload still names the route, and the hub checks it). Processes ask the
 -- database for a route's channel (one home for the name). The payload is unchanged:
 -- 'service/role/shard'.
 --
@@ -20,7 +21,7 @@
 -- wake-ups; they find their work at their poll (COGO_POLL_MS) until they are replaced.
 CREATE FUNCTION cogo_wake_channel(service text, role text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT 'cogo_bus_' || left(md5(service || '/' || role), 20) $$;
+  AS $$ SELECT 'cogo_bus_' || to_hex(hashtext(service || '/' || role)) $$;
 
 CREATE OR REPLACE FUNCTION cogo_wake(service text, role text, shard integer) RETURNS boolean
   LANGUAGE sql VOLATILE

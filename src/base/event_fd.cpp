@@ -10,27 +10,30 @@
 namespace cogo::base {
 namespace {
 
-int MakeEventFd() {
-  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+int MakeEventFd(bool semaphore) {
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | (semaphore ? EFD_SEMAPHORE : 0));
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   return fd;
 }
 
 }  // namespace
 
-EventFd::EventFd() : fd_(MakeEventFd()) {}
+EventFd::EventFd(bool semaphore) : fd_(MakeEventFd(semaphore)) {}
 
 EventFd::~EventFd() { ::close(fd_); }
 
+// Only a counter at its maximum refuses a write (EAGAIN), and that one is readable already.
 void EventFd::Signal() {
   const uint64_t one = 1;
-  // Only a counter at its maximum refuses the write, and that one is readable already.
-  [[maybe_unused]] const ssize_t n = ::write(fd_, &one, sizeof(one));
+  while (::write(fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
 }
 
-void EventFd::Clear() {
+// EAGAIN: nothing was signalled.
+void EventFd::Take() {
   uint64_t count = 0;
-  [[maybe_unused]] const ssize_t n = ::read(fd_, &count, sizeof(count));  // EAGAIN: not signalled
+  while (::read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace cogo::base

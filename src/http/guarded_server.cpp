@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +16,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "cogo/base/event_fd.h"
 
 namespace cogo::http {
 namespace {
@@ -34,18 +35,6 @@ thread_local RequestState* current = nullptr;
 // Rounded up, so a wait that ends at `until` ends past it.
 milliseconds Until(Clock::time_point until) {
   return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(until - Clock::now()));
-}
-
-void Signal(int fd) {
-  const uint64_t one = 1;
-  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
-
-void Take(int fd) {
-  uint64_t value = 0;
-  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
-  }
 }
 
 void Close(socket_t sock) {
@@ -200,27 +189,22 @@ class BoundedStream final : public httplib::Stream {
 }  // namespace
 
 // The listen loop's task queue: httplib's ThreadPool, a count of the connections waiting for one
-// of its threads (an EFD_SEMAPHORE eventfd, readable while any waits), and the parking thread,
+// of its threads (a semaphore base::EventFd, readable while any waits), and the parking thread,
 // which polls the parked connections and queues each again when its next request arrives.
 class GuardedServer::Pool final : public httplib::TaskQueue {
  public:
   Pool(GuardedServer& server, size_t threads)
       : server_(server),
         threads_(threads),
-        waiting_fd_(::eventfd(0, EFD_NONBLOCK | EFD_SEMAPHORE | EFD_CLOEXEC)),
-        wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+        waiting_(true),
         parker_([this] { ParkLoop(); }) {}
 
-  ~Pool() override {
-    server_.pool_ = nullptr;
-    ::close(waiting_fd_);
-    ::close(wake_fd_);
-  }
+  ~Pool() override { server_.pool_ = nullptr; }
 
   void enqueue(std::function<void()> fn) override {
-    Signal(waiting_fd_);
+    waiting_.Signal();
     threads_.enqueue([this, fn = std::move(fn)] {
-      Take(waiting_fd_);
+      waiting_.Take();
       fn();
     });
   }
@@ -232,19 +216,19 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
-    Signal(wake_fd_);
+    wake_.Signal();
     parker_.join();
     threads_.shutdown();
   }
 
-  [[nodiscard]] int waiting_fd() const { return waiting_fd_; }
+  [[nodiscard]] int waiting_fd() const { return waiting_.fd(); }
 
   void Park(const Connection& c) {
     {
       std::lock_guard lock(mu_);
       if (!stopping_) {
         parked_.push_back(c);
-        Signal(wake_fd_);
+        wake_.Signal();
         return;
       }
     }
@@ -265,7 +249,7 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
         }
         watched = parked_;
       }
-      fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+      fds.assign(1, pollfd{wake_.fd(), POLLIN, 0});
       auto until = Clock::time_point::max();
       for (const auto& c : watched) {
         fds.push_back(pollfd{c.sock, POLLIN, 0});
@@ -273,7 +257,7 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
       }
       const int wait = until == Clock::time_point::max() ? -1 : static_cast<int>(Until(until).count());
       if (::poll(fds.data(), fds.size(), wait) < 0 && errno != EINTR) continue;
-      if (fds[0].revents != 0) Take(wake_fd_);
+      if (fds[0].revents != 0) wake_.Take();
       const auto now = Clock::now();
       std::vector<Connection> ready;
       {
@@ -292,8 +276,8 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
 
   GuardedServer& server_;
   httplib::ThreadPool threads_;
-  const int waiting_fd_;
-  const int wake_fd_;
+  base::EventFd waiting_;  // a semaphore: one count per connection queued for a thread
+  base::EventFd wake_;     // the parking thread looks again: a connection parked, or shutdown
   std::mutex mu_;
   std::vector<Connection> parked_;  // guarded by mu_
   bool stopping_ = false;           // guarded by mu_

@@ -107,6 +107,7 @@ class Worker::Impl {
         s_.cv_claim.notify_one();
         s_.cv_ready.notify_all();
       });
+      std::lock_guard lock(s_.mu);  // a health probe may read Ready() meanwhile
       heard_ = subscription_.heard();
     }
     flusher_ = std::jthread([this](std::stop_token stop) { RunFlusher(s_, stop); });

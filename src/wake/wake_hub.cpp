@@ -52,6 +52,8 @@ class WakeHub::Listener {
       const std::string channel = bus.WakeChannel(route.first, route.second);
       // Two routes whose digests collide share a channel, and its one LISTEN serves both.
       if (receivers_.count(channel) == 0) receivers_[channel] = std::make_unique<Receiver>(conn_, channel, hub_);
+      // pqxx registers the receiver even when the LISTEN failed on a broken connection.
+      if (!conn_.is_open()) throw pqxx::broken_connection("the LISTEN connection closed");
       // Notifications sent before the LISTEN are lost: the route's workers look once. This also
       // tells a waiting Worker::WaitReady that the LISTEN is up.
       std::lock_guard lock(hub_.mu_);
@@ -70,7 +72,7 @@ class WakeHub::Listener {
     if (!conn_.is_open()) throw pqxx::broken_connection("the LISTEN connection closed");
     pollfd fds[2] = {{hub_.interrupt_.fd(), POLLIN, 0}, {conn_.sock(), POLLIN, 0}};
     if (::poll(fds, 2, static_cast<int>(hub_.options_.max_wait.count())) > 0 && (fds[0].revents & POLLIN) != 0) {
-      hub_.interrupt_.Clear();
+      hub_.interrupt_.Take();
     }
     conn_.get_notifs();
   }

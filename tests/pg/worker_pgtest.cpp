@@ -97,8 +97,8 @@ TEST_F(WorkerTest, NotifyWakesAnIdleWorkerLongBeforeThePoll) {
   worker.Drain();
 }
 
-// A started hub LISTENs only once something subscribes: every listening session is woken for
-// every wake-up on the bus, so a process without workers must not hold one.
+// A started hub LISTENs only once something subscribes: PostgreSQL signals every listening
+// session for every NOTIFY, whatever its channel, so a process without workers must not hold one.
 TEST_F(WorkerTest, AHubListensFromItsFirstSubscriberOn) {
   const std::string listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cogo-wake' "
                                 "AND datname = current_database()";
@@ -122,7 +122,7 @@ TEST_F(WorkerTest, AHubListensFromItsFirstSubscriberOn) {
 // routes' channels: its session is sent no other route's wake-ups, and a route whose first
 // worker subscribes after the hub connected is listened on at once.
 TEST_F(WorkerTest, AHubHearsOnlyTheRoutesOfItsWorkers) {
-  wake::WakeHub hub({DatabaseUrl()}, logger_);
+  wake::WakeHub hub({DatabaseUrl(), 10s}, logger_);  // a new subscriber ends its wait, not its bound
   hub.Start();
   std::atomic<int> echo_calls{0};
   std::atomic<int> other_calls{0};
@@ -214,7 +214,7 @@ TEST_F(WorkerTest, ProducersNotifyOnlyWhileASentinelWaits) {
   wake::WakeHub hub({DatabaseUrl()}, logger_);
   hub.Start();
   auto sub = hub.Subscribe("test", "echo", {0, 1}, [] {});
-  ASSERT_TRUE(WaitFor([&] { return hub.backend_pid() != 0; }));
+  ASSERT_TRUE(WaitFor([&] { return sub.heard()->load(); }));
   (void)bus_->PublishBatch({Message(), Message()});
   (void)bus_->Publish(Message());
   std::this_thread::sleep_for(300ms);
@@ -486,7 +486,8 @@ TEST_F(WorkerTest, ListenConnectionComesBackAfterTerminate) {
   ASSERT_TRUE(worker.WaitReady(10s));
   const int first_pid = hub.backend_pid();
   EXPECT_TRUE(Scalar<bool>("SELECT pg_terminate_backend(" + std::to_string(first_pid) + ")"));
-  ASSERT_TRUE(WaitFor([&] { return hub.connects() >= 2 && hub.backend_pid() != 0; }, 10s));
+  // Ready again once the new connection LISTENs on the route.
+  ASSERT_TRUE(WaitFor([&] { return hub.connects() >= 2 && worker.ready(); }, 10s));
   EXPECT_NE(hub.backend_pid(), first_pid);
   ASSERT_TRUE(WaitFor([&] { return WorkerIdle(worker.id()); }, 10s));
 

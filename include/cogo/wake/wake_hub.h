@@ -8,10 +8,11 @@
 // also poll. Thread-safe; callbacks run on the hub's thread and must return quickly (signal a
 // condition variable, no database work).
 //
-// A started hub LISTENs from its first subscriber on. Every listening session is woken for
-// every wake-up on the bus, whatever its route: a process without workers (the edge, retention,
-// the reclaimer) that listened anyway cost a server process and a thread of its own two
-// context switches per message.
+// A started hub LISTENs from its first subscriber on: PostgreSQL signals every listening session
+// of the database for every NOTIFY, whatever its channel, so a process without workers (the
+// edge, retention, the reclaimer) that listened anyway would cost the server a process woken per
+// message. A route whose workers all left stays listened on until the connection is replaced
+// (workers leave when their process stops).
 #pragma once
 
 #include <atomic>

@@ -371,7 +371,7 @@ SELECT cogo_try_idle($2, $3, $4::int[]))SQL";
 inline constexpr const char* kLeaveIdleName = "cogo_leave_idle";
 inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::int[])";
 
-// $1 service, $2 role. Once per claim connection: not prepared.
+// $1 service, $2 role. Once per route and LISTEN connection: not prepared.
 inline constexpr const char* kWakeChannel = "SELECT cogo_wake_channel($1, $2)";
 
 // $1: jsonb array of {id, owner, fence}. Locks the rows whose lease still holds, in id order,

@@ -50,7 +50,7 @@ class WakeHub::Listener {
     bus::Bus bus(conn_);
     for (const Route& route : fresh) {
       const std::string channel = bus.WakeChannel(route.first, route.second);
-      // Two routes whose digests collide share a channel, and its one LISTEN serves both.
+      // Two routes whose hashes collide share a channel, and its one LISTEN serves both.
       if (receivers_.count(channel) == 0) receivers_[channel] = std::make_unique<Receiver>(conn_, channel, hub_);
       // pqxx registers the receiver even when the LISTEN failed on a broken connection.
       if (!conn_.is_open()) throw pqxx::broken_connection("the LISTEN connection closed");

@@ -174,8 +174,8 @@ class Bus {
                                         const std::string& role, const std::vector<int>& shards);
   void LeaveIdle(const std::string& service, const std::string& role,
                  const std::vector<int>& shards);
-  // The NOTIFY channel of the route's wake-ups (sql/028_wake_channel_per_route.sql): a worker
-  // LISTENs on it on its claim connection.
+  // The NOTIFY channel of the route's wake-ups (sql/028_wake_channel_per_route.sql), which the
+  // WakeHub of a process serving the route LISTENs on.
   [[nodiscard]] std::string WakeChannel(const std::string& service, const std::string& role);
 
   [[nodiscard]] const BusLimits& limits() const { return limits_; }

@@ -4,9 +4,9 @@
 // its route and shard, and reconnects with backoff when the connection drops. Whenever it
 // starts listening on a route's channel (for its first subscriber, or on a new connection) it
 // calls that route's subscribers once, since notifications may have been missed; a subscriber
-// then reads its Subscription's heard() to know the LISTEN is up. Workers never depend on it for correctness: they
-// also poll. Thread-safe; callbacks run on the hub's thread and must return quickly (signal a
-// condition variable, no database work).
+// then reads its Subscription's heard() to know the LISTEN is up. Workers never depend on it
+// for correctness: they also poll. Thread-safe; callbacks run on the hub's thread and must
+// return quickly (signal a condition variable, no database work).
 //
 // A started hub LISTENs from its first subscriber on: PostgreSQL signals every listening session
 // of the database for every NOTIFY, whatever its channel, so a process without workers (the
@@ -31,7 +31,6 @@
 #include <spdlog/logger.h>
 
 #include "cogo/base/event_fd.h"
-
 
 namespace cogo::wake {
 
@@ -105,7 +104,7 @@ class WakeHub {
 
   WakeHubOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::map<uint64_t, Subscriber> subscribers_;
   std::set<Route> heard_;  // routes whose channel the current connection LISTENs on
   base::EventFd interrupt_;  // ends the LISTEN thread's wait: a new subscriber, or Stop

@@ -79,8 +79,8 @@ Decision Admit(const AssignmentEnvelope& envelope, const PolicyRule& rule,
     return Reject(R::ttl_expired, "ttl of " + std::to_string(envelope.ttl.count()) + " ms ended " +
                       std::to_string(late.count()) + " ms ago");
   }
-  if (spend.spent_today_usd + budget.max_cost_usd > spend.daily_cap_usd + kUsdEpsilon) {
-    return Reject(R::tenant_budget_exhausted, "spent today " + Usd(spend.spent_today_usd) + " + maxCostUsd " +
+  if (spend.committed_today_usd + budget.max_cost_usd > spend.daily_cap_usd + kUsdEpsilon) {
+    return Reject(R::tenant_budget_exhausted, "spent or reserved today " + Usd(spend.committed_today_usd) + " + maxCostUsd " +
                       Usd(budget.max_cost_usd) + " exceeds daily cap " + Usd(spend.daily_cap_usd) +
                       " USD");
   }

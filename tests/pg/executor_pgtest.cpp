@@ -602,7 +602,7 @@ TEST_F(ExecutorTest, AnEndedHandOffGivesItsReservationBackAndWhatItSpentCounts) 
   const auto refused = bus_->Publish(call(0.1, 0, false)).id;
   ASSERT_TRUE(WaitFor([&] { return Final(refused); }));
   EXPECT_EQ(ScalarText("SELECT last_error FROM agent_messages WHERE id = " + std::to_string(refused)),
-            "tenant_budget_exhausted: spent today 1 + maxCostUsd 0.1 exceeds daily cap 1 USD");
+            "tenant_budget_exhausted: spent or reserved today 1 + maxCostUsd 0.1 exceeds daily cap 1 USD");
   executor->Drain();
   const std::string row = "SELECT spent_usd::float8 || ' ' || reserved_usd::float8 FROM tenant_spend "
                           "WHERE tenant = 'capped'";

@@ -208,7 +208,7 @@ TEST(Admit, DetailNamesTheRuleAndValues) {
   EXPECT_EQ(s.Run().detail, "model \"gpt-5\" is not allowed by agent:planner");
   s = Scenario{};
   s.spend = {19.75, 20.0};
-  EXPECT_EQ(s.Run().detail, "spent today 19.75 + maxCostUsd 0.5 exceeds daily cap 20 USD");
+  EXPECT_EQ(s.Run().detail, "spent or reserved today 19.75 + maxCostUsd 0.5 exceeds daily cap 20 USD");
 }
 
 TEST(Admit, ReasonNamesAreStable) {

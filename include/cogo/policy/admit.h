@@ -25,14 +25,16 @@ enum class RejectReason {
   budget_over_cap,          // maxCostUsd above the rule's max_cost_usd
   tokens_over_cap,          // maxTokens above the rule's max_tokens
   ttl_expired,              // now >= deadline (or ttl <= 0)
-  tenant_budget_exhausted,  // spent_today + maxCostUsd > daily cap
+  tenant_budget_exhausted,  // committed today + maxCostUsd > daily cap
 };
 
 // Stable snake_case name ("ttl_expired", ...) for last_error, audit rows and metric labels.
 [[nodiscard]] std::string_view ReasonName(RejectReason reason);
 
 struct TenantSpend {
-  double spent_today_usd = 0.0;  // recorded usage of the tenant since the start of its day
+  // Spent or reserved today: the usage recorded since the start of the tenant's day, plus the
+  // maxCostUsd of the hand-offs admitted and not finished yet (the executor's running total).
+  double committed_today_usd = 0.0;
   double daily_cap_usd = 0.0;    // PolicyTable::DailyCapUsd(tenant)
 };
 

@@ -324,7 +324,7 @@ class Dispatcher {
       for (size_t i = 0; i < group.size(); ++i) {
         const bus::ClaimedMessage& m = group[i]->message;
         if (!held[i]) {
-          results[i] = HandlerResult::Committed();
+          results[i] = HandlerResult::LeaseLost();
           continue;
         }
         HandlerResult r = Decide(m, group[i]->request, TenantCommitment{}, Cap(m), ClaimedAt(m));

@@ -106,6 +106,7 @@ Outcome ToOutcome(const bus::ClaimedMessage& m, HandlerResult result,
   if (result.kind == HandlerResult::Kind::committed) {
     outcome.kind = Outcome::Kind::committed;
     outcome.completion.lease = lease;
+    outcome.lease_lost = result.lease_lost;
     return outcome;
   }
   for (auto& e : result.events) {

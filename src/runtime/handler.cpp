@@ -43,6 +43,12 @@ HandlerResult HandlerResult::Committed() {
   return r;
 }
 
+HandlerResult HandlerResult::LeaseLost() {
+  HandlerResult r = Committed();
+  r.lease_lost = true;
+  return r;
+}
+
 std::string HandlerResult::error() const {
   return detail.empty() ? reason : reason + ": " + detail;
 }

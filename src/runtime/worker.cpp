@@ -228,7 +228,8 @@ class Worker::Impl {
         if (outcome.kind == Outcome::Kind::committed) {
           auto it = s_.in_flight.find(KeyOf(job->message.lease));
           if (it != s_.in_flight.end() && it->second == job) s_.in_flight.erase(it);
-          ++s_.stats.completed;
+          ++(outcome.lease_lost ? s_.stats.lease_lost : s_.stats.completed);
+          metrics::Increment(outcome.lease_lost ? s_.route_metrics.lease_lost : s_.route_metrics.completed);
           s_.CapacityFreed();
         } else if (job->state != Job::State::abandoned) {
           s_.outcomes.push_back(std::move(outcome));

@@ -397,6 +397,8 @@ TEST_F(ExecutorTest, AMessageCancelledWhileItsGroupWaitsIsLeftOutAndTheRestHande
            kMessages - 1;
   }, 30s));
   executor.Drain();
+  EXPECT_EQ(executor.stats().completed, static_cast<uint64_t>(kMessages - 1));
+  EXPECT_EQ(executor.stats().lease_lost, 1u) << "the cancelled one is not counted as completed";
   EXPECT_EQ(Status(cancelled), "cancelled");
   EXPECT_EQ(Children(cancelled), 0);
   for (const auto& p : published) {

@@ -58,6 +58,7 @@ struct Outcome {
   enum class Kind { complete, fail, release, committed };
   Kind kind = Kind::complete;
   bus::Completion completion;  // complete, release, committed: its lease
+  bool lease_lost = false;     // committed: the handler found the lease gone
   bus::Failure failure;        // fail
   std::vector<bus::PublishRequest> publish;  // complete: children of the message
   std::vector<bus::AuditEvent> events;

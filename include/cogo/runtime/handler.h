@@ -64,9 +64,11 @@ struct HandlerContext {
 
 struct HandlerResult {
   // committed: the handler recorded the outcome itself, in its own transaction under the lease
-  // (Bus::LockLeases), or found the lease gone; the worker writes nothing more about it.
+  // (Bus::LockLeases), or found the lease gone (lease_lost); the worker writes nothing more
+  // about it.
   enum class Kind { complete, retry, fail, give_back, committed };
   Kind kind = Kind::complete;
+  bool lease_lost = false;  // committed: nothing was written, the lease was gone
   std::string result_json;  // complete: the result document (may be empty)
   std::string snippet;      // complete: a short summary
   std::string url;          // complete: where a larger result lives
@@ -92,6 +94,7 @@ struct HandlerResult {
   static HandlerResult GiveBack(std::string reason, std::string detail = {},
                                 std::optional<std::chrono::milliseconds> delay = std::nullopt);
   static HandlerResult Committed();
+  static HandlerResult LeaseLost();  // committed, having found the lease gone (counted as lease_lost)
 
   // The failure as last_error reads it: "reason: detail", or the reason alone.
   [[nodiscard]] std::string error() const;

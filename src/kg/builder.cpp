@@ -192,7 +192,8 @@ runtime::Handler MakeBuildHandler(std::shared_ptr<providers::ModelProvider> chat
     });
     if (gone) return HandlerResult::Fail("document_not_found", doc_id + " was removed while extracting");
     if (changed) return HandlerResult::Retry("document_changed", doc_id + " was re-indexed while extracting");
-    if (committed) logger->debug("message {}: graph of {} built", ctx.message.lease.message_id, doc_id);
+    if (!committed) return HandlerResult::LeaseLost();  // a later claim owns it now
+    logger->debug("message {}: graph of {} built", ctx.message.lease.message_id, doc_id);
     return HandlerResult::Committed();
   };
 }

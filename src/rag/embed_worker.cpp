@@ -119,7 +119,8 @@ runtime::Handler MakeEmbedHandler(std::shared_ptr<providers::ModelProvider> prov
       committed = true;
     });
     // Not committed: the lease went (its new owner decides); there is nothing for the worker to write.
-    if (committed) logger->debug("message {}: {} {} ({} chunks)", ctx.message.lease.message_id, status, document.doc_id, chunks.size());
+    if (!committed) return HandlerResult::LeaseLost();
+    logger->debug("message {}: {} {} ({} chunks)", ctx.message.lease.message_id, status, document.doc_id, chunks.size());
     return HandlerResult::Committed();
   };
 }

@@ -34,7 +34,7 @@ class Receiver final : public pqxx::notification_receiver {
 // The LISTENs of one connection, a receiver per channel.
 class WakeHub::Listener {
  public:
-  Listener(pqxx::connection& conn, WakeHub& hub) : conn_(conn), hub_(hub) {}
+  Listener(pqxx::connection& conn, WakeHub& hub) : conn_(conn), hub_(hub), bus_(conn) {}
 
   // LISTENs on the channels of the routes subscribed since the last call (or since the
   // connection opened) and calls their subscribers.
@@ -46,10 +46,8 @@ class WakeHub::Listener {
         if (hub_.heard_.count({s.service, s.role}) == 0) fresh.insert({s.service, s.role});
       }
     }
-    if (fresh.empty()) return;
-    bus::Bus bus(conn_);
     for (const Route& route : fresh) {
-      const std::string channel = bus.WakeChannel(route.first, route.second);
+      const std::string channel = bus_.WakeChannel(route.first, route.second);
       // Two routes whose hashes collide share a channel, and its one LISTEN serves both.
       if (receivers_.count(channel) == 0) receivers_[channel] = std::make_unique<Receiver>(conn_, channel, hub_);
       // pqxx registers the receiver even when the LISTEN failed on a broken connection.
@@ -80,6 +78,7 @@ class WakeHub::Listener {
  private:
   pqxx::connection& conn_;
   WakeHub& hub_;
+  bus::Bus bus_;  // asks for the channels' names
   std::map<std::string, std::unique_ptr<Receiver>> receivers_;  // by channel
 };
 

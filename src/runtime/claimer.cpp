@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <map>
 
-#include <pqxx/nontransaction>
-
 #include "cogo/bus/bus.h"
+#include "cogo/db/connection.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/runtime/idle_protocol.h"
 #include "runtime/worker_state.h"
@@ -30,12 +29,11 @@ class Claimer {
   Claimer(WorkerState& state, bool notify) : s_(state), notify_(notify) {}
 
   void Run(std::stop_token stop) {
+    // A lost claim commit only puts the message back in the queue (the worker's later
+    // completion then fails its lease check), so claims need not wait for the WAL flush.
     s_.RunWithReconnect(stop, "claim", "cogo-claim:" + s_.options.service + "/" + s_.options.role,
+                        std::string("SET synchronous_commit = off; ") + db::kPreferIndexScans,
                         &WorkerState::claimer_ready, [&](pqxx::connection& conn, bool reconnected) {
-      PreferIndexScans(conn);
-      // A lost claim commit only puts the message back in the queue (the worker's later
-      // completion then fails its lease check), so claims need not wait for the WAL flush.
-      pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
       bus::Bus bus(conn);
       bus.RegisterWorker({s_.id, s_.options.service, s_.options.role, s_.options.shards, Hostname(),
                           static_cast<int>(getpid())});

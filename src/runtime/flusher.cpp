@@ -5,9 +5,8 @@
 #include <optional>
 #include <utility>
 
-#include <pqxx/nontransaction>
-
 #include "cogo/bus/bus.h"
+#include "cogo/db/connection.h"
 #include "cogo/db/pipelined_transaction.h"
 #include "cogo/usage/usage_log.h"
 #include "runtime/worker_state.h"
@@ -216,10 +215,11 @@ class Flusher {
   explicit Flusher(WorkerState& state) : s_(state) {}
 
   void Run(std::stop_token stop) {
-    s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role,
+    const std::string session_setup =
+        s_.options.durable_outcomes ? db::kPreferIndexScans
+                                    : std::string("SET synchronous_commit = off; ") + db::kPreferIndexScans;
+    s_.RunWithReconnect(stop, "flush", "cogo-flush:" + s_.options.service + "/" + s_.options.role, session_setup,
                         &WorkerState::flusher_ready, [&](pqxx::connection& conn, bool reconnected) {
-      PreferIndexScans(conn);
-      if (!s_.options.durable_outcomes) pqxx::nontransaction(conn).exec("SET synchronous_commit = off");
       bus::Bus bus(conn);
       const LentConnection lent(s_, bus);
       std::vector<Outcome>& batch = unflushed_;  // survives a reconnect: it is retried first

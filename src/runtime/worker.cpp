@@ -9,10 +9,8 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <pqxx/nontransaction>
 
 #include "cogo/bus/keys.h"
-#include "cogo/db/connection.h"
 #include "cogo/db/reconnect.h"
 #include "cogo/wake/wake_hub.h"
 #include "runtime/worker_state.h"
@@ -34,10 +32,6 @@ std::string Hostname() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   return host;
-}
-
-void PreferIndexScans(pqxx::connection& conn) {
-  pqxx::nontransaction(conn).exec(db::kPreferIndexScans);
 }
 
 WorkerState::WorkerState(WorkerOptions o, std::string worker_id, std::shared_ptr<spdlog::logger> log,
@@ -65,9 +59,10 @@ void WorkerState::SetReady(bool WorkerState::*flag, bool value) {
 }
 
 void WorkerState::RunWithReconnect(std::stop_token stop, const char* loop,
-                                   const std::string& application_name, bool WorkerState::*ready_flag,
+                                   const std::string& application_name, const std::string& session_setup,
+                                   bool WorkerState::*ready_flag,
                                    const std::function<void(pqxx::connection&, bool)>& body) {
-  const db::Connector connector(options.database_url, application_name);
+  const db::Connector connector(options.database_url, application_name, db::ReconnectPolicy{}, session_setup);
   auto fatal = db::RunConnected(connector, stop, *logger, loop, db::InDoubt::retry,
                                 [&](pqxx::connection& conn, bool reconnected) {
     try {

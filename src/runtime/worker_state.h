@@ -137,14 +137,13 @@ struct WorkerState {
   // releases (the claimer's ReleaseOrphans); a flush that did commit finds its leases gone on
   // the retry and writes nothing. `ready_flag` (a readiness flag the body sets once it serves) is
   // cleared whenever the body ends.
+  // `session_setup`: SQL sent with the connection's first statement (db::Connector).
   void RunWithReconnect(std::stop_token stop, const char* loop, const std::string& application_name,
-                        bool WorkerState::*ready_flag, const std::function<void(pqxx::connection&, bool)>& body);
+                        const std::string& session_setup, bool WorkerState::*ready_flag,
+                        const std::function<void(pqxx::connection&, bool)>& body);
   // Sets a readiness flag and wakes Worker::WaitReady.
   void SetReady(bool WorkerState::*flag, bool value);
 };
-
-// Applies db::kPreferIndexScans to a claim or flush session.
-void PreferIndexScans(pqxx::connection& conn);
 
 [[nodiscard]] std::string Hostname();
 

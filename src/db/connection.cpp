@@ -1,15 +1,17 @@
 #include "cogo/db/connection.h"
 
+#include <libpq-fe.h>
 #include <pqxx/nontransaction>
 
 #include <cctype>
+#include <set>
 
 namespace cogo::db {
 
 std::unique_ptr<pqxx::connection> Connect(const std::string& url,
                                           std::string_view application_name,
                                           std::string_view session_setup) {
-  auto conn = std::make_unique<pqxx::connection>(url);
+  auto conn = std::make_unique<pqxx::connection>(WithConnectionDefaults(url));
   // libpqxx 6 would reopen a broken connection on its next use, silently and without the
   // session setup below (and inside pqxx::pipeline's replay of a failed message). Every cogo
   // caller drops a broken connection and opens a fresh one (db/reconnect.h), so a broken one
@@ -23,6 +25,36 @@ std::unique_ptr<pqxx::connection> Connect(const std::string& url,
   if (!session_setup.empty()) setup.append("; ").append(session_setup);
   txn.exec(setup);
   return conn;
+}
+
+std::string WithConnectionDefaults(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);  // its text may quote the URL, password and all; libpq says it again on open
+    return url;
+  }
+  std::string out;
+  const auto append = [&out](const char* keyword, const char* value) {
+    if (!out.empty()) out += ' ';
+    out.append(keyword).append("='");
+    for (const char* c = value; *c != '\0'; ++c) {
+      if (*c == '\'' || *c == '\\') out += '\\';
+      out += *c;
+    }
+    out += '\'';
+  };
+  std::set<std::string_view> given;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    append(o->keyword, o->val);
+    given.insert(o->keyword);
+  }
+  for (const auto& [keyword, value] : kConnectionDefaults) {
+    if (given.count(keyword) == 0) append(keyword, value);
+  }
+  PQconninfoFree(options);
+  return out;
 }
 
 std::string RedactPasswords(std::string_view text) {

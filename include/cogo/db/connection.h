@@ -5,16 +5,35 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <pqxx/connection>
 
 namespace cogo::db {
 
-// Opens a connection and tags it with `application_name` so pg_stat_activity shows who is who.
-// `session_setup` (SQL, e.g. "SET synchronous_commit = off") runs in the same round trip.
+// Opens a connection (the URL with the defaults of WithConnectionDefaults) and tags it with
+// `application_name` so pg_stat_activity shows who is who. `session_setup` (SQL, e.g.
+// "SET synchronous_commit = off") runs in the same round trip.
 [[nodiscard]] std::unique_ptr<pqxx::connection> Connect(const std::string& url,
                                                          std::string_view application_name,
                                                          std::string_view session_setup = {});
+
+// `url` (a URI or a keyword=value string, as libpq takes them) as a keyword=value string with
+// TCP keepalives and a TCP user timeout wherever `url` sets none (kConnectionDefaults). Without
+// them a connection whose server or network vanished without a reset (a failover, a dropped
+// NAT entry, a host that lost power) is only given up after the kernel's 2-hour keepalive: a
+// worker waiting on its claim or LISTEN connection would wait that long. A `url` libpq cannot
+// parse is returned as it is, so that opening it fails with libpq's own message.
+[[nodiscard]] std::string WithConnectionDefaults(const std::string& url);
+
+// Given up after about a minute of silence: probes after 30 s idle, 3 unanswered 10 s apart;
+// data unacknowledged for 60 s.
+inline constexpr std::pair<const char*, const char*> kConnectionDefaults[] = {
+    {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"},
+    {"keepalives_count", "3"},
+    {"tcp_user_timeout", "60000"},
+};
 
 // The session settings of a connection that runs the bus's statements over and over (a worker's
 // claim and flush loops, the executor's admissions). They are primary-key lookups and ordered

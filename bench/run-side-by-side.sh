@@ -10,7 +10,9 @@
 #          graphile-worker (pgbench producers through its add_job SQL API), pg-boss polling and
 #          pg-boss with notify (producer processes calling boss.send);
 #   drain: 20,000 messages made first, then drained: cogo-bench drain, graphile-worker (batched
-#          configuration), pg-boss polling, pg-boss with notify;
+#          configuration), pg-boss polling, pg-boss with notify; timed from the workers' start,
+#          and also split at the first handler call (start-up: connections, first fetch; then the
+#          rate from that call on);
 # and finally dispatch latency (100 msg/s for 10 s to idle workers, commit -> handler start) of
 # cogo (NOTIFY and poll-only), graphile-worker and both pg-boss configurations. The peers are
 # installed from npm into the scratch directory (never dependencies of cogo). Every run checks
@@ -72,15 +74,23 @@ boss_bench() { # config, mode, json path, extra options...
 }
 
 # One measurement: system (cogo, graphile, boss_poll, boss_notify) and mode (e2e, drain) into
-# val[system.mode], msg/s.
+# val[system.mode], msg/s; a drain also into val[system.drain_first] (seconds from the workers'
+# start to the first handler call) and val[system.drain_after] (msg/s from that call on).
 declare -A val
 measure() {
   local system=$1 mode=$2 out=$scratch/$1.$2.json
   case $system in
-    cogo) cogo_bench "$mode" "$out"; val[$system.$mode]=$(json_get "$out" "round(d['$mode']['median_msg_per_s'])") ;;
-    graphile) graphile_bench "$mode" "$out"; val[$system.$mode]=$(json_get "$out" 'd["results"][0]["median_jobs_per_s"]') ;;
-    boss_*) boss_bench "${system#boss_}" "$mode" "$out"; val[$system.$mode]=$(json_get "$out" 'd["results"][0]["median_jobs_per_s"]') ;;
+    cogo) cogo_bench "$mode" "$out"; val[$system.$mode]=$(json_get "$out" "round(d['$mode']['median_msg_per_s'])")
+      [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" "d['drain']['runs'][0]['first_call_seconds']") \
+        && val[$system.drain_after]=$(json_get "$out" "round(d['drain']['median_after_first_call_msg_per_s'])") ;;
+    graphile) graphile_bench "$mode" "$out" ;;
+    boss_*) boss_bench "${system#boss_}" "$mode" "$out" ;;
   esac
+  if [ "$system" != cogo ]; then
+    val[$system.$mode]=$(json_get "$out" 'd["results"][0]["median_jobs_per_s"]')
+    [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" 'd["results"][0]["runs"][0]["first_call_s"]') \
+      && val[$system.drain_after]=$(json_get "$out" 'd["results"][0]["median_after_first_call_jobs_per_s"]')
+  fi
   log "round $r: $system $mode ${val[$system.$mode]} msg/s"
 }
 reference_mixed() {
@@ -94,7 +104,11 @@ reference_mixed() {
 
 systems=(cogo graphile boss_poll boss_notify)
 results=$scratch/rounds.tsv
-printf 'round\treference\tcogo_e2e\tgraphile_e2e\tboss_poll_e2e\tboss_notify_e2e\tcogo_drain\tgraphile_drain\tboss_poll_drain\tboss_notify_drain\n' >"$results"
+{
+  printf 'round\treference\tcogo_e2e\tgraphile_e2e\tboss_poll_e2e\tboss_notify_e2e\tcogo_drain\tgraphile_drain\tboss_poll_drain\tboss_notify_drain'
+  for s in "${systems[@]}"; do printf '\t%s_drain_first_call_s\t%s_drain_after_first_call' "$s" "$s"; done
+  printf '\n'
+} >"$results"
 for ((r = 1; r <= rounds; r++)); do
   # Odd rounds measure the others first, even rounds cogo first: no system always runs on the
   # state (checkpoint, caches, autovacuum) another left.
@@ -106,6 +120,7 @@ for ((r = 1; r <= rounds; r++)); do
   row=$r
   for s in reference "${systems[@]}"; do row+=$'\t'${val[$s.e2e]}; done
   for s in "${systems[@]}"; do row+=$'\t'${val[$s.drain]}; done
+  for s in "${systems[@]}"; do row+=$'\t'${val[$s.drain_first]}$'\t'${val[$s.drain_after]}; done
   printf '%s\n' "$row" >>"$results"
 done
 
@@ -134,6 +149,8 @@ for r in rows:
     x["e2e_fraction_of_reference"] = x["cogo_e2e"] / x["reference"]
     x["drain_multiple_of_graphile"] = x["cogo_drain"] / x["graphile_drain"]
     x["drain_multiple_of_best_peer"] = x["cogo_drain"] / peers_drain
+    x["drain_after_first_call_multiple_of_graphile"] = (x["cogo_drain_after_first_call"]
+                                                        / x["graphile_drain_after_first_call"])
     rounds_out.append(x)
 med = lambda key: statistics.median(x[key] for x in rounds_out)
 
@@ -151,21 +168,27 @@ for x in rounds_out:
     print(f"{x['round']:>5}  " + "  ".join(f"{x[k]:>18.0f}" for k in head[1:6]))
 print("round  " + "  ".join(f"{names[s] + ' drain':>18}" for s in systems))
 for x in rounds_out:
-    print(f"{x['round']:>5}  " + "  ".join(f"{x[k]:>18.0f}" for k in head[6:]))
+    print(f"{x['round']:>5}  " + "  ".join(f"{x[k]:>18.0f}" for k in head[6:10]))
+print("the drain split at the first handler call: seconds to it (connections, first fetch), msg/s from it")
+print("round  " + "  ".join(f"{names[s]:>24}" for s in systems))
+for x in rounds_out:
+    print(f"{x['round']:>5}  " + "  ".join(
+        f"{x[s + '_drain_first_call_s']:>9.3f} s {x[s + '_drain_after_first_call']:>8.0f}/s" for s in systems))
 print("\nmedians of the per-round values and ratios:")
+ratios = ("e2e_multiple_of_best_peer", "e2e_fraction_of_reference", "drain_multiple_of_graphile",
+          "drain_multiple_of_best_peer", "drain_after_first_call_multiple_of_graphile")
 for k in head[1:]:
-    print(f"  {k:<34} {med(k):>10.0f} msg/s")
-for k in ("e2e_multiple_of_best_peer", "e2e_fraction_of_reference", "drain_multiple_of_graphile",
-          "drain_multiple_of_best_peer"):
-    print(f"  {k:<34} {med(k):>10.2f}")
+    unit = "s" if k.endswith("_first_call_s") else "msg/s"
+    print(f"  {k:<44} {med(k):>10.{3 if unit == 's' else 0}f} {unit}")
+for k in ratios:
+    print(f"  {k:<44} {med(k):>10.2f}")
 print("\nlatency, commit -> handler start, 100 msg/s for 10 s (ms):")
 rows_lat = [("cogo notify", lat["cogo"]["notify"]), ("cogo poll-only", lat["cogo"]["poll"])]
 rows_lat += [(names[s], lat[s]) for s in systems[1:]]
 for name, l in rows_lat:
     print(f"  {name:<16} p50 {l['p50_ms']:>8.2f}  p90 {l['p90_ms']:>8.2f}  p99 {l['p99_ms']:>8.2f}  max {l['max_ms']:>8.2f}")
 summary = {"rounds": rounds_out,
-           "median": {k: med(k) for k in head[1:] + ["e2e_multiple_of_best_peer", "e2e_fraction_of_reference",
-                                                    "drain_multiple_of_graphile", "drain_multiple_of_best_peer"]},
+           "median": {k: med(k) for k in head[1:] + list(ratios)},
            "latency": lat, "messages": int(messages),
            "reference": {"pgbench": "mixed 50/50, -M prepared -c 8 -j 2", "duration_s": int(duration)},
            "peers": {"graphile": "graphile-worker 0.18 batched configuration",

@@ -1,9 +1,6 @@
 #include "cogo/bus/bus.h"
 
 #include <algorithm>
-#include <array>
-#include <optional>
-#include <string_view>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/except>
@@ -67,39 +64,26 @@ std::string EventsInput(const std::vector<AuditEvent>& events) {
   return input.dump();
 }
 
-// The leases as the array parameters of the lease statements (kLockLeases, kHeartbeat): ids,
-// owners, fences.
-std::array<std::string, 3> LeaseArrays(const std::vector<const Lease*>& leases) {
-  std::vector<int64_t> ids, fences;
-  std::vector<std::optional<std::string_view>> owners;
-  for (const Lease* l : leases) {
-    ids.push_back(l->message_id);
-    owners.emplace_back(l->owner);
-    fences.push_back(l->fence);
-  }
-  return {db::IntArrayLiteral(ids), db::TextArrayLiteral(owners), db::IntArrayLiteral(fences)};
-}
-
-std::array<std::string, 3> LeaseArrays(const std::vector<Lease>& leases) {
-  std::vector<const Lease*> pointers;
-  for (const Lease& l : leases) pointers.push_back(&l);
-  return LeaseArrays(pointers);
-}
-
-// kComplete's parameters: the leases' arrays, then results, snippets and urls (empty: NULL).
-std::array<std::string, 6> CompleteArrays(const std::vector<Completion>& completions) {
-  std::vector<const Lease*> leases;
-  std::vector<std::optional<std::string_view>> results, snippets, urls;
-  const auto text = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string_view>(s); };
+std::string CompleteInput(const std::vector<Completion>& completions) {
+  json input = json::array();
   for (const Completion& c : completions) {
-    leases.push_back(&c.lease);
-    results.push_back(text(c.result_json));
-    snippets.push_back(text(c.snippet));
-    urls.push_back(text(c.url));
+    json row = {{"id", c.lease.message_id},
+                {"owner", c.lease.owner},
+                {"fence", c.lease.fence},
+                {"snippet", c.snippet.empty() ? json() : json(c.snippet)},
+                {"url", c.url.empty() ? json() : json(c.url)}};
+    row["result"] = c.result_json.empty() ? json() : json::parse(c.result_json);
+    input.push_back(std::move(row));
   }
-  auto [ids, owners, fences] = LeaseArrays(leases);
-  return {std::move(ids), std::move(owners), std::move(fences), db::TextArrayLiteral(results),
-          db::TextArrayLiteral(snippets), db::TextArrayLiteral(urls)};
+  return input.dump();
+}
+
+std::string LeaseInput(const std::vector<Lease>& leases) {
+  json input = json::array();
+  for (const Lease& l : leases) {
+    input.push_back({{"id", l.message_id}, {"owner", l.owner}, {"fence", l.fence}});
+  }
+  return input.dump();
 }
 
 // (message id, fence) pairs a lease-checking statement returned, sorted. A batch may hold two
@@ -349,9 +333,7 @@ std::vector<bool> Bus::CompleteBatch(const std::vector<Completion>& completions)
 std::vector<bool> Bus::CompleteBatch(pqxx::transaction_base& txn,
                                      const std::vector<Completion>& completions) {
   if (completions.empty()) return {};
-  const auto [ids, owners, fences, results, snippets, urls] = CompleteArrays(completions);
-  return ReadHeld(txn.exec_prepared(sql::kCompleteName, ids, owners, fences, results, snippets, urls),
-                  CompletionLeases(completions));
+  return ReadHeld(txn.exec_prepared(sql::kCompleteName, CompleteInput(completions)), CompletionLeases(completions));
 }
 
 FailOutcome Bus::Fail(const Failure& failure) {
@@ -386,8 +368,8 @@ std::vector<bool> Bus::Heartbeat(const std::vector<Lease>& leases, int64_t lease
   std::vector<bool> held(leases.size(), false);
   if (leases.empty()) return held;
   pqxx::nontransaction txn(conn_);
-  const auto [ids, owners, fences] = LeaseArrays(leases);
-  const std::vector<ClaimId> extended = Claims(txn.exec_prepared(sql::kHeartbeatName, ids, owners, fences, lease_ms));
+  const std::vector<ClaimId> extended =
+      Claims(txn.exec_prepared(sql::kHeartbeatName, LeaseInput(leases), lease_ms));
   for (size_t i = 0; i < leases.size(); ++i) held[i] = Holds(extended, leases[i]);
   return held;
 }
@@ -402,8 +384,7 @@ bool Bus::Release(pqxx::transaction_base& txn, const Lease& lease) {
 
 std::vector<bool> Bus::LockLeases(pqxx::transaction_base& txn, const std::vector<Lease>& leases) {
   if (leases.empty()) return {};
-  const auto [ids, owners, fences] = LeaseArrays(leases);
-  return ReadHeld(txn.exec_prepared(sql::kLockLeasesName, ids, owners, fences), leases);
+  return ReadHeld(txn.exec_prepared(sql::kLockLeasesName, LeaseInput(leases)), leases);
 }
 
 std::vector<bool> Bus::ReadHeld(const pqxx::result& rows, const std::vector<Lease>& leases) {
@@ -419,13 +400,11 @@ void Bus::AddEvents(pqxx::transaction_base& txn, const std::vector<AuditEvent>& 
 }
 
 size_t Bus::QueueLockLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases) {
-  const auto [ids, owners, fences] = LeaseArrays(leases);
-  return t.Queue(sql::kLockLeasesName, {t.Literal(ids), t.Literal(owners), t.Literal(fences)});
+  return t.Queue(sql::kLockLeasesName, {t.Literal(LeaseInput(leases))});
 }
 
 size_t Bus::QueueLockAllLeases(db::PipelinedTransaction& t, const std::vector<Lease>& leases) {
-  const auto [ids, owners, fences] = LeaseArrays(leases);
-  return t.Queue(sql::kLockAllLeasesName, {t.Literal(ids), t.Literal(owners), t.Literal(fences)});
+  return t.Queue(sql::kLockAllLeasesName, {t.Literal(LeaseInput(leases))});
 }
 
 bool IsLeaseLost(const std::exception& error) { return db::HasSqlState(error, "CL001"); }
@@ -440,9 +419,7 @@ size_t Bus::QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishR
 }
 
 size_t Bus::QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions) {
-  const auto [ids, owners, fences, results, snippets, urls] = CompleteArrays(completions);
-  return t.Queue(sql::kCompleteName, {t.Literal(ids), t.Literal(owners), t.Literal(fences), t.Literal(results),
-                                      t.Literal(snippets), t.Literal(urls)});
+  return t.Queue(sql::kCompleteName, {t.Literal(CompleteInput(completions))});
 }
 
 size_t Bus::QueueFail(db::PipelinedTransaction& t, const Failure& failure) {

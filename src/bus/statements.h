@@ -145,21 +145,20 @@ CROSS JOIN LATERAL (
   ORDER BY retry_at
   LIMIT 1) d)SQL";
 
-// $1 ids bigint[], $2 owners text[], $3 fences bigint[], $4 results jsonb[], $5 snippets
-// text[], $6 urls text[], one element per completion (arrays: the server reads them for a
-// fraction of what the same rows as JSON cost, db::TextArrayLiteral). Each message is found by
-// primary key from its input row (kLockLeases says why).
+// $1: jsonb array of {id, owner, fence, result, snippet, url}. `id = ANY` keeps the update
+// on primary-key lookups; joined with the input alone, it hashed a scan of every running row.
 inline constexpr const char* kCompleteName = "cogo_complete";
 inline constexpr const char* kComplete = R"SQL(
 WITH input AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::text[])
-    AS x(id, owner, fence, result, snippet, url)),
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(id bigint, owner text, fence bigint, result jsonb, snippet text, url text)),
 done AS (
   UPDATE agent_messages m
   SET status = 'done', result = input.result, result_snippet = input.snippet,
       result_url = input.url, lease_owner = NULL, lease_expires_at = NULL, finished_at = now()
   FROM input
-  WHERE m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
+  WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+    AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
     AND m.fence = input.fence
   RETURNING m.id, m.service, m.role, m.tenant, m.attempts, m.fence, m.started_at, input.owner),
 events AS (
@@ -210,16 +209,16 @@ events AS (
 SELECT status, CASE WHEN status = 'queued' THEN cogo_wake(service, role, shard) END
 FROM failed)SQL";
 
-// $1 ids bigint[], $2 owners text[], $3 fences bigint[] (the leases), $4 lease ms. Returns the
-// leases it extended; a message claimed again (even by the same worker) extends only for its
-// latest fence. Each message is found by primary key from its input row (kLockLeases says why).
+// $1: jsonb array of {id, owner, fence}, $2 lease ms. Returns the leases it extended; a message
+// claimed again (even by the same worker) extends only for its latest fence.
 inline constexpr const char* kHeartbeatName = "cogo_heartbeat";
 inline constexpr const char* kHeartbeat = R"SQL(
 WITH input AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(id, owner, fence))
-UPDATE agent_messages m SET lease_expires_at = now() + $4 * interval '1 millisecond'
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, fence bigint))
+UPDATE agent_messages m SET lease_expires_at = now() + $2 * interval '1 millisecond'
 FROM input
-WHERE m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
+WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+  AND m.id = input.id AND m.status = 'running' AND m.lease_owner = input.owner
   AND m.fence = input.fence
 RETURNING m.id, m.fence)SQL";
 
@@ -375,21 +374,16 @@ inline constexpr const char* kLeaveIdle = "SELECT cogo_leave_idle($1, $2, $3::in
 // $1 service, $2 role. Once per route and LISTEN connection: not prepared.
 inline constexpr const char* kWakeChannel = "SELECT cogo_wake_channel($1, $2)";
 
-// $1 ids bigint[], $2 owners text[], $3 fences bigint[] (the leases). Locks the rows whose lease
-// still holds, in id order, so everything else a flush writes about them in this transaction
-// stands or falls with them. A plan made once for every size of input (a worker's sessions plan
-// generically, db::kPreferIndexScans) takes unnest for a few rows and loops over them, finding
-// each message by primary key. A filter `m.id = ANY (ids)` beside the join made it scan those
-// ids' rows for every input row instead (256 x 256 comparisons: a completion of 256 took 7 ms
-// instead of 0.6); it was there when the input was JSON, whose estimate of 100 rows made a plan
-// on an empty table hash a scan of every running row.
+// $1: jsonb array of {id, owner, fence}. Locks the rows whose lease still holds, in id order,
+// so everything else a flush writes about them in this transaction stands or falls with them.
 inline constexpr const char* kLockLeasesName = "cogo_lock_leases";
 inline constexpr const char* kLockLeases = R"SQL(
 WITH input AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(id, owner, fence))
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, owner text, fence bigint))
 SELECT m.id, m.fence
 FROM agent_messages m JOIN input ON m.id = input.id
-WHERE m.status = 'running' AND m.lease_owner = input.owner AND m.fence = input.fence
+WHERE m.id = ANY (ARRAY(SELECT id FROM input))
+  AND m.status = 'running' AND m.lease_owner = input.owner AND m.fence = input.fence
 ORDER BY m.id
 FOR UPDATE OF m)SQL";
 
@@ -397,7 +391,7 @@ FOR UPDATE OF m)SQL";
 // (sql/026_lease_assertion.sql), which aborts the transaction and skips the rest of the message
 // it came in. What a pipelined flush queues after it can then assume every lease held.
 inline constexpr const char* kLockAllLeasesName = "cogo_lock_all_leases";
-inline const std::string kLockAllLeases = std::string("SELECT cogo_leases_held(count(*), cardinality($1::bigint[])) FROM (") +
+inline const std::string kLockAllLeases = std::string("SELECT cogo_leases_held(count(*), jsonb_array_length($1::jsonb)) FROM (") +
                                           kLockLeases + ") AS locked";
 
 // $1: jsonb array of {message_id, event, detail}; the route and tenant come from the message.

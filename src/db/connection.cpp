@@ -57,25 +57,6 @@ std::string WithConnectionDefaults(const std::string& url) {
   return out;
 }
 
-std::string TextArrayLiteral(const std::vector<std::optional<std::string_view>>& values) {
-  std::string out = "{";
-  for (const auto& v : values) {
-    if (out.size() > 1) out += ',';
-    if (!v) {
-      out += "NULL";
-      continue;
-    }
-    out += '"';
-    for (const char c : *v) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 std::string RedactPasswords(std::string_view text) {
   std::string out;
   out.reserve(text.size());

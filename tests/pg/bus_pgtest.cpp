@@ -56,39 +56,6 @@ TEST_F(BusTest, PublishClaimCompleteWritesTrail) {
             "1");
 }
 
-// A completion's texts travel as array literals (db::TextArrayLiteral): whatever their characters,
-// each is written exactly, through the statement on its own and in a pipelined flush, and the
-// lease of an owner with such characters still holds.
-TEST_F(BusTest, ACompletionWritesItsTextsExactlyWhateverTheirCharacters) {
-  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(3, Message()));
-  const std::string owner = R"(w "1" \ {a,b} 'x' NULL)";
-  const auto claimed = bus_->Claim(ClaimOn(owner, 3));
-  ASSERT_EQ(claimed.size(), 3u);
-  const std::string result = R"({"text": "a \"quoted\" \\ {brace}, comma ' é", "none": null})";
-  const std::string snippet = "say \"hi\", \\ {x}, it's \u2713";
-  const std::vector<bus::Completion> completions = {{claimed[0].lease, result, snippet, "NULL"},
-                                                    {claimed[1].lease, "", "", ""}};
-  EXPECT_EQ(bus_->CompleteBatch(completions), (std::vector<bool>{true, true}));
-  {
-    db::PipelinedTransaction t(*conn_);
-    const size_t completed = bus_->QueueComplete(t, {{claimed[2].lease, result, snippet, "{}"}});
-    EXPECT_EQ(bus::Bus::ReadHeld(t.Commit().at(completed), {claimed[2].lease}), std::vector<bool>{true});
-  }
-  for (const int64_t id : {claimed[0].lease.message_id, claimed[2].lease.message_id}) {
-    const std::string row = " FROM agent_messages WHERE id = " + std::to_string(id);
-    EXPECT_EQ(ScalarText("SELECT result->>'text'" + row), "a \"quoted\" \\ {brace}, comma ' \u00e9");
-    EXPECT_EQ(ScalarText("SELECT (result ? 'none')::text" + row), "true");
-    EXPECT_EQ(ScalarText("SELECT result_snippet" + row), snippet);
-  }
-  EXPECT_EQ(ScalarText("SELECT result_url FROM agent_messages WHERE id = " + std::to_string(claimed[0].lease.message_id)), "NULL");
-  EXPECT_EQ(ScalarText("SELECT result_url FROM agent_messages WHERE id = " + std::to_string(claimed[2].lease.message_id)), "{}");
-  EXPECT_EQ(ScalarText("SELECT (result IS NULL AND result_snippet IS NULL AND result_url IS NULL)::text "
-                       "FROM agent_messages WHERE id = " + std::to_string(claimed[1].lease.message_id)),
-            "true")
-      << "empty texts are no result";
-  EXPECT_EQ(ScalarText("SELECT string_agg(DISTINCT detail->>'owner', '') FROM bus_events WHERE event = 'completed'"), owner);
-}
-
 // One bus_events row per attempt, when it ends (sql/019): the claim writes none, the running
 // attempt is the message row, and the ending event carries the claim; bus_trail reads it whole.
 TEST_F(BusTest, AnAttemptWritesOneEventWhenItEndsAndItCarriesTheClaim) {

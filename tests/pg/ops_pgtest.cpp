@@ -167,11 +167,11 @@ TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) 
   };
   const std::vector<Case> cases = {
       {bus::sql::kAddEvents, "'[]'", "Index Cond: (id = ANY"},
-      {bus::sql::kLockLeases, "'{}', '{}', '{}'", "Index Cond: (id = input.id)"},
-      {bus::sql::kComplete, "'{}', '{}', '{}', '{}', '{}', '{}'", "Index Cond: (id = input.id)"},
-      {bus::sql::kHeartbeat, "'{}', '{}', '{}', 1000", "Index Cond: (id = input.id)"},
+      {bus::sql::kLockLeases, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kComplete, "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kHeartbeat, "'[]', 1000", "Index Cond: (id = ANY"},
       {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
-      {bus::sql::kLockAllLeases.c_str(), "'{}', '{}', '{}'", "Index Cond: (id = input.id)"},
+      {bus::sql::kLockAllLeases.c_str(), "'[]'", "Index Cond: (id = ANY"},
       {executor::sql::kReserveHandOffs, "'t', '{}'", "Index Cond: (parent_id = ANY"},
       {executor::sql::kReserveHandOffsWithinCap.c_str(), "'t', '{}', '1'", "Index Cond: (parent_id = ANY"},
   };

@@ -1,7 +1,3 @@
-#include <optional>
-#include <string_view>
-#include <vector>
-
 #include <gtest/gtest.h>
 
 #include "cogo/db/connection.h"
@@ -27,21 +23,6 @@ TEST(RedactPasswords, MasksUrlUserinfoAndPasswordKeywords) {
       {"", ""},
   };
   for (const auto& c : cases) EXPECT_EQ(RedactPasswords(c.text), c.redacted) << c.text;
-}
-
-TEST(TextArrayLiteral, QuotesEveryElementAndEscapesQuotesAndBackslashes) {
-  using Elements = std::vector<std::optional<std::string_view>>;
-  struct Case {
-    Elements values;
-    const char* literal;
-  };
-  const std::vector<Case> cases = {
-      {{}, "{}"},
-      {{"a", std::nullopt, ""}, R"({"a",NULL,""})"},
-      {{"NULL", "{x,y}", R"(say "hi")", R"(a\b)"}, R"({"NULL","{x,y}","say \"hi\"","a\\b"})"},
-      {{"it's \u00e9"}, "{\"it's \u00e9\"}"},
-  };
-  for (const auto& c : cases) EXPECT_EQ(TextArrayLiteral(c.values), c.literal) << c.literal;
 }
 
 }  // namespace

@@ -3,11 +3,9 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 #include <pqxx/connection>
 
@@ -51,11 +49,6 @@ inline constexpr const char* kPreferIndexScans =
 // (postgresql://user:PASSWORD@host) and the value of a `password=` keyword or query parameter.
 // For anything that prints configuration (--print-config) or a connection string.
 [[nodiscard]] std::string RedactPasswords(std::string_view text);
-
-// Formats strings as a PostgreSQL array literal with every element quoted, e.g. {"a","b \\"c\\""};
-// nullopt elements are NULL. A statement reads it far faster than the same values as a JSON
-// document (unnest against jsonb_to_recordset: about 15x for 256 rows of three fields).
-[[nodiscard]] std::string TextArrayLiteral(const std::vector<std::optional<std::string_view>>& values);
 
 // Formats integers as a PostgreSQL array literal, e.g. {1,2,3}.
 template <typename Range>

@@ -11,6 +11,21 @@
 namespace cogo::runtime {
 namespace {
 
+bool HasNulCharacter(const nlohmann::json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().find('\0') != std::string::npos;
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      if (key.find('\0') != std::string::npos || HasNulCharacter(value)) return true;
+    }
+  }
+  if (j.is_array()) {
+    for (const auto& value : j) {
+      if (HasNulCharacter(value)) return true;
+    }
+  }
+  return false;
+}
+
 // A guard's verdict: a permanent failure with its reason, and a policy_violation event.
 HandlerResult Violation(const std::string& reason, const std::string& detail) {
   HandlerResult r = HandlerResult::Fail(reason, detail);
@@ -18,7 +33,13 @@ HandlerResult Violation(const std::string& reason, const std::string& detail) {
   return r;
 }
 
-bool IsJson(const std::string& text) { return text.empty() || nlohmann::json::accept(text); }
+// Whether `text` is a result document jsonb takes: JSON without the character U+0000 in a string
+// (jsonb cannot store it). A flush carrying one would fail for every outcome in its batch.
+bool IsJson(const std::string& text) {
+  if (text.empty()) return true;
+  if (!nlohmann::json::accept(text)) return false;
+  return text.find("\\u0000") == std::string::npos || !HasNulCharacter(nlohmann::json::parse(text));
+}
 
 }  // namespace
 
@@ -98,7 +119,7 @@ Outcome ToOutcome(const bus::ClaimedMessage& m, HandlerResult result,
       std::any_of(result.events.begin(), result.events.end(), [](const bus::AuditEvent& e) {
         return e.event.empty() || !IsJson(e.detail_json);
       })) {
-    result = HandlerResult::Fail("invalid_handler_result", "result or event detail is not JSON");
+    result = HandlerResult::Fail("invalid_handler_result", "result or event detail is not JSON (as PostgreSQL's jsonb takes it)");
   }
 
   Outcome outcome;

@@ -157,6 +157,11 @@ TEST(Guards, AnswersMapToBusOutcomes) {
   HandlerResult bad_child = HandlerResult::Complete();
   bad_child.publish.push_back({});  // no route: the bus would refuse it
   HandlerResult bad_result = HandlerResult::Complete("{not json");
+  // JSON that PostgreSQL's jsonb refuses: it would fail the flush of every outcome in its batch.
+  HandlerResult nul_result = HandlerResult::Complete(R"({"a": ["x\u0000y"]})");
+  HandlerResult nul_event = HandlerResult::Complete("{}");
+  nul_event.events.push_back({0, "noted", R"({"k\u0000": 1})"});
+  HandlerResult escaped_backslash = HandlerResult::Complete(R"({"a": "\\u0000"})");  // the text \u0000: fine
   const Case cases[] = {
       {"complete", HandlerResult::Complete("{}"), Outcome::Kind::complete, {}, ""},
       {"retry", HandlerResult::Retry("provider_timeout", "slow"), Outcome::Kind::fail,
@@ -169,7 +174,11 @@ TEST(Guards, AnswersMapToBusOutcomes) {
       {"a child the bus refuses", bad_child, Outcome::Kind::fail, bus::FailureKind::permanent,
        "invalid_follow_up"},
       {"a result that is not JSON", bad_result, Outcome::Kind::fail, bus::FailureKind::permanent,
-       "invalid_handler_result: result or event detail is not JSON"},
+       "invalid_handler_result: result or event detail is not JSON (as PostgreSQL's jsonb takes it)"},
+      {"a result with U+0000", nul_result, Outcome::Kind::fail, bus::FailureKind::permanent, "invalid_handler_result"},
+      {"an event detail with U+0000", nul_event, Outcome::Kind::fail, bus::FailureKind::permanent,
+       "invalid_handler_result"},
+      {"an escaped backslash before u0000", escaped_backslash, Outcome::Kind::complete, {}, ""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

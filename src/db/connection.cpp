@@ -4,6 +4,7 @@
 #include <pqxx/nontransaction>
 
 #include <cctype>
+#include <cstdlib>
 #include <set>
 
 namespace cogo::db {
@@ -50,11 +51,14 @@ std::string WithConnectionDefaults(const std::string& url) {
     append(o->keyword, o->val);
     given.insert(o->keyword);
   }
+  // libpq reads a service file only for what the string leaves unset: defaults added here
+  // would override its settings.
+  const bool service = given.count("service") != 0 || std::getenv("PGSERVICE") != nullptr;
   for (const auto& [keyword, value] : kConnectionDefaults) {
-    if (given.count(keyword) == 0) append(keyword, value);
+    if (!service && given.count(keyword) == 0) append(keyword, value);
   }
-  PQconninfoFree(options);
-  return out;
+  PQconninfoFree(options);  // after the last look at `given`, which points into it
+  return service ? url : out;
 }
 
 std::string RedactPasswords(std::string_view text) {

@@ -60,8 +60,10 @@ TEST(WithConnectionDefaults, AddsKeepalivesWhereTheUrlSetsNoneAndKeepsEverything
   }
 }
 
-TEST(WithConnectionDefaults, LeavesAStringLibpqCannotParseForLibpqToRefuse) {
-  for (const char* url : {"host=db no_such_option=1", "postgresql://db/cogo?no_such_option=1", "host='unterminated"}) {
+// A service file's settings would be overridden by the defaults: a URL naming one is left alone.
+TEST(WithConnectionDefaults, LeavesAStringLibpqCannotParseOrThatNamesAServiceAsItIs) {
+  for (const char* url : {"host=db no_such_option=1", "postgresql://db/cogo?no_such_option=1", "host='unterminated",
+                          "service=cogo"}) {
     EXPECT_EQ(WithConnectionDefaults(url), url);
   }
 }

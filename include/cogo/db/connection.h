@@ -23,7 +23,9 @@ namespace cogo::db {
 // them a connection whose server or network vanished without a reset (a failover, a dropped
 // NAT entry, a host that lost power) is only given up after the kernel's 2-hour keepalive: a
 // worker waiting on its claim or LISTEN connection would wait that long. A `url` libpq cannot
-// parse is returned as it is, so that opening it fails with libpq's own message.
+// parse is returned as it is, so that opening it fails with libpq's own message; so is one that
+// names a service (or with PGSERVICE set), whose file libpq reads only for what `url` leaves
+// unset.
 [[nodiscard]] std::string WithConnectionDefaults(const std::string& url);
 
 // Given up after about a minute of silence: probes after 30 s idle, 3 unanswered 10 s apart;

@@ -134,7 +134,7 @@ FROM claimed ORDER BY priority DESC, id)SQL";
 // (runtime/idle_protocol.h). One probe per shard of the delayed index (sql/022). Its own
 // statement, not part of kClaim: in a session that plans each execution anew (custom plans, as
 // `cogo-bench sql` does) it cost every claim ~0.2 ms of planning. A worker's session plans once
-// (PreferIndexScans) and sends it in the claim's message (Bus::ClaimOrNextDue).
+// (db::kPreferIndexScans) and sends it in the claim's message (Bus::ClaimOrNextDue).
 inline constexpr const char* kNextDueName = "cogo_next_due";
 inline constexpr const char* kNextDue = R"SQL(
 SELECT ceil(extract(epoch FROM min(d.retry_at) - now()) * 1000)::bigint

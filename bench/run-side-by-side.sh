@@ -81,14 +81,14 @@ measure() {
   local system=$1 mode=$2 out=$scratch/$1.$2.json
   case $system in
     cogo) cogo_bench "$mode" "$out"; val[$system.$mode]=$(json_get "$out" "round(d['$mode']['median_msg_per_s'])")
-      [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" "d['drain']['runs'][0]['first_call_seconds']") \
+      [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" "d['drain']['median_first_call_seconds']") \
         && val[$system.drain_after]=$(json_get "$out" "round(d['drain']['median_after_first_call_msg_per_s'])") ;;
     graphile) graphile_bench "$mode" "$out" ;;
     boss_*) boss_bench "${system#boss_}" "$mode" "$out" ;;
   esac
   if [ "$system" != cogo ]; then
     val[$system.$mode]=$(json_get "$out" 'd["results"][0]["median_jobs_per_s"]')
-    [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" 'd["results"][0]["runs"][0]["first_call_s"]') \
+    [ "$mode" = drain ] && val[$system.drain_first]=$(json_get "$out" 'd["results"][0]["median_first_call_s"]') \
       && val[$system.drain_after]=$(json_get "$out" 'd["results"][0]["median_after_first_call_jobs_per_s"]')
   fi
   log "round $r: $system $mode ${val[$system.$mode]} msg/s"

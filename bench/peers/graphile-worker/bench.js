@@ -74,7 +74,7 @@ const median = (xs) => {
 };
 
 // The run split at the first handler call: how long the workers took to start (connections,
-// first fetch) and the rate from then on (docs/benchmarks.md, "start-up and the drain").
+// first fetch) and the rate from then on (docs/benchmarks.md, "Start-up and the drain").
 function afterFirstCall(jobs, seconds, firstCallNs) {
   const first = Number(firstCallNs) / 1e9;
   return { first_call_s: +first.toFixed(4), after_first_call_jobs_per_s: Math.round(jobs / (seconds - first)) };
@@ -287,6 +287,7 @@ async function main() {
       const summary = { mode, config, exactly_once: runs.every((r) => r.ok), runs };
       if (mode !== "latency") {
         summary.median_jobs_per_s = Math.round(median(runs.map((r) => r.jobs_per_s)));
+        summary.median_first_call_s = median(runs.map((r) => r.first_call_s));
         summary.median_after_first_call_jobs_per_s = Math.round(median(runs.map((r) => r.after_first_call_jobs_per_s)));
       }
       results.push(summary);

@@ -195,6 +195,7 @@ Bus::Bus(pqxx::connection& conn, BusLimits limits) : conn_(conn), limits_(limits
   conn_.prepare(sql::kLeaveIdleName, sql::kLeaveIdle);
   conn_.prepare(sql::kLockLeasesName, sql::kLockLeases);
   conn_.prepare(sql::kLockAllLeasesName, sql::kLockAllLeases);
+  conn_.prepare(sql::kCompleteAllName, sql::kCompleteAll);
   conn_.prepare(sql::kAddEventsName, sql::kAddEvents);
 }
 
@@ -420,6 +421,10 @@ size_t Bus::QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishR
 
 size_t Bus::QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions) {
   return t.Queue(sql::kCompleteName, {t.Literal(CompleteInput(completions))});
+}
+
+size_t Bus::QueueCompleteAll(db::PipelinedTransaction& t, const std::vector<Completion>& completions) {
+  return t.Queue(sql::kCompleteAllName, {t.Literal(CompleteInput(completions))});
 }
 
 size_t Bus::QueueFail(db::PipelinedTransaction& t, const Failure& failure) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace cogo::bus::sql {
 
@@ -168,6 +169,15 @@ events AS (
                             'fence', fence)
   FROM done)
 SELECT id, fence FROM done)SQL";
+
+// The same completions, all or nothing: when any lease of $1 no longer holds, it raises SQLSTATE
+// CL001 (sql/026_lease_assertion.sql) and the transaction rolls back. A flush of completions
+// queues their children and events before it instead of after a lock of the leases: they stand
+// or fall with it, and the lock's statement is saved.
+inline constexpr const char* kCompleteAllName = "cogo_complete_all";
+inline const std::string kCompleteAll =
+    std::string(kComplete, std::string_view(kComplete).rfind("SELECT id, fence FROM done")) +
+    "SELECT cogo_leases_held(count(*), jsonb_array_length($1::jsonb)) FROM done";
 
 // $1 id, $2 owner, $3 fence, $4 error, $5 retryable, $6 retry delay ms, $7 give the attempt
 // back (our own infrastructure failed: FailureKind::infrastructure), $8 how many times a

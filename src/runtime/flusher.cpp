@@ -21,9 +21,10 @@ class BatchWriter {
  public:
   explicit BatchWriter(WorkerState& state) : s_(state) {}
 
-  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. The
-  // rows whose lease still holds are locked first, so what rides along stands or falls with the
-  // attempt's end, and the trail reads cause before effect: domain events, then children
+  // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. What
+  // rides along stands or falls with the attempt's end (the rows whose lease still holds are
+  // locked first, or the completions fail the transaction unless they all hold), and the trail
+  // reads cause before effect: domain events, then children
   // (execute_enqueued), then the outcome itself; usage is recorded for the attempts whose end
   // was written.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
@@ -43,7 +44,7 @@ class BatchWriter {
       for (const auto& o : batch) completions.push_back(o.completion);
       for (const bool completed : bus.CompleteBatch(completions)) ++(completed ? delta.completed : delta.lease_lost);
     } else {
-      WriteInOneTransaction(bus, batch, delta);
+      WriteInOneTransaction(bus, batch, only_completions, delta);
     }
     if (delta.lease_lost > 0) {
       s_.logger->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
@@ -75,13 +76,17 @@ class BatchWriter {
   struct Queued {
     std::vector<size_t> releases;
     std::optional<size_t> complete;
+    bool complete_all = false;  // the all-or-nothing completion: it returned, so every one was written
     std::vector<const Outcome*> completed;  // in the order of the completion statement's input
     std::vector<std::pair<const Outcome*, size_t>> failures;
   };
 
+  // `complete_all`: the completions fail the transaction unless every lease holds (the batch
+  // holds only completions, and no lock was queued before).
   static Queued QueueWrites(bus::Bus& bus, db::PipelinedTransaction& t, const std::vector<Outcome>& batch,
-                            const std::vector<bool>& held) {
+                            const std::vector<bool>& held, bool complete_all) {
     Queued q;
+    q.complete_all = complete_all;
     std::vector<bus::PublishRequest> follow_ups;
     std::vector<bus::AuditEvent> events;
     std::vector<bus::Completion> completions;
@@ -104,7 +109,9 @@ class BatchWriter {
       const auto first = follow_ups.begin() + static_cast<std::ptrdiff_t>(i);
       (void)bus.QueuePublish(t, {first, first + static_cast<std::ptrdiff_t>(std::min(chunk, follow_ups.size() - i))});
     }
-    if (!completions.empty()) q.complete = bus.QueueComplete(t, completions);
+    if (!completions.empty()) {
+      q.complete = complete_all ? bus.QueueCompleteAll(t, completions) : bus.QueueComplete(t, completions);
+    }
     for (size_t i = 0; i < batch.size(); ++i) {
       if (held[i] && batch[i].kind == Outcome::Kind::fail) {
         q.failures.emplace_back(&batch[i], bus.QueueFail(t, batch[i].failure));
@@ -118,7 +125,9 @@ class BatchWriter {
     WorkerStats counted;
     counted.lease_lost = static_cast<uint64_t>(std::count(held.begin(), held.end(), false));  // reclaimed or cancelled meanwhile
     for (size_t i : q.releases) ++(results.at(i).empty() ? counted.lease_lost : counted.released);
-    if (q.complete) {
+    if (q.complete && q.complete_all) {
+      counted.completed += q.completed.size();
+    } else if (q.complete) {
       std::vector<bus::Lease> completed_leases;
       for (const Outcome* o : q.completed) completed_leases.push_back(o->lease());
       for (const bool completed : bus::Bus::ReadHeld(results.at(*q.complete), completed_leases)) {
@@ -142,16 +151,19 @@ class BatchWriter {
   // The transaction in as few round trips as its outcomes allow (db::PipelinedTransaction),
   // instead of one per statement. Usually one: every lease still holds, so BEGIN, the lock that
   // fails unless they all do (sql/026), every write, the usage of every attempt and COMMIT go in
-  // one message. When a lease is gone, that message rolls back, and the batch takes two: the
-  // lock that says which leases hold (and keeps them held to the end), then the writes for
-  // those, their usage and COMMIT.
-  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, WorkerStats& delta) {
+  // one message; a batch of completions needs no lock, since its completion statement fails
+  // the same way (Bus::QueueCompleteAll) and what it carries stands or falls with it. When a
+  // lease is gone, that message rolls back, and the batch takes two: the lock that says which
+  // leases hold (and keeps them held to the end), then the writes for those, their usage and
+  // COMMIT.
+  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, bool only_completions,
+                             WorkerStats& delta) {
     const std::vector<bus::Lease> leases = LeasesOf(batch);
     {
       db::PipelinedTransaction t(bus.connection());
       try {
-        (void)bus.QueueLockAllLeases(t, leases);
-        delta = WriteHeld(bus, t, batch, std::vector<bool>(batch.size(), true));
+        if (!only_completions) (void)bus.QueueLockAllLeases(t, leases);
+        delta = WriteHeld(bus, t, batch, std::vector<bool>(batch.size(), true), only_completions);
         return;
       } catch (const std::exception& e) {
         if (!bus::IsLeaseLost(e)) throw;
@@ -161,14 +173,16 @@ class BatchWriter {
     db::PipelinedTransaction t(bus.connection());
     const size_t lock = bus.QueueLockLeases(t, leases);
     const std::vector<bool> held = bus::Bus::ReadHeld(t.Send().at(lock), leases);
-    delta = WriteHeld(bus, t, batch, held);
+    delta = WriteHeld(bus, t, batch, held, false);
   }
 
   // Queues the writes of the outcomes whose lease is `held` (locked by this transaction: every
-  // one of their statements finds it holding) with their usage, commits, and counts.
+  // one of their statements finds it holding; with `complete_all`, every outcome, a completion
+  // whose statement fails the transaction unless they all hold) with their usage, commits, and
+  // counts.
   WorkerStats WriteHeld(bus::Bus& bus, db::PipelinedTransaction& t, const std::vector<Outcome>& batch,
-                        const std::vector<bool>& held) {
-    const Queued q = QueueWrites(bus, t, batch, held);
+                        const std::vector<bool>& held, bool complete_all) {
+    const Queued q = QueueWrites(bus, t, batch, held, complete_all);
     std::vector<usage::UsageRecord> usage;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (held[i] && batch[i].usage) usage.push_back(*batch[i].usage);

@@ -172,6 +172,7 @@ TEST_F(BusTest, BatchStatementsFindTheirMessagesByKeyInAPlanMadeOnAnEmptyTable) 
       {bus::sql::kHeartbeat, "'[]', 1000", "Index Cond: (id = ANY"},
       {bus::sql::kFindByKey, "'[]'", "Index Cond: ((service = x.service) AND (role = x.role) AND (tenant = x.tenant)"},
       {bus::sql::kLockAllLeases.c_str(), "'[]'", "Index Cond: (id = ANY"},
+      {bus::sql::kCompleteAll.c_str(), "'[]'", "Index Cond: (id = ANY"},
       {executor::sql::kReserveHandOffs, "'t', '{}'", "Index Cond: (parent_id = ANY"},
       {executor::sql::kReserveHandOffsWithinCap.c_str(), "'t', '{}', '1'", "Index Cond: (parent_id = ANY"},
   };

@@ -79,7 +79,8 @@ struct WorkerInfo {
   int pid = 0;
 };
 
-// Whether `error` is QueueLockAllLeases finding a lease gone (the transaction is aborted).
+// Whether `error` is QueueLockAllLeases or QueueCompleteAll finding a lease gone (the
+// transaction is aborted).
 [[nodiscard]] bool IsLeaseLost(const std::exception& error);
 
 class Bus {
@@ -137,6 +138,9 @@ class Bus {
   size_t QueueAddEvents(db::PipelinedTransaction& t, const std::vector<AuditEvent>& events);
   size_t QueuePublish(db::PipelinedTransaction& t, const std::vector<PublishRequest>& requests);
   size_t QueueComplete(db::PipelinedTransaction& t, const std::vector<Completion>& completions);
+  // The completions all or nothing: fails (IsLeaseLost) unless every lease holds, so what was
+  // queued before it in the transaction (its children and events) needs no lock of its own.
+  size_t QueueCompleteAll(db::PipelinedTransaction& t, const std::vector<Completion>& completions);
   size_t QueueFail(db::PipelinedTransaction& t, const Failure& failure);
   size_t QueueRelease(db::PipelinedTransaction& t, const Lease& lease);
   // What a lock or complete statement returned: result[i] says whether leases[i] held.

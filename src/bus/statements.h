@@ -175,6 +175,8 @@ SELECT id, fence FROM done)SQL";
 // queues their children and events before it instead of after a lock of the leases: they stand
 // or fall with it, and the lock's statement is saved.
 inline constexpr const char* kCompleteAllName = "cogo_complete_all";
+static_assert(std::string_view(kComplete).ends_with("SELECT id, fence FROM done"),
+              "kCompleteAll replaces kComplete's last line");
 inline const std::string kCompleteAll =
     std::string(kComplete, std::string_view(kComplete).rfind("SELECT id, fence FROM done")) +
     "SELECT cogo_leases_held(count(*), jsonb_array_length($1::jsonb)) FROM done";

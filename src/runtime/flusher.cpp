@@ -31,10 +31,12 @@ class BatchWriter {
     bool rides_along = false;  // children or events: they must wait for the lease's verdict
     bool usage_rides = false;
     bool only_completions = true;
+    bool keyed_children = false;
     for (const auto& o : batch) {
       rides_along = rides_along || !o.publish.empty() || !o.events.empty();
       usage_rides = usage_rides || o.usage.has_value();
       only_completions = only_completions && o.kind == Outcome::Kind::complete;
+      for (const auto& child : o.publish) keyed_children = keyed_children || !child.idempotency_key.empty();
     }
     WorkerStats delta;
     if (only_completions && !rides_along && !usage_rides) {
@@ -44,7 +46,9 @@ class BatchWriter {
       for (const auto& o : batch) completions.push_back(o.completion);
       for (const bool completed : bus.CompleteBatch(completions)) ++(completed ? delta.completed : delta.lease_lost);
     } else {
-      WriteInOneTransaction(bus, batch, only_completions, delta);
+      // A child with an idempotency key, inserted before its parent's row is locked, could wait
+      // on a newer attempt that holds the row and inserts the same key: a deadlock. Those lock first.
+      WriteInOneTransaction(bus, batch, only_completions && !keyed_children, delta);
     }
     if (delta.lease_lost > 0) {
       s_.logger->warn("{} outcomes arrived after their lease was lost (reclaimed or cancelled)",
@@ -151,19 +155,20 @@ class BatchWriter {
   // The transaction in as few round trips as its outcomes allow (db::PipelinedTransaction),
   // instead of one per statement. Usually one: every lease still holds, so BEGIN, the lock that
   // fails unless they all do (sql/026), every write, the usage of every attempt and COMMIT go in
-  // one message; a batch of completions needs no lock, since its completion statement fails
-  // the same way (Bus::QueueCompleteAll) and what it carries stands or falls with it. When a
+  // one message; `without_lock` (a batch of completions) starts with no lock, since its
+  // completion statement fails the same way (Bus::QueueCompleteAll) and what it carries stands
+  // or falls with it. When a
   // lease is gone, that message rolls back, and the batch takes two: the lock that says which
   // leases hold (and keeps them held to the end), then the writes for those, their usage and
   // COMMIT.
-  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, bool only_completions,
+  void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, bool without_lock,
                              WorkerStats& delta) {
     const std::vector<bus::Lease> leases = LeasesOf(batch);
     {
       db::PipelinedTransaction t(bus.connection());
       try {
-        if (!only_completions) (void)bus.QueueLockAllLeases(t, leases);
-        delta = WriteHeld(bus, t, batch, std::vector<bool>(batch.size(), true), only_completions);
+        if (!without_lock) (void)bus.QueueLockAllLeases(t, leases);
+        delta = WriteHeld(bus, t, batch, std::vector<bool>(batch.size(), true), without_lock);
         return;
       } catch (const std::exception& e) {
         if (!bus::IsLeaseLost(e)) throw;

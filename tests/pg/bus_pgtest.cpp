@@ -149,6 +149,48 @@ TEST_F(BusTest, APipelinedTransactionCommitsTogetherAndAFailedLockWritesNothing)
   EXPECT_TRUE(bus_->Complete({second, "{}", {}, {}})) << "the connection is usable after the rollback";
 }
 
+// The completion that asserts its leases (a flush of completions, which sends no lock): when
+// one is gone, what was queued before it (events, children) rolls back with it.
+TEST_F(BusTest, AnAllOrNothingCompletionRollsBackWhatWasQueuedBeforeIt) {
+  (void)bus_->PublishBatch(std::vector<bus::PublishRequest>(2, Message()));
+  const auto claimed = bus_->Claim(ClaimOn("w1", 2));
+  ASSERT_EQ(claimed.size(), 2u);
+  const bus::Lease& first = claimed[0].lease;
+  bus::Lease stale = claimed[1].lease;
+  stale.fence += 1;  // a later claim's lease: this one no longer holds
+  const auto queue_children_and_events = [&](db::PipelinedTransaction& t) {
+    (void)bus_->QueueAddEvents(t, {{first.message_id, "noted", "{}"}});
+    bus::PublishRequest child = Message(R"({"child":true})", "test", "sink");
+    child.parent_id = first.message_id;
+    (void)bus_->QueuePublish(t, {child});
+  };
+  try {
+    db::PipelinedTransaction t(*conn_);
+    queue_children_and_events(t);
+    (void)bus_->QueueCompleteAll(t, {{first, "{}", {}, {}}, {stale, "{}", {}, {}}});
+    (void)t.Commit();
+    ADD_FAILURE() << "the completion let a lost lease through";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(bus::IsLeaseLost(e)) << e.what();
+  }
+  EXPECT_EQ(Status(first.message_id), "running");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM bus_events WHERE event IN ('noted', 'child_enqueued', 'completed')"), 0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id IS NOT NULL"), 0);
+
+  db::PipelinedTransaction t(*conn_);  // the connection is usable after the rollback
+  queue_children_and_events(t);
+  (void)bus_->QueueCompleteAll(t, {{first, "{}", {}, {}}});
+  (void)t.Commit();
+  EXPECT_EQ(Status(first.message_id), "done");
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM agent_messages WHERE parent_id = " +
+                            std::to_string(first.message_id)),
+            1);
+  // The trail reads cause before effect: the domain event, the child, then the completion.
+  EXPECT_EQ(ScalarText("SELECT string_agg(event, ',' ORDER BY id) FROM bus_events WHERE message_id = " +
+                       std::to_string(first.message_id)),
+            "noted,child_enqueued,completed");
+}
+
 // A connection that breaks while a message carrying COMMIT is in flight may have committed it:
 // the caller hears pqxx::in_doubt_error (never "nothing committed, run it again"), as from
 // pqxx::work's commit.

@@ -24,9 +24,8 @@ class BatchWriter {
   // Every outcome of the batch, with its follow-ups, events and usage, in one transaction. What
   // rides along stands or falls with the attempt's end (the rows whose lease still holds are
   // locked first, or the completions fail the transaction unless they all hold), and the trail
-  // reads cause before effect: domain events, then children
-  // (execute_enqueued), then the outcome itself; usage is recorded for the attempts whose end
-  // was written.
+  // reads cause before effect: domain events, then children (execute_enqueued), then the
+  // outcome itself; usage is recorded for the attempts whose end was written.
   void Flush(bus::Bus& bus, const std::vector<Outcome>& batch) {
     bool rides_along = false;  // children or events: they must wait for the lease's verdict
     bool usage_rides = false;
@@ -157,10 +156,9 @@ class BatchWriter {
   // fails unless they all do (sql/026), every write, the usage of every attempt and COMMIT go in
   // one message; `without_lock` (a batch of completions) starts with no lock, since its
   // completion statement fails the same way (Bus::QueueCompleteAll) and what it carries stands
-  // or falls with it. When a
-  // lease is gone, that message rolls back, and the batch takes two: the lock that says which
-  // leases hold (and keeps them held to the end), then the writes for those, their usage and
-  // COMMIT.
+  // or falls with it. When a lease is gone, that message rolls back, and the batch takes two:
+  // the lock that says which leases hold (and keeps them held to the end), then the writes for
+  // those, their usage and COMMIT.
   void WriteInOneTransaction(bus::Bus& bus, const std::vector<Outcome>& batch, bool without_lock,
                              WorkerStats& delta) {
     const std::vector<bus::Lease> leases = LeasesOf(batch);
